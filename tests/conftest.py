@@ -1,0 +1,36 @@
+"""Test configuration: make the gutaxis library importable and locate shared data."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+
+# Public example data lives beside the repository (../shared/data), never inside it.
+SHARED_DATA = Path(os.environ.get("GUTAXIS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slurm: runs the demo on a real SLURM cluster (skips when none is reachable)"
+    )
+    config.addinivalue_line("markers", "workflow: runs snakemake end to end on the demo study")
+    config.addinivalue_line("markers", "rcheck: cross-checks against an R reference (skips without Rscript)")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path to ../shared/data; skips the test cleanly when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"public example data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
