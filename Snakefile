@@ -1,0 +1,20 @@
+# gutaxis: the gut microbiota-metabolite-immune axis in paired pre/post trials.
+# Run the demo study with `snakemake --cores 2`; see README.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/inputs.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

@@ -1,0 +1,54 @@
+# Shared setup: the library on the path, the config validated and filled with
+# its defaults, the sheets checked, and helper functions for rule inputs.
+# Any problem with the config or the sheets stops here, before a job runs,
+# with one message that names the file, the row or key, and the fix.
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+
+from gutaxis.configuration import validate_config
+from gutaxis.errors import InputError
+from gutaxis.sheets import load_sheets
+
+try:
+    config.update(validate_config(config))
+    SHEETS = load_sheets(config)
+except InputError as err:
+    # the message names file, row and fix; a traceback would only hide it
+    print(err, file=sys.stderr)
+    sys.exit(1)
+
+MODALITIES = sorted(config["modalities"])
+CONTRASTS = [c["name"] for c in config["design"]["contrasts"]]
+FIGURE_FORMATS = config["style"]["formats"]
+# Every rule's outputs that `rule all` builds; each module file adds its own.
+FINAL_OUTPUTS = []
+
+
+wildcard_constraints:
+    modality="|".join(MODALITIES),
+    contrast="|".join(CONTRASTS) if CONTRASTS else "NONE",
+    fmt="|".join(FIGURE_FORMATS),
+
+
+def modality_config(wildcards):
+    return config["modalities"][wildcards.modality]
+
+
+def modality_input(wildcards):
+    return config["modalities"][wildcards.modality]["path"]
+
+
+def modalities_of_kind(*kinds):
+    return [m for m in MODALITIES if config["modalities"][m]["kind"] in kinds]
+
+
+def figure_paths(stem):
+    """One path per configured format for the figure `results/figures/<stem>`."""
+    return expand("results/figures/{stem}.{fmt}", stem=stem, fmt=FIGURE_FORMATS)
+
+
+def final_outputs():
+    return FINAL_OUTPUTS

@@ -1,0 +1,79 @@
+# Inputs: the checked sheets, each omics table imported into a canonical
+# samples x features table, and the QC tables saying what happened to every
+# sample. Everything downstream reads these outputs, never the raw files.
+
+
+rule check_sheets:
+    input:
+        samples=config["samples"],
+        subjects=config["subjects"],
+        adverse_events=config["adverse_events"] or [],
+    output:
+        samples="results/inputs/samples.tsv",
+        subjects="results/inputs/subjects.tsv",
+        adverse_events="results/inputs/adverse_events.tsv",
+        dropped="results/inputs/samples_dropped.tsv",
+    log:
+        "logs/inputs/check_sheets.log",
+    conda:
+        "../envs/io.yaml"
+    params:
+        # only the keys the sheets depend on, so a style change never reruns this
+        config={
+            k: config[k] for k in ("samples", "subjects", "adverse_events", "design")
+        },
+    script:
+        "../scripts/check_sheets.py"
+
+
+rule import_modality:
+    input:
+        table=modality_input,
+        samples="results/inputs/samples.tsv",
+        dropped="results/inputs/samples_dropped.tsv",
+    output:
+        table="results/import/{modality}.tsv",
+        features="results/import/{modality}.features.tsv",
+        dropped="results/import/{modality}.dropped.tsv",
+        notes="results/import/{modality}.notes.tsv",
+    log:
+        "logs/import/{modality}.log",
+    conda:
+        "../envs/io.yaml"
+    params:
+        modality=modality_config,
+        samples_label=config["samples"],
+    resources:
+        mem_mb=lambda wc, input, attempt: max(1000, 20 * input.size_mb) * attempt,
+        runtime=lambda wc, attempt: 10 * attempt,
+    script:
+        "../scripts/import_modality.py"
+
+
+rule qc_sampling:
+    input:
+        samples="results/inputs/samples.tsv",
+        subjects="results/inputs/subjects.tsv",
+        sheet_dropped="results/inputs/samples_dropped.tsv",
+        tables=expand("results/import/{modality}.tsv", modality=MODALITIES),
+        dropped=expand("results/import/{modality}.dropped.tsv", modality=MODALITIES),
+    output:
+        samples="results/qc/samples.tsv",
+        pairing="results/qc/pairing.tsv",
+    log:
+        "logs/qc/qc_sampling.log",
+    conda:
+        "../envs/io.yaml"
+    params:
+        modalities={m: config["modalities"][m] for m in MODALITIES},
+        modality_names=MODALITIES,
+        timepoints=config["design"]["timepoints"],
+        contrasts=config["design"]["contrasts"],
+    script:
+        "../scripts/qc_sampling.py"
+
+
+FINAL_OUTPUTS.extend(
+    ["results/qc/samples.tsv", "results/qc/pairing.tsv"]
+    + expand("results/import/{modality}.tsv", modality=MODALITIES)
+)

@@ -1,0 +1,20 @@
+"""Write the checked sample, subject and adverse-event sheets (duplicates resolved)."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)
+
+from gutaxis.runner import run
+from gutaxis.sheets import load_sheets
+from gutaxis.tables import write_tsv
+
+
+def main(smk):
+    sheets = load_sheets(smk.params.config)
+    write_tsv(sheets["samples"], smk.output.samples)
+    write_tsv(sheets["subjects"], smk.output.subjects)
+    write_tsv(sheets["adverse_events"], smk.output.adverse_events)
+    write_tsv(sheets["dropped_samples"], smk.output.dropped)
+
+
+run(snakemake, main)
