@@ -11,6 +11,11 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/inputs.smk"
+include: "workflow/rules/clinical.smk"
+include: "workflow/rules/metabolome.smk"
+include: "workflow/rules/diversity.smk"
+include: "workflow/rules/differential.smk"
+include: "workflow/rules/integration.smk"
 include: "workflow/rules/figures.smk"
 
 

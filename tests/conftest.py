@@ -34,3 +34,31 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 1500) -> "subprocess.CompletedProcess":
+    """Run the repository's workflow with `workdir` as working directory."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def make_demo_workdir(path: Path) -> Path:
+    """A working directory that sees the repository's config/ and resources/ (results stay in `path`)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("config", "resources"):
+        link = path / name
+        if not link.exists():
+            link.symlink_to(REPO / name)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """Run the whole demo study once (`snakemake --cores 2`) and return its working directory."""
+    workdir = make_demo_workdir(tmp_path_factory.mktemp("demo"))
+    result = run_snakemake(workdir, "--cores", "2")
+    if result.returncode != 0:
+        pytest.fail(f"demo run failed:\n{result.stderr[-6000:]}")
+    return workdir

@@ -108,7 +108,8 @@ def schema_problems(
     """Check a text table column by column against a row schema.
 
     Each property of ``schema`` describes one column; every row is one JSON
-    object. Empty optional cells are skipped, so an empty ``pfs2_months`` means
+    object. A column with ``minLength: 1`` must be filled on every row; other
+    empty cells are skipped, so an empty ``pfs2_months`` means
     "not recorded" rather than a bad number. Problems are grouped per column and
     kind, naming the offending lines and values.
     """
@@ -124,13 +125,12 @@ def schema_problems(
                 f"add a column named '{column}' ({description.rstrip('.')})",
             )
         )
-    required = set(schema.get("required", []))
     for column, rule in schema.get("properties", {}).items():
         if column not in table.columns:
             continue
         values = table[column]
         empty = values == ""
-        if column in required and empty.any():
+        if rule.get("minLength", 0) > 0 and empty.any():
             problems.append(
                 Problem(
                     label,

@@ -1,0 +1,258 @@
+# Clinical endpoints: ORR/DCR with exact CIs, responder labels, PFS2/OS
+# Kaplan-Meier with log-rank tests, adverse-event incidence, abscopal effect,
+# and their figures. Every compute script checks the clinical meaning of the
+# subjects (and adverse-event) table first, so a bad value stops the rule with
+# one message naming the file, column and subjects. Plot rules read the tables
+# below (and, for the patient-level waterfall and swimmer plots, the checked
+# subjects table) and compute nothing.
+
+CLINICAL = config["clinical"]
+CLINICAL_SUBJECTS_LABEL = config["subjects"]
+CLINICAL_AE_LABEL = config["adverse_events"] or "adverse_events.tsv"
+# the criterion (recist/irecist) of the primary responder definition colours the
+# patient-level plots
+CLINICAL_PRIMARY_CRITERION = config["response"]["definitions"][
+    config["response"]["primary"]
+]["criterion"]
+# the first grouping is drawn in the Kaplan-Meier figure and the AE heatmap
+CLINICAL_PLOT_GROUPING = next(iter(CLINICAL["groupings"].values()), [])
+
+
+rule clinical_response:
+    input:
+        subjects="results/inputs/subjects.tsv",
+    output:
+        response=report(
+            "results/clinical/response.tsv",
+            caption="../report/clinical_response.rst",
+            category="Clinical endpoints",
+            labels={"table": "ORR and DCR"},
+        ),
+        abscopal=report(
+            "results/clinical/abscopal.tsv",
+            caption="../report/clinical_abscopal.rst",
+            category="Clinical endpoints",
+            labels={"table": "Abscopal effect"},
+        ),
+    log:
+        "logs/clinical/clinical_response.log",
+    conda:
+        "../envs/stats.yaml"
+    params:
+        subjects_label=CLINICAL_SUBJECTS_LABEL,
+        definitions=config["response"]["definitions"],
+        not_evaluable=config["response"]["not_evaluable"],
+        groupings=CLINICAL["groupings"],
+        conf_level=CLINICAL["conf_level"],
+    script:
+        "../scripts/clinical_response.py"
+
+
+rule clinical_responders:
+    input:
+        subjects="results/inputs/subjects.tsv",
+    output:
+        responders="results/clinical/responders.tsv",
+    log:
+        "logs/clinical/clinical_responders.log",
+    conda:
+        "../envs/stats.yaml"
+    params:
+        subjects_label=CLINICAL_SUBJECTS_LABEL,
+        definitions=config["response"]["definitions"],
+    script:
+        "../scripts/clinical_responders.py"
+
+
+rule clinical_survival:
+    input:
+        subjects="results/inputs/subjects.tsv",
+    output:
+        survival=report(
+            "results/clinical/survival.tsv",
+            caption="../report/clinical_survival.rst",
+            category="Clinical endpoints",
+            labels={"table": "PFS2 and OS"},
+        ),
+        curves="results/clinical/km_curves.tsv",
+        warnings="results/clinical/subject_warnings.tsv",
+    log:
+        "logs/clinical/clinical_survival.log",
+    conda:
+        "../envs/stats.yaml"
+    params:
+        subjects_label=CLINICAL_SUBJECTS_LABEL,
+        endpoints=CLINICAL["survival_endpoints"],
+        groupings=CLINICAL["groupings"],
+        landmarks=CLINICAL["landmarks"],
+        conf_level=CLINICAL["conf_level"],
+        conf_type=CLINICAL["km_conf_type"],
+        at_risk_every=CLINICAL["at_risk_every_months"],
+    script:
+        "../scripts/clinical_survival.py"
+
+
+rule clinical_safety:
+    input:
+        subjects="results/inputs/subjects.tsv",
+        adverse_events="results/inputs/adverse_events.tsv",
+    output:
+        incidence=report(
+            "results/clinical/adverse_events.tsv",
+            caption="../report/clinical_adverse_events.rst",
+            category="Clinical endpoints",
+            labels={"table": "Adverse events"},
+        ),
+        worst_grade="results/clinical/adverse_events_worst_grade.tsv",
+    log:
+        "logs/clinical/clinical_safety.log",
+    conda:
+        "../envs/stats.yaml"
+    params:
+        subjects_label=CLINICAL_SUBJECTS_LABEL,
+        ae_label=CLINICAL_AE_LABEL,
+        groupings=CLINICAL["groupings"],
+        related=CLINICAL["ae_related_attributions"],
+    script:
+        "../scripts/clinical_safety.py"
+
+
+rule plot_clinical_waterfall:
+    input:
+        subjects="results/inputs/subjects.tsv",
+    output:
+        figures=report(
+            figure_paths("clinical/waterfall"),
+            caption="../report/clinical_waterfall.rst",
+            category="Clinical endpoints",
+            labels={"figure": "Waterfall plot"},
+        ),
+        source="results/figures/clinical/waterfall.source.tsv",
+    log:
+        "logs/figures/clinical_waterfall.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=config["style"],
+        criterion=CLINICAL_PRIMARY_CRITERION,
+        thresholds=CLINICAL["waterfall_thresholds"],
+    script:
+        "../scripts/plot_clinical_waterfall.py"
+
+
+rule plot_clinical_swimmer:
+    input:
+        subjects="results/inputs/subjects.tsv",
+    output:
+        figures=report(
+            figure_paths("clinical/swimmer"),
+            caption="../report/clinical_swimmer.rst",
+            category="Clinical endpoints",
+            labels={"figure": "Swimmer plot"},
+        ),
+        source="results/figures/clinical/swimmer.source.tsv",
+    log:
+        "logs/figures/clinical_swimmer.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=config["style"],
+        criterion=CLINICAL_PRIMARY_CRITERION,
+        cohorts=config["design"]["cohorts"],
+    script:
+        "../scripts/plot_clinical_swimmer.py"
+
+
+rule plot_clinical_forest:
+    input:
+        response="results/clinical/response.tsv",
+    output:
+        figures=report(
+            figure_paths("clinical/forest"),
+            caption="../report/clinical_forest.rst",
+            category="Clinical endpoints",
+            labels={"figure": "Forest plot of ORR and DCR"},
+        ),
+        source="results/figures/clinical/forest.source.tsv",
+    log:
+        "logs/figures/clinical_forest.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=config["style"],
+        groupings=CLINICAL["groupings"],
+        cohorts=config["design"]["cohorts"],
+        conf_level=CLINICAL["conf_level"],
+    script:
+        "../scripts/plot_clinical_forest.py"
+
+
+rule plot_clinical_km:
+    input:
+        curves="results/clinical/km_curves.tsv",
+        survival="results/clinical/survival.tsv",
+    output:
+        figures=report(
+            figure_paths("clinical/km"),
+            caption="../report/clinical_km.rst",
+            category="Clinical endpoints",
+            labels={"figure": "Kaplan-Meier curves"},
+        ),
+        source="results/figures/clinical/km.source.tsv",
+    log:
+        "logs/figures/clinical_km.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=config["style"],
+        grouping=CLINICAL_PLOT_GROUPING,
+        cohorts=config["design"]["cohorts"],
+    script:
+        "../scripts/plot_clinical_km.py"
+
+
+rule plot_clinical_ae_heatmap:
+    input:
+        worst_grade="results/clinical/adverse_events_worst_grade.tsv",
+    output:
+        figures=report(
+            figure_paths("clinical/ae_heatmap"),
+            caption="../report/clinical_ae_heatmap.rst",
+            category="Clinical endpoints",
+            labels={"figure": "Adverse-event grades"},
+        ),
+        source="results/figures/clinical/ae_heatmap.source.tsv",
+    log:
+        "logs/figures/clinical_ae_heatmap.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=config["style"],
+        grouping=CLINICAL_PLOT_GROUPING,
+        cohorts=config["design"]["cohorts"],
+        subset="all",
+    script:
+        "../scripts/plot_clinical_ae_heatmap.py"
+
+
+FINAL_OUTPUTS.extend(
+    [
+        "results/clinical/response.tsv",
+        "results/clinical/abscopal.tsv",
+        "results/clinical/responders.tsv",
+        "results/clinical/survival.tsv",
+        "results/clinical/km_curves.tsv",
+        "results/clinical/subject_warnings.tsv",
+        "results/clinical/adverse_events.tsv",
+        "results/clinical/adverse_events_worst_grade.tsv",
+    ]
+    + [
+        f"results/figures/clinical/{name}.source.tsv"
+        for name in ("waterfall", "swimmer", "forest", "km", "ae_heatmap")
+    ]
+    + figure_paths("clinical/waterfall")
+    + figure_paths("clinical/swimmer")
+    + figure_paths("clinical/forest")
+    + figure_paths("clinical/km")
+    + figure_paths("clinical/ae_heatmap")
+)

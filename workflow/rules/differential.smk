@@ -1,0 +1,1 @@
+# differential module: rules are added by its issue.

@@ -1,0 +1,1 @@
+# diversity module: rules are added by its issue.

@@ -1,0 +1,1 @@
+# integration module: rules are added by its issue.

@@ -1,0 +1,1 @@
+# metabolome module: rules are added by its issue.
