@@ -1,0 +1,366 @@
+"""Process an untargeted metabolomics peak table: filter, impute, normalise, transform.
+
+:func:`process_metabolome` runs the steps below on a samples x features table of raw
+intensities (NaN or 0 = not detected) whose rows are study samples, pooled QC
+injections and blanks, and records every step in a processing log.
+
+Order of the steps, and why:
+
+0. ``input``: zeros become missing (not detected); ``all_missing``: features missing
+   in every study and QC injection are dropped (reason ``all values missing``).
+1. ``blank_filter``: study-sample median vs blank median, raw intensities.  Blank
+   injections then leave the table (``remove_blanks``).
+2. ``missingness``: fraction missing over study samples (per group or overall).
+3. ``qc_rsd``: RSD over the raw QC intensities, before imputation (imputed values
+   would make poorly detected features look stable) and before normalisation.
+   Steps 1-3 are per-feature rules on the same raw table, so their order only decides
+   which step a feature is credited to in the dropped table.
+   ``empty_samples``: injections with no observed value among the kept features are
+   dropped (nothing to impute from).
+4. ``impute``: study samples and QC pools together (half-minimum by default).
+5. ``normalise``: PQN against the median QC spectrum computed after imputation.
+6. ``log2``.
+7. ``batch_correction``: per-batch median centring on the log scale, before scaling
+   (scaling after centring keeps the chosen variance weighting exact).
+8. ``scale``: Pareto or auto scaling with mean and sd from study samples only.
+9. ``output``: study samples only; QC pools are listed in ``dropped_samples``.
+
+The pure step functions are re-exported here from ``metabolome_filters``,
+``metabolome_impute`` and ``metabolome_normalise``; the QC tables come from
+``metabolome_qc``; the parameters and their defaults from ``metabolome_params``.
+
+References
+----------
+Broadhurst D. et al. (2018) Metabolomics 14:72; Dieterle F. et al. (2006) Anal Chem
+78:4281; van den Berg R.A. et al. (2006) BMC Genomics 7:142.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, Problem
+from .metabolome_filters import (  # noqa: F401  (re-exported API)
+    FeatureFilter, all_missing_filter, blank_filter, missing_fraction, missingness_filter, qc_rsd, rsd_filter,
+)
+from .metabolome_impute import impute_half_minimum, impute_knn, impute_lod_fraction  # noqa: F401
+from .metabolome_normalise import (  # noqa: F401
+    auto_scale, batch_median_centre, log2_transform, median_normalise, pareto_scale, pqn_normalise,
+    total_signal_normalise,
+)
+from .metabolome_inputs import (  # noqa: F401  (SAMPLE_TYPES re-exported)
+    SAMPLE_TYPES, align_annotations, listed, study_groups, validate_intensities, validate_samples,
+)
+from .metabolome_params import DEFAULT_PARAMS, resolve_params  # noqa: F401
+from . import metabolome_qc as qc
+
+LOG_COLUMNS = ["step", "parameter", "features_before", "features_after", "samples_before", "samples_after", "note"]
+DROPPED_FEATURE_COLUMNS = ["feature_id", "step", "reason", "value"]
+DROPPED_SAMPLE_COLUMNS = ["sample_id", "sample_type", "step", "reason"]
+
+
+@dataclass
+class ProcessedMetabolome:
+    """Result of :func:`process_metabolome`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Study samples x kept features, processed (log2 scale unless ``log2`` is off).
+    annotations : pandas.DataFrame
+        Feature annotations aligned to ``table.columns``.
+    log : pandas.DataFrame
+        One row per step: step, parameter, features/samples before and after, note.
+    dropped_features : pandas.DataFrame
+        feature_id, step, reason, value (the statistic tested) + annotation columns.
+    dropped_samples : pandas.DataFrame
+        sample_id, sample_type, step, reason.
+    qc_tables : dict of str to pandas.DataFrame
+        ``pca_scores``: sample_id, sample_type, stage (before/after), pc1, pc2,
+        pc1_variance_pct, pc2_variance_pct (study + QC injections; "before" = log2 of
+        the raw table, half-minimum imputed; "after" = the processed values; both
+        autoscaled for the PCA).
+        ``qc_dispersion``: one row per stage, median QC distance to the QC centroid /
+        median study distance to the study centroid (full space and PC1-PC2).
+        ``qc_rsd``: feature_id, stage, n_qc, rsd (+ annotations); "before" on raw
+        QC values, "after" on normalised (and batch-corrected) linear values of the
+        kept features, imputed cells skipped.
+        ``missingness_per_sample``: sample_id, sample_type, stage (raw: all features;
+        filtered: kept features before imputation), n_features, n_missing,
+        fraction_missing.
+        ``missingness_per_feature``: feature_id, sample_set, n_samples, n_missing,
+        fraction_missing (+ annotations), raw table.
+        ``total_signal``: sample_id, sample_type, batch, injection_order, n_detected,
+        total_signal_raw, total_signal_processed, in run order.
+        ``normalisation_factors``: sample_id, sample_type, factor.
+    params : dict
+        The complete parameters used.
+    """
+
+    table: pd.DataFrame
+    annotations: pd.DataFrame
+    log: pd.DataFrame
+    dropped_features: pd.DataFrame
+    dropped_samples: pd.DataFrame
+    qc_tables: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+
+
+def _with_annotations(table: pd.DataFrame, annotations: pd.DataFrame) -> pd.DataFrame:
+    if annotations.shape[1] == 0:
+        return table
+    return table.merge(annotations, left_on="feature_id", right_index=True, how="left",
+                       suffixes=("", "_annotation"))
+
+
+class _Run:
+    """Book-keeping of one processing run: log rows, dropped features and samples."""
+
+    def __init__(self, x: pd.DataFrame, types: pd.Series, label: str, section: str):
+        self.x, self.types, self.label, self.section = x, types, label, section
+        self.log, self.dropped_features, self.dropped_samples = [], [], []
+
+    def record(self, step, parameter, before: tuple[int, int], note: str = "") -> None:
+        self.log.append(dict(zip(LOG_COLUMNS, [step, parameter, before[1], self.x.shape[1],
+                                               before[0], self.x.shape[0], note])))
+
+    def filter(self, result: FeatureFilter, parameter: str, relax: str) -> None:
+        before = self.x.shape
+        self.x, _ = result.apply(self.x)
+        self.dropped_features.append(result.dropped)
+        self.record(result.step, parameter, before)
+        if self.x.shape[1] == 0:
+            raise InputError(Problem(self.label, f"step {result.step}",
+                                     f"no feature is left: this step removed the last {before[1]}", relax))
+
+    def drop_samples(self, rows, step: str, reason: str) -> None:
+        rows = np.asarray(rows, dtype=bool)
+        ids = self.x.index[rows]
+        self.dropped_samples.append(pd.DataFrame({"sample_id": ids, "sample_type": self.types[ids].to_numpy(),
+                                                  "step": step, "reason": reason}))
+        self.x = self.x.loc[~rows]
+
+
+def process_metabolome(
+    intensities: pd.DataFrame,
+    samples: pd.DataFrame,
+    annotations: pd.DataFrame | None = None,
+    params: dict | None = None,
+    *,
+    intensities_file: str = "metabolome table",
+    samples_file: str = "sample sheet",
+    config_section: str = "metabolome",
+) -> ProcessedMetabolome:
+    """Filter, impute, normalise and transform a metabolomics peak table.
+
+    Parameters
+    ----------
+    intensities : pandas.DataFrame
+        Injections x features raw intensities; NaN or 0 = not detected.
+    samples : pandas.DataFrame
+        Sample sheet (``sample_id`` column or index) with ``sample_type`` (qc, blank,
+        stool, blood, tissue) for every injection, and the columns the parameters
+        name (group column, ``batch``; optional ``injection_order``).
+    annotations : pandas.DataFrame, optional
+        Feature annotations indexed by (or with a column) ``feature_id``.
+    params : dict, optional
+        Partial parameters merged over :data:`DEFAULT_PARAMS`.
+    intensities_file, samples_file, config_section : str
+        Names used in error messages.
+
+    Returns
+    -------
+    ProcessedMetabolome
+
+    Raises
+    ------
+    gutaxis.errors.InputError
+        Bad parameters, non-numeric or negative intensities, injections missing from
+        the sample sheet, or no feature / no study sample left after a step.
+    """
+    p = resolve_params(params, section=config_section)
+    raw = validate_intensities(intensities, intensities_file)
+    sheet = validate_samples(samples, raw.index, samples_file, intensities_file)
+    ann = align_annotations(annotations, raw.columns, intensities_file)
+    types = sheet["sample_type"]
+    n_zero = int((raw == 0).to_numpy().sum())
+    raw = raw.mask(raw == 0)
+    run = _Run(raw, types, intensities_file, config_section)
+    run.record("input", "", raw.shape, f"{n_zero} zero cells treated as missing")
+    if not (~types.isin(["qc", "blank"])).any():
+        raise InputError(Problem(samples_file, "column 'sample_type'",
+                                 f"no study sample among the injections of {intensities_file}",
+                                 "mark biological samples as stool, blood or tissue"))
+    # a feature seen only in blanks has nothing to impute from once the blanks are gone
+    run.filter(all_missing_filter(raw.loc[types[raw.index] != "blank"]), "study and QC injections",
+               "every feature is empty in the study and QC injections: check that the table has intensities")
+
+    section = config_section
+    step = p["blank_filter"]
+    if step["enabled"] and (types == "blank").any():
+        run.filter(blank_filter(run.x, types, step["fold"]), f"fold={step['fold']}",
+                   f"lower {section}.blank_filter.fold (now {step['fold']}) or set enabled: false")
+    else:
+        run.record("blank_filter", f"fold={step['fold']}", run.x.shape,
+                   "skipped: disabled" if not step["enabled"] else "skipped: no blank injections")
+    before = run.x.shape
+    run.drop_samples(types[run.x.index] == "blank", "remove_blanks", "blank injection (used by the blank filter only)")
+    run.record("remove_blanks", "", before)
+
+    step = p["missingness"]
+    parameter = ("max_missing={max_missing}; rule={rule}; group_column={group_column}; strict={strict}").format(**step)
+    study = ~types[run.x.index].isin(["qc"]).to_numpy()
+    if step["enabled"]:
+        groups = None
+        if step["rule"] == "per_group":
+            groups = study_groups(sheet, run.x.index[study], step["group_column"], samples_file, section)
+        result = missingness_filter(run.x.loc[study], groups, step["max_missing"], step["rule"], step["strict"])
+        run.filter(result, parameter, f"raise {section}.missingness.max_missing (now {step['max_missing']}) "
+                   "or use rule per_group")
+    else:
+        run.record("missingness", parameter, run.x.shape, "skipped: disabled")
+
+    step = p["qc_rsd"]
+    is_qc = (types[run.x.index] == "qc").to_numpy()
+    if step["enabled"] and is_qc.sum() >= 2:
+        run.filter(rsd_filter(run.x, is_qc, step["max_rsd"]), f"max_rsd={step['max_rsd']}",
+                   f"raise {section}.qc_rsd.max_rsd (now {step['max_rsd']}) or set enabled: false")
+    else:
+        run.record("qc_rsd", f"max_rsd={step['max_rsd']}", run.x.shape,
+                   "skipped: disabled" if not step["enabled"] else f"skipped: {is_qc.sum()} QC injection(s), need 2")
+
+    before = run.x.shape
+    run.drop_samples(run.x.isna().all(axis=1).to_numpy(), "empty_samples", "all values missing in the kept features")
+    run.record("empty_samples", "", before)
+    if not (~types[run.x.index].isin(["qc"])).any():
+        raise InputError(Problem(intensities_file, "all study samples",
+                                 "no study sample has an observed value among the kept features",
+                                 f"relax the {section} filters"))
+    filtered = run.x
+    is_qc = (types[run.x.index] == "qc").to_numpy()
+
+    step = p["impute"]
+    before = run.x.shape
+    if step["method"] == "half_minimum":
+        run.x = impute_half_minimum(run.x)
+    elif step["method"] == "lod_fraction":
+        lod = None
+        if step["lod_column"] in ann.columns:
+            lod = pd.to_numeric(ann[step["lod_column"]], errors="coerce")
+        run.x = impute_lod_fraction(run.x, step["lod_fraction"], lod)
+    else:
+        run.x = impute_knn(run.x, step["knn_k"])
+    detail = {"half_minimum": "", "lod_fraction": f"; fraction={step['lod_fraction']}", "knn": f"; k={step['knn_k']}"}
+    run.record("impute", f"method={step['method']}{detail[step['method']]}", before,
+               f"{int(filtered.isna().to_numpy().sum())} missing cells imputed")
+
+    step = p["normalise"]
+    before, note = run.x.shape, ""
+    factors = pd.Series(1.0, index=run.x.index)
+    if step["method"] == "pqn":
+        reference = step["reference"]
+        if reference == "qc" and not is_qc.any():
+            reference, note = "median", "no QC injections: reference = median of study samples"
+        run.x, factors = pqn_normalise(run.x, reference, is_qc)
+    elif step["method"] == "total_signal":
+        run.x, factors = total_signal_normalise(run.x)
+    elif step["method"] == "median":
+        run.x, factors = median_normalise(run.x)
+    parameter = f"method={step['method']}" + (f"; reference={step['reference']}" if step["method"] == "pqn" else "")
+    run.record("normalise", parameter, before, note)
+    linear = run.x
+
+    before = run.x.shape
+    if p["log2"]:
+        run.x = log2_transform(run.x)
+    run.record("log2", str(p["log2"]), before, "" if p["log2"] else "skipped: disabled")
+
+    step = p["batch_correction"]
+    before = run.x.shape
+    note = _batch_correct(run, sheet, step, is_qc, samples_file, section)
+    run.record("batch_correction", f"reference={step['reference']}; batch_column={step['batch_column']}", before, note)
+    if note == "":  # QC RSD and total signal "after" on the linear scale of the corrected values
+        linear = np.exp2(run.x) if p["log2"] else run.x
+
+    before = run.x.shape
+    study = ~is_qc
+    if p["scale"] == "pareto":
+        run.x = pareto_scale(run.x, study)
+    elif p["scale"] == "auto":
+        run.x = auto_scale(run.x, study)
+    run.record("scale", p["scale"], before, "" if p["scale"] != "none" else "skipped: none")
+
+    before = run.x.shape
+    processed_rows = run.x
+    run.drop_samples(is_qc, "output", "qc pool injection (used for filtering and normalisation, not a study sample)")
+    run.record("output", "study samples only", before)
+
+    qc_tables = _qc_tables(raw, sheet, filtered, linear, processed_rows, factors, ann, p)
+    dropped_features = pd.concat(run.dropped_features, ignore_index=True)
+    dropped_samples = pd.concat(run.dropped_samples, ignore_index=True)
+    return ProcessedMetabolome(
+        table=run.x,
+        annotations=ann.reindex(run.x.columns),
+        log=pd.DataFrame(run.log, columns=LOG_COLUMNS),
+        dropped_features=_with_annotations(dropped_features[DROPPED_FEATURE_COLUMNS], ann),
+        dropped_samples=dropped_samples[DROPPED_SAMPLE_COLUMNS],
+        qc_tables=qc_tables,
+        params=p,
+    )
+
+
+def _batch_correct(run: _Run, sheet, step, is_qc, samples_file, section) -> str:
+    """Apply per-batch centring in place; return a log note ('' when applied)."""
+    column = step["batch_column"]
+    if not step["enabled"]:
+        return "skipped: disabled"
+    if column not in sheet.columns:
+        return f"skipped: no {column!r} column in the sample sheet"
+    batches = sheet.loc[run.x.index, column]
+    empty = batches.index[batches.isna().to_numpy() | (batches.astype(str).str.strip() == "").to_numpy()]
+    if len(empty):
+        raise InputError(Problem(samples_file, f"column {column!r}, sample(s) {listed(empty)}", "empty batch",
+                                 "give every injection its batch"))
+    batches = batches.astype(str)
+    if batches.nunique() < 2:
+        return "skipped: one batch"
+    if step["reference"] == "qc":
+        lacking = sorted(set(batches) - set(batches[is_qc]))
+        if lacking:
+            raise InputError(Problem(samples_file, f"column {column!r}, batch(es) {listed(lacking)}",
+                                     "no QC injection to estimate the batch median",
+                                     f"set {section}.batch_correction.reference: all"))
+    run.x = batch_median_centre(run.x, batches, step["reference"], is_qc)
+    return ""
+
+
+def _qc_tables(raw, sheet, filtered, linear, processed, factors, ann, p) -> dict:
+    types = sheet["sample_type"]
+    measured = raw.loc[types[raw.index] != "blank"]
+    measured = measured.loc[:, measured.notna().any(axis=0).to_numpy()]
+    before_log = np.log2(impute_half_minimum(measured))
+    pca_before, disp_before = qc.qc_pca(before_log, types, "before")
+    pca_after, disp_after = qc.qc_pca(processed, types, "after")
+    is_qc_raw = (types[raw.index] == "qc").to_numpy()
+    is_qc_done = (types[linear.index] == "qc").to_numpy()
+    # "after" skips the imputed cells, as "before" skips the missing ones: it measures precision
+    rsd = pd.concat([qc.rsd_table(raw, is_qc_raw, "before"),
+                     qc.rsd_table(linear.mask(filtered.isna()), is_qc_done, "after")], ignore_index=True)
+    group_column = p["missingness"]["group_column"]
+    groups = sheet[group_column] if group_column in sheet.columns else None
+    return {
+        "pca_scores": pd.concat([pca_before, pca_after], ignore_index=True),
+        "qc_dispersion": pd.concat([disp_before, disp_after], ignore_index=True),
+        "qc_rsd": _with_annotations(rsd, ann),
+        "missingness_per_sample": pd.concat(
+            [qc.missingness_per_sample(raw, types, "raw"), qc.missingness_per_sample(filtered, types, "filtered")],
+            ignore_index=True),
+        "missingness_per_feature": _with_annotations(qc.missingness_per_feature(raw, types, groups), ann),
+        "total_signal": qc.total_signal_table(raw, sheet, linear),
+        "normalisation_factors": pd.DataFrame({"sample_id": factors.index,
+                                               "sample_type": types[factors.index].to_numpy(),
+                                               "factor": factors.to_numpy(dtype=float)}),
+    }

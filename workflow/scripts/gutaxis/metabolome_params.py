@@ -1,0 +1,167 @@
+"""Parameters of metabolomics processing: the documented defaults and their validation.
+
+``DEFAULT_PARAMS`` mirrors the ``metabolome`` section of the config.  A user's dict is
+merged over it key by key (:func:`resolve_params`); unknown keys and bad values are
+reported together as one :class:`~gutaxis.errors.InputError`.
+"""
+
+from __future__ import annotations
+
+import copy
+from numbers import Real
+
+from .errors import ProblemCollector
+
+#: Defaults for :func:`gutaxis.metabolome.process_metabolome`.  Every key:
+#:
+#: ``blank_filter.enabled`` (bool)
+#:     Run the blank filter when blank injections exist (skipped, with a log note, when none).
+#: ``blank_filter.fold`` (float >= 0)
+#:     Keep a feature when its median over study samples is > fold x its median over blanks.
+#: ``missingness.enabled`` (bool)
+#:     Run the missingness filter (over study samples only; QC pools are judged by RSD).
+#: ``missingness.max_missing`` (float in [0, 1])
+#:     Largest allowed fraction of missing values; 0.2 is the 80% rule.
+#: ``missingness.rule`` ("per_group" | "overall")
+#:     ``per_group``: kept when the rule holds in at least one group; ``overall``: over all study samples.
+#: ``missingness.group_column`` (str)
+#:     Sample-sheet column defining the groups for ``per_group`` (e.g. timepoint, or a response column).
+#: ``missingness.strict`` (bool)
+#:     Require missing fraction < max_missing instead of <= max_missing.
+#: ``qc_rsd.enabled`` (bool)
+#:     Run the QC-pool RSD filter when >= 2 QC injections exist (skipped, with a log note, otherwise).
+#: ``qc_rsd.max_rsd`` (float > 0)
+#:     Keep a feature when RSD = sd(ddof=1)/mean over its observed raw QC values is < max_rsd (0.3 = 30%).
+#: ``impute.method`` ("half_minimum" | "lod_fraction" | "knn")
+#:     Missing values (treated as below detection) become half the feature minimum, a fraction of the
+#:     detection limit, or the KNN estimate (scikit-learn KNNImputer over samples).
+#: ``impute.lod_fraction`` (float in (0, 1])
+#:     Fraction of the detection limit for ``lod_fraction``.
+#: ``impute.lod_column`` (str)
+#:     Annotation column holding a per-feature detection limit; when absent the feature minimum is used.
+#: ``impute.knn_k`` (int >= 1)
+#:     Number of neighbouring samples for ``knn``.
+#: ``normalise.method`` ("pqn" | "total_signal" | "median" | "none")
+#:     Sample normalisation applied after imputation.
+#: ``normalise.reference`` ("qc" | "median")
+#:     PQN reference spectrum: median of the QC pools (falls back to ``median`` with a log note when
+#:     there are no QC injections) or median of the study samples.
+#: ``log2`` (bool)
+#:     log2-transform after normalisation.
+#: ``scale`` ("none" | "pareto" | "auto")
+#:     Per-feature scaling of the final table; mean and sd from study samples.
+#: ``batch_correction.enabled`` (bool)
+#:     Per-batch median centring (on the log scale) when the sample sheet declares >= 2 batches.
+#: ``batch_correction.reference`` ("qc" | "all")
+#:     Estimate each batch's median from its QC pools (every batch needs one) or from all its injections.
+#: ``batch_correction.batch_column`` (str)
+#:     Sample-sheet column naming the batch.
+DEFAULT_PARAMS: dict = {
+    "blank_filter": {"enabled": True, "fold": 3.0},
+    "missingness": {
+        "enabled": True,
+        "max_missing": 0.2,
+        "rule": "per_group",
+        "group_column": "timepoint",
+        "strict": False,
+    },
+    "qc_rsd": {"enabled": True, "max_rsd": 0.3},
+    "impute": {"method": "half_minimum", "lod_fraction": 0.2, "lod_column": "lod", "knn_k": 5},
+    "normalise": {"method": "pqn", "reference": "qc"},
+    "log2": True,
+    "scale": "none",
+    "batch_correction": {"enabled": False, "reference": "qc", "batch_column": "batch"},
+}
+
+_CHOICES = {
+    "missingness.rule": ("per_group", "overall"),
+    "impute.method": ("half_minimum", "lod_fraction", "knn"),
+    "normalise.method": ("pqn", "total_signal", "median", "none"),
+    "normalise.reference": ("qc", "median"),
+    "scale": ("none", "pareto", "auto"),
+    "batch_correction.reference": ("qc", "all"),
+}
+_RANGES = {  # key: (low, high, low_inclusive)
+    "blank_filter.fold": (0.0, float("inf"), True),
+    "missingness.max_missing": (0.0, 1.0, True),
+    "qc_rsd.max_rsd": (0.0, float("inf"), False),
+    "impute.lod_fraction": (0.0, 1.0, False),
+    "impute.knn_k": (1, float("inf"), True),
+}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def resolve_params(params: dict | None, source: str = "config", section: str = "metabolome") -> dict:
+    """Merge ``params`` over :data:`DEFAULT_PARAMS` and validate every value.
+
+    Parameters
+    ----------
+    params : dict or None
+        Possibly partial, nested like :data:`DEFAULT_PARAMS`.
+    source, section : str
+        Named in error messages (``config: metabolome.qc_rsd.max_rsd: ...``).
+
+    Returns
+    -------
+    dict
+        A complete parameter dict (a new object; the defaults are not modified).
+
+    Raises
+    ------
+    gutaxis.errors.InputError
+        For unknown keys, wrong types and values out of range, all at once.
+    """
+    merged = copy.deepcopy(DEFAULT_PARAMS)
+    problems = ProblemCollector()
+    for key, value in (params or {}).items():
+        if value is None and isinstance(merged.get(key), dict):
+            continue  # an empty YAML section keeps its defaults
+        if key not in merged:
+            problems.add(source, f"{section}.{key}", "unknown key",
+                         f"use one of {', '.join(sorted(DEFAULT_PARAMS))}")
+        elif isinstance(merged[key], dict):
+            if not isinstance(value, dict):
+                problems.add(source, f"{section}.{key}", f"must be a mapping, got {value!r}",
+                             f"give the keys {', '.join(DEFAULT_PARAMS[key])}")
+                continue
+            for sub, subvalue in value.items():
+                if sub not in merged[key]:
+                    problems.add(source, f"{section}.{key}.{sub}", "unknown key",
+                                 f"use one of {', '.join(DEFAULT_PARAMS[key])}")
+                else:
+                    merged[key][sub] = subvalue
+        else:
+            merged[key] = value
+    flat_default = _flatten(DEFAULT_PARAMS)
+    for name, value in _flatten(merged).items():
+        where, default = f"{section}.{name}", flat_default[name]
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                problems.add(source, where, f"must be true or false, got {value!r}", "write true or false")
+        elif name in _CHOICES:
+            if value not in _CHOICES[name]:
+                problems.add(source, where, f"unknown value {value!r}", f"use one of {', '.join(_CHOICES[name])}")
+        elif name in _RANGES:
+            low, high, low_inclusive = _RANGES[name]
+            ok = isinstance(value, Real) and not isinstance(value, bool)
+            ok = ok and (value >= low if low_inclusive else value > low) and value <= high
+            if name == "impute.knn_k":
+                ok = ok and float(value).is_integer()
+            if not ok:
+                bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high != float("inf") else "")
+                problems.add(source, where, f"must be a number {bound}, got {value!r}", f"set a number {bound}")
+        elif isinstance(default, str) and not (isinstance(value, str) and value):
+            problems.add(source, where, f"must be a column name, got {value!r}",
+                         "give a sample-sheet or annotation column name")
+    problems.raise_if_any()
+    return merged
