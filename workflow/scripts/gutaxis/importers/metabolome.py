@@ -1,0 +1,291 @@
+"""Read metabolomics peak tables (features x samples or samples x features) with annotations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from gutaxis.errors import InputError, Problem, ProblemCollector
+from gutaxis.importers._common import (
+    ImportResult, check_file, check_nonempty_ids, check_unique, coerce_numeric, concat_dropped,
+    dropped_frame, finish_features, finish_table, guess_separator, leading_lines, list_ids,
+    norm_key, read_id_table,
+)
+
+#: Canonical annotation column -> normalised header names tools use for it.
+ANNOTATION_ALIASES: dict[str, tuple[str, ...]] = {
+    "name": ("name", "metabolite", "metabolitename", "compound", "compoundname", "label",
+             "biochemical", "chemicalname", "identity"),
+    "mz": ("mz", "mzmed", "mzmean", "averagemz", "precursormz", "rowmz", "mass"),
+    "rt": ("rt", "rtmed", "rtmean", "retentiontime", "averagertmin", "rtmin",
+           "retentiontimemin", "rowretentiontime"),
+    "hmdb": ("hmdb", "hmdbid"),
+    "kegg": ("kegg", "keggid"),
+}
+ALIAS_TO_CANONICAL = {a: c for c, aliases in ANNOTATION_ALIASES.items() for a in aliases}
+#: Header names of the sample-id column in a samples-as-rows table (normalised).
+SAMPLE_ID_KEYS = ("sampleid", "sample", "samplename", "sampleidentifier", "sample_id")
+#: Non-feature columns often found beside sample ids (normalised).
+METADATA_KEYS = ("", "idx", "index", "unnamed0", "sampletype", "class", "group", "batch",
+                 "order", "injectionorder", "runorder", "subject", "subjectid", "timepoint",
+                 "type")
+ORIENTATIONS = ("auto", "features_as_rows", "samples_as_rows")
+
+
+def _mostly_text(col: pd.Series) -> bool:
+    """True when fewer than half of the non-empty cells parse as numbers."""
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return False
+    present = col.dropna()
+    if present.empty:
+        return False
+    parsed = pd.to_numeric(present.astype(str), errors="coerce")
+    return bool(parsed.notna().mean() < 0.5)
+
+
+def _canonical_annotations(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """Annotation columns renamed to ``name/mz/rt/hmdb/kegg`` where recognised."""
+    out = pd.DataFrame(index=frame.index)
+    for col in columns:
+        target = ALIAS_TO_CANONICAL.get(norm_key(col), str(col))
+        if target in out.columns:
+            target = str(col)
+        out[target] = frame[col].to_numpy()
+    for num in ("mz", "rt"):
+        if num in out.columns:
+            out[num] = pd.to_numeric(out[num], errors="coerce")
+    return out
+
+
+def _read_annotation(annotation, feature_ids: pd.Index, id_column: str | None, file: str) -> pd.DataFrame:
+    if isinstance(annotation, pd.DataFrame):
+        # An id held in the index becomes a column like any other.
+        ann = (annotation.copy() if isinstance(annotation.index, pd.RangeIndex)
+               else annotation.reset_index())
+        label = "annotation table"
+    else:
+        ap = check_file(annotation, "metabolite annotation table")
+        head = leading_lines(ap, 1)
+        ann = pd.read_csv(ap, sep=guess_separator(ap, head[0] if head else None), dtype=str,
+                          keep_default_na=True)
+        label = str(annotation)
+    if id_column is None:
+        overlap = {c: ann[c].astype(str).isin(feature_ids).sum() for c in ann.columns}
+        id_column = max(overlap, key=overlap.get)
+        if overlap[id_column] == 0:
+            raise InputError(Problem(label, "id column", "no column of the annotation table matches "
+                                     f"the feature ids of {file} (e.g. {list_ids(list(feature_ids[:3]))})",
+                                     "set annotation_id_column to the column holding the feature ids"))
+    elif id_column not in ann.columns:
+        raise InputError(Problem(label, f"column '{id_column}'", "not in the annotation table",
+                                 f"use one of {list_ids(list(ann.columns), 20)}"))
+    ann = ann.drop_duplicates(subset=[id_column]).set_index(id_column)
+    ann.index = ann.index.astype(str)
+    return _canonical_annotations(ann, list(ann.columns)).reindex(feature_ids)
+
+
+def read_metabolome(
+    path: str | Path,
+    *,
+    orientation: str = "auto",
+    feature_column: str | None = None,
+    sample_column: str | None = None,
+    sample_ids: Sequence[str] | None = None,
+    annotation_columns: Sequence[str] | None = None,
+    metadata_columns: Sequence[str] | None = None,
+    annotation=None,
+    annotation_id_column: str | None = None,
+    zeros: str = "keep",
+    na_values: Sequence[str] = (),
+    allow_negative: bool = False,
+    units: str = "intensity",
+    sep: str | None = None,
+) -> ImportResult:
+    """Read a metabolite peak/concentration table into samples x features.
+
+    Missing values (empty, ``NA``, ``NaN`` and any ``na_values``) stay NaN for the
+    imputation step; ``zeros="missing"`` also turns 0 (the "not detected" code of
+    many tools) into NaN.
+
+    Parameters
+    ----------
+    path : path
+        TSV (or CSV by extension), plain or gzip.
+    orientation : {"auto", "features_as_rows", "samples_as_rows"}
+        ``auto``: with ``sample_ids``, the side where more of them appear; without,
+        samples as rows when a column is called ``Sample``/``SampleID``, else
+        features as rows (peak tables as XCMS, MS-DIAL and metaX write them).
+    feature_column : str, optional
+        Features-as-rows: column of feature ids (default the first).
+    sample_column : str, optional
+        Samples-as-rows: column of sample ids (default ``SampleID``/``Sample`` or the
+        first column).
+    sample_ids : sequence of str, optional
+        Sample ids of the sample sheet: only these become samples; other value
+        columns (rows) go to ``dropped``.
+    annotation_columns : sequence of str, optional
+        Features-as-rows: annotation columns.  Default: any column named like
+        name/metabolite/compound/label, m/z/mz/mzmed, RT/rtmed/retention time,
+        HMDB, KEGG, plus any column that is mostly text.
+    metadata_columns : sequence of str, optional
+        Samples-as-rows: non-feature columns (default: Idx, SampleType, Class,
+        batch, order, ... and mostly-text columns).
+    annotation : path or DataFrame, optional
+        Separate annotation table (e.g. a peak sheet or an ``mtb.map``); its id
+        column is ``annotation_id_column`` or the column matching most feature ids.
+    zeros : {"keep", "missing"}
+    na_values : sequence of str
+        Extra codes for "not measured" (e.g. ``["N/Q", "QNS"]``).
+    allow_negative : bool
+    units : str
+        Recorded in notes and ``features['unit']``.
+    sep : str, optional
+
+    Returns
+    -------
+    ImportResult
+        ``features`` holds the recognised annotations (``name``, ``mz``, ``rt``,
+        ``hmdb``, ``kegg`` and other columns as named); ``notes`` counts missing and
+        zero cells.
+
+    References
+    ----------
+    Broadhurst D et al. (2018) Guidelines and considerations for the use of system
+    suitability and quality control samples in mass spectrometry assays applied in
+    untargeted clinical metabolomic studies. Metabolomics 14:72.
+    """
+    file = str(path)
+    if orientation not in ORIENTATIONS:
+        raise InputError(Problem(file, "option 'orientation'", f"unknown value {orientation!r}",
+                                 f"use one of {', '.join(ORIENTATIONS)}"))
+    if zeros not in ("keep", "missing"):
+        raise InputError(Problem(file, "option 'zeros'", f"unknown value {zeros!r}",
+                                 "use 'keep' or 'missing'"))
+    p = check_file(path, "metabolome table")
+    head = leading_lines(p, 2)
+    sep = sep or guess_separator(p, head[0] if head else None)
+    frame = read_id_table(p, sep, 0, column_kind="column", na_values=na_values)
+    frame = frame.reset_index()
+    frame.columns = [str(c) for c in frame.columns]
+    keys = {c: norm_key(c) for c in frame.columns}
+    sheet = None if sample_ids is None else pd.Index([str(s) for s in sample_ids])
+
+    if orientation == "auto":
+        if sheet is not None:
+            in_header = int(pd.Index(frame.columns).isin(sheet).sum())
+            id_like = [c for i, c in enumerate(frame.columns) if i < 3 or keys[c] in SAMPLE_ID_KEYS]
+            in_rows = max(int(frame[c].astype(str).isin(sheet).sum()) for c in id_like)
+            if in_header == 0 and in_rows == 0:
+                raise InputError(Problem(file, "sample ids", "none of the sample sheet's ids "
+                                         f"(e.g. {list_ids(list(sheet[:3]))}) is a column name or "
+                                         "a row id", "make the sample ids in the sheet match the "
+                                         "table, or check the file"))
+            orientation = "features_as_rows" if in_header >= in_rows else "samples_as_rows"
+        elif sample_column is not None or any(k in SAMPLE_ID_KEYS for k in keys.values()):
+            orientation = "samples_as_rows"
+        else:
+            orientation = "features_as_rows"
+
+    problems = ProblemCollector()
+    dropped = []
+    notes: dict = {"format": "metabolome", "orientation": orientation, "units": units,
+                   "separator": sep}
+    if orientation == "features_as_rows":
+        id_col = feature_column or frame.columns[0]
+        if id_col not in frame.columns:
+            raise InputError(Problem(file, f"column '{id_col}'", "feature id column not found",
+                                     f"use one of {list_ids(list(frame.columns), 20)}"))
+        body = frame.set_index(id_col)
+        body.index = body.index.astype(str)
+        if annotation_columns is not None:
+            missing = [c for c in annotation_columns if c not in body.columns]
+            if missing:
+                problems.add(file, f"columns {list_ids(missing)}", "annotation columns not found",
+                             "fix annotation_columns")
+            ann_cols = [c for c in annotation_columns if c in body.columns]
+        else:
+            ann_cols = [c for c in body.columns if norm_key(c) in ALIAS_TO_CANONICAL
+                        and (sheet is None or c not in sheet)]
+        rest = [c for c in body.columns if c not in ann_cols]
+        if sheet is not None:
+            sample_cols = [c for c in rest if c in sheet]
+            others = [c for c in rest if c not in sheet]
+            text = [c for c in others if _mostly_text(body[c])]
+            ann_cols += text
+            not_in_sheet = [c for c in others if c not in text]
+            dropped.append(dropped_frame(sample_ids=not_in_sheet,
+                                         reason="value column not in the sample sheet"))
+        else:
+            text = [c for c in rest if annotation_columns is None and _mostly_text(body[c])]
+            ann_cols += text
+            sample_cols = [c for c in rest if c not in text]
+        if not sample_cols:
+            raise InputError(Problem(file, "columns", "no sample columns found"
+                                     + (" matching the sample sheet" if sheet is not None else ""),
+                                     "give one numeric column per sample (or the sample sheet ids)"))
+        check_nonempty_ids(body.index, "feature", file, problems)
+        check_unique(body.index, "feature", file, problems)
+        raw = body[sample_cols]
+        features = _canonical_annotations(body, ann_cols)
+        values = coerce_numeric(raw, file, problems, row_kind="feature", col_kind="sample",
+                                allow_missing=True, allow_negative=allow_negative).T
+        notes["feature_column"] = id_col
+    else:
+        sid = sample_column
+        if sid is None:
+            sid = next((c for c in frame.columns if keys[c] in SAMPLE_ID_KEYS), frame.columns[0])
+        if sid not in frame.columns:
+            raise InputError(Problem(file, f"column '{sid}'", "sample id column not found",
+                                     f"use one of {list_ids(list(frame.columns), 20)}"))
+        body = frame.set_index(sid)
+        body.index = body.index.astype(str)
+        if metadata_columns is not None:
+            meta = [c for c in metadata_columns if c in body.columns]
+        else:
+            meta = [c for c in body.columns if norm_key(c) in METADATA_KEYS or _mostly_text(body[c])]
+        check_nonempty_ids(body.index, "sample", file, problems)
+        check_unique(body.index, "sample", file, problems)
+        problems.raise_if_any()
+        if sheet is not None:
+            outside = ~body.index.isin(sheet)
+            dropped.append(dropped_frame(sample_ids=list(body.index[outside]),
+                                         reason="row not in the sample sheet"))
+            body = body[~outside]
+            if body.empty:
+                raise InputError(Problem(file, f"column '{sid}'", "no row matches the sample sheet",
+                                         "make the sample ids in the sheet match the table"))
+        raw = body.drop(columns=meta)
+        if raw.shape[1] == 0:
+            raise InputError(Problem(file, "columns", "no feature columns found",
+                                     "give one numeric column per metabolite"))
+        features = pd.DataFrame(index=pd.Index(raw.columns.astype(str)))
+        values = coerce_numeric(raw, file, problems, row_kind="sample", col_kind="feature",
+                                allow_missing=True, allow_negative=allow_negative)
+        notes.update({"sample_column": sid, "metadata_columns": meta})
+    problems.raise_if_any()
+
+    n_missing = int(values.isna().to_numpy().sum())
+    n_zero = int((values == 0).to_numpy().sum())
+    if zeros == "missing":
+        values = values.mask(values == 0)
+    if annotation is not None:
+        extra = _read_annotation(annotation, pd.Index(values.columns.astype(str)),
+                                 annotation_id_column, file)
+        features = features.reindex(values.columns.astype(str))
+        for col in extra.columns:
+            if col not in features.columns or features[col].isna().all():
+                features[col] = extra[col].to_numpy()
+        notes["annotation_matched"] = int(extra.notna().any(axis=1).sum())
+    features["unit"] = units
+    table = finish_table(values)
+    notes.update({"n_rows_read": int(frame.shape[0]), "n_samples": int(table.shape[0]),
+                  "n_features": int(table.shape[1]), "n_missing_cells": n_missing,
+                  "n_zero_cells": n_zero, "zeros": zeros,
+                  "missing_fraction": float(table.isna().to_numpy().mean()),
+                  "annotation_columns": [c for c in features.columns if c != "unit"]})
+    return ImportResult(table=table, features=finish_features(features, table.columns),
+                        dropped=concat_dropped(dropped), notes=notes,
+                        sample_info=pd.DataFrame(
+                            {"n_missing": table.isna().sum(axis=1)}).rename_axis("sample_id"))
