@@ -104,8 +104,9 @@ def reconcile_with_sheet(
         if row["sample_id"] in in_table:
             reasons[row["sample_id"]] = row["reason"]
     if len(import_dropped) and "sample_id" in import_dropped.columns:
-        for _, row in import_dropped.dropna(subset=["sample_id"]).iterrows():
-            reasons.setdefault(str(row["sample_id"]), str(row["reason"]))
+        ids = import_dropped["sample_id"].fillna("").astype(str)
+        for sample, reason in zip(ids[ids != ""], import_dropped.loc[ids != "", "reason"]):
+            reasons.setdefault(sample, str(reason))
     expected = sheet.index[sheet["sample_type"].isin(allowed_types)]
     for sample in expected:
         if sample not in in_table and sample not in reasons:

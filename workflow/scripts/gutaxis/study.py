@@ -64,7 +64,8 @@ def import_modality(
     features.index.name = "feature_id"
     feature_drops = pd.DataFrame(columns=["kind", "id", "reason"])
     if "feature_id" in imported.dropped.columns:
-        rows = imported.dropped.dropna(subset=["feature_id"])
+        ids = imported.dropped["feature_id"].fillna("").astype(str)
+        rows = imported.dropped[ids != ""]
         feature_drops = pd.DataFrame(
             {"kind": "feature", "id": rows["feature_id"].astype(str), "reason": rows["reason"].astype(str)}
         )
