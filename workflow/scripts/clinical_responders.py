@@ -1,0 +1,23 @@
+"""Responder label of every subject under each configured definition."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)
+
+from gutaxis.clinical_checks import require_valid_subjects
+from gutaxis.clinical_tables import blank_to_missing
+from gutaxis.response import responder_labels
+from gutaxis.runner import run
+from gutaxis.tables import read_sheet, write_tsv
+
+
+def main(smk):
+    label = smk.params.subjects_label
+    subjects = blank_to_missing(read_sheet(smk.input.subjects))
+    definitions = smk.params.definitions
+    criteria = sorted({str(d["criterion"]).lower() for d in definitions.values()})
+    require_valid_subjects(subjects, label, criteria=criteria, group_columns=["cohort"], check_recorded=True)
+    write_tsv(responder_labels(subjects, definitions, file=label), smk.output.responders)
+
+
+run(snakemake, main)
