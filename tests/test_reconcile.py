@@ -73,3 +73,19 @@ def test_min_total_drops_low_samples():
     out = reconcile(table(["A1", "A2", "B1", "B2"], [[0.5, 0.5], [0.01, 0.0], [0.3, 0.3], [0.5, 0.4]]), min_total=0.5)
     assert list(out.table.index) == ["A1", "B1", "B2"]
     assert "below min_total" in out.dropped.set_index("sample_id").loc["A2", "reason"]
+
+
+def test_written_tables_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    from gutaxis.tables import write_tsv
+
+    old = os.umask(0o022)
+    try:
+        write_tsv(pd.DataFrame({"a": [1.5]}), tmp_path / "x.tsv")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "x.tsv").stat().st_mode)
+    assert mode == 0o644
+    assert not list(tmp_path.glob(".*tmp"))

@@ -24,6 +24,9 @@ def configure_logging(log_path: str | None) -> None:
         handlers = [logging.FileHandler(log_path, mode="w")]
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, handlers=handlers, force=True)
     logging.captureWarnings(True)
+    # font subsetting logs every glyph at INFO; keep the rule logs readable
+    for noisy in ("fontTools", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def run(smk, main: Callable) -> None:

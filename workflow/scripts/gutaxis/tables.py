@@ -12,6 +12,12 @@ import pandas as pd
 FLOAT_FORMAT = "%.10g"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_tsv(table: pd.DataFrame, path: str | Path, index: bool = False) -> None:
     """Write ``table`` as TSV through a temporary file and an atomic rename.
 
@@ -23,6 +29,8 @@ def write_tsv(table: pd.DataFrame, path: str | Path, index: bool = False) -> Non
     os.close(fd)
     try:
         table.to_csv(tmp, sep="\t", index=index, float_format=FLOAT_FORMAT, lineterminator="\n")
+        # mkstemp creates 0600; give the file the permissions a plain open() would
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
