@@ -19,7 +19,6 @@ SHEET = pd.DataFrame(
     ],
     columns=["sample_id", "subject_id", "timepoint", "sample_type"],
 )
-NO_DROPS = pd.DataFrame(columns=["sample_id", "subject_id", "timepoint", "sample_type", "reason"])
 NO_IMPORT_DROPS = pd.DataFrame(columns=["feature_id", "sample_id", "reason"])
 
 
@@ -31,7 +30,7 @@ def table(samples, values=None):
 def reconcile(tab, **kwargs):
     args = dict(sample_type="stool", table_label="t.tsv", sheet_label="samples.tsv")
     args.update(kwargs)
-    return reconcile_with_sheet(tab, SHEET, NO_DROPS, NO_IMPORT_DROPS, **args)
+    return reconcile_with_sheet(tab, SHEET, NO_IMPORT_DROPS, **args)
 
 
 def test_missing_failed_and_zero_samples_are_dropped_with_reasons():
@@ -48,7 +47,7 @@ def test_missing_failed_and_zero_samples_are_dropped_with_reasons():
 def test_importer_drops_are_carried_with_their_reason():
     drops = pd.DataFrame({"feature_id": ["", "x"], "sample_id": ["B2", ""], "reason": ["no classified reads", "rank"]})
     out = reconcile_with_sheet(
-        table(["A1", "A2", "B1"]), SHEET, NO_DROPS, drops, "stool", "t.tsv", "samples.tsv"
+        table(["A1", "A2", "B1"]), SHEET, drops, "stool", "t.tsv", "samples.tsv"
     )
     reasons = dict(zip(out.dropped["sample_id"], out.dropped["reason"]))
     assert reasons == {"B2": "no classified reads"}
@@ -89,3 +88,26 @@ def test_written_tables_are_readable_by_others(tmp_path):
     mode = stat.S_IMODE((tmp_path / "x.tsv").stat().st_mode)
     assert mode == 0o644
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_duplicates_are_resolved_among_the_samples_a_table_holds():
+    sheet = pd.concat(
+        [SHEET, pd.DataFrame([["A2_reseq", "A", "post", "stool"]], columns=SHEET.columns)], ignore_index=True
+    )
+    # the metagenome was re-sequenced: both libraries are in the table, the later one wins
+    out = reconcile_with_sheet(
+        table(["A1", "A2", "A2_reseq", "B1", "B2"]), sheet, NO_IMPORT_DROPS, "stool", "mpa.txt", "samples.tsv"
+    )
+    assert "A2_reseq" in out.table.index and "A2" not in out.table.index
+    assert "duplicate of A2_reseq" in out.dropped.set_index("sample_id").loc["A2", "reason"]
+    # the metabolome only has the original aliquot: it is kept, not lost to the re-run
+    out = reconcile_with_sheet(
+        table(["A1", "A2", "B1", "B2"]), sheet, NO_IMPORT_DROPS, "stool", "peaks.tsv", "samples.tsv"
+    )
+    assert "A2" in out.table.index
+    assert out.dropped.set_index("sample_id").loc["A2_reseq", "reason"] == "not in peaks.tsv"
+    first = reconcile_with_sheet(
+        table(["A1", "A2", "A2_reseq", "B1", "B2"]), sheet, NO_IMPORT_DROPS, "stool", "mpa.txt", "samples.tsv",
+        duplicates="first",
+    )
+    assert "A2" in first.table.index and "A2_reseq" not in first.table.index

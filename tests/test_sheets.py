@@ -88,22 +88,24 @@ def test_sample_status_and_pairing():
             ["C1", "C", "baseline", "stool"],
         ]
     )
-    sheet_dropped = pd.DataFrame(
-        [["A2_old", "A", "post", "stool", "duplicate of A2"]],
-        columns=["sample_id", "subject_id", "timepoint", "sample_type", "reason"],
-    )
     modalities = {
         "taxa": {
             "sample_type": "stool",
             "kept": ["A1", "A2", "B1", "C1"],
             "dropped": pd.DataFrame({"sample_id": ["B2"], "reason": ["failed sample"]}),
+        },
+        "immune": {
+            "sample_type": "blood",
+            "kept": [],
+            "dropped": pd.DataFrame({"sample_id": [], "reason": []}),
         }
     }
-    status = sample_status(samples, sheet_dropped, modalities)
+    status = sample_status(samples, modalities)
     assert dict(zip(status["sample_id"], status["status"])) == {
-        "A1": "kept", "A2": "kept", "B1": "kept", "B2": "dropped", "C1": "kept", "A2_old": "dropped"
+        "A1": "kept", "A2": "kept", "B1": "kept", "B2": "dropped", "C1": "kept"
     }
-    assert status.set_index("sample_id").loc["A2_old", "reason"] == "duplicate of A2"
+    assert status.set_index("sample_id").loc["B2", "reason"] == "failed sample"
+    assert set(status["modality"]) == {"taxa"}
     subjects = pd.DataFrame({"subject_id": ["A", "B", "C", "D"], "cohort": ["x", "x", "y", "y"]})
     pairing = pairing_table(
         status, subjects, ["baseline", "post"], [{"name": "post_vs_baseline", "pre": "baseline", "post": "post"}]

@@ -12,7 +12,6 @@ rule check_sheets:
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
         adverse_events="results/inputs/adverse_events.tsv",
-        dropped="results/inputs/samples_dropped.tsv",
     log:
         "logs/inputs/check_sheets.log",
     conda:
@@ -30,7 +29,6 @@ rule import_modality:
     input:
         table=modality_input,
         samples="results/inputs/samples.tsv",
-        dropped="results/inputs/samples_dropped.tsv",
     output:
         table="results/import/{modality}.tsv",
         features="results/import/{modality}.features.tsv",
@@ -43,6 +41,7 @@ rule import_modality:
     params:
         modality=modality_config,
         samples_label=config["samples"],
+        duplicates=config["design"]["duplicates"],
     resources:
         mem_mb=lambda wc, input, attempt: max(1000, 20 * input.size_mb) * attempt,
         runtime=lambda wc, attempt: 10 * attempt,
@@ -54,7 +53,6 @@ rule qc_sampling:
     input:
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
-        sheet_dropped="results/inputs/samples_dropped.tsv",
         tables=expand("results/import/{modality}.tsv", modality=MODALITIES),
         dropped=expand("results/import/{modality}.dropped.tsv", modality=MODALITIES),
     output:

@@ -14,7 +14,6 @@ def main(smk):
     write_tsv(sheets["samples"], smk.output.samples)
     write_tsv(sheets["subjects"], smk.output.subjects)
     write_tsv(sheets["adverse_events"], smk.output.adverse_events)
-    write_tsv(sheets["dropped_samples"], smk.output.dropped)
 
 
 run(snakemake, main)

@@ -18,7 +18,7 @@ log = logging.getLogger("gutaxis.import")
 def main(smk):
     spec = smk.params.modality
     imported = import_modality(
-        spec, read_sheet(smk.input.samples), read_sheet(smk.input.dropped), smk.params.samples_label
+        spec, read_sheet(smk.input.samples), smk.params.samples_label, smk.params.duplicates
     )
     log.info("%s: kept %d samples x %d features", spec["path"], *imported.table.shape)
     write_feature_table(imported.table, smk.output.table)

@@ -12,7 +12,6 @@ from gutaxis.tables import read_sheet, write_tsv
 def main(smk):
     samples = read_sheet(smk.input.samples)
     subjects = read_sheet(smk.input.subjects)
-    sheet_dropped = read_sheet(smk.input.sheet_dropped)
     modalities = {}
     for name, table_path, dropped_path in zip(smk.params.modality_names, smk.input.tables, smk.input.dropped):
         spec = smk.params.modalities[name]
@@ -27,7 +26,7 @@ def main(smk):
             "dropped": dropped[["sample_id", "reason"]],
             "technical": spec["kind"] == "metabolome",
         }
-    status = sample_status(samples, sheet_dropped, modalities)
+    status = sample_status(samples, modalities)
     write_tsv(status, smk.output.samples)
     write_tsv(pairing_table(status, subjects, smk.params.timepoints, smk.params.contrasts), smk.output.pairing)
 

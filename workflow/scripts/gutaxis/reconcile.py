@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from gutaxis.errors import InputError, Problem, ProblemCollector
-from gutaxis.sheets import MAX_ROWS_LISTED
+from gutaxis.sheets import MAX_ROWS_LISTED, resolve_duplicate_samples
 
 #: metabolomics tables also carry pooled QC injections and blanks
 TECHNICAL_TYPES = ("qc", "blank")
@@ -38,13 +38,13 @@ def _listed(ids) -> str:
 def reconcile_with_sheet(
     table: pd.DataFrame,
     samples: pd.DataFrame,
-    sheet_dropped: pd.DataFrame,
     import_dropped: pd.DataFrame,
     sample_type: str,
     table_label: str,
     sheet_label: str,
     keep_technical: bool = False,
     min_total: float = 0.0,
+    duplicates: str = "last",
 ) -> ReconciledTable:
     """Keep the table's samples that the sheet declares, and say what happened to the rest.
 
@@ -53,10 +53,7 @@ def reconcile_with_sheet(
     table : DataFrame
         samples x features as imported.
     samples : DataFrame
-        The checked sample sheet after duplicate resolution.
-    sheet_dropped : DataFrame
-        ``sample_id, reason`` of samples the sheet-level checks dropped
-        (duplicates); their columns are removed from the table.
+        The checked sample sheet.
     import_dropped : DataFrame
         The importer's dropped rows; those with a ``sample_id`` (e.g. a failed
         sample with no classified reads) are carried into ``dropped``.
@@ -66,6 +63,11 @@ def reconcile_with_sheet(
         Keep qc and blank injections (metabolomics).
     min_total : float
         Samples whose total abundance is below this are dropped (compositions).
+    duplicates : {"last", "first", "error"}
+        How to resolve two usable samples of this table for one subject and
+        timepoint (``design.duplicates``): resolved here, per table, so a
+        re-sequenced metagenome does not remove the metabolome of the original
+        aliquot.
 
     Raises
     ------
@@ -75,11 +77,10 @@ def reconcile_with_sheet(
     """
     problems = ProblemCollector()
     sheet = samples.set_index("sample_id")
-    all_dropped = set(sheet_dropped["sample_id"]) if len(sheet_dropped) else set()
     in_table = pd.Index(table.index.astype(str))
     allowed_types = {sample_type} | (set(TECHNICAL_TYPES) if keep_technical else set())
 
-    unknown = [s for s in in_table if s not in sheet.index and s not in all_dropped]
+    unknown = [s for s in in_table if s not in sheet.index]
     if unknown:
         problems.add(
             table_label,
@@ -100,9 +101,6 @@ def reconcile_with_sheet(
     problems.raise_if_any()
 
     reasons: dict[str, str] = {}
-    for _, row in sheet_dropped.iterrows():
-        if row["sample_id"] in in_table:
-            reasons[row["sample_id"]] = row["reason"]
     if len(import_dropped) and "sample_id" in import_dropped.columns:
         ids = import_dropped["sample_id"].fillna("").astype(str)
         for sample, reason in zip(ids[ids != ""], import_dropped.loc[ids != "", "reason"]):
@@ -114,16 +112,21 @@ def reconcile_with_sheet(
 
     candidates = [s for s in samples["sample_id"] if s in in_table and s not in reasons]
     kept = table.loc[candidates]
+    zero = kept.index[(kept.fillna(0) == 0).all(axis=1)]
+    for sample in zero:
+        reasons[sample] = "all feature values are zero or missing (failed sample)"
+    kept = kept.drop(index=zero)
     if min_total > 0:
         totals = kept.sum(axis=1)
         low = totals.index[totals < min_total]
         for sample in low:
             reasons[sample] = f"total abundance {totals[sample]:.4g} below min_total {min_total:g}"
         kept = kept.drop(index=low)
-    zero = kept.index[(kept.fillna(0) == 0).all(axis=1)]
-    for sample in zero:
-        reasons[sample] = "all feature values are zero or missing (failed sample)"
-    kept = kept.drop(index=zero)
+    usable = samples[samples["sample_id"].isin(kept.index)]
+    resolved, duplicate_drops = resolve_duplicate_samples(usable, duplicates, sheet_label)
+    for sample, reason in zip(duplicate_drops["sample_id"], duplicate_drops["reason"]):
+        reasons[sample] = reason
+    kept = kept.loc[resolved["sample_id"]]
     if kept.shape[0] == 0:
         raise InputError(
             Problem(

@@ -9,7 +9,6 @@ from gutaxis.reconcile import TECHNICAL_TYPES
 
 def sample_status(
     samples: pd.DataFrame,
-    sheet_dropped: pd.DataFrame,
     modalities: dict[str, dict],
 ) -> pd.DataFrame:
     """One row per sample and modality: kept or dropped, and why.
@@ -17,10 +16,7 @@ def sample_status(
     Parameters
     ----------
     samples : DataFrame
-        The checked sheet after duplicate resolution.
-    sheet_dropped : DataFrame
-        ``sample_id, subject_id, timepoint, sample_type, reason`` dropped by
-        the sheet checks (duplicates).
+        The checked sample sheet.
     modalities : dict
         ``name -> {"sample_type": str, "kept": list of sample ids,
         "dropped": DataFrame(sample_id, reason), "technical": bool}``.
@@ -31,41 +27,20 @@ def sample_status(
         ``sample_id, subject_id, timepoint, sample_type, modality, status, reason``
         sorted by modality then sheet order.
     """
-    sheet = samples.set_index("sample_id")
-    rows = []
+    columns = ["sample_id", "subject_id", "timepoint", "sample_type"]
+    blocks = []
     for name in sorted(modalities):
         info = modalities[name]
-        kept = set(info["kept"])
-        reasons = dict(zip(info["dropped"]["sample_id"], info["dropped"]["reason"]))
+        reasons = pd.Series(list(info["dropped"]["reason"]), index=list(info["dropped"]["sample_id"]), dtype=str)
         types = {info["sample_type"]} | (set(TECHNICAL_TYPES) if info.get("technical") else set())
-        expected = [s for s in samples["sample_id"] if sheet.at[s, "sample_type"] in types]
-        # duplicates resolved away by the sheet checks are no longer in `samples`
-        duplicates = sheet_dropped[sheet_dropped["sample_type"].isin(types)]
-        for sample, reason in zip(duplicates["sample_id"], duplicates["reason"]):
-            reasons.setdefault(sample, reason)
-        expected += [s for s in reasons if s not in sheet.index]
-        meta_of_dropped = sheet_dropped.set_index("sample_id")
-        for sample in expected:
-            status = "kept" if sample in kept else "dropped"
-            reason = "" if status == "kept" else reasons.get(sample, "not kept")
-            if sample in sheet.index:
-                meta = sheet.loc[sample]
-            else:
-                meta = meta_of_dropped.loc[sample] if sample in meta_of_dropped.index else None
-            rows.append(
-                {
-                    "sample_id": sample,
-                    "subject_id": meta["subject_id"] if meta is not None else "",
-                    "timepoint": meta["timepoint"] if meta is not None else "",
-                    "sample_type": meta["sample_type"] if meta is not None else info["sample_type"],
-                    "modality": name,
-                    "status": status,
-                    "reason": reason,
-                }
-            )
-    return pd.DataFrame(
-        rows, columns=["sample_id", "subject_id", "timepoint", "sample_type", "modality", "status", "reason"]
-    )
+        block = samples.loc[samples["sample_type"].isin(types), columns].copy()
+        kept = block["sample_id"].isin(set(info["kept"]))
+        block["modality"] = name
+        block["status"] = kept.map({True: "kept", False: "dropped"})
+        block["reason"] = block["sample_id"].map(reasons).fillna("not kept").where(~kept, "")
+        blocks.append(block)
+    out = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=columns)
+    return out.reindex(columns=[*columns, "modality", "status", "reason"])
 
 
 def pairing_table(

@@ -332,9 +332,10 @@ def load_sheets(config: dict) -> dict[str, pd.DataFrame]:
     Returns
     -------
     dict
-        ``samples`` (after duplicate resolution), ``subjects``,
-        ``adverse_events`` (empty when not configured) and
-        ``dropped_samples`` (``sample_id, reason``).
+        ``samples``, ``subjects`` and ``adverse_events`` (empty when not
+        configured). Duplicated samples are resolved per modality, among the
+        samples each table actually holds (see :mod:`gutaxis.reconcile`); with
+        ``design.duplicates: error`` they are an error here already.
 
     Raises
     ------
@@ -371,7 +372,8 @@ def load_sheets(config: dict) -> dict[str, pd.DataFrame]:
         except InputError as err:
             collector.problems.extend(err.problems)
     collector.raise_if_any()
-    samples, dropped = resolve_duplicate_samples(samples, design["duplicates"], samples_label)
+    if design["duplicates"] == "error":
+        resolve_duplicate_samples(samples, "error", samples_label)
     if events is None:
         events = pd.DataFrame(columns=["subject_id", "term", "grade", "attribution"], dtype=str)
-    return {"samples": samples, "subjects": subjects, "adverse_events": events, "dropped_samples": dropped}
+    return {"samples": samples, "subjects": subjects, "adverse_events": events}

@@ -24,7 +24,7 @@ class ImportedModality:
 
 
 def import_modality(
-    spec: dict, samples: pd.DataFrame, sheet_dropped: pd.DataFrame, samples_label: str
+    spec: dict, samples: pd.DataFrame, samples_label: str, duplicates: str = "last"
 ) -> ImportedModality:
     """Read one configured modality and match it to the checked sample sheet.
 
@@ -33,10 +33,12 @@ def import_modality(
     spec : dict
         The modality's config entry (kind, format, path, sample_type, options,
         min_total), defaults filled.
-    samples, sheet_dropped : DataFrame
-        The checked sheet and the samples its checks dropped.
+    samples : DataFrame
+        The checked sample sheet.
     samples_label : str
         How the sample sheet is named in messages.
+    duplicates : {"last", "first", "error"}
+        ``design.duplicates``: resolved among this table's usable samples.
 
     Returns
     -------
@@ -49,13 +51,13 @@ def import_modality(
     reconciled = reconcile_with_sheet(
         imported.table,
         samples,
-        sheet_dropped,
         imported.dropped,
         sample_type=spec["sample_type"],
         table_label=spec["path"],
         sheet_label=samples_label,
         keep_technical=spec["kind"] == "metabolome",
         min_total=spec.get("min_total", 0.0),
+        duplicates=duplicates,
     )
     table = reconciled.table
     if spec["kind"] in ("taxonomy", "function") and imported.notes.get("units") != "counts":
@@ -98,7 +100,7 @@ def validate_study(config: dict) -> dict:
     for name in sorted(config["modalities"]):
         try:
             modalities[name] = import_modality(
-                config["modalities"][name], sheets["samples"], sheets["dropped_samples"], config["samples"]
+                config["modalities"][name], sheets["samples"], config["samples"], config["design"]["duplicates"]
             )
         except InputError as err:
             collector.problems.extend(err.problems)
