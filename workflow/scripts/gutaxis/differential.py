@@ -1,0 +1,890 @@
+"""Differential-testing engine: one contrast, one modality, every feature at once.
+
+:func:`run_contrast` takes a feature table (samples x features, original
+scale), the sample sheet, optional responder labels and a contrast such as
+``{"name": "post_vs_baseline", "pre": "baseline", "post": "post"}`` and runs
+
+* ``paired_t``, term ``timepoint[post]``: mean within-subject change (post - pre);
+* ``wilcoxon``, ``timepoint[post]``: signed-rank test; effect = Hodges-Lehmann change;
+* ``lmm``, ``timepoint[post]`` (and further timepoints): change over time using
+  all samples (unbalanced subjects allowed);
+* ``lmm``, ``timepoint[post]:response[responder]``: does the change differ in
+  responders;
+* ``lmm``, ``response[responder]``: responders vs non-responders at ``pre``
+  (from the interaction model);
+* ``ols``, ``response[responder]``: baseline difference adjusted for covariates;
+* ``mann_whitney``, ``response[responder]``: unadjusted baseline difference;
+  effect = Hodges-Lehmann shift;
+* ``ancombc2``, ``timepoint[post]``: compositional sensitivity analysis (taxa).
+
+Effects are on the transformed scale (``effect_scale``); ``fold_change`` is
+``log_base ** effect`` with the transform's base (see
+:mod:`gutaxis.transforms`). Benjamini-Hochberg q values are computed within
+each family = modality x contrast x method x term (the ``family`` column).
+Features that could not be tested go to ``untested`` with the reason; samples
+not used go to ``dropped_samples``; nothing is dropped silently.
+
+The two mixed models are ``y ~ timepoint + covariates + (1|subject)`` on all
+subjects and ``y ~ timepoint * response + covariates + (1|subject)`` on
+subjects with a response label; the exact formulas fitted are returned.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+from statsmodels.stats.multitest import multipletests
+
+from gutaxis.errors import InputError, Problem, ProblemCollector
+from gutaxis.mixed import build_design, fit_random_intercept
+from gutaxis.paired import (average_ranks, hodges_lehmann, paired_differences,
+                            paired_t_test, pair_samples, wilcoxon_signed_rank)
+from gutaxis.transforms import TransformResult, transform_table
+
+RESULT_COLUMNS = [
+    "feature", "annotation", "modality", "contrast", "term", "method", "n_subjects",
+    "n_pairs", "prevalence", "mean_abundance", "effect", "ci_low", "ci_high", "p", "q",
+    "direction", "fold_change", "fold_change_ci_low", "fold_change_ci_high",
+    "effect_scale", "sensitivity_agrees", "family", "model", "note",
+]
+UNTESTED_COLUMNS = ["feature", "annotation", "modality", "contrast", "method", "reason",
+                    "n_subjects", "n_pairs"]
+DROPPED_COLUMNS = ["sample_id", "subject_id", "timepoint", "analysis", "reason"]
+METHOD_ORDER = ["paired_t", "wilcoxon", "lmm", "ols", "mann_whitney", "ancombc2"]
+RESPONDER, NON_RESPONDER = "responder", "non_responder"
+
+
+@dataclass(frozen=True)
+class DifferentialResult:
+    """Everything one contrast produced.
+
+    Attributes
+    ----------
+    results : pandas.DataFrame
+        One row per feature x method x term (columns :data:`RESULT_COLUMNS`).
+    untested : pandas.DataFrame
+        Features not tested by a method, with the reason.
+    formulas : dict
+        Model name -> formula actually fitted (after dropping constant covariates).
+    model_fits : pandas.DataFrame
+        Per feature and mixed model: status (ok / boundary / not_converged /
+        failed), variance components, REML log-likelihood, note.
+    dropped_samples : pandas.DataFrame
+        Samples at the contrast's timepoints not used by an analysis, with reason.
+    notes : pandas.DataFrame
+        ``step, message``: covariates dropped, sensitivity failures, timings.
+    transform : str
+        Description of the transform applied.
+    """
+
+    results: pd.DataFrame
+    untested: pd.DataFrame
+    formulas: dict
+    model_fits: pd.DataFrame
+    dropped_samples: pd.DataFrame
+    notes: pd.DataFrame
+    transform: str
+    coefficients: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def formula(self) -> str:
+        """All fitted formulas, one ``name: formula`` per line."""
+        return "\n".join(f"{k}: {v}" for k, v in self.formulas.items())
+
+
+# --------------------------------------------------------------------------
+# Group comparisons at one timepoint (vectorised across features)
+# --------------------------------------------------------------------------
+
+def ols_fit(values: np.ndarray, design: pd.DataFrame, confidence: float = 0.95) -> dict:
+    r"""Ordinary least squares of every column of ``values`` on one design.
+
+    .. math:: \hat\beta = (X'X)^{-1}X'y,\quad
+       \widehat{\mathrm{se}}(\hat\beta_j) = \sqrt{\hat\sigma^2 [(X'X)^{-1}]_{jj}},
+       \quad \hat\sigma^2 = \mathrm{RSS}/(n-p)
+
+    Complete features are solved together with one ``lstsq`` call; features
+    with missing values use per-feature masked normal equations (batched).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n, n_features)
+    design : pandas.DataFrame, shape (n, p)
+    confidence : float
+
+    Returns
+    -------
+    dict
+        Arrays of shape (n_features, p): ``estimate, se, t, p, ci_low,
+        ci_high``; shape (n_features,): ``n, df``, ``full_rank`` (bool).
+        Equal to ``statsmodels.OLS(y, X).fit()`` per feature.
+
+    References
+    ----------
+    Seber, G. A. F. & Lee, A. J. (2003). Linear Regression Analysis, 2nd ed. Wiley.
+    """
+    X = design.to_numpy(dtype=float)
+    Y = np.asarray(values, dtype=float)
+    n_obs, p = X.shape
+    F = Y.shape[1]
+    present = ~np.isnan(Y)
+    complete = present.all(axis=0)
+    est = np.full((F, p), np.nan)
+    var_diag = np.full((F, p), np.nan)
+    rss = np.full(F, np.nan)
+    n = present.sum(axis=0)
+    full_rank = np.zeros(F, dtype=bool)
+    if complete.any():
+        rank = np.linalg.matrix_rank(X)
+        if rank == p:
+            coef, _, _, _ = np.linalg.lstsq(X, Y[:, complete], rcond=None)
+            resid = Y[:, complete] - X @ coef
+            est[complete] = coef.T
+            rss[complete] = (resid * resid).sum(axis=0)
+            var_diag[complete] = np.diag(np.linalg.inv(X.T @ X))
+            full_rank[complete] = True
+    partial = np.flatnonzero(~complete)
+    if partial.size:
+        mask = present[:, partial].astype(float)
+        Y0 = np.where(present[:, partial], Y[:, partial], 0.0)
+        XtX = (mask.T @ (X[:, :, None] * X[:, None, :]).reshape(n_obs, p * p)).reshape(-1, p, p)
+        Xty = Y0.T @ X
+        diag = np.einsum("fpp->fp", XtX)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scaled = XtX / np.sqrt(diag[:, :, None] * diag[:, None, :])
+        ok = (diag > 0).all(axis=1) & (np.linalg.eigvalsh(np.nan_to_num(scaled))[:, 0] > 1e-10)
+        ok &= n[partial] > p
+        idx = partial[ok]
+        if idx.size:
+            inv = np.linalg.inv(XtX[ok])
+            coef = np.einsum("fpq,fq->fp", inv, Xty[ok])
+            resid = np.where(present[:, idx], Y[:, idx] - X @ coef.T, 0.0)
+            est[idx] = coef
+            rss[idx] = (resid * resid).sum(axis=0)
+            var_diag[idx] = np.einsum("fpp->fp", inv)
+            full_rank[idx] = True
+    df = (n - p).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma2 = rss / df
+        se = np.sqrt(var_diag * sigma2[:, None])
+        t = est / se
+        pval = 2 * special.stdtr(df[:, None], -np.abs(t))
+        half = special.stdtrit(df[:, None], 0.5 + confidence / 2) * se
+    return dict(estimate=est, se=se, t=t, p=pval, ci_low=est - half, ci_high=est + half,
+                n=n, df=df, full_rank=full_rank)
+
+
+def _compress_columns(values: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` non-missing values of each selected column (NaN sorted last)."""
+    sub = values[:, cols]
+    keep = np.argsort(np.isnan(sub), axis=0, kind="stable")[:n]
+    return np.take_along_axis(sub, keep, axis=0)
+
+
+def mann_whitney(group: np.ndarray, reference: np.ndarray) -> pd.DataFrame:
+    """Mann-Whitney U test per feature, as scipy decides it for each feature alone.
+
+    ``scipy.stats.mannwhitneyu(method="auto")`` chooses exact vs normal
+    approximation once for a whole array (exact when a sample has <= 8 values
+    and *no value of the array* is tied). Features are therefore grouped by
+    (n_group, n_reference, has ties) and scipy's vectorised test is run on each
+    group, which gives every feature the p value of its own one-feature call.
+
+    Parameters
+    ----------
+    group, reference : ndarray, shape (n1, F) and (n2, F)
+        Values of the two groups; NaN are omitted per feature.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``n_group, n_reference, u, p`` per feature (``u`` for ``group``).
+
+    References
+    ----------
+    Mann, H. B. & Whitney, D. R. (1947). Ann. Math. Statist. 18, 50-60.
+    """
+    F = group.shape[1]
+    n1 = (~np.isnan(group)).sum(axis=0)
+    n2 = (~np.isnan(reference)).sum(axis=0)
+    _, ties = average_ranks(np.vstack([group, reference]))
+    has_ties = (ties > 1).any(axis=0)
+    u = np.full(F, np.nan)
+    p = np.full(F, np.nan)
+    keys = pd.DataFrame({"n1": n1, "n2": n2, "t": has_ties})
+    for (a, b, _), rows in keys.groupby(["n1", "n2", "t"], sort=True):
+        if a == 0 or b == 0:
+            continue
+        cols = rows.index.to_numpy()
+        res = stats.mannwhitneyu(_compress_columns(group, cols, a),
+                                 _compress_columns(reference, cols, b), axis=0)
+        u[cols], p[cols] = res.statistic, res.pvalue
+    return pd.DataFrame({"n_group": n1, "n_reference": n2, "u": u, "p": p})
+
+
+def hodges_lehmann_shift(group: np.ndarray, reference: np.ndarray,
+                         confidence: float = 0.95, max_elements: int = 4_000_000) -> pd.DataFrame:
+    r"""Two-sample Hodges-Lehmann shift ``median(x_i - y_j)`` with its CI, per feature.
+
+    The CI is bounded by the ``k``-th smallest and largest of the
+    :math:`n_1 n_2` differences, ``k`` from the normal approximation to the
+    Mann-Whitney null distribution with continuity correction,
+    :math:`k = \lceil n_1n_2/2 - 0.5 - z_{1-\alpha/2}\sqrt{n_1n_2(n_1+n_2+1)/12}\rceil`.
+
+    References
+    ----------
+    Hollander, M., Wolfe, D. A. & Chicken, E. (2014). Nonparametric Statistical
+    Methods, 3rd ed., sec. 4.3.
+    """
+    F = group.shape[1]
+    n1 = (~np.isnan(group)).sum(axis=0)
+    n2 = (~np.isnan(reference)).sum(axis=0)
+    est, lo, hi = (np.full(F, np.nan) for _ in range(3))
+    keys = pd.DataFrame({"n1": n1, "n2": n2})
+    z = special.ndtri(0.5 + confidence / 2)
+    for (a, b), rows in keys.groupby(["n1", "n2"], sort=True):
+        if a == 0 or b == 0:
+            continue
+        cols = rows.index.to_numpy()
+        m = int(a * b)
+        k = int(np.ceil(m / 2 - 0.5 - z * np.sqrt(a * b * (a + b + 1) / 12.0)))
+        k = min(max(k, 1), m)
+        kth = sorted({(m - 1) // 2, m // 2, k - 1, m - k})
+        step = max(1, max_elements // m)
+        x_all = _compress_columns(group, cols, a)
+        y_all = _compress_columns(reference, cols, b)
+        for begin in range(0, cols.size, step):
+            part = slice(begin, begin + step)
+            diffs = (x_all[:, None, part] - y_all[None, :, part]).reshape(m, -1).T.copy()
+            diffs.partition(kth, axis=1)
+            c = cols[part]
+            est[c] = 0.5 * (diffs[:, (m - 1) // 2] + diffs[:, m // 2])
+            lo[c] = diffs[:, k - 1]
+            hi[c] = diffs[:, m - k]
+    return pd.DataFrame({"estimate": est, "ci_low": lo, "ci_high": hi})
+
+
+def benjamini_hochberg(results: pd.DataFrame, by: str = "family") -> np.ndarray:
+    """BH q values within each family (statsmodels ``multipletests(fdr_bh)``)."""
+    q = np.full(len(results), np.nan)
+    for _, idx in results.groupby(by, sort=True).indices.items():
+        pv = results["p"].to_numpy()[idx]
+        ok = ~np.isnan(pv)
+        if ok.any():
+            sub = np.full(idx.size, np.nan)
+            sub[ok] = multipletests(pv[ok], method="fdr_bh")[1]
+            q[idx] = sub
+    return q
+
+
+# --------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------
+
+def _validate(table, samples, contrast, responders, response_column, covariates, subjects,
+              file_table, file_samples):
+    problems = ProblemCollector()
+    if not isinstance(table, pd.DataFrame):
+        problems.add(file_table, "whole table", "not a table",
+                     "pass a samples x features DataFrame")
+        problems.raise_if_any()
+    if table.index.duplicated().any():
+        problems.add(file_table, f"samples {list(table.index[table.index.duplicated()][:5])}",
+                     "sample ids repeated", "give every sample one row")
+    if table.columns.duplicated().any():
+        problems.add(file_table, f"features {list(table.columns[table.columns.duplicated()][:5])}",
+                     "feature ids repeated", "give every feature one column")
+    for key in ("name", "pre", "post"):
+        if key not in contrast:
+            problems.add("config", f"contrast key '{key}'", "missing",
+                         "write the contrast as {name: ..., pre: ..., post: ...}")
+    missing = [c for c in ("sample_id", "subject_id", "timepoint") if c not in samples.columns]
+    if missing:
+        problems.add(file_samples, f"columns {missing}", "required column(s) missing",
+                     "add sample_id, subject_id and timepoint")
+    problems.raise_if_any()
+    if contrast["pre"] == contrast["post"]:
+        problems.add("config", f"contrast {contrast['name']}",
+                     "pre and post are the same timepoint", "name two different timepoints")
+    sheet_ids = set(samples["sample_id"].astype(str))
+    unknown = [s for s in table.index.astype(str) if s not in sheet_ids]
+    if unknown:
+        problems.add(file_samples, f"samples {unknown[:5]}",
+                     f"{len(unknown)} sample(s) of {file_table} are not in the sample sheet",
+                     "add them to the sample sheet or remove them from the table")
+    for tp in [contrast["pre"], contrast["post"], *contrast.get("timepoints", [])]:
+        if not (samples["timepoint"] == tp).any():
+            problems.add(file_samples, "column 'timepoint'", f"no sample at timepoint '{tp}'",
+                         "check the contrast's timepoints against the sample sheet")
+    if responders is not None:
+        for col in ("subject_id", response_column):
+            if col not in responders.columns:
+                problems.add("responders.tsv", f"column '{col}'", "missing",
+                             f"add it or choose another response_column than '{response_column}'")
+        if response_column in responders.columns:
+            labels = responders[response_column].dropna().astype(str)
+            bad = sorted(set(labels) - {RESPONDER, NON_RESPONDER, ""})
+            if bad:
+                problems.add("responders.tsv", f"column '{response_column}'",
+                             f"unknown labels {bad[:5]}",
+                             "use 'responder', 'non_responder' or leave empty")
+    sources = [samples.columns]
+    if subjects is not None:
+        sources.append(subjects.columns)
+    if responders is not None:
+        sources.append(responders.columns)
+    for cov in covariates:
+        if not any(cov in cols for cols in sources):
+            problems.add("config", f"covariate '{cov}'",
+                         "not a column of the sample sheet, subjects or responders table",
+                         "remove it from the covariates or add the column")
+    problems.raise_if_any()
+
+
+def _sample_frame(table, samples, responders, response_column, covariates, subjects):
+    """Per-sample subject, timepoint, response label and covariates."""
+    sheet = samples.copy()
+    sheet["sample_id"] = sheet["sample_id"].astype(str)
+    sheet = sheet.drop_duplicates("sample_id").set_index("sample_id")
+    frame = sheet.loc[table.index.astype(str), ["subject_id", "timepoint"]].copy()
+    frame["subject_id"] = frame["subject_id"].astype("string")
+    by_subject = []
+    if subjects is not None:
+        by_subject.append(subjects.drop_duplicates("subject_id").set_index("subject_id"))
+    if responders is not None:
+        by_subject.append(responders.drop_duplicates("subject_id").set_index("subject_id"))
+    for cov in covariates:
+        if cov in sheet.columns:
+            frame[cov] = sheet.loc[frame.index, cov].to_numpy()
+            continue
+        for src in by_subject:
+            if cov in src.columns:
+                src = src.copy()
+                src.index = src.index.astype(str)
+                frame[cov] = frame["subject_id"].map(src[cov]).to_numpy()
+                break
+    if responders is not None:
+        lab = responders.drop_duplicates("subject_id").set_index("subject_id")[response_column]
+        lab.index = lab.index.astype(str)
+        lab = lab.replace("", np.nan)
+        frame["response"] = frame["subject_id"].map(lab).to_numpy()
+    return frame
+
+
+def _prepare_covariates(frame: pd.DataFrame, covariates, analysis: str, notes: list):
+    """Drop samples with missing covariates and covariates constant in ``frame``."""
+    dropped = []
+    used = []
+    for cov in covariates:
+        missing = frame[cov].isna() | (frame[cov].astype(str) == "")
+        if missing.any():
+            dropped.append(frame[missing].assign(reason=f"missing covariate '{cov}'"))
+            frame = frame[~missing]
+    for cov in covariates:
+        if frame[cov].nunique() < 2:
+            notes.append((analysis, f"covariate '{cov}' dropped from the model: it has one value "
+                                    "in the samples analysed"))
+            continue
+        used.append(cov)
+        if not pd.api.types.is_numeric_dtype(frame[cov]):
+            frame = frame.assign(**{cov: pd.Categorical(frame[cov].astype(str),
+                                                         sorted(frame[cov].astype(str).unique()))})
+    return frame, used, dropped
+
+
+def _dropped_rows(frame: pd.DataFrame, analysis: str, reason=None) -> pd.DataFrame:
+    out = pd.DataFrame({"sample_id": frame.index.astype(str),
+                        "subject_id": frame["subject_id"].astype(str).to_numpy(),
+                        "timepoint": frame["timepoint"].astype(str).to_numpy(),
+                        "analysis": analysis})
+    out["reason"] = frame["reason"].to_numpy() if reason is None else reason
+    return out
+
+
+def _abundance_summary(raw: pd.DataFrame, sample_ids) -> tuple[np.ndarray, np.ndarray]:
+    """Prevalence (fraction > 0 among non-missing) and mean on the original scale."""
+    vals = raw.loc[sample_ids].to_numpy(dtype=float)
+    present = ~np.isnan(vals)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prevalence = (vals > 0).sum(axis=0) / present.sum(axis=0)
+        mean = np.nansum(vals, axis=0) / present.sum(axis=0)
+    return prevalence, mean
+
+
+def _rows(features, method, term, model, **cols) -> pd.DataFrame:
+    out = pd.DataFrame({"feature": np.asarray(features, dtype=str), "method": method,
+                        "term": term, "model": model})
+    for key, val in cols.items():
+        out[key] = val
+    return out
+
+
+def _untested(features, method, reasons, n_subjects, n_pairs) -> pd.DataFrame:
+    return pd.DataFrame({"feature": np.asarray(features, dtype=str), "method": method,
+                         "reason": reasons, "n_subjects": n_subjects, "n_pairs": n_pairs})
+
+
+# --------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------
+
+def _paired_analysis(raw, tvals, frame, pre, post, min_pairs, wilcoxon_options, confidence,
+                     hl_effect):
+    design = pair_samples(frame.reset_index(), pre, post)
+    dropped = [_dropped_rows(frame.loc[design.unpaired["sample_id"]], "paired",
+                             design.unpaired["reason"].to_numpy())] if len(design.unpaired) else []
+    diff = paired_differences(tvals, design.pairs)
+    features = tvals.columns.astype(str)
+    n_pairs = (~diff.isna()).sum(axis=0).to_numpy()
+    d = diff.to_numpy()
+    with np.errstate(invalid="ignore"):
+        spread = np.nanmax(d, axis=0, initial=-np.inf) - np.nanmin(d, axis=0, initial=np.inf)
+    too_few = n_pairs < min_pairs
+    flat = ~too_few & ~(spread > 0)
+    reasons = np.where(too_few, [f"too few pairs (n={k} < min_pairs={min_pairs})"
+                                 for k in n_pairs], "zero variance of within-subject differences")
+    bad = too_few | flat
+    untested = [_untested(features[bad], m, reasons[bad], n_pairs[bad], n_pairs[bad])
+                for m in ("paired_t", "wilcoxon")]
+    ok = np.flatnonzero(~bad)
+    rows = []
+    if ok.size:
+        prevalence, mean_ab = _abundance_summary(
+            raw, list(design.pairs["pre_sample"]) + list(design.pairs["post_sample"]))
+        term = f"timepoint[{post}]"
+        tt = paired_t_test(d[:, ok], confidence)
+        common = dict(n_subjects=n_pairs[ok], n_pairs=n_pairs[ok], prevalence=prevalence[ok],
+                      mean_abundance=mean_ab[ok])
+        rows.append(_rows(features[ok], "paired_t", term, f"paired t on {post} - {pre}",
+                          effect=tt["mean"].to_numpy(), ci_low=tt["ci_low"].to_numpy(),
+                          ci_high=tt["ci_high"].to_numpy(), p=tt["p"].to_numpy(), **common))
+        wx = wilcoxon_signed_rank(d[:, ok], **wilcoxon_options)
+        note = "p: " + wx["p_method"].astype(str).to_numpy()
+        if hl_effect:
+            hl = hodges_lehmann(d[:, ok], confidence)
+            eff = dict(effect=hl["estimate"].to_numpy(), ci_low=hl["ci_low"].to_numpy(),
+                       ci_high=hl["ci_high"].to_numpy())
+            note = note + "; effect: Hodges-Lehmann"
+        else:
+            eff = dict(effect=tt["mean"].to_numpy(), ci_low=tt["ci_low"].to_numpy(),
+                       ci_high=tt["ci_high"].to_numpy())
+            note = note + "; effect: mean difference"
+        rows.append(_rows(features[ok], "wilcoxon", term,
+                          f"Wilcoxon signed-rank on {post} - {pre}", p=wx["p"].to_numpy(),
+                          note=note, **eff, **common))
+    return design, rows, untested, dropped
+
+
+def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_pairs,
+                    confidence, notes):
+    """Fit the LMM family; returns rows, untested, dropped, formulas, fits, coefficients."""
+    rows, untested, dropped, fits, coefs, formulas = [], [], [], [], [], {}
+    features = tvals.columns.astype(str)
+    base = frame[frame["timepoint"].isin(timepoints)].copy()
+    specs = [("lmm_time", False)]
+    if interaction:
+        specs.append(("lmm_response", True))
+    for model_name, with_response in specs:
+        data = base
+        if with_response:
+            unlabelled = data["response"].isna()
+            if unlabelled.any():
+                dropped.append(_dropped_rows(data[unlabelled], model_name,
+                                             "no response label (not evaluable)"))
+            data = data[~unlabelled]
+        data, used, dropped_cov = _prepare_covariates(data, covariates, model_name, notes)
+        dropped += [_dropped_rows(x, model_name) for x in dropped_cov]
+        if data["timepoint"].nunique() < 2 or data["subject_id"].nunique() < 2:
+            notes.append((model_name, "skipped: fewer than two timepoints or subjects"))
+            continue
+        data = data.assign(timepoint=pd.Categorical(data["timepoint"], list(timepoints)))
+        rhs = "timepoint"
+        if with_response:
+            if data["response"].nunique() < 2:
+                notes.append((model_name, "skipped: fewer than two response groups"))
+                continue
+            data = data.assign(response=pd.Categorical(data["response"],
+                                                       [NON_RESPONDER, RESPONDER]))
+            rhs = "timepoint * response"
+        rhs = " + ".join([rhs, *used])
+        formula = f"feature ~ {rhs} + (1 | subject_id)"
+        formulas[model_name] = formula
+        X = build_design(data, rhs)
+        Y = tvals.loc[data.index]
+        fit = fit_random_intercept(Y, X, data["subject_id"].astype(str).to_numpy(),
+                                   confidence=confidence)
+        fit_table = fit.fits.assign(model=model_name, formula=formula)
+        fits.append(fit_table)
+        coefs.append(fit.coefficients.assign(model=model_name))
+        status = fit_table["status"].to_numpy()
+        n_rep = fit_table["n_repeated_groups"].to_numpy()
+        n_grp = fit_table["n_groups"].to_numpy()
+        too_few = n_rep < min_pairs
+        failed = np.isin(status, ["failed", "not_converged"])
+        bad = too_few | failed
+        reasons = np.where(too_few, [f"too few subjects with repeated samples (n={k} < "
+                                     f"min_pairs={min_pairs})" for k in n_rep],
+                           "mixed model " + fit_table["status"].astype(str).to_numpy() + ": "
+                           + fit_table["note"].astype(str).to_numpy())
+        untested.append(_untested(features[bad], "lmm", reasons[bad], n_grp[bad], n_rep[bad])
+                        .assign(model=formula))
+        ok_features = set(features[~bad])
+        if with_response:
+            wanted = [t for t in X.columns if t.startswith("response[")
+                      or (t.startswith("timepoint[") and ":response[" in t)]
+        else:
+            wanted = [t for t in X.columns if t.startswith("timepoint[")]
+        co = fit.coefficients
+        co = co[co["term"].isin(wanted) & co["feature_id"].isin(ok_features)]
+        if co.empty:
+            continue
+        info = fit_table.set_index("feature_id")
+        prevalence, mean_ab = _abundance_summary(raw, data.index)
+        pos = pd.Series(np.arange(len(features)), index=features)
+        fidx = pos.loc[co["feature_id"]].to_numpy()
+        st = info.loc[co["feature_id"], "status"].to_numpy()
+        rows.append(_rows(co["feature_id"], "lmm", co["term"].to_numpy(), formula,
+                          n_subjects=info.loc[co["feature_id"], "n_groups"].to_numpy(),
+                          n_pairs=info.loc[co["feature_id"], "n_repeated_groups"].to_numpy(),
+                          prevalence=prevalence[fidx], mean_abundance=mean_ab[fidx],
+                          effect=co["estimate"].to_numpy(), ci_low=co["ci_low"].to_numpy(),
+                          ci_high=co["ci_high"].to_numpy(), p=co["p"].to_numpy(),
+                          note=np.where(st == "boundary",
+                                        "random-intercept variance at the boundary 0", "")))
+    return rows, untested, dropped, formulas, fits, coefs
+
+
+def _baseline_analysis(raw, tvals, frame, pre, covariates, min_group_size, confidence, notes,
+                       hl_effect):
+    rows, untested, dropped, formulas = [], [], [], {}
+    features = tvals.columns.astype(str)
+    data = frame[frame["timepoint"] == pre]
+    unlabelled = data["response"].isna()
+    if unlabelled.any():
+        dropped.append(_dropped_rows(data[unlabelled], "baseline", "no response label (not "
+                                                                    "evaluable)"))
+    data = data[~unlabelled]
+    data, used, dropped_cov = _prepare_covariates(data, covariates, "baseline", notes)
+    dropped += [_dropped_rows(x, "baseline") for x in dropped_cov]
+    if data["response"].nunique() < 2:
+        notes.append(("baseline", "skipped: fewer than two response groups at baseline"))
+        return rows, untested, dropped, formulas
+    data = data.assign(response=pd.Categorical(data["response"], [NON_RESPONDER, RESPONDER]))
+    rhs = " + ".join(["response", *used])
+    formulas["ols_baseline"] = f"feature ~ {rhs}   (samples at '{pre}')"
+    X = build_design(data, rhs)
+    Y = tvals.loc[data.index].to_numpy(dtype=float)
+    is_resp = (data["response"] == RESPONDER).to_numpy()
+    n_resp = (~np.isnan(Y[is_resp])).sum(axis=0)
+    n_non = (~np.isnan(Y[~is_resp])).sum(axis=0)
+    n_all = n_resp + n_non
+    with np.errstate(invalid="ignore"):
+        spread = np.nanmax(Y, axis=0, initial=-np.inf) - np.nanmin(Y, axis=0, initial=np.inf)
+    too_few = np.minimum(n_resp, n_non) < min_group_size
+    flat = ~too_few & ~(spread > 0)
+    fit = ols_fit(Y, X, confidence)
+    rank_bad = ~too_few & ~flat & ~fit["full_rank"]
+    reasons = np.select(
+        [too_few, flat, rank_bad],
+        [np.array([f"too few non-missing values per response group (responders {a}, "
+                   f"non-responders {b}; min {min_group_size})" for a, b in zip(n_resp, n_non)]),
+         "zero variance at baseline", "design not of full rank after dropping missing values"],
+        default="")
+    bad = too_few | flat | rank_bad
+    for m in ("ols", "mann_whitney"):
+        untested.append(_untested(features[bad], m, reasons[bad], n_all[bad], np.nan))
+    ok = np.flatnonzero(~bad)
+    if not ok.size:
+        return rows, untested, dropped, formulas
+    term = "response[responder]"
+    j = list(X.columns).index(term)
+    prevalence, mean_ab = _abundance_summary(raw, data.index)
+    common = dict(n_subjects=n_all[ok], n_pairs=np.nan, prevalence=prevalence[ok],
+                  mean_abundance=mean_ab[ok])
+    rows.append(_rows(features[ok], "ols", term, formulas["ols_baseline"],
+                      effect=fit["estimate"][ok, j], ci_low=fit["ci_low"][ok, j],
+                      ci_high=fit["ci_high"][ok, j], p=fit["p"][ok, j], **common))
+    mw = mann_whitney(Y[is_resp][:, ok], Y[~is_resp][:, ok])
+    if hl_effect:
+        hl = hodges_lehmann_shift(Y[is_resp][:, ok], Y[~is_resp][:, ok], confidence)
+        eff = dict(effect=hl["estimate"].to_numpy(), ci_low=hl["ci_low"].to_numpy(),
+                   ci_high=hl["ci_high"].to_numpy(), note="effect: Hodges-Lehmann shift")
+    else:
+        eff = dict(effect=np.nanmedian(Y[is_resp][:, ok], axis=0)
+                   - np.nanmedian(Y[~is_resp][:, ok], axis=0),
+                   ci_low=np.nan, ci_high=np.nan, note="effect: difference of medians")
+    rows.append(_rows(features[ok], "mann_whitney", term,
+                      f"Mann-Whitney U, responder vs non_responder at '{pre}' (unadjusted)",
+                      p=mw["p"].to_numpy(), **eff, **common))
+    return rows, untested, dropped, formulas
+
+
+def _ancombc2_analysis(raw, pairs, features, pre, post, confidence, notes):
+    """ANCOM-BC2 on the paired samples with subject as a fixed blocking factor."""
+    from skbio.stats.composition import ancombc2
+
+    term = f"timepoint[{post}]"
+    model = "ancombc2: feature ~ timepoint + subject_id (subject as fixed block)"
+    samples = list(pairs["pre_sample"]) + list(pairs["post_sample"])
+    meta = pd.DataFrame({
+        "timepoint": pd.Categorical([pre] * len(pairs) + [post] * len(pairs), [pre, post]),
+        "subject_id": pd.Categorical(list(pairs["subject_id"].astype(str)) * 2)},
+        index=pd.Index(samples, name="sample_id"))
+    counts = raw.loc[samples, list(features)]
+    nonzero = (counts > 0).sum(axis=0)
+    usable = nonzero.index[nonzero >= 2]
+    untested = [_untested(nonzero.index[nonzero < 2], "ancombc2",
+                          "fewer than two non-zero values in the paired samples",
+                          len(pairs), len(pairs))] if (nonzero < 2).any() else []
+    started = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = ancombc2(counts[usable], meta, formula="timepoint + subject_id", p_adjust=None)
+        table = res.result if hasattr(res, "result") else res
+        part = table.xs(f"timepoint[T.{post}]", level="Covariate")
+    except Exception as err:  # the sensitivity analysis must never stop the main one
+        msg = f"ancombc2 failed: {type(err).__name__}: {err}"
+        notes.append(("ancombc2", msg))
+        return [], untested + [_untested(usable, "ancombc2", msg, len(pairs), len(pairs))]
+    notes.append(("ancombc2", f"ran in {time.perf_counter() - started:.1f} s on "
+                              f"{len(samples)} samples x {len(usable)} features"))
+    part = part.reindex(usable.astype(str))
+    lfc, se, p = (part[c].to_numpy(dtype=float) for c in ("Log(FC)", "SE", "pvalue"))
+    good = np.isfinite(lfc) & np.isfinite(p)
+    if (~good).any():
+        untested.append(_untested(usable[~good], "ancombc2", "ancombc2 returned no estimate",
+                                  len(pairs), len(pairs)))
+    z = special.ndtri(0.5 + confidence / 2)
+    prevalence, mean_ab = _abundance_summary(raw[usable], samples)
+    rows = [_rows(usable[good], "ancombc2", term, model, n_subjects=len(pairs),
+                  n_pairs=len(pairs), prevalence=prevalence[good], mean_abundance=mean_ab[good],
+                  effect=lfc[good], ci_low=lfc[good] - z * se[good],
+                  ci_high=lfc[good] + z * se[good], p=p[good],
+                  note="effect: bias-corrected natural-log fold change; CI normal approx.")]
+    return rows, untested
+
+
+def _agreement(results: pd.DataFrame, term: str, alpha: float) -> pd.Series:
+    """Main method vs ANCOM-BC2: same sign and both significant, or both not."""
+    agree = pd.Series(pd.NA, index=results.index, dtype="boolean")
+    sens = results[(results["method"] == "ancombc2") & (results["term"] == term)]
+    if sens.empty:
+        return agree
+    sens = sens.set_index("feature")
+    main = results[(results["term"] == term) & (results["method"] != "ancombc2")
+                   & results["feature"].isin(sens.index)]
+    s = sens.loc[main["feature"]]
+    sig_main = (main["q"] < alpha).to_numpy()
+    sig_sens = (s["q"] < alpha).to_numpy()
+    same_sign = np.sign(main["effect"].to_numpy()) == np.sign(s["effect"].to_numpy())
+    agree.loc[main.index] = (sig_main & sig_sens & same_sign) | (~sig_main & ~sig_sens)
+    return agree
+
+
+def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
+                 transform: str | TransformResult = "clr", transform_options: dict | None = None,
+                 responders: pd.DataFrame | None = None, response_column: str = "dcr_recist",
+                 covariates=("cohort",), subjects: pd.DataFrame | None = None,
+                 annotations: pd.DataFrame | None = None, annotation_column: str | None = None,
+                 modality: str = "", alpha: float = 0.1, min_pairs: int = 5,
+                 min_group_size: int = 3, methods=("paired", "mixed", "baseline"),
+                 wilcoxon_options: dict | None = None, effect: str = "hodges_lehmann",
+                 confidence: float = 0.95, sensitivity: str | None = None,
+                 file_table: str = "feature table",
+                 file_samples: str = "samples.tsv") -> DifferentialResult:
+    """Run one contrast on one feature table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Samples x features on the original scale (fractions for taxa,
+        intensities, % of parent...). Index: sample ids.
+    samples : pandas.DataFrame
+        Sample sheet (``sample_id, subject_id, timepoint`` at least).
+    contrast : dict
+        ``{"name": ..., "pre": ..., "post": ...}`` and optionally
+        ``"timepoints"``: ordered timepoints for the mixed models (default
+        ``[pre, post]``; the first is the reference level).
+    transform : str or TransformResult
+        ``"clr" | "rclr" | "log2" | "logit" | "none"``, or an already
+        transformed table.
+    transform_options : dict, optional
+        Passed to :func:`gutaxis.transforms.transform_table`.
+    responders : pandas.DataFrame, optional
+        ``subject_id`` + one column per responder definition with values
+        ``responder`` / ``non_responder`` / empty. Without it the response
+        analyses are skipped.
+    response_column : str
+        Which responder definition to use.
+    covariates : sequence of str
+        Adjustment covariates (columns of samples, subjects or responders);
+        used by the mixed models and the baseline OLS. Constant covariates are
+        dropped with a note.
+    subjects : pandas.DataFrame, optional
+        Subjects table, a source of covariates.
+    annotations : pandas.DataFrame, optional
+        Indexed by feature id; ``annotation_column`` (default: the first of
+        ``name``, ``lineage``, ``annotation`` present) fills ``annotation``.
+    modality : str
+        Label written in every row (part of the BH family).
+    alpha : float
+        q threshold for ``direction`` and for the sensitivity agreement.
+    min_pairs : int
+        Minimum complete pairs (paired tests) or subjects with repeated
+        samples (mixed models) for a feature to be tested.
+    min_group_size : int
+        Minimum non-missing values per response group at baseline.
+    methods : sequence of {"paired", "mixed", "baseline"}
+    wilcoxon_options : dict, optional
+        ``zero_method``, ``correction``, ``method`` for the signed-rank test
+        (default scipy's: "wilcox", False, "auto").
+    effect : {"hodges_lehmann", "mean"}
+        Effect reported on rank-test rows.
+    confidence : float
+        Level of every confidence interval.
+    sensitivity : {"ancombc2", None}
+        Compositional sensitivity analysis of the paired change (taxa).
+    file_table, file_samples : str
+        Names used in error messages.
+
+    Returns
+    -------
+    DifferentialResult
+    """
+    covariates = tuple(covariates or ())
+    wilcoxon_options = dict(wilcoxon_options or {})
+    _validate(table, samples, contrast, responders, response_column, covariates, subjects,
+              file_table, file_samples)
+    if effect not in ("hodges_lehmann", "mean"):
+        raise InputError(Problem("config", "effect", f"unknown effect {effect!r}",
+                                 "use 'hodges_lehmann' or 'mean'"))
+    table = table.copy()
+    table.index = table.index.astype(str)
+    table.columns = table.columns.astype(str)
+    tr = (transform if isinstance(transform, TransformResult)
+          else transform_table(table, transform, file=file_table, **(transform_options or {})))
+    tvals = tr.values
+    name, pre, post = contrast["name"], contrast["pre"], contrast["post"]
+    timepoints = list(contrast.get("timepoints", [pre, post]))
+    frame = _sample_frame(table, samples, responders, response_column, covariates, subjects)
+    frame = frame[frame["timepoint"].isin(timepoints) & frame["subject_id"].notna()]
+    raw = table
+    notes: list = []
+    rows, untested, dropped, fits, coefs, formulas = [], [], [], [], [], {}
+    hl_effect = effect == "hodges_lehmann"
+    design = None
+    if "paired" in methods:
+        design, r, u, dr = _paired_analysis(raw, tvals, frame, pre, post, min_pairs,
+                                            wilcoxon_options, confidence, hl_effect)
+        rows += r
+        untested += u
+        dropped += dr
+        formulas["paired"] = f"{post} - {pre} within subject (paired t, Wilcoxon signed-rank)"
+    if "mixed" in methods:
+        r, u, dr, f, fi, co = _mixed_analysis(raw, tvals, frame, timepoints, covariates,
+                                              responders is not None, min_pairs, confidence,
+                                              notes)
+        rows += r
+        untested += u
+        dropped += dr
+        formulas.update(f)
+        fits += fi
+        coefs += co
+    if "baseline" in methods and responders is not None:
+        r, u, dr, f = _baseline_analysis(raw, tvals, frame, pre, covariates, min_group_size,
+                                         confidence, notes, hl_effect)
+        rows += r
+        untested += u
+        dropped += dr
+        formulas.update(f)
+    elif "baseline" in methods:
+        notes.append(("baseline", "skipped: no responder labels given"))
+    if sensitivity == "ancombc2":
+        if design is None:
+            design = pair_samples(frame.reset_index(), pre, post)
+        tested = set()
+        for part in rows:
+            tested |= set(part.loc[part["method"] == "paired_t", "feature"])
+        feats = [f for f in tvals.columns if f in tested] or list(tvals.columns)
+        r, u = _ancombc2_analysis(raw, design.pairs, feats, pre, post, confidence, notes)
+        rows += r
+        untested += u
+        formulas["ancombc2"] = "feature ~ timepoint + subject_id (ANCOM-BC2, paired samples)"
+    elif sensitivity is not None:
+        raise InputError(Problem("config", "sensitivity", f"unknown method {sensitivity!r}",
+                                 "use 'ancombc2' or leave it empty"))
+
+    results = (pd.concat(rows, ignore_index=True) if rows
+               else pd.DataFrame(columns=RESULT_COLUMNS))
+    results["modality"] = modality
+    results["contrast"] = name
+    results["family"] = (results["modality"] + "|" + name + "|" + results["method"] + "|"
+                         + results["term"])
+    results["q"] = benjamini_hochberg(results)
+    sig = results["q"] < alpha
+    results["direction"] = np.where(sig & (results["effect"] > 0), "up",
+                                    np.where(sig & (results["effect"] < 0), "down", "none"))
+    base = tr.log_base
+    results["effect_scale"] = np.where(results["method"] == "ancombc2", "ln (ANCOM-BC2)", tr.name)
+    for col, src in (("fold_change", "effect"), ("fold_change_ci_low", "ci_low"),
+                     ("fold_change_ci_high", "ci_high")):
+        fc = (np.power(base, results[src].astype(float)) if base is not None
+              else np.full(len(results), np.nan))
+        results[col] = np.where(results["method"] == "ancombc2",
+                                np.exp(results[src].astype(float)), fc)
+    results["sensitivity_agrees"] = _agreement(results, f"timepoint[{post}]", alpha)
+    if "note" not in results:
+        results["note"] = ""
+    results["note"] = results["note"].fillna("")
+    annot = _annotation_lookup(annotations, annotation_column)
+    results["annotation"] = results["feature"].map(annot).fillna("") if annot is not None else ""
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    results = (results.assign(_m=results["method"].map(order))
+               .sort_values(["_m", "term", "p", "feature"], kind="mergesort")
+               .drop(columns="_m").reset_index(drop=True))
+    for col in ("n_subjects", "n_pairs"):
+        results[col] = results[col].astype("Int64")
+    results = results[RESULT_COLUMNS]
+
+    untested_df = (pd.concat(untested, ignore_index=True) if untested
+                   else pd.DataFrame(columns=UNTESTED_COLUMNS))
+    untested_df["modality"] = modality
+    untested_df["contrast"] = name
+    untested_df["annotation"] = (untested_df["feature"].map(annot).fillna("")
+                                 if annot is not None else "")
+    extra = [c for c in untested_df.columns if c not in UNTESTED_COLUMNS]
+    untested_df = (untested_df[UNTESTED_COLUMNS + extra]
+                   .assign(_m=lambda x: x["method"].map(order))
+                   .sort_values(["_m", "feature"], kind="mergesort").drop(columns="_m")
+                   .reset_index(drop=True))
+    for col in ("n_subjects", "n_pairs"):
+        untested_df[col] = untested_df[col].astype("Int64")
+    dropped_df = (pd.concat(dropped, ignore_index=True).sort_values(
+        ["analysis", "subject_id", "timepoint", "sample_id"]).reset_index(drop=True)
+        if dropped else pd.DataFrame(columns=DROPPED_COLUMNS))
+    fits_df = (pd.concat(fits, ignore_index=True).rename(columns={"feature_id": "feature"})
+               if fits else pd.DataFrame())
+    coef_df = (pd.concat(coefs, ignore_index=True).rename(columns={"feature_id": "feature"})
+               if coefs else pd.DataFrame())
+    notes_df = pd.DataFrame(notes, columns=["step", "message"])
+    return DifferentialResult(results, untested_df, formulas, fits_df, dropped_df, notes_df,
+                              tr.description, coef_df)
+
+
+def _annotation_lookup(annotations, column):
+    if annotations is None or len(annotations) == 0:
+        return None
+    if column is None:
+        column = next((c for c in ("name", "lineage", "annotation") if c in annotations.columns),
+                      None)
+    if column is None or column not in annotations.columns:
+        return None
+    ann = annotations[column].astype(str)
+    ann.index = ann.index.astype(str)
+    return ann

@@ -1,0 +1,292 @@
+"""Per-modality transforms applied before differential testing.
+
+Each modality declares one transform in the config:
+
+========  ======================================  ===========================
+name      for                                     a difference of 1 means
+========  ======================================  ===========================
+``clr``   compositions (taxa, pathways)           ratio to the sample's geometric
+                                                  mean changes by a factor e
+``rclr``  sparse compositions                     as ``clr``, over non-zero parts
+``log2``  intensities (metabolites, cells/uL)     the value doubles
+``logit`` proportions (immune % of parent)        the odds change by a factor e
+``none``  already on an additive scale            (no fold change)
+========  ======================================  ===========================
+
+Every transform returns a :class:`TransformResult` whose ``description`` states
+the pseudocount or clipping actually used, so result tables can say how the
+numbers were made; ``log_base`` is the base in which a difference on the
+transformed scale becomes a multiplicative fold change on the original scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from skbio.stats.composition import clr as _skbio_clr
+from skbio.stats.composition import rclr as _skbio_rclr
+
+from gutaxis.errors import InputError, Problem, ProblemCollector
+
+TRANSFORMS = ("clr", "rclr", "log2", "logit", "none")
+
+# Base in which a difference on the transformed scale is a log fold change.
+_LOG_BASE = {"clr": np.e, "rclr": np.e, "log2": 2.0, "logit": np.e, "none": None}
+_FOLD_CHANGE_KIND = {
+    "clr": "ratio relative to the sample geometric mean",
+    "rclr": "ratio relative to the geometric mean of non-zero parts",
+    "log2": "ratio",
+    "logit": "odds ratio",
+    "none": "",
+}
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    """A transformed feature table and how it was made.
+
+    Attributes
+    ----------
+    values : pandas.DataFrame
+        Samples x features on the transformed scale (NaN where undefined:
+        zeros under ``rclr``, missing input under ``log2``/``logit``/``none``).
+    name : str
+        One of :data:`TRANSFORMS`.
+    description : str
+        One sentence naming the transform and its pseudocount / clipping.
+    log_base : float or None
+        ``fold_change = log_base ** difference``; None when no fold change exists.
+    fold_change_kind : str
+        What that fold change is (ratio, odds ratio, ...).
+    parameters : dict
+        The numbers used (``pseudocount``, ``epsilon``, ``n_clipped``...).
+    """
+
+    values: pd.DataFrame
+    name: str
+    description: str
+    log_base: float | None
+    fold_change_kind: str
+    parameters: dict = field(default_factory=dict)
+
+
+def _check_table(table: pd.DataFrame, file: str, allow_nan: bool, bounds=None) -> np.ndarray:
+    """Validate a samples x features table at the edge; return its float values."""
+    problems = ProblemCollector()
+    try:
+        values = table.to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        bad = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+        problems.add(file, f"columns {bad[:5]}", "values are not numeric",
+                     "write plain numbers (no units or text) in the feature table")
+        problems.raise_if_any()
+    if not allow_nan:
+        nan_cols = table.columns[np.isnan(values).any(axis=0)]
+        if len(nan_cols):
+            problems.add(file, f"features {list(nan_cols[:5])}",
+                         f"{len(nan_cols)} feature(s) have missing values",
+                         "fill missing abundances with 0 for compositions, or use "
+                         "transform 'rclr'")
+    if np.isinf(values).any():
+        inf_cols = table.columns[np.isinf(values).any(axis=0)]
+        problems.add(file, f"features {list(inf_cols[:5])}", "values are infinite",
+                     "replace infinite values before testing")
+    if bounds is not None:
+        lo, hi, what = bounds
+        with np.errstate(invalid="ignore"):
+            outside = (values < lo) | (values > hi)
+        if outside.any():
+            cols = table.columns[outside.any(axis=0)]
+            problems.add(file, f"features {list(cols[:5])}",
+                         f"{int(outside.sum())} value(s) outside [{lo}, {hi}]", what)
+    problems.raise_if_any()
+    return values
+
+
+def _half_min_positive(values: np.ndarray) -> float:
+    positive = values[np.isfinite(values) & (values > 0)]
+    return 0.5 * float(positive.min()) if positive.size else 1.0
+
+
+def clr_transform(table: pd.DataFrame, pseudocount: float | str = "half_min",
+                  file: str = "feature table") -> TransformResult:
+    r"""Centred log-ratio of compositions after adding a pseudocount.
+
+    .. math:: \mathrm{clr}(x)_j = \ln(x_j + c) - \frac{1}{D}\sum_{k=1}^{D}\ln(x_k + c)
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Samples x features, non-negative, no missing values (fractions or counts;
+        CLR is scale invariant so closure is not needed).
+    pseudocount : float or "half_min"
+        ``c`` above. ``"half_min"`` (default) uses half the smallest non-zero
+        value of the whole table, a common choice that keeps the pseudocount
+        below every observed abundance.
+    file : str
+        Name used in error messages.
+
+    Returns
+    -------
+    TransformResult
+
+    References
+    ----------
+    Aitchison, J. (1986). The Statistical Analysis of Compositional Data.
+    Chapman & Hall. Computed with :func:`skbio.stats.composition.clr`.
+    """
+    values = _check_table(table, file, allow_nan=False,
+                          bounds=(0, np.inf, "abundances must be non-negative"))
+    c = _half_min_positive(values) if pseudocount == "half_min" else float(pseudocount)
+    if not c > 0:
+        raise InputError(Problem("config", "transform pseudocount", f"pseudocount {c} is not > 0",
+                                 "set a positive pseudocount or 'half_min'"))
+    out = _skbio_clr(values + c, axis=1, validate=False)
+    how = "half the smallest non-zero value" if pseudocount == "half_min" else "set in the config"
+    return TransformResult(
+        pd.DataFrame(out, index=table.index, columns=table.columns), "clr",
+        f"CLR (natural log) after adding pseudocount {c:.6g} ({how}) to every value",
+        _LOG_BASE["clr"], _FOLD_CHANGE_KIND["clr"], {"pseudocount": c})
+
+
+def rclr_transform(table: pd.DataFrame, file: str = "feature table") -> TransformResult:
+    r"""Robust CLR: log-ratio to the geometric mean of the non-zero parts.
+
+    .. math:: \mathrm{rclr}(x)_j = \ln x_j - \frac{1}{|S|}\sum_{k\in S}\ln x_k,
+       \quad S = \{k: x_k > 0\}
+
+    Zeros become NaN (missing), so later tests use only the samples where the
+    feature was observed.
+
+    References
+    ----------
+    Martino, C. et al. (2019). A novel sparse compositional technique reveals
+    microbial perturbations. mSystems 4, e00016-19. Computed with
+    :func:`skbio.stats.composition.rclr`.
+    """
+    values = _check_table(table, file, allow_nan=True,
+                          bounds=(0, np.inf, "abundances must be non-negative"))
+    out = _skbio_rclr(values, axis=1, validate=False)
+    n_zero = int((values == 0).sum())
+    return TransformResult(
+        pd.DataFrame(out, index=table.index, columns=table.columns), "rclr",
+        f"robust CLR (natural log over non-zero parts, no pseudocount; {n_zero} zeros "
+        "treated as missing)", _LOG_BASE["rclr"], _FOLD_CHANGE_KIND["rclr"], {"n_zero": n_zero})
+
+
+def log2_transform(table: pd.DataFrame, pseudocount: float = 0.0,
+                   file: str = "feature table") -> TransformResult:
+    r"""Base-2 logarithm of intensities, :math:`\log_2(x + c)`.
+
+    Missing values stay missing. With ``pseudocount == 0`` every present value
+    must be positive (impute zeros first, e.g. half-minimum in the metabolomics
+    step).
+
+    References
+    ----------
+    van den Berg, R. A. et al. (2006). Centering, scaling, and transformations:
+    improving the biological information content of metabolomics data.
+    BMC Genomics 7, 142.
+    """
+    values = _check_table(table, file, allow_nan=True,
+                          bounds=(0, np.inf, "intensities must be non-negative"))
+    c = float(pseudocount)
+    if c <= 0:
+        with np.errstate(invalid="ignore"):
+            zero_cols = table.columns[(values == 0).any(axis=0)]
+        if len(zero_cols):
+            raise InputError(Problem(
+                file, f"features {list(zero_cols[:5])}",
+                f"{len(zero_cols)} feature(s) contain zeros, whose log2 is undefined",
+                "impute zeros before testing or set a positive log2 pseudocount"))
+    out = np.log2(values + c)
+    text = "log2" + (f" after adding pseudocount {c:.6g}" if c > 0 else " (no pseudocount)")
+    return TransformResult(pd.DataFrame(out, index=table.index, columns=table.columns),
+                           "log2", text, _LOG_BASE["log2"], _FOLD_CHANGE_KIND["log2"],
+                           {"pseudocount": c})
+
+
+def logit_transform(table: pd.DataFrame, percent: bool = False,
+                    epsilon: float | str = "half_min",
+                    file: str = "feature table") -> TransformResult:
+    r"""Logit of proportions after clipping to :math:`[\epsilon, 1-\epsilon]`.
+
+    .. math:: \mathrm{logit}(p) = \ln\frac{p'}{1-p'},\quad
+       p' = \min(\max(p, \epsilon), 1-\epsilon)
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Proportions of a parent population, in [0, 1] (or [0, 100] with
+        ``percent=True``). Missing values stay missing.
+    percent : bool
+        Divide by 100 first (flow-cytometry "% of parent").
+    epsilon : float or "half_min"
+        Clipping bound. ``"half_min"`` (default) uses half the smallest value of
+        ``p`` and ``1 - p`` that is strictly positive, so only exact 0 and 1
+        are clipped and they land just beyond the most extreme observed value.
+        The number of clipped values is reported in ``parameters``.
+
+    References
+    ----------
+    Warton, D. I. & Hui, F. K. C. (2011). The arcsine is asinine: the analysis
+    of proportions in ecology. Ecology 92, 3-10.
+    """
+    scale = 100.0 if percent else 1.0
+    values = _check_table(table, file, allow_nan=True, bounds=(
+        0, scale, f"proportions must lie in [0, {scale:g}]; set 'percent' to match the units"))
+    p = values / scale
+    if epsilon == "half_min":
+        finite = p[np.isfinite(p)]
+        candidates = np.concatenate([finite[finite > 0], 1 - finite[finite < 1]])
+        eps = 0.5 * float(candidates.min()) if candidates.size else 0.5
+    else:
+        eps = float(epsilon)
+    if not 0 < eps < 0.5:
+        raise InputError(Problem("config", "logit epsilon", f"epsilon {eps} not in (0, 0.5)",
+                                 "set epsilon between 0 and 0.5, e.g. 1e-4"))
+    with np.errstate(invalid="ignore"):
+        n_clipped = int(((p < eps) | (p > 1 - eps)).sum())
+    clipped = np.clip(p, eps, 1 - eps)
+    out = np.log(clipped) - np.log1p(-clipped)
+    how = "half the smallest non-zero p or 1-p" if epsilon == "half_min" else "set in the config"
+    return TransformResult(
+        pd.DataFrame(out, index=table.index, columns=table.columns), "logit",
+        f"logit (natural log odds) of proportions clipped to [{eps:.6g}, 1-{eps:.6g}] "
+        f"({how}); {n_clipped} value(s) clipped", _LOG_BASE["logit"],
+        _FOLD_CHANGE_KIND["logit"], {"epsilon": eps, "n_clipped": n_clipped, "percent": percent})
+
+
+def identity_transform(table: pd.DataFrame, file: str = "feature table") -> TransformResult:
+    """No transform: values are tested as given (missing values stay missing)."""
+    values = _check_table(table, file, allow_nan=True)
+    return TransformResult(pd.DataFrame(values, index=table.index, columns=table.columns),
+                           "none", "no transform", None, "", {})
+
+
+def transform_table(table: pd.DataFrame, method: str, file: str = "feature table",
+                    **options) -> TransformResult:
+    """Apply the transform named in the config.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Samples x features on the original scale.
+    method : {"clr", "rclr", "log2", "logit", "none"}
+    file : str
+        Name used in error messages.
+    **options
+        Passed on: ``pseudocount`` (clr, log2), ``percent`` and ``epsilon`` (logit).
+
+    Returns
+    -------
+    TransformResult
+    """
+    functions = {"clr": clr_transform, "rclr": rclr_transform, "log2": log2_transform,
+                 "logit": logit_transform, "none": identity_transform}
+    if method not in functions:
+        raise InputError(Problem("config", "transform", f"unknown transform {method!r}",
+                                 f"use one of {', '.join(TRANSFORMS)}"))
+    return functions[method](table, file=file, **options)
