@@ -16,6 +16,7 @@ include: "workflow/rules/metabolome.smk"
 include: "workflow/rules/diversity.smk"
 include: "workflow/rules/differential.smk"
 include: "workflow/rules/integration.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -23,3 +24,10 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+
+
+# `snakemake --cores 2 figures` rebuilds every figure; after a style change only
+# plot jobs rerun, because plot rules read result tables and nothing else.
+rule figures:
+    input:
+        [path for path in FINAL_OUTPUTS if str(path).startswith("results/figures/")],

@@ -28,3 +28,4 @@ rule plot_qc_sampling:
 
 
 FINAL_OUTPUTS.extend(figure_paths("qc/sampling"))
+

@@ -1,0 +1,1 @@
+# models module: rules are added by its issue.
