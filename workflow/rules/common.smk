@@ -45,6 +45,26 @@ def modalities_of_kind(*kinds):
     return [m for m in MODALITIES if config["modalities"][m]["kind"] in kinds]
 
 
+# The downstream contract: differential and integration rules take their table
+# and annotations from these two, e.g. `table=analysis_table` (an input
+# function of the `modality` wildcard) or `analysis_table("metabolites")`.
+def analysis_table(modality):
+    """The samples x features table a downstream module analyses: the processed
+    (log2) table for metabolome kinds, the import otherwise."""
+    name = getattr(modality, "modality", modality)
+    if config["modalities"][name]["kind"] == "metabolome":
+        return f"results/metabolome/{name}/processed.tsv"
+    return f"results/import/{name}.tsv"
+
+
+def analysis_features(modality):
+    """Feature annotations aligned with analysis_table(modality)."""
+    name = getattr(modality, "modality", modality)
+    if config["modalities"][name]["kind"] == "metabolome":
+        return f"results/metabolome/{name}/features.tsv"
+    return f"results/import/{name}.features.tsv"
+
+
 def figure_paths(stem):
     """One path per configured format for the figure `results/figures/<stem>`."""
     return expand("results/figures/{stem}.{fmt}", stem=stem, fmt=FIGURE_FORMATS)

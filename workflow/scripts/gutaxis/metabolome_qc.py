@@ -67,7 +67,8 @@ def _top_components(z: np.ndarray, n_components: int, exact_limit: int = 1000) -
 
 
 def _median_distance(points: np.ndarray) -> float:
-    if points.shape[0] == 0:
+    # one point lies on its own centroid: a spread needs at least two
+    if points.shape[0] < 2:
         return float("nan")
     return float(np.median(np.sqrt(((points - points.mean(axis=0)) ** 2).sum(axis=1))))
 
@@ -87,6 +88,7 @@ def qc_pca(
     c the centroid of the group, computed in the full scaled feature space
     (``dispersion_ratio``) and on PC1-PC2 (``dispersion_ratio_pc12``).  Well-behaved
     QC pools cluster tightly: the ratio is well below 1 and falls after processing.
+    A group of fewer than two rows has no spread: its distance and the ratio are NaN.
 
     Parameters
     ----------
