@@ -28,4 +28,3 @@ rule plot_qc_sampling:
 
 
 FINAL_OUTPUTS.extend(figure_paths("qc/sampling"))
-
