@@ -1,1 +1,377 @@
-# diversity module: rules are added by its issue.
+# Microbiome ecology: every modality of kind `taxonomy` goes through a
+# prevalence / mean-abundance filter (renormalisation recorded), α diversity per
+# sample with paired Wilcoxon / Hodges-Lehmann tests and a linear mixed model,
+# β diversity (one distance matrix per configured metric) with PCoA, PERMANOVA
+# with restricted permutations and PERMDISP beside it, and the within-subject
+# pre->post shift compared between responders and non-responders. Responder
+# labels are the `response.primary` column of results/clinical/responders.tsv.
+# Parameters come only from the config's `diversity` section (plus the design,
+# the response definition and the seed). Outputs: results/diversity/<modality>/;
+# figures: results/figures/diversity/<modality>/<contrast>/. Plot rules read the
+# result tables and compute nothing.
+
+DIVERSITY = config["diversity"]
+DIVERSITY_MODALITIES = modalities_of_kind("taxonomy")
+# patterns that match no name when there is no taxonomy modality / beta metric
+DIVERSITY_MODALITY_PATTERN = "|".join(DIVERSITY_MODALITIES) or "(?!)"
+DIVERSITY_METRICS = DIVERSITY["beta_metrics"]
+DIVERSITY_METRIC_PATTERN = "|".join(DIVERSITY_METRICS) or "(?!)"
+DIVERSITY_CONTRASTS = {c["name"]: c for c in config["design"]["contrasts"]}
+DIVERSITY_DIR = "results/diversity/{modality}"
+DIVERSITY_FIGURES = "diversity/{modality}/{contrast}"
+DIVERSITY_RESPONSE = config["response"]["primary"]
+
+
+rule diversity_filter:
+    input:
+        table="results/import/{modality}.tsv",
+        notes="results/import/{modality}.notes.tsv",
+    output:
+        filtered=f"{DIVERSITY_DIR}/filtered.tsv",
+        dropped_features=report(
+            f"{DIVERSITY_DIR}/dropped_features.tsv",
+            caption="../report/diversity_filter.rst",
+            category="Microbiome diversity",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "table": "Features dropped by the filter",
+            },
+        ),
+        dropped_samples=f"{DIVERSITY_DIR}/dropped_samples.tsv",
+        renormalisation=f"{DIVERSITY_DIR}/renormalisation.tsv",
+        parameters=f"{DIVERSITY_DIR}/filter_parameters.tsv",
+    wildcard_constraints:
+        modality=DIVERSITY_MODALITY_PATTERN,
+    log:
+        "logs/diversity/filter_{modality}.log",
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        mem_mb=lambda wc, input, attempt: max(1000, 15 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(10, input.size_mb // 20) * attempt,
+    params:
+        min_prevalence=DIVERSITY["min_prevalence"],
+        min_mean_abundance=DIVERSITY["min_mean_abundance"],
+        detection_limit=DIVERSITY["detection_limit"],
+    script:
+        "../scripts/diversity_filter.py"
+
+
+rule diversity_alpha:
+    input:
+        filtered=f"{DIVERSITY_DIR}/filtered.tsv",
+        parameters=f"{DIVERSITY_DIR}/filter_parameters.tsv",
+        samples="results/inputs/samples.tsv",
+        responders="results/clinical/responders.tsv",
+    output:
+        alpha=f"{DIVERSITY_DIR}/alpha.tsv",
+    wildcard_constraints:
+        modality=DIVERSITY_MODALITY_PATTERN,
+    log:
+        "logs/diversity/alpha_{modality}.log",
+    benchmark:
+        "logs/benchmarks/diversity/diversity_alpha_{modality}.tsv"
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        mem_mb=lambda wc, input, attempt: max(1000, 15 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(10, input.size_mb // 20) * attempt,
+    params:
+        metrics=DIVERSITY["alpha_metrics"],
+        rarefaction_depth=DIVERSITY["rarefaction_depth"],
+        primary=DIVERSITY_RESPONSE,
+    script:
+        "../scripts/diversity_alpha.py"
+
+
+rule diversity_alpha_tests:
+    input:
+        alpha=f"{DIVERSITY_DIR}/alpha.tsv",
+    output:
+        tests=report(
+            f"{DIVERSITY_DIR}/alpha_tests.tsv",
+            caption="../report/diversity_alpha_tests.rst",
+            category="Microbiome diversity",
+            subcategory="{modality}",
+            labels={"modality": "{modality}", "table": "α diversity: paired tests"},
+        ),
+        mixed=report(
+            f"{DIVERSITY_DIR}/alpha_mixed.tsv",
+            caption="../report/diversity_alpha_mixed.rst",
+            category="Microbiome diversity",
+            subcategory="{modality}",
+            labels={"modality": "{modality}", "table": "α diversity: mixed models"},
+        ),
+    wildcard_constraints:
+        modality=DIVERSITY_MODALITY_PATTERN,
+    log:
+        "logs/diversity/alpha_tests_{modality}.log",
+    benchmark:
+        "logs/benchmarks/diversity/diversity_alpha_tests_{modality}.tsv"
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        mem_mb=lambda wc, input, attempt: max(1000, 10 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(10, input.size_mb // 5) * attempt,
+    params:
+        contrasts=config["design"]["contrasts"],
+        timepoints=config["design"]["timepoints"],
+        baseline=config["design"]["baseline"],
+        conf_level=DIVERSITY["conf_level"],
+        significance_level=DIVERSITY["significance_level"],
+    script:
+        "../scripts/diversity_alpha_tests.py"
+
+
+rule diversity_beta:
+    input:
+        filtered=f"{DIVERSITY_DIR}/filtered.tsv",
+        samples="results/inputs/samples.tsv",
+        responders="results/clinical/responders.tsv",
+    output:
+        distances=f"{DIVERSITY_DIR}/distances/{{metric}}.tsv",
+        parameters=f"{DIVERSITY_DIR}/distances/{{metric}}.parameters.tsv",
+        coordinates=f"{DIVERSITY_DIR}/pcoa/{{metric}}.tsv",
+        axes=f"{DIVERSITY_DIR}/pcoa/{{metric}}.axes.tsv",
+    wildcard_constraints:
+        modality=DIVERSITY_MODALITY_PATTERN,
+        metric=DIVERSITY_METRIC_PATTERN,
+    log:
+        "logs/diversity/beta_{modality}_{metric}.log",
+    benchmark:
+        "logs/benchmarks/diversity/diversity_beta_{modality}_{metric}.tsv"
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        # the n x n matrix and a few copies of it dominate; n grows with the table
+        mem_mb=lambda wc, input, attempt: max(2000, 40 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(10, input.size_mb // 2) * attempt,
+    params:
+        pseudocount=DIVERSITY["pseudocount"],
+        n_axes=max([10] + DIVERSITY["pcoa_axes"]),
+        primary=DIVERSITY_RESPONSE,
+    script:
+        "../scripts/diversity_beta.py"
+
+
+rule diversity_permanova:
+    input:
+        distances=f"{DIVERSITY_DIR}/distances/{{metric}}.tsv",
+        samples="results/inputs/samples.tsv",
+        responders="results/clinical/responders.tsv",
+    output:
+        permanova=report(
+            f"{DIVERSITY_DIR}/permanova/{{metric}}.tsv",
+            caption="../report/diversity_permanova.rst",
+            category="Microbiome diversity",
+            subcategory="{modality}",
+            labels={"modality": "{modality}", "table": "PERMANOVA ({metric})"},
+        ),
+        permdisp=f"{DIVERSITY_DIR}/permdisp/{{metric}}.tsv",
+        group_distances=f"{DIVERSITY_DIR}/permdisp/{{metric}}.groups.tsv",
+        notes=f"{DIVERSITY_DIR}/permanova/{{metric}}.notes.tsv",
+    wildcard_constraints:
+        modality=DIVERSITY_MODALITY_PATTERN,
+        metric=DIVERSITY_METRIC_PATTERN,
+    log:
+        "logs/diversity/permanova_{modality}_{metric}.log",
+    benchmark:
+        "logs/benchmarks/diversity/diversity_permanova_{modality}_{metric}.tsv"
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        # the Gower matrix, its copies and the 128 MB permutation blocks
+        mem_mb=lambda wc, input, attempt: max(1000, 400 + 6 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(10, input.size_mb // 2) * attempt,
+    params:
+        contrasts=config["design"]["contrasts"],
+        sequential_terms=DIVERSITY["sequential_terms"],
+        permutations=DIVERSITY["permutations"],
+        seed=config["seed"],
+        primary=DIVERSITY_RESPONSE,
+        significance_level=DIVERSITY["significance_level"],
+    script:
+        "../scripts/diversity_permanova.py"
+
+
+rule diversity_shift:
+    input:
+        distances=f"{DIVERSITY_DIR}/distances/{{metric}}.tsv",
+        samples="results/inputs/samples.tsv",
+        responders="results/clinical/responders.tsv",
+    output:
+        shift=f"{DIVERSITY_DIR}/shift/{{metric}}.tsv",
+        tests=f"{DIVERSITY_DIR}/shift/{{metric}}.tests.tsv",
+    wildcard_constraints:
+        modality=DIVERSITY_MODALITY_PATTERN,
+        metric=DIVERSITY_METRIC_PATTERN,
+    log:
+        "logs/diversity/shift_{modality}_{metric}.log",
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        mem_mb=lambda wc, input, attempt: max(1000, 4 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(10, input.size_mb // 20) * attempt,
+    params:
+        contrasts=config["design"]["contrasts"],
+        primary=DIVERSITY_RESPONSE,
+        conf_level=DIVERSITY["conf_level"],
+        significance_level=DIVERSITY["significance_level"],
+    script:
+        "../scripts/diversity_shift.py"
+
+
+rule plot_diversity_alpha:
+    input:
+        alpha=f"{DIVERSITY_DIR}/alpha.tsv",
+        tests=f"{DIVERSITY_DIR}/alpha_tests.tsv",
+    output:
+        figures=report(
+            figure_paths(f"{DIVERSITY_FIGURES}/alpha_paired"),
+            caption="../report/diversity_alpha_paired.rst",
+            category="Microbiome diversity",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "{contrast}",
+                "figure": "Paired α diversity",
+            },
+        ),
+        source=f"results/figures/{DIVERSITY_FIGURES}/alpha_paired.source.tsv",
+    wildcard_constraints:
+        modality=DIVERSITY_MODALITY_PATTERN,
+    log:
+        "logs/figures/diversity_alpha_{modality}_{contrast}.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=config["style"],
+        cohorts=config["design"]["cohorts"],
+        metrics=DIVERSITY["alpha_plot_metrics"],
+        contrast=lambda wc: DIVERSITY_CONTRASTS[wc.contrast],
+        title=lambda wc: "'{}': {} \u2192 {}".format(
+            wc.modality,
+            DIVERSITY_CONTRASTS[wc.contrast]["pre"],
+            DIVERSITY_CONTRASTS[wc.contrast]["post"],
+        ),
+    script:
+        "../scripts/plot_diversity_alpha.py"
+
+
+rule plot_diversity_pcoa:
+    input:
+        coordinates=f"{DIVERSITY_DIR}/pcoa/{{metric}}.tsv",
+        axes=f"{DIVERSITY_DIR}/pcoa/{{metric}}.axes.tsv",
+        permanova=f"{DIVERSITY_DIR}/permanova/{{metric}}.tsv",
+    output:
+        figures=report(
+            figure_paths(f"{DIVERSITY_FIGURES}/pcoa_{{metric}}"),
+            caption="../report/diversity_pcoa.rst",
+            category="Microbiome diversity",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "{contrast}",
+                "figure": "PCoA ({metric})",
+            },
+        ),
+        source=f"results/figures/{DIVERSITY_FIGURES}/pcoa_{{metric}}.source.tsv",
+    wildcard_constraints:
+        modality=DIVERSITY_MODALITY_PATTERN,
+        metric=DIVERSITY_METRIC_PATTERN,
+    log:
+        "logs/figures/diversity_pcoa_{modality}_{metric}_{contrast}.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=config["style"],
+        axes=DIVERSITY["pcoa_axes"],
+        contrast=lambda wc: DIVERSITY_CONTRASTS[wc.contrast],
+        title=lambda wc: "'{}': {} \u2192 {}".format(
+            wc.modality,
+            DIVERSITY_CONTRASTS[wc.contrast]["pre"],
+            DIVERSITY_CONTRASTS[wc.contrast]["post"],
+        ),
+    script:
+        "../scripts/plot_diversity_pcoa.py"
+
+
+rule plot_diversity_shift:
+    input:
+        shift=expand(
+            f"{DIVERSITY_DIR}/shift/{{metric}}.tsv",
+            metric=DIVERSITY_METRICS,
+            allow_missing=True,
+        ),
+        tests=expand(
+            f"{DIVERSITY_DIR}/shift/{{metric}}.tests.tsv",
+            metric=DIVERSITY_METRICS,
+            allow_missing=True,
+        ),
+    output:
+        figures=report(
+            figure_paths(f"{DIVERSITY_FIGURES}/shift"),
+            caption="../report/diversity_shift.rst",
+            category="Microbiome diversity",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "{contrast}",
+                "figure": "Within-subject shift",
+            },
+        ),
+        source=f"results/figures/{DIVERSITY_FIGURES}/shift.source.tsv",
+    wildcard_constraints:
+        modality=DIVERSITY_MODALITY_PATTERN,
+    log:
+        "logs/figures/diversity_shift_{modality}_{contrast}.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=config["style"],
+        metrics=DIVERSITY_METRICS,
+        contrast=lambda wc: DIVERSITY_CONTRASTS[wc.contrast],
+        title=lambda wc: "'{}': {} \u2192 {}".format(
+            wc.modality,
+            DIVERSITY_CONTRASTS[wc.contrast]["pre"],
+            DIVERSITY_CONTRASTS[wc.contrast]["post"],
+        ),
+    script:
+        "../scripts/plot_diversity_shift.py"
+
+
+FINAL_OUTPUTS.extend(
+    expand(
+        f"{DIVERSITY_DIR}/{{table}}.tsv",
+        modality=DIVERSITY_MODALITIES,
+        table=[
+            "filtered",
+            "dropped_features",
+            "dropped_samples",
+            "renormalisation",
+            "alpha",
+            "alpha_tests",
+            "alpha_mixed",
+        ],
+    )
+    + expand(
+        f"{DIVERSITY_DIR}/{{table}}/{{metric}}.tsv",
+        modality=DIVERSITY_MODALITIES,
+        metric=DIVERSITY_METRICS,
+        table=["pcoa", "permanova", "permdisp", "shift"],
+    )
+    + expand(
+        f"{DIVERSITY_DIR}/shift/{{metric}}.tests.tsv",
+        modality=DIVERSITY_MODALITIES,
+        metric=DIVERSITY_METRICS,
+    )
+    + [
+        path
+        for modality in DIVERSITY_MODALITIES
+        for contrast in DIVERSITY_CONTRASTS
+        for stem in ["alpha_paired", "shift"]
+        + [f"pcoa_{metric}" for metric in DIVERSITY_METRICS]
+        for path in figure_paths(f"diversity/{modality}/{contrast}/{stem}")
+    ]
+)

@@ -204,7 +204,10 @@ def alpha_diversity(
     for sample in np.asarray(ids)[empty]:
         reasons += [[sample, m, "sample has no abundance (all zero)"] for m in metrics]
     richness = values["observed_richness"].to_numpy()
-    for sample in np.asarray(ids)[usable & (richness < 2)]:
+    single = usable & (richness < 2)
+    # scikit-bio returns 1.0 for one feature; H/ln S is 0/0 there, so it stays missing
+    values.loc[single, "pielou_evenness"] = np.nan
+    for sample in np.asarray(ids)[single]:
         reasons.append([sample, "pielou_evenness", "fewer than two features present (H/ln S undefined)"])
     values.columns.name = "metric"
     not_computed = pd.DataFrame(reasons, columns=NOT_COMPUTED_COLUMNS).sort_values(
@@ -636,15 +639,24 @@ def fit_mixed_model(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model = sm.MixedLM(y, x, groups=groups)
-            try:
-                fit = model.fit(reml=True, method=["lbfgs", "powell"])
-            except (np.linalg.LinAlgError, ValueError) as err:
-                return empty(f"mixed model failed: {err}")
+            # statsmodels falls back to the next optimizer only when one does not
+            # converge; L-BFGS can also stop with a singular X'V^-1X during its line
+            # search (a subject variance near the boundary), so that is a fallback too
+            fit, failures = None, []
+            for optimizers in (["lbfgs", "powell"], ["powell"], ["nm"]):
+                try:
+                    fit = model.fit(reml=True, method=optimizers)
+                    break
+                except (np.linalg.LinAlgError, ValueError) as err:
+                    failures.append(f"{optimizers[0]}: {err}")
+            if fit is None:
+                return empty(f"mixed model failed ({'; '.join(failures)})")
         captured = sorted({str(w.message).split("\n")[0] for w in caught})
         k = x.shape[1]
         estimate = np.asarray(fit.fe_params)
         se = np.asarray(fit.bse_fe)
-        method = "statsmodels MixedLM, REML, Wald z"
+        method = "statsmodels MixedLM, REML, Wald z" + (
+            f" (optimizer fallback after {'; '.join(failures)})" if failures else "")
         converged = bool(fit.converged)
         extra = [("subject_variance", float(np.asarray(fit.cov_re)[0, 0])),
                  ("residual_variance", float(fit.scale))]

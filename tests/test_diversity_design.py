@@ -1,0 +1,178 @@
+"""The diversity module's glue: responder labels, sample metadata, count detection, tidy α tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from gutaxis.alpha import alpha_diversity, paired_alpha_tests
+from gutaxis.beta import compare_shift_by_response, shift_vs_between, within_subject_shift
+from gutaxis.diversity_design import (
+    ALPHA_TABLE_COLUMNS,
+    SHIFT_TEST_COLUMNS,
+    alpha_design,
+    call_significant,
+    count_input,
+    full_design_timepoints,
+    sample_metadata,
+    shift_tests_table,
+    subject_labels,
+    tidy_alpha,
+)
+from gutaxis.errors import InputError
+from gutaxis.paired_design import pair_samples
+
+
+def responders():
+    return pd.DataFrame({
+        "subject_id": ["S2", "S1", "S3"],
+        "cohort": ["lung", "lung", "other"],
+        "dcr_recist": ["non_responder", "responder", ""],
+        "orr_recist": ["non_responder", "non_responder", ""],
+    })
+
+
+def sheet():
+    return pd.DataFrame({
+        "sample_id": ["S1_a", "S1_b", "S2_a", "S2_b", "S3_a", "QC1"],
+        "subject_id": ["S1", "S1", "S2", "S2", "S3", ""],
+        "timepoint": ["baseline", "post", "baseline", "post", "baseline", ""],
+        "sample_type": ["stool"] * 5 + ["qc"],
+    })
+
+
+def test_subject_labels_take_the_primary_definition():
+    labels = subject_labels(responders(), "dcr_recist")
+    assert list(labels["subject_id"]) == ["S1", "S2", "S3"]
+    assert list(labels["response"]) == ["responder", "non_responder", ""]
+    assert list(subject_labels(responders(), "orr_recist")["response"]) == ["non_responder", "non_responder", ""]
+
+
+def test_subject_labels_report_a_missing_definition_and_bad_values():
+    with pytest.raises(InputError) as err:
+        subject_labels(responders(), "dcr_irecist", "responders.tsv")
+    assert "dcr_irecist" in str(err.value) and "responders.tsv" in str(err.value)
+    bad = responders().assign(dcr_recist=["NR", "responder", ""])
+    with pytest.raises(InputError) as err:
+        subject_labels(bad, "dcr_recist")
+    assert "S2" in str(err.value) and "'NR'" in str(err.value)
+
+
+def test_sample_metadata_follows_the_table_order_and_rejects_unknown_samples():
+    labels = subject_labels(responders(), "dcr_recist")
+    meta = sample_metadata(sheet(), labels, ["S2_b", "S1_a", "S3_a"])
+    assert list(meta["sample_id"]) == ["S2_b", "S1_a", "S3_a"]
+    assert list(meta["response"]) == ["non_responder", "responder", ""]
+    assert list(meta["cohort"]) == ["lung", "lung", "other"]
+    with pytest.raises(InputError) as err:
+        sample_metadata(sheet(), labels, ["S1_a", "X9"])
+    assert "X9" in str(err.value)
+
+
+def notes(**values):
+    return pd.DataFrame({"key": list(values), "value": [str(v) for v in values.values()]})
+
+
+def test_count_input_uses_counts_only_when_the_importer_kept_whole_counts():
+    counts = pd.DataFrame([[3.0, 0.0, 7.0], [1.0, 2.0, 0.0]])
+    fractions = counts.div(counts.sum(axis=1), axis=0)
+    assert count_input(notes(units="counts", output_units="counts"), counts) == (True, "")
+    assert count_input(notes(units="counts"), counts) == (True, "")
+    used, why = count_input(notes(units="percent", output_units="fraction"), fractions)
+    assert not used and "percent" in why
+    used, why = count_input(notes(units="counts", output_units="fraction"), fractions)
+    assert not used and "fraction" in why
+    used, why = count_input(notes(units="counts", output_units="counts"), counts + 0.5)
+    assert not used and "non-integer" in why
+
+
+def alpha_table():
+    rng = np.random.default_rng(1)
+    x = rng.gamma(0.6, size=(5, 12))
+    x[1, :] = 0.0  # an empty sample: every metric missing, with the library's reason
+    x[2, 1:] = 0.0  # one feature: Pielou evenness undefined
+    table = pd.DataFrame(x, index=pd.Index(["S1_a", "S1_b", "S2_a", "S2_b", "S3_a"], name="sample_id"))
+    return table
+
+
+def test_tidy_alpha_explains_every_missing_value_and_round_trips():
+    table = alpha_table()
+    result = alpha_diversity(table)
+    meta = sample_metadata(sheet(), subject_labels(responders(), "dcr_recist"), table.index)
+    metrics = ["shannon", "pielou_evenness", "chao1"]
+    tidy = tidy_alpha(result.values, result.not_computed, meta, metrics, {"chao1": "needs read counts"})
+    assert list(tidy.columns) == ALPHA_TABLE_COLUMNS
+    assert len(tidy) == 3 * len(table)
+    assert list(dict.fromkeys(tidy["metric"])) == metrics
+    missing = tidy[tidy["value"].isna()]
+    assert (missing["reason"] != "").all()
+    assert set(missing.loc[missing["metric"] == "chao1", "reason"]) == {"needs read counts"}
+    assert "S1_b" in set(missing.loc[missing["metric"] == "shannon", "sample_id"])
+    assert "S2_a" in set(missing.loc[missing["metric"] == "pielou_evenness", "sample_id"])
+    assert (tidy.loc[tidy["value"].notna(), "reason"] == "").all()
+    # Shannon by hand for one sample
+    p = table.loc["S3_a"].to_numpy() / table.loc["S3_a"].sum()
+    p = p[p > 0]
+    row = tidy[(tidy["metric"] == "shannon") & (tidy["sample_id"] == "S3_a")]
+    assert row["value"].iloc[0] == pytest.approx(-(p * np.log(p)).sum(), rel=1e-12)
+    values, samples, subjects = alpha_design(tidy)
+    assert list(values.columns) == ["shannon", "pielou_evenness"]  # chao1 has no value at all
+    pd.testing.assert_series_equal(values["shannon"].sort_index(),
+                                   result.values["shannon"].sort_index(), check_names=False)
+    assert set(subjects["response"]) == {"responder", "non_responder", ""}
+
+
+def test_alpha_design_feeds_the_paired_tests():
+    tidy = pd.DataFrame({
+        "sample_id": [f"S{i}_{t}" for i in range(6) for t in "ab"],
+        "subject_id": [f"S{i}" for i in range(6) for _ in "ab"],
+        "timepoint": ["baseline", "post"] * 6,
+        "cohort": ["lung"] * 12,
+        "response": ["responder"] * 6 + ["non_responder"] * 6,
+        "metric": "shannon",
+        "value": [1.0, 1.5, 2.0, 2.25, 1.2, 2.0, 0.5, 0.35, 0.9, 1.0, 1.1, 0.8],
+        "reason": "",
+    })
+    values, samples, subjects = alpha_design(tidy)
+    tests = paired_alpha_tests(values, samples, subjects, "baseline", "post")
+    overall = tests[tests["group_by"] == "overall"].iloc[0]
+    d = np.array([0.5, 0.25, 0.8, -0.1, 0.1, -0.3])
+    assert overall["n_pairs"] == 6
+    assert overall["p_value"] == pytest.approx(stats.wilcoxon(d, method="exact").pvalue)
+
+
+def test_full_design_timepoints_put_baseline_first():
+    order = ["screening", "baseline", "post", "progression"]
+    assert full_design_timepoints(order, "baseline", ["post", "baseline", "progression"]) == [
+        "baseline", "post", "progression"]
+    assert full_design_timepoints(order, "baseline", ["post", "progression"]) == ["post", "progression"]
+
+
+def test_shift_tests_table_carries_both_tests():
+    ids = ["A_pre", "A_post", "B_pre", "B_post", "C_pre", "C_post", "D_pre", "D_post", "E_pre", "E_post"]
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(len(ids), 3))
+    d = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(axis=2))
+    distances = pd.DataFrame(d, index=ids, columns=ids)
+    samples = pd.DataFrame({"sample_id": ids, "subject_id": [i.split("_")[0] for i in ids],
+                            "timepoint": ["baseline" if i.endswith("pre") else "post" for i in ids]})
+    pairs = pair_samples(samples, "baseline", "post")
+    labels = pd.DataFrame({"subject_id": list("ABCDE"),
+                           "response": ["responder", "responder", "non_responder", "non_responder", ""]})
+    shift = within_subject_shift(distances, pairs)
+    table = shift_tests_table(compare_shift_by_response(shift, labels), shift_vs_between(distances, pairs).test)
+    assert list(table.columns) == SHIFT_TEST_COLUMNS
+    assert list(table["test"]) == ["responder_vs_non_responder", "within_vs_between"]
+    by_response = table.iloc[0]
+    within = d[[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
+    expected = stats.mannwhitneyu(within[:2], within[2:4], method="exact")
+    assert by_response["p_value"] == pytest.approx(expected.pvalue)
+    assert (by_response["n_a"], by_response["n_b"]) == (2, 2)
+    assert "1 subjects without a response label" in by_response["note"]
+    assert table.iloc[1]["n_a"] == 5
+
+
+def test_call_significant_is_empty_where_nothing_was_tested():
+    p = pd.Series([0.01, 0.2, np.nan, 0.001])
+    assert list(call_significant(p, 0.05)) == [True, False, "", True]
+    assert list(call_significant(p, 0.05, pd.Series([True, True, True, False]))) == [True, False, "", ""]

@@ -1,0 +1,44 @@
+"""Diversity step 6: each subject's pre->post distance, by response and against between-subject distances."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)
+
+import pandas as pd
+
+from gutaxis.beta import compare_shift_by_response, shift_vs_between, within_subject_shift
+from gutaxis.diversity_design import call_significant, shift_tests_table, subject_labels
+from gutaxis.paired_design import pair_samples
+from gutaxis.runner import run
+from gutaxis.tables import read_sheet, read_tsv, write_tsv
+
+
+def main(smk):
+    distances = read_tsv(smk.input.distances, index_col=0, dtype={0: str})
+    distances.index = distances.index.astype(str)
+    distances.columns = distances.columns.astype(str)
+    samples = read_sheet(smk.input.samples)
+    samples = samples[samples["sample_id"].isin(distances.index)]
+    labels = subject_labels(read_sheet(smk.input.responders), smk.params.primary, smk.input.responders)
+    info = labels.set_index("subject_id")
+    metric = smk.wildcards.metric
+    shifts, tests = [], []
+    for contrast in smk.params.contrasts:
+        pairs = pair_samples(samples, contrast["pre"], contrast["post"], source=smk.input.samples)
+        shift = within_subject_shift(distances, pairs)
+        between = shift_vs_between(distances, pairs, conf_level=smk.params.conf_level)
+        by_response = compare_shift_by_response(shift, labels, "response")
+        per_subject = shift.merge(between.per_subject.drop(columns="within_distance"), on="subject_id")
+        per_subject.insert(1, "cohort", per_subject["subject_id"].map(info["cohort"]).fillna(""))
+        per_subject.insert(2, "response", per_subject["subject_id"].map(info["response"]).fillna(""))
+        front = {"contrast": contrast["name"], "pre": contrast["pre"], "post": contrast["post"], "metric": metric}
+        shifts.append(pd.DataFrame(front, index=per_subject.index).join(per_subject))
+        table = shift_tests_table(by_response, between.test)
+        tests.append(pd.DataFrame(front, index=table.index).join(table))
+    tests = pd.concat(tests, ignore_index=True)
+    tests["significant"] = call_significant(tests["p_value"], smk.params.significance_level)
+    write_tsv(pd.concat(shifts, ignore_index=True), smk.output.shift)
+    write_tsv(tests, smk.output.tests)
+
+
+run(snakemake, main)

@@ -1,0 +1,24 @@
+"""Figure: paired α diversity, one line per subject, faceted by cohort, with the test of each panel."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)
+
+from gutaxis.plots.diversity import paired_alpha_data, plot_paired_alpha
+from gutaxis.runner import run
+from gutaxis.style import apply_style, save_figure
+from gutaxis.tables import read_sheet, read_tsv
+
+
+def main(smk):
+    apply_style(smk.params.style)
+    contrast = smk.params.contrast
+    data = paired_alpha_data(read_sheet(smk.input.alpha), smk.params.metrics, contrast["pre"], contrast["post"])
+    tests = read_tsv(smk.input.tests)
+    fig = plot_paired_alpha(data, tests, smk.params.metrics, smk.params.cohorts, smk.params.style,
+                            pre=contrast["pre"], post=contrast["post"], title=smk.params.title,
+                            contrast=contrast["name"])
+    save_figure(fig, smk.output.figures, smk.params.style, source_data=data)
+
+
+run(snakemake, main)
