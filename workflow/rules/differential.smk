@@ -1,1 +1,286 @@
-# differential module: rules are added by its issue.
+# Differential testing: one engine for every modality (taxa, pathways,
+# metabolites, immune subsets) and every contrast of `design.contrasts`. The
+# analysis table of the modality (the processed log2 table for metabolome
+# kinds, the import otherwise; see analysis_table in metabolome.smk) is
+# filtered by prevalence (compositions only), transformed as the modality
+# declares (clr / rclr / log2 / logit / none) and tested feature by feature, all
+# features at once: paired t and Wilcoxon signed-rank on the within-subject
+# changes, random-intercept mixed models (time; time x response, the
+# "changes differently in responders" term), the baseline responder comparison
+# adjusted for the covariates, and ANCOM-BC2 as compositional sensitivity
+# analysis where configured. BH q values within each family (modality x
+# contrast x method x term). Outputs: results/differential/<modality>/;
+# figures: results/figures/differential/<modality>/<contrast>/. Parameters come
+# only from the config's `differential` section (plus the design, the
+# modality's transform, the CLR pseudocount and the primary response
+# definition). Plot rules read the result tables and compute nothing.
+
+DIFFERENTIAL = config["differential"]
+DIFFERENTIAL_CONTRASTS = {c["name"]: c for c in config["design"]["contrasts"]}
+DIFFERENTIAL_DIR = "results/differential/{modality}"
+DIFFERENTIAL_FIGURES = "differential/{modality}/{contrast}"
+DIFFERENTIAL_TABLES = [
+    "untested",
+    "model_fits",
+    "coefficients",
+    "formulas",
+    "notes",
+    "dropped_samples",
+    "changes",
+    "pairs",
+    "transformed",
+]
+
+
+# Parse-time lookups by contrast / modality name (params use them in lambdas).
+# Timepoints of the mixed models: the contrast's pre (reference level) first,
+# then post, or every configured timepoint in design order.
+DIFFERENTIAL_TIMEPOINTS = {
+    name: (
+        [c["pre"], c["post"]]
+        if DIFFERENTIAL["mixed_timepoints"] == "contrast"
+        else [c["pre"]] + [t for t in config["design"]["timepoints"] if t != c["pre"]]
+    )
+    for name, c in DIFFERENTIAL_CONTRASTS.items()
+}
+# Options of gutaxis.transforms.transform_table implied by the modality: the
+# logit of percentages when the immune units are percent (of parent).
+DIFFERENTIAL_TRANSFORM_OPTIONS = {
+    m: (
+        {
+            "percent": spec.get("options", {}).get("units", "fraction")
+            in ("percent", "percent_of_parent")
+        }
+        if spec.get("transform", "none") == "logit"
+        else {}
+    )
+    for m, spec in config["modalities"].items()
+}
+# Sensitivity method per modality (None: no sensitivity analysis).
+DIFFERENTIAL_SENSITIVITY = {
+    m: None if method == "none" else method
+    for m, method in (
+        (m, DIFFERENTIAL["sensitivity"].get(spec["kind"], "none"))
+        for m, spec in config["modalities"].items()
+    )
+}
+# Name of the scale the effects are on, for axis labels (processed metabolomics
+# is log2 already, hence transform none).
+DIFFERENTIAL_SCALE = {
+    m: {"clr": "CLR", "rclr": "robust CLR", "log2": "log2", "logit": "logit"}.get(
+        spec.get("transform", "none"),
+        (
+            "log2 intensity"
+            if spec["kind"] == "metabolome" and config["metabolome"]["log2"]
+            else "value as given"
+        ),
+    )
+    for m, spec in config["modalities"].items()
+}
+DIFFERENTIAL_TITLES = {
+    name: f"{c['pre']} \u2192 {c['post']}" for name, c in DIFFERENTIAL_CONTRASTS.items()
+}
+
+
+rule differential:
+    input:
+        table=analysis_table,
+        features=analysis_features,
+        samples="results/inputs/samples.tsv",
+        subjects="results/inputs/subjects.tsv",
+        responders="results/clinical/responders.tsv",
+    output:
+        results=report(
+            f"{DIFFERENTIAL_DIR}/{{contrast}}.tsv",
+            caption="../report/differential_results.rst",
+            category="Differential testing",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "{contrast}",
+                "table": "Differential test results",
+            },
+        ),
+        untested=report(
+            f"{DIFFERENTIAL_DIR}/{{contrast}}.untested.tsv",
+            caption="../report/differential_untested.rst",
+            category="Differential testing",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "{contrast}",
+                "table": "Features not tested",
+            },
+        ),
+        model_fits=f"{DIFFERENTIAL_DIR}/{{contrast}}.model_fits.tsv",
+        coefficients=f"{DIFFERENTIAL_DIR}/{{contrast}}.coefficients.tsv",
+        formulas=f"{DIFFERENTIAL_DIR}/{{contrast}}.formulas.tsv",
+        notes=f"{DIFFERENTIAL_DIR}/{{contrast}}.notes.tsv",
+        dropped_samples=f"{DIFFERENTIAL_DIR}/{{contrast}}.dropped_samples.tsv",
+        changes=f"{DIFFERENTIAL_DIR}/{{contrast}}.changes.tsv",
+        pairs=f"{DIFFERENTIAL_DIR}/{{contrast}}.pairs.tsv",
+        transformed=f"{DIFFERENTIAL_DIR}/{{contrast}}.transformed.tsv",
+    log:
+        "logs/differential/{modality}_{contrast}.log",
+    benchmark:
+        "logs/benchmarks/differential/differential_{modality}_{contrast}.tsv"
+    conda:
+        "../envs/stats.yaml"
+    threads: 4
+    resources:
+        # the transformed table, the change matrix and the mixed models'
+        # per-subject statistics (chunks of 2,000 features) are a few copies
+        # of the input; ANCOM-BC2 (taxa) dominates the run time of the demo
+        mem_mb=lambda wc, input, attempt: max(2000, 15 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(15, input.size_mb // 2) * attempt,
+    params:
+        modality=lambda wc: wc.modality,
+        kind=lambda wc: config["modalities"][wc.modality]["kind"],
+        transform=lambda wc: config["modalities"][wc.modality].get("transform", "none"),
+        transform_options=lambda wc: DIFFERENTIAL_TRANSFORM_OPTIONS[wc.modality],
+        clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
+        contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
+        timepoints=lambda wc: DIFFERENTIAL_TIMEPOINTS[wc.contrast],
+        response_column=config["response"]["primary"],
+        sensitivity=lambda wc: DIFFERENTIAL_SENSITIVITY[wc.modality],
+        settings={
+            key: DIFFERENTIAL[key]
+            for key in (
+                "alpha",
+                "min_prevalence",
+                "min_mean_abundance",
+                "min_pairs",
+                "min_group_size",
+                "methods",
+                "covariates",
+                "effect",
+                "confidence",
+                "wilcoxon_zero_method",
+            )
+        },
+        table_label=lambda wc: config["modalities"][wc.modality]["path"],
+        samples_label=config["samples"],
+    script:
+        "../scripts/differential_run.py"
+
+
+rule plot_differential_volcano:
+    input:
+        results=f"{DIFFERENTIAL_DIR}/{{contrast}}.tsv",
+    output:
+        figures=report(
+            figure_paths(f"{DIFFERENTIAL_FIGURES}/volcano"),
+            caption="../report/differential_volcano.rst",
+            category="Differential testing",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "{contrast}",
+                "figure": "Volcano plots",
+            },
+        ),
+        source=f"results/figures/{DIFFERENTIAL_FIGURES}/volcano.source.tsv",
+    log:
+        "logs/figures/differential_volcano_{modality}_{contrast}.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=config["style"],
+        alpha=DIFFERENTIAL["alpha"],
+        n_labels=DIFFERENTIAL["volcano_labels"],
+        contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
+        scale_label=lambda wc: DIFFERENTIAL_SCALE[wc.modality],
+        title=lambda wc: f"'{wc.modality}': {DIFFERENTIAL_TITLES[wc.contrast]}",
+    script:
+        "../scripts/plot_differential_volcano.py"
+
+
+rule plot_differential_heatmap:
+    input:
+        results=f"{DIFFERENTIAL_DIR}/{{contrast}}.tsv",
+        changes=f"{DIFFERENTIAL_DIR}/{{contrast}}.changes.tsv",
+        pairs=f"{DIFFERENTIAL_DIR}/{{contrast}}.pairs.tsv",
+    output:
+        figures=report(
+            figure_paths(f"{DIFFERENTIAL_FIGURES}/heatmap"),
+            caption="../report/differential_heatmap.rst",
+            category="Differential testing",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "{contrast}",
+                "figure": "Heatmap of within-subject changes",
+            },
+        ),
+        source=f"results/figures/{DIFFERENTIAL_FIGURES}/heatmap.source.tsv",
+    log:
+        "logs/figures/differential_heatmap_{modality}_{contrast}.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=config["style"],
+        alpha=DIFFERENTIAL["alpha"],
+        method=DIFFERENTIAL["plot_method"],
+        max_features=DIFFERENTIAL["heatmap_max_features"],
+        cohorts=config["design"]["cohorts"],
+        contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
+        scale_label=lambda wc: DIFFERENTIAL_SCALE[wc.modality],
+        title=lambda wc: f"'{wc.modality}': {DIFFERENTIAL_TITLES[wc.contrast]}",
+    script:
+        "../scripts/plot_differential_heatmap.py"
+
+
+rule plot_differential_paired:
+    input:
+        results=f"{DIFFERENTIAL_DIR}/{{contrast}}.tsv",
+        transformed=f"{DIFFERENTIAL_DIR}/{{contrast}}.transformed.tsv",
+        pairs=f"{DIFFERENTIAL_DIR}/{{contrast}}.pairs.tsv",
+    output:
+        figures=report(
+            figure_paths(f"{DIFFERENTIAL_FIGURES}/paired"),
+            caption="../report/differential_paired.rst",
+            category="Differential testing",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "{contrast}",
+                "figure": "Paired plots of the top features",
+            },
+        ),
+        source=f"results/figures/{DIFFERENTIAL_FIGURES}/paired.source.tsv",
+    log:
+        "logs/figures/differential_paired_{modality}_{contrast}.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=config["style"],
+        alpha=DIFFERENTIAL["alpha"],
+        method=DIFFERENTIAL["plot_method"],
+        n_features=DIFFERENTIAL["paired_plot_features"],
+        contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
+        scale_label=lambda wc: DIFFERENTIAL_SCALE[wc.modality],
+        title=lambda wc: f"'{wc.modality}': {DIFFERENTIAL_TITLES[wc.contrast]}",
+    script:
+        "../scripts/plot_differential_paired.py"
+
+
+FINAL_OUTPUTS.extend(
+    expand(
+        f"{DIFFERENTIAL_DIR}/{{contrast}}.tsv",
+        modality=MODALITIES,
+        contrast=CONTRASTS,
+    )
+    + expand(
+        f"{DIFFERENTIAL_DIR}/{{contrast}}.{{table}}.tsv",
+        modality=MODALITIES,
+        contrast=CONTRASTS,
+        table=DIFFERENTIAL_TABLES,
+    )
+    + [
+        path
+        for modality in MODALITIES
+        for contrast in CONTRASTS
+        for stem in ("volcano", "heatmap", "paired")
+        for path in figure_paths(f"differential/{modality}/{contrast}/{stem}")
+    ]
+)

@@ -1,0 +1,153 @@
+"""Differential tests of one modality and one contrast (gutaxis.differential.run_contrast)."""
+
+import os
+import sys
+
+# BLAS threads must be fixed before numpy is first imported
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(snakemake.threads)
+
+sys.path.insert(0, snakemake.scriptdir)
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from gutaxis.differential import UNTESTED_COLUMNS, run_contrast
+from gutaxis.errors import InputError, Problem
+from gutaxis.filtering import filter_features
+from gutaxis.paired import pair_samples, paired_differences
+from gutaxis.runner import run
+from gutaxis.tables import read_feature_table, read_sheet, write_feature_table, write_tsv
+from gutaxis.transforms import transform_table
+
+log = logging.getLogger("gutaxis.differential")
+COMPOSITIONAL = ("clr", "rclr")
+
+
+def numeric_where_possible(table: pd.DataFrame, columns) -> pd.DataFrame:
+    """Covariate columns of a text sheet whose every non-empty cell is a number become numbers."""
+    table = table.copy()
+    for col in columns:
+        if col not in table.columns or col == "subject_id":
+            continue
+        text = table[col].replace("", np.nan)
+        values = pd.to_numeric(text, errors="coerce")
+        if text.notna().any() and values.notna().sum() == text.notna().sum():
+            table[col] = values
+    return table
+
+
+def prevalence_filter(table, frame_ids, settings, modality, contrast, annotations):
+    """Prevalence / mean-abundance filter of a composition over the analysed samples."""
+    result = filter_features(table.loc[frame_ids], settings["min_prevalence"],
+                             settings["min_mean_abundance"], 0.0, renormalise=False,
+                             source=modality)
+    kept = list(result.table.columns)
+    dropped = result.dropped_features
+    untested = pd.DataFrame({
+        "feature": dropped["feature_id"].astype(str),
+        "annotation": "",
+        "modality": modality,
+        "contrast": contrast,
+        "method": "all",
+        "reason": "filtered before testing: " + dropped["reason"].astype(str)
+                  + " (over the samples analysed)",
+        "n_subjects": pd.array([pd.NA] * len(dropped), dtype="Int64"),
+        "n_pairs": pd.array([pd.NA] * len(dropped), dtype="Int64"),
+    })
+    column = next((c for c in ("name", "lineage", "annotation") if c in annotations.columns), None)
+    if column is not None:
+        untested["annotation"] = untested["feature"].map(annotations[column]).fillna("")
+    return table[kept], untested, result.parameters
+
+
+def main(smk):
+    p = smk.params
+    settings = p.settings
+    modality, contrast = p.modality, dict(p.contrast)
+    table = read_feature_table(smk.input.table)
+    annotations = read_sheet(smk.input.features).set_index("feature_id")
+    samples = read_sheet(smk.input.samples)
+    subjects = numeric_where_possible(read_sheet(smk.input.subjects), settings["covariates"])
+    responders = read_sheet(smk.input.responders)
+    if p.response_column not in responders.columns:
+        raise InputError(Problem(smk.input.responders, f"column '{p.response_column}'",
+                                 "the primary response definition has no column",
+                                 "set response.primary to one of response.definitions"))
+
+    sheet = samples.set_index("sample_id")
+    in_table = sheet.loc[sheet.index.isin(table.index)]
+    present = set(in_table.loc[in_table["subject_id"] != "", "timepoint"])
+    timepoints = [t for t in p.timepoints if t in present]
+    for needed in (contrast["pre"], contrast["post"]):
+        if needed not in present:
+            raise InputError(Problem(
+                p.samples_label, f"timepoint '{needed}'",
+                f"no sample of modality '{modality}' at this timepoint of contrast "
+                f"'{contrast['name']}'", "check the sample sheet or the contrast"))
+    contrast["timepoints"] = timepoints
+    analysed = in_table.index[in_table["timepoint"].isin(timepoints)
+                              & (in_table["subject_id"] != "")]
+    table = table.loc[table.index.isin(analysed)]
+    notes = [("samples", f"{len(table)} samples at timepoints {', '.join(timepoints)}")]
+
+    untested_filter = pd.DataFrame(columns=UNTESTED_COLUMNS)
+    if p.transform in COMPOSITIONAL:
+        table, untested_filter, params = prevalence_filter(
+            table, table.index, settings, modality, contrast["name"], annotations)
+        notes.append(("filter", f"kept {params['n_features_kept']} of {params['n_features_in']} "
+                                f"features (min_prevalence {settings['min_prevalence']:g}, "
+                                f"min_mean_abundance {settings['min_mean_abundance']:g})"))
+    else:
+        notes.append(("filter", f"no prevalence filter for transform '{p.transform}'"))
+
+    options = dict(p.transform_options)
+    if p.transform == "clr":
+        positive = table.to_numpy()[table.to_numpy() > 0]
+        smallest = float(positive.min()) if positive.size else 1.0
+        options["pseudocount"] = p.clr_pseudocount_fraction * smallest
+        notes.append(("transform", f"CLR pseudocount = clr_pseudocount_fraction "
+                                   f"{p.clr_pseudocount_fraction:g} x the smallest non-zero value "
+                                   f"of the filtered table ({smallest:.6g})"))
+    transformed = transform_table(table, p.transform, file=p.table_label, **options)
+    notes.append(("transform", transformed.description))
+    log.info("%s / %s: %s", modality, contrast["name"], transformed.description)
+
+    result = run_contrast(
+        table, samples, contrast, transformed, responders=responders,
+        response_column=p.response_column, covariates=settings["covariates"],
+        subjects=subjects, annotations=annotations, modality=modality,
+        alpha=settings["alpha"], min_pairs=settings["min_pairs"],
+        min_group_size=settings["min_group_size"], methods=settings["methods"],
+        wilcoxon_options={"zero_method": settings["wilcoxon_zero_method"]},
+        effect=settings["effect"], confidence=settings["confidence"],
+        sensitivity=p.sensitivity, file_table=p.table_label, file_samples=p.samples_label)
+
+    untested = pd.concat([untested_filter, result.untested], ignore_index=True)
+    write_tsv(result.results, smk.output.results)
+    write_tsv(untested, smk.output.untested)
+    write_tsv(result.model_fits, smk.output.model_fits)
+    write_tsv(result.coefficients, smk.output.coefficients)
+    write_tsv(pd.DataFrame(list(result.formulas.items()), columns=["model", "formula"]),
+              smk.output.formulas)
+    write_tsv(pd.concat([pd.DataFrame(notes, columns=["step", "message"]), result.notes],
+                        ignore_index=True), smk.output.notes)
+    write_tsv(result.dropped_samples, smk.output.dropped_samples)
+
+    pairs = pair_samples(samples, contrast["pre"], contrast["post"], sample_ids=table.index,
+                         file=p.samples_label).pairs
+    labels = responders.set_index("subject_id")
+    pairs["cohort"] = pairs["subject_id"].map(labels["cohort"]).fillna("")
+    response = pairs["subject_id"].map(labels[p.response_column]).fillna("")
+    pairs["response"] = response.where(response != "", "not_evaluable")
+    write_tsv(pairs, smk.output.pairs)
+    changes = paired_differences(transformed.values, pairs)
+    write_tsv(changes.rename_axis(columns=None).reset_index(), smk.output.changes)
+    write_feature_table(transformed.values, smk.output.transformed)
+    log.info("%d result rows, %d untested rows, %d pairs", len(result.results), len(untested),
+             len(pairs))
+
+
+run(snakemake, main)

@@ -1,0 +1,557 @@
+"""Differential-testing figures: volcano panels per test family, heatmap of within-subject
+changes, paired plots of the top features.
+
+Every function takes the tables of the ``differential`` rule
+(``<contrast>.tsv``, ``.changes.tsv``, ``.transformed.tsv``, ``.pairs.tsv``) and
+draws them; p and q values are read, never recomputed. The ``*_data`` functions
+return the exact data drawn (written beside the figure as source data). Imports
+only numpy, pandas and matplotlib (the plots environment).
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import ListedColormap, TwoSlopeNorm
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from gutaxis.style import figure_size, palette
+
+RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
+RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder",
+                   "not_evaluable": "Not evaluable"}
+METHOD_ORDER = ["paired_t", "wilcoxon", "lmm", "ols", "mann_whitney", "ancombc2"]
+METHOD_LABELS = {"paired_t": "Paired t", "wilcoxon": "Wilcoxon", "lmm": "Mixed model",
+                 "ols": "OLS (adjusted)", "mann_whitney": "Mann\u2013Whitney",
+                 "ancombc2": "ANCOM-BC2"}
+#: colours of called features by direction (Okabe-Ito vermillion / blue) and of the rest
+DIRECTION_COLOURS = {"up": "#D55E00", "down": "#0072B2", "none": "#BBBBBB"}
+#: greys for "which family called the feature" (the cohort and response palettes use colour)
+CALLED_BY_COLOURS = {"time": "#D9D9D9", "time \u00d7 response": "#252525", "both": "#969696"}
+#: cells with no change (a zero under rclr): mid grey, apart from white (no change) and the reds/blues
+MISSING_COLOUR = "#7F7F7F"
+SCALE_LABELS = {"clr": "CLR", "rclr": "robust CLR", "log2": "log2", "logit": "logit",
+                "none": "value", "ln (ANCOM-BC2)": "ln fold change"}
+MINUS = "\u2212"
+PLACEHOLDER_EPITHETS = {"bacterium", "sp", "sp.", "unclassified", "uncultured"}
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def feature_label(feature: str, annotation: str = "", max_chars: int = 26) -> str:
+    """Short display name: the annotation when there is one, species as ``B. longum``.
+
+    ``s__Bifidobacterium_longum`` or ``Bifidobacterium_longum`` (underscore-joined
+    binomials, as MetaPhlAn writes them) -> ``B. longum``, except for placeholder
+    epithets (``Lachnospiraceae bacterium`` stays whole); a lineage keeps its last
+    rank; names with spaces (metabolites, immune subsets) are kept; anything longer
+    than ``max_chars`` ends in an ellipsis.
+    """
+    text = str(annotation).strip() if isinstance(annotation, str) else ""
+    text = text or str(feature)
+    if "|" in text:
+        text = text.rsplit("|", 1)[-1]
+    if len(text) > 3 and text[1:3] == "__":
+        text = text[3:]
+    if " " not in text and "_" in text:
+        words = text.split("_")
+        binomial = (len(words) >= 2 and words[0][:1].isupper() and words[1][:1].islower()
+                    and words[1] not in PLACEHOLDER_EPITHETS)
+        text = f"{words[0][0]}. {' '.join(words[1:])}" if binomial else " ".join(words)
+    return text if len(text) <= max_chars else text[:max_chars - 1] + "\u2026"
+
+
+def term_label(term: str, pre: str) -> str:
+    """``timepoint[post]`` -> ``post vs baseline``; interaction -> ``... × responder``."""
+    parts = []
+    for piece in str(term).split(":"):
+        if piece.startswith("timepoint[") and piece.endswith("]"):
+            parts.append(f"{piece[10:-1]} vs {pre}")
+        elif piece.startswith("response[") and piece.endswith("]"):
+            parts.append("responder vs non-responder")
+        else:
+            parts.append(piece)
+    if len(parts) == 2 and parts[1] == "responder vs non-responder":
+        return f"({parts[0]}) \u00d7 response"
+    if parts == ["responder vs non-responder"]:
+        return f"responder vs non-responder ({pre})"
+    return " : ".join(parts)
+
+
+def _format_q(q) -> str:
+    if q is None or not np.isfinite(float(q)):
+        return "q = NA"
+    q = float(q)
+    if q >= 0.01:
+        return f"q = {q:.2f}"
+    return f"q = {q:.1e}".replace("-", MINUS)
+
+
+def _scale_text(effect_scale: str, scale_label: str = "") -> str:
+    if effect_scale == "ln (ANCOM-BC2)":
+        return "ln fold change, ANCOM-BC2"
+    return scale_label or SCALE_LABELS.get(effect_scale, effect_scale)
+
+
+def _ordered_families(results: pd.DataFrame) -> list[tuple[str, str]]:
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    fams = results[["method", "term"]].drop_duplicates()
+    fams = fams.assign(_m=fams["method"].map(order).fillna(len(order)),
+                       _i=fams["term"].str.contains(":"), _r=fams["term"].str.startswith("response"))
+    fams = fams.sort_values(["_r", "_i", "_m", "term"], kind="mergesort")
+    return list(fams[["method", "term"]].itertuples(index=False, name=None))
+
+
+def message_figure(style: dict, text: str, title: str = ""):
+    """A small figure that says why there is nothing to draw (the rule still delivers its outputs)."""
+    fig, ax = plt.subplots(figsize=figure_size(style, "single", 0.35))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- volcano
+
+
+def volcano_data(results: pd.DataFrame, alpha: float, n_labels: int) -> pd.DataFrame:
+    """The points of every volcano panel: one row per feature and family.
+
+    Parameters
+    ----------
+    results : DataFrame
+        ``results/differential/<modality>/<contrast>.tsv``.
+    alpha : float
+        q threshold of a call.
+    n_labels : int
+        Called features labelled per family (smallest p first).
+
+    Returns
+    -------
+    DataFrame
+        ``method, term, feature, label, effect, p, q, neg_log10_p, direction,
+        labelled, effect_scale``, families in panel order, features by p.
+    """
+    rows = results[np.isfinite(results["p"].astype(float))].copy()
+    rows["label"] = [feature_label(f, a) for f, a in
+                     zip(rows["feature"], rows["annotation"].fillna(""))]
+    with np.errstate(divide="ignore"):
+        rows["neg_log10_p"] = -np.log10(rows["p"].astype(float).clip(lower=1e-300))
+    called = rows["q"].astype(float) < alpha
+    rows["direction"] = np.where(called & (rows["effect"] > 0), "up",
+                                 np.where(called & (rows["effect"] < 0), "down", "none"))
+    rows = rows.sort_values(["method", "term", "p", "feature"], kind="mergesort")
+    rank = rows.groupby(["method", "term"], sort=False).cumcount()
+    called_rank = rows["direction"].ne("none").groupby([rows["method"], rows["term"]]).cumsum()
+    rows["labelled"] = (rows["direction"] != "none") & (called_rank <= n_labels)
+    del rank
+    order = {fam: i for i, fam in enumerate(_ordered_families(rows))}
+    rows["_f"] = [order[(m, t)] for m, t in zip(rows["method"], rows["term"])]
+    rows = rows.sort_values(["_f", "p", "feature"], kind="mergesort")
+    cols = ["method", "term", "feature", "label", "effect", "p", "q", "neg_log10_p", "direction",
+            "labelled", "effect_scale"]
+    return rows[cols].reset_index(drop=True)
+
+
+def _place_labels(ax, points: pd.DataFrame, fontsize: float) -> None:
+    """Labels stacked along the panel's left (negative effects) and right edges, with leader lines.
+
+    Stacking in axes coordinates from the top keeps every label inside its own
+    panel and apart from the others, whatever the data.
+    """
+    step = 0.085
+    for side, part in (("left", points[points["effect"] < 0]),
+                       ("right", points[points["effect"] >= 0])):
+        part = part.sort_values("neg_log10_p", ascending=False)
+        x_text = 0.03 if side == "left" else 0.97
+        for k, (_, row) in enumerate(part.iterrows()):
+            y_text = 0.97 - step * k
+            ax.annotate(row["label"], xy=(row["effect"], row["neg_log10_p"]), xycoords="data",
+                        xytext=(x_text, y_text), textcoords="axes fraction",
+                        ha=side, va="top", fontsize=fontsize, color="black",
+                        arrowprops=dict(arrowstyle="-", lw=0.4, color="#666666",
+                                        shrinkA=1, shrinkB=1.5),
+                        bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.7))
+
+
+def plot_volcano(data: pd.DataFrame, style: dict, alpha: float, pre: str = "pre",
+                 scale_label: str = "", title: str = ""):
+    """Volcano panels, one per family (method x term): effect vs -log10 p.
+
+    Parameters
+    ----------
+    data : DataFrame
+        :func:`volcano_data` output.
+    style : dict
+    alpha : float
+        q threshold (coloured points are called).
+    pre : str
+        The contrast's pre timepoint (panel titles).
+    scale_label : str
+        Name of the transformed scale for the x axis (e.g. ``log2 intensity``).
+    title : str
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    if data.empty:
+        return message_figure(style, "No feature was tested.", title)
+    families = list(dict.fromkeys(zip(data["method"], data["term"])))
+    n_cols = min(3, len(families))
+    n_rows = math.ceil(len(families) / n_cols)
+    width, _ = figure_size(style, "double")
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width, 2.05 * n_rows + 0.55),
+                             squeeze=False)
+    font = plt.rcParams["font.size"] - 1.5
+    for k, (method, term) in enumerate(families):
+        ax = axes[k // n_cols, k % n_cols]
+        part = data[(data["method"] == method) & (data["term"] == term)]
+        for direction in ("none", "down", "up"):
+            sub = part[part["direction"] == direction]
+            ax.scatter(sub["effect"], sub["neg_log10_p"], s=5 if direction == "none" else 8,
+                       c=DIRECTION_COLOURS[direction], linewidths=0, alpha=0.9,
+                       zorder=2 if direction == "none" else 3, rasterized=len(sub) > 2000)
+        x = part["effect"].astype(float)
+        reach = float(np.nanmax(np.abs(x))) if len(x) else 1.0
+        reach = reach if reach > 0 else 1.0
+        ax.set_xlim(-1.08 * reach, 1.08 * reach)
+        top = float(part["neg_log10_p"].max()) if len(part) else 1.0
+        ax.set_ylim(0, max(top, 1.0) * 1.55)  # headroom for the stacked labels
+        ax.axvline(0, color="#888888", lw=0.5, zorder=1)
+        _place_labels(ax, part[part["labelled"]], font)
+        n_called = int((part["direction"] != "none").sum())
+        ax.set_title(f"{METHOD_LABELS.get(method, method)} ({n_called} of {len(part)} called)\n"
+                     f"{term_label(term, pre)}", fontsize=plt.rcParams["font.size"] - 1)
+        effect_scale = str(part["effect_scale"].iloc[0]) if len(part) else ""
+        ax.set_xlabel(f"Effect ({_scale_text(effect_scale, scale_label)})")
+        if k % n_cols == 0:
+            ax.set_ylabel(f"{MINUS}log10 p")
+    for k in range(len(families), n_rows * n_cols):
+        axes[k // n_cols, k % n_cols].axis("off")
+    handles = [Line2D([], [], ls="", marker="o", ms=3.5, color=DIRECTION_COLOURS[d],
+                      label=lab) for d, lab in
+               (("up", f"higher (q < {alpha:g})"), ("down", f"lower (q < {alpha:g})"),
+                ("none", f"not called (q \u2265 {alpha:g})"))]
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle(title + ("\n" if title else "") + "Benjamini\u2013Hochberg q within each panel",
+                 fontsize=plt.rcParams["axes.titlesize"])
+    fig.tight_layout(rect=(0, 0.035, 1, 1), h_pad=0.9, w_pad=0.6)
+    return fig
+
+
+# --------------------------------------------------------------------------- heatmap
+
+
+def _called(results: pd.DataFrame, method: str, term: str, alpha: float) -> pd.DataFrame:
+    part = results[(results["method"] == method) & (results["term"] == term)]
+    return part[part["q"].astype(float) < alpha]
+
+
+def heatmap_data(results: pd.DataFrame, changes: pd.DataFrame, pairs: pd.DataFrame, alpha: float,
+                 method: str, post: str, max_features: int, cohorts=()) -> pd.DataFrame:
+    """Within-subject changes of the called features, tidy, in drawing order.
+
+    Rows are features called (q < alpha) by ``method`` on ``timepoint[post]``
+    or by the mixed model's ``timepoint[post]:response[responder]`` term, at
+    most ``max_features`` by smallest q, ordered by group (time, time x
+    response, both) and effect. Columns are subjects grouped by cohort (in
+    ``cohorts`` order) then response.
+
+    Parameters
+    ----------
+    results, changes, pairs : DataFrame
+        ``<contrast>.tsv``, ``<contrast>.changes.tsv`` (subject_id + one column
+        per feature), ``<contrast>.pairs.tsv``.
+
+    Returns
+    -------
+    DataFrame
+        ``feature, label, called_by, q, effect, row, subject_id, cohort, response,
+        column, change``.
+    """
+    time_term = f"timepoint[{post}]"
+    inter_term = f"timepoint[{post}]:response[responder]"
+    time = _called(results, method, time_term, alpha).set_index("feature")
+    inter = _called(results, "lmm", inter_term, alpha).set_index("feature")
+    features = [f for f in dict.fromkeys(list(time.index) + list(inter.index))
+                if f in changes.columns]
+    cols = ["feature", "label", "called_by", "q", "effect", "row", "subject_id", "cohort",
+            "response", "column", "change"]
+    if not features:
+        return pd.DataFrame(columns=cols)
+    info = pd.DataFrame(index=pd.Index(features, name="feature"))
+    in_time = info.index.isin(time.index)
+    in_inter = info.index.isin(inter.index)
+    info["called_by"] = np.where(in_time & in_inter, "both",
+                                 np.where(in_time, "time", "time \u00d7 response"))
+    info["q"] = [min(time["q"].get(f, np.inf), inter["q"].get(f, np.inf)) for f in features]
+    info["effect"] = [time["effect"].get(f, inter["effect"].get(f, np.nan)) for f in features]
+    annot = results.drop_duplicates("feature").set_index("feature")["annotation"].fillna("")
+    info["label"] = [feature_label(f, annot.get(f, "")) for f in features]
+    info = info.sort_values(["q"], kind="mergesort").head(max_features)
+    group_order = {"time": 0, "both": 1, "time \u00d7 response": 2}
+    info = info.assign(_g=info["called_by"].map(group_order)).sort_values(
+        ["_g", "effect"], ascending=[True, False], kind="mergesort")
+    info["row"] = np.arange(len(info))
+
+    subj = pairs[["subject_id", "cohort", "response"]].copy()
+    subj["cohort"] = subj["cohort"].fillna("").astype(str)
+    subj["response"] = subj["response"].fillna("not_evaluable").astype(str)
+    cohort_rank = {c: i for i, c in enumerate(cohorts)}
+    subj["_c"] = subj["cohort"].map(cohort_rank).fillna(len(cohort_rank))
+    subj["_r"] = subj["response"].map({r: i for i, r in enumerate(RESPONSE_LEVELS)}).fillna(9)
+    subj = subj.sort_values(["_c", "cohort", "_r", "subject_id"], kind="mergesort")
+    subj["column"] = np.arange(len(subj))
+
+    wide = changes.set_index("subject_id")[list(info.index)].reindex(subj["subject_id"])
+    long = wide.reset_index().melt(id_vars="subject_id", var_name="feature", value_name="change")
+    long = long.merge(info.reset_index()[["feature", "label", "called_by", "q", "effect", "row"]],
+                      on="feature").merge(subj[["subject_id", "cohort", "response", "column"]],
+                                          on="subject_id")
+    return long.sort_values(["row", "column"], kind="mergesort")[cols].reset_index(drop=True)
+
+
+def plot_heatmap(data: pd.DataFrame, style: dict, alpha: float, method: str, pre: str = "pre",
+                 post: str = "post", scale_label: str = "", title: str = ""):
+    """Heatmap of within-subject changes (post - pre), subjects grouped by cohort and response.
+
+    Parameters
+    ----------
+    data : DataFrame
+        :func:`heatmap_data` output.
+    style : dict
+    alpha : float
+    method : str
+        The method whose time calls chose the rows (legend text).
+    pre, post : str
+    scale_label : str
+        Name of the transformed scale (colour bar).
+    title : str
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    if data.empty:
+        return message_figure(style, f"No feature called (q < {alpha:g}) by "
+                                     f"{METHOD_LABELS.get(method, method)} or by the "
+                                     "time \u00d7 response term.", title)
+    rows = data.drop_duplicates("row").sort_values("row")
+    cols = data.drop_duplicates("column").sort_values("column")
+    matrix = np.full((len(rows), len(cols)), np.nan)
+    matrix[data["row"].to_numpy(int), data["column"].to_numpy(int)] = data["change"].astype(float)
+    finite = np.abs(matrix[np.isfinite(matrix)])
+    limit = float(np.quantile(finite, 0.98)) if finite.size else 1.0
+    limit = limit if limit > 0 else 1.0
+
+    cohorts = list(dict.fromkeys(cols["cohort"]))
+    cohort_colours = palette(style, "cohort", cohorts)
+    response_colours = palette(style, "response", RESPONSE_LEVELS)
+    group_colours = {g: CALLED_BY_COLOURS[g] for g in CALLED_BY_COLOURS
+                     if g in set(rows["called_by"])}
+    small = plt.rcParams["font.size"] - 1.5
+
+    # fixed layout in millimetres, so rows keep their height whatever their number
+    width, _ = figure_size(style, "double")
+    width_mm = width * 25.4
+    # rows 3 mm high, taller when there are few so the colour bar has room for its label
+    row_mm, strip_mm, gap_mm = max(3.0, 36.0 / len(rows)), 3.0, 1.0
+    title_mm, xlabel_mm, legend_mm = 14.0, 7.0, 13.0
+    body_mm = len(rows) * row_mm
+    height_mm = title_mm + 2 * (strip_mm + gap_mm) + body_mm + xlabel_mm + legend_mm
+    left_mm, group_mm, bar_gap_mm, bar_mm, right_mm = 40.0, 3.0, 3.0, 3.0, 22.0
+    fig = plt.figure(figsize=(width, height_mm / 25.4))
+
+    def box(x_mm, y_top_mm, w_mm, h_mm):
+        return [x_mm / width_mm, 1 - (y_top_mm + h_mm) / height_mm, w_mm / width_mm,
+                h_mm / height_mm]
+
+    x0 = left_mm + group_mm + gap_mm
+    map_w = width_mm - x0 - bar_gap_mm - bar_mm - right_mm
+    y = title_mm
+    ax_cohort = fig.add_axes(box(x0, y, map_w, strip_mm))
+    y += strip_mm + gap_mm
+    ax_resp = fig.add_axes(box(x0, y, map_w, strip_mm))
+    y += strip_mm + gap_mm
+    ax = fig.add_axes(box(x0, y, map_w, body_mm))
+    ax_group = fig.add_axes(box(left_mm, y, group_mm, body_mm))
+    ax_bar = fig.add_axes(box(x0 + map_w + bar_gap_mm, y, bar_mm, body_mm))
+
+    cmap = plt.get_cmap("RdBu_r").copy()
+    cmap.set_bad(MISSING_COLOUR)
+    image = ax.imshow(np.ma.masked_invalid(matrix), aspect="auto", cmap=cmap,
+                      norm=TwoSlopeNorm(0.0, -limit, limit), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    bounds = np.flatnonzero(cols["cohort"].to_numpy()[1:] != cols["cohort"].to_numpy()[:-1])
+    ax.set_xlabel(f"Subjects with both samples (n = {len(cols)}), grouped by cohort, then "
+                  "response")
+    for strip, key, colours, name in ((ax_cohort, "cohort", cohort_colours, "Cohort"),
+                                      (ax_resp, "response", response_colours, "Response")):
+        codes = {lvl: i for i, lvl in enumerate(colours)}
+        strip.imshow(cols[key].map(codes).to_numpy()[None, :], aspect="auto",
+                     cmap=ListedColormap(list(colours.values())), vmin=-0.5,
+                     vmax=len(colours) - 0.5, interpolation="nearest")
+        strip.set_xticks([])
+        strip.set_yticks([0])
+        strip.set_yticklabels([name])
+        strip.tick_params(axis="y", length=0)
+    codes = {g: i for i, g in enumerate(CALLED_BY_COLOURS)}
+    ax_group.imshow(rows["called_by"].map(codes).to_numpy()[:, None], aspect="auto",
+                    cmap=ListedColormap(list(CALLED_BY_COLOURS.values())), vmin=-0.5,
+                    vmax=len(CALLED_BY_COLOURS) - 0.5, interpolation="nearest")
+    ax_group.set_xticks([])
+    ax_group.set_yticks(np.arange(len(rows)))
+    ax_group.set_yticklabels(rows["label"], fontsize=small)
+    ax_group.tick_params(axis="y", length=0)
+    for a in (ax, ax_cohort, ax_resp, ax_group):
+        for spine in a.spines.values():
+            spine.set_visible(False)
+        for b in (bounds if a is not ax_group else []):
+            a.axvline(b + 0.5, color="white", lw=1.2)
+
+    bar = fig.colorbar(image, cax=ax_bar)
+    bar.set_label(f"{post} {MINUS} {pre} ({scale_label or 'transformed scale'})")
+    bar.outline.set_visible(False)
+
+    handles = [Patch(color=c, label=f"Cohort: {lvl}") for lvl, c in cohort_colours.items()]
+    handles += [Patch(color=response_colours[lvl], label=RESPONSE_LABELS[lvl])
+                for lvl in RESPONSE_LEVELS if lvl in set(cols["response"])]
+    handles += [Patch(color=c, label=f"Called: {g}") for g, c in group_colours.items()]
+    if np.isnan(matrix).any():
+        handles.append(Patch(color=MISSING_COLOUR, label="Missing (absent under rclr)"))
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=small,
+               bbox_to_anchor=(0.5, 0.0), handlelength=1.2, columnspacing=1.2)
+    fig.suptitle((title + "\n" if title else "")
+                 + f"Features called (q < {alpha:g}): {METHOD_LABELS.get(method, method)} on "
+                   f"time, or the mixed-model time \u00d7 response term",
+                 fontsize=plt.rcParams["axes.titlesize"], y=1 - 1.5 / height_mm, va="top")
+    return fig
+
+
+# --------------------------------------------------------------------------- paired plots
+
+
+def paired_data(results: pd.DataFrame, transformed: pd.DataFrame, pairs: pd.DataFrame,
+                method: str, post: str, n_features: int) -> pd.DataFrame:
+    """Pre and post values of the top ``n_features`` features of ``method`` on ``timepoint[post]``.
+
+    Parameters
+    ----------
+    results : DataFrame
+    transformed : DataFrame
+        ``<contrast>.transformed.tsv`` read with the sample id as index.
+    pairs : DataFrame
+        ``<contrast>.pairs.tsv``.
+
+    Returns
+    -------
+    DataFrame
+        ``panel, feature, label, effect, ci_low, ci_high, q, subject_id, cohort,
+        response, pre_value, post_value`` (one row per feature and subject).
+    """
+    part = results[(results["method"] == method) & (results["term"] == f"timepoint[{post}]")]
+    part = part.sort_values(["p", "feature"], kind="mergesort").head(n_features)
+    part = part[part["feature"].isin(transformed.columns)]
+    cols = ["panel", "feature", "label", "effect", "ci_low", "ci_high", "q", "subject_id",
+            "cohort", "response", "pre_value", "post_value"]
+    if part.empty:
+        return pd.DataFrame(columns=cols)
+    frames = []
+    for panel, row in enumerate(part.itertuples(index=False)):
+        values = transformed[row.feature]
+        frames.append(pd.DataFrame({
+            "panel": panel, "feature": row.feature,
+            "label": feature_label(row.feature, row.annotation if isinstance(row.annotation, str)
+                                   else ""),
+            "effect": row.effect, "ci_low": row.ci_low, "ci_high": row.ci_high, "q": row.q,
+            "subject_id": pairs["subject_id"].to_numpy(),
+            "cohort": pairs["cohort"].fillna("").to_numpy(),
+            "response": pairs["response"].fillna("not_evaluable").to_numpy(),
+            "pre_value": values.reindex(pairs["pre_sample"]).to_numpy(dtype=float),
+            "post_value": values.reindex(pairs["post_sample"]).to_numpy(dtype=float)}))
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
+def plot_paired(data: pd.DataFrame, style: dict, method: str, alpha: float, pre: str = "pre",
+                post: str = "post", scale_label: str = "", title: str = ""):
+    """Small multiples: one line per subject from pre to post, coloured by response.
+
+    Parameters
+    ----------
+    data : DataFrame
+        :func:`paired_data` output.
+    style : dict
+    method : str
+        The test whose effect and q are printed in each panel.
+    alpha : float
+    pre, post : str
+    scale_label : str
+        Name of the transformed scale (y axis).
+    title : str
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    if data.empty:
+        return message_figure(style, f"No feature tested by {METHOD_LABELS.get(method, method)}.",
+                              title)
+    panels = data.drop_duplicates("panel").sort_values("panel")
+    n_cols = min(4, len(panels))
+    n_rows = math.ceil(len(panels) / n_cols)
+    width, _ = figure_size(style, "double")
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(width, 1.75 * n_rows + 0.6), squeeze=False)
+    colours = palette(style, "response", RESPONSE_LEVELS)
+    font = plt.rcParams["font.size"] - 1.5
+    for k, head in enumerate(panels.itertuples(index=False)):
+        ax = axes[k // n_cols, k % n_cols]
+        part = data[data["panel"] == head.panel]
+        for level in RESPONSE_LEVELS[::-1]:
+            sub = part[part["response"] == level]
+            if sub.empty:
+                continue
+            ys = sub[["pre_value", "post_value"]].to_numpy(float).T
+            ax.plot(np.tile([0.0, 1.0], (len(sub), 1)).T, ys, color=colours[level], lw=0.6,
+                    alpha=0.6, marker="o", ms=1.8)
+        medians = part[["pre_value", "post_value"]].median()
+        ax.plot([0, 1], medians.to_numpy(float), color="black", lw=1.6, marker="s", ms=3,
+                zorder=5)
+        ax.set_xlim(-0.25, 1.25)
+        ax.set_xticks([0, 1])
+        ax.set_xticklabels([pre, post])
+        called = np.isfinite(head.q) and head.q < alpha
+        ax.set_title(textwrap.fill(head.label, 22), fontsize=plt.rcParams["font.size"],
+                     fontweight="bold" if called else "normal")
+        ax.text(0.5, 0.98, f"\u0394 {head.effect:+.2f}, {_format_q(head.q)}".replace("-", MINUS),
+                transform=ax.transAxes, ha="center", va="top", fontsize=font,
+                bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
+        low = float(np.nanmin(part[["pre_value", "post_value"]].to_numpy(float)))
+        high = float(np.nanmax(part[["pre_value", "post_value"]].to_numpy(float)))
+        span = (high - low) or 1.0
+        ax.set_ylim(low - 0.05 * span, high + 0.22 * span)
+        if k % n_cols == 0:
+            ax.set_ylabel(scale_label or "transformed value")
+    for k in range(len(panels), n_rows * n_cols):
+        axes[k // n_cols, k % n_cols].axis("off")
+    handles = [Line2D([], [], color=colours[lvl], marker="o", ms=3, lw=1,
+                      label=RESPONSE_LABELS[lvl])
+               for lvl in RESPONSE_LEVELS if (data["response"] == lvl).any()]
+    handles.append(Line2D([], [], color="black", marker="s", ms=3, lw=1.6, label="median"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle((title + "\n" if title else "")
+                 + f"Smallest p of the {METHOD_LABELS.get(method, method)} test; \u0394 = its "
+                   f"effect ({post} {MINUS} {pre}); bold title: q < {alpha:g}",
+                 fontsize=plt.rcParams["axes.titlesize"])
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
