@@ -1,1 +1,391 @@
-# models module: rules are added by its issue.
+# Responder models and candidate biomarkers: can baseline or early on-treatment
+# features predict who benefits? Each feature set of `models.feature_sets`
+# (baseline taxa / metabolites / immune subsets, their within-subject changes,
+# clinical covariates, all blocks together or stacked block-wise) is modelled
+# with L1 and elastic-net logistic regression and a random forest in nested
+# cross-validation (repeated stratified outer folds, inner folds for the
+# hyperparameters, every filter, transform, selector and scaler fitted inside
+# the training folds; folds grouped by subject when a subject has several
+# rows), with a label-permutation test of the AUROC and feature stability
+# across folds. The top features of the best omics set enter Cox models and
+# median-split Kaplan-Meier curves for PFS2. Labels: results/clinical/
+# responders.tsv; values: the analysis tables (see analysis_table in
+# metabolome.smk). features.tsv links each feature to the differential and
+# integration results when those modules are part of the workflow. Outputs:
+# results/models/; figures: results/figures/models/. Exploratory with a few
+# dozen patients: README.txt states the sample sizes and says so.
+
+from gutaxis.models import config_problems as _models_config_problems
+from gutaxis.models import feature_sets_from_config, label_column, set_estimators
+
+MODELS = config["models"]
+MODELS_DIR = "results/models"
+MODEL_SETS = feature_sets_from_config(config)
+MODEL_LABEL = label_column(config)
+MODEL_ESTIMATOR_ORDER = ["l1_logistic", "elastic_net", "random_forest"]
+MODEL_SET_PATTERN = "|".join(MODEL_SETS) or "(?!)"
+MODEL_MODALITIES = sorted(
+    {block for spec in MODEL_SETS.values() for block in spec.get("blocks", [])}
+)
+MODEL_CONTRASTS = {c["name"]: c for c in config["design"]["contrasts"]}
+MODEL_FIRST_CONTRAST = next(iter(MODEL_CONTRASTS), "")
+# the keys a fitting job uses: editing a plot or survival setting (or another
+# feature set) does not refit the models
+MODEL_FIT_KEYS = [
+    "min_per_class",
+    "outer_folds",
+    "outer_repeats",
+    "inner_folds",
+    "permutations",
+    "permutation_repeats",
+    "permutation_estimators",
+    "min_prevalence",
+    "max_features_per_block",
+    "logit_epsilon",
+    "class_weight",
+    "importance_repeats",
+    "l1_logistic",
+    "elastic_net",
+    "random_forest",
+    "conf_level",
+]
+
+_models_problems = _models_config_problems(config)
+if _models_problems:
+    # same behaviour as common.smk: one message naming the key and the fix
+    print(InputError(_models_problems), file=sys.stderr)
+    sys.exit(1)
+
+
+def models_set_tables(wildcards):
+    return [analysis_table(m) for m in MODEL_SETS[wildcards.feature_set]["blocks"]]
+
+
+def models_set_modalities(wildcards):
+    return {
+        m: config["modalities"][m] for m in MODEL_SETS[wildcards.feature_set]["blocks"]
+    }
+
+
+def models_set_paths(name):
+    return expand(f"{MODELS_DIR}/sets/{{feature_set}}/{name}.tsv", feature_set=MODEL_SETS)
+
+
+def models_differential_inputs():
+    """(modality, contrast, path) of the differential tables, when the
+    differential module is part of this workflow."""
+    if "DIFFERENTIAL_CONTRASTS" not in globals():
+        return []
+    contrasts = sorted(
+        {
+            spec.get("contrast") or MODEL_FIRST_CONTRAST
+            for spec in MODEL_SETS.values()
+            if spec.get("blocks")
+        }
+        - {""}
+    )
+    return [
+        (m, c, f"results/differential/{m}/{c}.tsv")
+        for m in MODEL_MODALITIES
+        for c in contrasts
+    ]
+
+
+def models_integration_inputs():
+    """((modality_a, modality_b, view), path) of the integration association
+    tables that hold a modelled modality, when integration is in this workflow."""
+    blocks = globals().get("INTEGRATION_BLOCKS", {})
+    views = globals().get("INTEGRATION_VIEWS", [])
+    out = []
+    for block, (a, b) in sorted(blocks.items()):
+        if a not in MODEL_MODALITIES and b not in MODEL_MODALITIES:
+            continue
+        for view in views:
+            out.append(
+                ((a, b, view), f"results/integration/associations/{block}_{view}.tsv")
+            )
+    return out
+
+
+MODEL_DIFFERENTIAL = models_differential_inputs()
+MODEL_INTEGRATION = models_integration_inputs()
+
+
+rule models_fit:
+    input:
+        tables=models_set_tables,
+        samples="results/inputs/samples.tsv",
+        subjects="results/inputs/subjects.tsv",
+        responders="results/clinical/responders.tsv",
+    output:
+        performance=f"{MODELS_DIR}/sets/{{feature_set}}/performance.tsv",
+        predictions=f"{MODELS_DIR}/sets/{{feature_set}}/predictions.tsv",
+        features=f"{MODELS_DIR}/sets/{{feature_set}}/features.tsv",
+        repeats=f"{MODELS_DIR}/sets/{{feature_set}}/repeats.tsv",
+        folds=f"{MODELS_DIR}/sets/{{feature_set}}/folds.tsv",
+        permutations=f"{MODELS_DIR}/sets/{{feature_set}}/permutations.tsv",
+        excluded=f"{MODELS_DIR}/sets/{{feature_set}}/excluded.tsv",
+    wildcard_constraints:
+        feature_set=MODEL_SET_PATTERN,
+    log:
+        "logs/models/fit_{feature_set}.log",
+    benchmark:
+        "logs/benchmarks/models/models_fit_{feature_set}.tsv"
+    conda:
+        "../envs/stats.yaml"
+    threads: MODELS["threads"]
+    resources:
+        # a few copies of the feature-set matrix per worker; the demo's largest
+        # set (46 subjects x 931 features, 3 estimators, 99 permutations) takes
+        # about a minute on 2 cores
+        mem_mb=lambda wc, input, attempt: max(1500, 30 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(30, 2 * input.size_mb) * attempt,
+    params:
+        feature_set=lambda wc: wc.feature_set,
+        spec=lambda wc: MODEL_SETS[wc.feature_set],
+        blocks=lambda wc: MODEL_SETS[wc.feature_set]["blocks"],
+        estimators=lambda wc: set_estimators(config, MODEL_SETS[wc.feature_set]),
+        permutation_test=lambda wc: MODEL_SETS[wc.feature_set].get(
+            "permutation_test", True
+        ),
+        models={key: MODELS[key] for key in MODEL_FIT_KEYS},
+        label=MODEL_LABEL,
+        modalities=models_set_modalities,
+        baseline=config["design"]["baseline"],
+        contrasts=config["design"]["contrasts"],
+        cohorts=config["design"]["cohorts"],
+        clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
+        seed=config["seed"],
+    script:
+        "../scripts/models_fit.py"
+
+
+rule models_summary:
+    input:
+        performance=models_set_paths("performance"),
+        predictions=models_set_paths("predictions"),
+        excluded=models_set_paths("excluded"),
+    output:
+        performance=report(
+            f"{MODELS_DIR}/performance.tsv",
+            caption="../report/models_performance.rst",
+            category="Responder models",
+            labels={"table": "Cross-validated performance"},
+        ),
+        predictions=f"{MODELS_DIR}/predictions.tsv",
+        excluded=f"{MODELS_DIR}/excluded.tsv",
+        roc=f"{MODELS_DIR}/roc_curves.tsv",
+        calibration=f"{MODELS_DIR}/calibration.tsv",
+        readme=f"{MODELS_DIR}/README.txt",
+    log:
+        "logs/models/summary.log",
+    conda:
+        "../envs/stats.yaml"
+    params:
+        set_order=list(MODEL_SETS),
+        model_order=MODEL_ESTIMATOR_ORDER,
+        label=MODEL_LABEL,
+        models={
+            key: MODELS[key]
+            for key in ("outer_folds", "outer_repeats", "inner_folds", "permutations")
+        },
+        seed=config["seed"],
+        roc_grid_points=MODELS["roc_grid_points"],
+        calibration_bins=MODELS["calibration_bins"],
+        conf_level=MODELS["conf_level"],
+    script:
+        "../scripts/models_summary.py"
+
+
+rule models_feature_table:
+    input:
+        features=models_set_paths("features"),
+        annotations=[analysis_features(m) for m in MODEL_MODALITIES],
+        differential=[path for _, _, path in MODEL_DIFFERENTIAL],
+        integration=[path for _, path in MODEL_INTEGRATION],
+    output:
+        features=report(
+            f"{MODELS_DIR}/features.tsv",
+            caption="../report/models_features.rst",
+            category="Responder models",
+            labels={"table": "Feature stability and links"},
+        ),
+    log:
+        "logs/models/feature_table.log",
+    conda:
+        "../envs/stats.yaml"
+    params:
+        feature_sets=MODEL_SETS,
+        annotation_modalities=MODEL_MODALITIES,
+        differential_modalities=[m for m, _, _ in MODEL_DIFFERENTIAL],
+        differential_contrasts=[c for _, c, _ in MODEL_DIFFERENTIAL],
+        contrast_post={name: c["post"] for name, c in MODEL_CONTRASTS.items()},
+        first_contrast=MODEL_FIRST_CONTRAST,
+        baseline=config["design"]["baseline"],
+        integration_keys=[list(key) for key, _ in MODEL_INTEGRATION],
+        link_max_q=MODELS["link_max_q"],
+    script:
+        "../scripts/models_feature_table.py"
+
+
+rule models_survival:
+    input:
+        performance=f"{MODELS_DIR}/performance.tsv",
+        features=models_set_paths("features"),
+        tables=[analysis_table(m) for m in MODEL_MODALITIES],
+        annotations=[analysis_features(m) for m in MODEL_MODALITIES],
+        samples="results/inputs/samples.tsv",
+        subjects="results/inputs/subjects.tsv",
+    output:
+        survival=report(
+            f"{MODELS_DIR}/survival.tsv",
+            caption="../report/models_survival.rst",
+            category="Responder models",
+            labels={"table": "Candidate biomarkers and PFS2"},
+        ),
+        curves=f"{MODELS_DIR}/km_curves.tsv",
+    log:
+        "logs/models/survival.log",
+    conda:
+        "../envs/stats.yaml"
+    params:
+        survival=MODELS["survival"],
+        feature_sets=MODEL_SETS,
+        modalities_used=MODEL_MODALITIES,
+        modalities={m: config["modalities"][m] for m in MODEL_MODALITIES},
+        models={
+            key: MODELS[key] for key in ("min_prevalence", "logit_epsilon", "conf_level")
+        },
+        clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
+        baseline=config["design"]["baseline"],
+        contrasts=config["design"]["contrasts"],
+        cohorts=config["design"]["cohorts"],
+        km_conf_type=config["clinical"]["km_conf_type"],
+    script:
+        "../scripts/models_survival.py"
+
+
+rule plot_models_roc:
+    input:
+        roc=f"{MODELS_DIR}/roc_curves.tsv",
+        performance=f"{MODELS_DIR}/performance.tsv",
+    output:
+        figures=report(
+            figure_paths("models/roc"),
+            caption="../report/models_roc.rst",
+            category="Responder models",
+            labels={"figure": "ROC curves"},
+        ),
+        source="results/figures/models/roc.source.tsv",
+    log:
+        "logs/figures/models_roc.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        figure="roc",
+        style=config["style"],
+        set_order=list(MODEL_SETS),
+        model_order=MODEL_ESTIMATOR_ORDER,
+        conf_level=MODELS["conf_level"],
+    script:
+        "../scripts/plot_models_figure.py"
+
+
+rule plot_models_stability:
+    input:
+        features=f"{MODELS_DIR}/features.tsv",
+        performance=f"{MODELS_DIR}/performance.tsv",
+    output:
+        figures=report(
+            figure_paths("models/stability"),
+            caption="../report/models_stability.rst",
+            category="Responder models",
+            labels={"figure": "Feature stability"},
+        ),
+        source="results/figures/models/stability.source.tsv",
+    log:
+        "logs/figures/models_stability.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        figure="stability",
+        style=config["style"],
+        top_n=20,
+    script:
+        "../scripts/plot_models_figure.py"
+
+
+rule plot_models_calibration:
+    input:
+        calibration=f"{MODELS_DIR}/calibration.tsv",
+        performance=f"{MODELS_DIR}/performance.tsv",
+    output:
+        figures=report(
+            figure_paths("models/calibration"),
+            caption="../report/models_calibration.rst",
+            category="Responder models",
+            labels={"figure": "Calibration"},
+        ),
+        source="results/figures/models/calibration.source.tsv",
+    log:
+        "logs/figures/models_calibration.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        figure="calibration",
+        style=config["style"],
+        set_order=list(MODEL_SETS),
+        model_order=MODEL_ESTIMATOR_ORDER,
+        conf_level=MODELS["conf_level"],
+    script:
+        "../scripts/plot_models_figure.py"
+
+
+rule plot_models_km:
+    input:
+        curves=f"{MODELS_DIR}/km_curves.tsv",
+        survival=f"{MODELS_DIR}/survival.tsv",
+    output:
+        figures=report(
+            figure_paths("models/km"),
+            caption="../report/models_km.rst",
+            category="Responder models",
+            labels={"figure": "Kaplan-Meier by top biomarker"},
+        ),
+        source="results/figures/models/km.source.tsv",
+    log:
+        "logs/figures/models_km.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        figure="km",
+        style=config["style"],
+        conf_level=MODELS["conf_level"],
+    script:
+        "../scripts/plot_models_figure.py"
+
+
+FINAL_OUTPUTS.extend(
+    [
+        f"{MODELS_DIR}/{name}"
+        for name in (
+            "performance.tsv",
+            "predictions.tsv",
+            "features.tsv",
+            "survival.tsv",
+            "km_curves.tsv",
+            "roc_curves.tsv",
+            "calibration.tsv",
+            "excluded.tsv",
+            "README.txt",
+        )
+    ]
+    + [
+        f"results/figures/models/{name}.source.tsv"
+        for name in ("roc", "stability", "calibration", "km")
+    ]
+    + figure_paths("models/roc")
+    + figure_paths("models/stability")
+    + figure_paths("models/calibration")
+    + figure_paths("models/km")
+)
