@@ -1,1 +1,469 @@
-# integration module: rules are added by its issue.
+# Integration: which microbes, metabolites and peripheral immune subsets move
+# together after treatment. Each integrated modality is prepared (compositions
+# prevalence-filtered and CLR-transformed, immune proportions logit-transformed,
+# processed metabolomics left on its log2 scale); every pair of modalities of
+# different kinds (microbial - metabolome - immune) gives an association block:
+# (partial) Spearman correlations of all feature pairs in the baseline, post and
+# change (post - baseline) views, BH FDR per block and view. MOFA+ finds latent
+# factors on the subject x timepoint units with every modality, tested against
+# time and response. Axis triads microbe -> metabolite -> immune are chains of
+# significant, sign-consistent change-view links, each tested by mediation
+# analysis. Parameters come from the config's `integration` section (plus the
+# design, the response definition and the seed). Outputs: results/integration/;
+# figures: results/figures/integration/. Plot rules read result tables only.
+
+INTEGRATION = config["integration"]
+INTEGRATION_DIR = "results/integration"
+INTEGRATION_RESPONSE = config["response"]["primary"]
+INTEGRATION_FIGURES = "integration"
+
+from gutaxis.integration_design import count_pairs, integration_design
+
+try:
+    INTEGRATION_DESIGN = integration_design(config)
+except InputError as err:
+    # like common.smk: one message naming the key and the fix, no traceback
+    print(err, file=sys.stderr)
+    sys.exit(1)
+
+# modalities in axis order (microbial, metabolome, immune); empty = nothing to integrate
+INTEGRATION_MODALITIES = INTEGRATION_DESIGN.modalities
+INTEGRATION_PATTERN = "|".join(INTEGRATION_MODALITIES) or "(?!)"
+INTEGRATION_PRE = INTEGRATION_DESIGN.pre
+INTEGRATION_POST = INTEGRATION_DESIGN.post
+INTEGRATION_VIEWS = INTEGRATION_DESIGN.views
+INTEGRATION_BLOCKS = INTEGRATION_DESIGN.blocks
+INTEGRATION_BLOCK_PATTERN = "|".join(INTEGRATION_BLOCKS) or "(?!)"
+INTEGRATION_VIEW_PATTERN = "|".join(INTEGRATION_VIEWS) or "(?!)"
+INTEGRATION_COVARIATES = INTEGRATION_DESIGN.covariates
+INTEGRATION_IMMUNE = INTEGRATION_DESIGN.of_kind("immune")
+# microbe, metabolite and immune layers of the triads and the network; "none" placeholders
+# keep the rules parseable when a layer is missing (their outputs are then not requested)
+INTEGRATION_TRIAD = [m or "none" for m in INTEGRATION_DESIGN.triad]
+INTEGRATION_LINKS_XM, INTEGRATION_LINKS_MY = [
+    f"{INTEGRATION_DIR}/associations/{block}_change.tsv"
+    for block in (INTEGRATION_DESIGN.triad_blocks or ["none", "none"])
+]
+# prepared tables: results/integration/prepared/<modality>.<suffix>
+INTEGRATION_PREPARED = "results/integration/prepared/{}.{}"
+INTEGRATION_TRIAD_FEATURES = [
+    INTEGRATION_PREPARED.format(m, "features.tsv") for m in INTEGRATION_TRIAD
+]
+INTEGRATION_TRIAD_NOTES = [
+    INTEGRATION_PREPARED.format(m, "notes.tsv") for m in INTEGRATION_TRIAD
+]
+# feature pairs of a block, for its memory and run-time estimate
+INTEGRATION_BLOCK_PAIRS = lambda wc: count_pairs(
+    INTEGRATION_PREPARED.format(m, "tsv") for m in INTEGRATION_BLOCKS[wc.block]
+)
+
+
+rule integration_prepare:
+    input:
+        table=analysis_table,
+        features=analysis_features,
+        notes="results/import/{modality}.notes.tsv",
+    output:
+        table=f"{INTEGRATION_DIR}/prepared/{{modality}}.tsv",
+        features=f"{INTEGRATION_DIR}/prepared/{{modality}}.features.tsv",
+        dropped=f"{INTEGRATION_DIR}/prepared/{{modality}}.dropped.tsv",
+        notes=f"{INTEGRATION_DIR}/prepared/{{modality}}.notes.tsv",
+    wildcard_constraints:
+        modality=INTEGRATION_PATTERN,
+    log:
+        "logs/integration/prepare_{modality}.log",
+    # stats, not integration: the transforms use scikit-bio's CLR
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        mem_mb=lambda wc, input, attempt: max(1000, 15 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(10, input.size_mb // 20) * attempt,
+    params:
+        kind=lambda wc: config["modalities"][wc.modality]["kind"],
+        transform=lambda wc: config["modalities"][wc.modality]["transform"],
+        label=lambda wc: config["modalities"][wc.modality]["path"],
+        clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
+        min_prevalence=INTEGRATION["min_prevalence"],
+        detection_limit=INTEGRATION["detection_limit"],
+    script:
+        "../scripts/integration_prepare.py"
+
+
+rule integration_associations:
+    input:
+        a=lambda wc: INTEGRATION_PREPARED.format(INTEGRATION_BLOCKS[wc.block][0], "tsv"),
+        b=lambda wc: INTEGRATION_PREPARED.format(INTEGRATION_BLOCKS[wc.block][1], "tsv"),
+        features_a=lambda wc: INTEGRATION_PREPARED.format(
+            INTEGRATION_BLOCKS[wc.block][0], "features.tsv"
+        ),
+        features_b=lambda wc: INTEGRATION_PREPARED.format(
+            INTEGRATION_BLOCKS[wc.block][1], "features.tsv"
+        ),
+        samples="results/inputs/samples.tsv",
+        subjects="results/inputs/subjects.tsv",
+    output:
+        table=f"{INTEGRATION_DIR}/associations/{{block}}_{{view}}.tsv",
+        dropped=f"{INTEGRATION_DIR}/associations/{{block}}_{{view}}.dropped.tsv",
+        summary=f"{INTEGRATION_DIR}/associations/{{block}}_{{view}}.summary.tsv",
+        heatmap=f"{INTEGRATION_DIR}/associations/{{block}}_{{view}}.heatmap.tsv",
+    wildcard_constraints:
+        block=INTEGRATION_BLOCK_PATTERN,
+        view=INTEGRATION_VIEW_PATTERN,
+    log:
+        "logs/integration/associations_{block}_{view}.log",
+    benchmark:
+        "logs/benchmarks/integration/integration_associations_{block}_{view}.tsv"
+    conda:
+        "../envs/integration.yaml"
+    threads: 2 if INTEGRATION["n_perm"] > 0 else 1
+    resources:
+        # the long table of all pairs dominates: ~100 bytes per pair
+        mem_mb=lambda wc, input, attempt: max(
+            1000, 4 * input.size_mb + 1e-4 * INTEGRATION_BLOCK_PAIRS(wc)
+        )
+        * attempt,
+        runtime=lambda wc, attempt: max(
+            10, 1e-5 * INTEGRATION_BLOCK_PAIRS(wc) * (1 + INTEGRATION["n_perm"] / 100)
+        )
+        * attempt,
+    params:
+        modality_a=lambda wc: INTEGRATION_BLOCKS[wc.block][0],
+        modality_b=lambda wc: INTEGRATION_BLOCKS[wc.block][1],
+        pre=INTEGRATION_PRE,
+        post=INTEGRATION_POST,
+        method=INTEGRATION["method"],
+        covariates=INTEGRATION_COVARIATES,
+        n_perm=INTEGRATION["n_perm"],
+        permutation_strata=INTEGRATION["permutation_strata"],
+        max_q=INTEGRATION["max_q"],
+        top_k=INTEGRATION["top_k"],
+        heatmap=INTEGRATION["heatmap"],
+        seed=config["seed"],
+        samples_label=config["samples"],
+        subjects_label=config["subjects"],
+    script:
+        "../scripts/integration_associations.py"
+
+
+rule integration_mofa:
+    input:
+        tables=expand(
+            f"{INTEGRATION_DIR}/prepared/{{modality}}.tsv",
+            modality=INTEGRATION_MODALITIES,
+        ),
+        samples="results/inputs/samples.tsv",
+        responders="results/clinical/responders.tsv",
+    output:
+        status=report(
+            f"{INTEGRATION_DIR}/mofa/status.tsv",
+            caption="../report/integration_mofa_status.rst",
+            category="Integration",
+            subcategory="Latent factors (MOFA+)",
+            labels={"table": "MOFA+ fit status"},
+        ),
+        variance_explained=f"{INTEGRATION_DIR}/mofa/variance_explained.tsv",
+        factors=f"{INTEGRATION_DIR}/mofa/factors.tsv",
+        loadings=f"{INTEGRATION_DIR}/mofa/loadings.tsv",
+        factor_tests=report(
+            f"{INTEGRATION_DIR}/mofa/factor_tests.tsv",
+            caption="../report/integration_mofa_tests.rst",
+            category="Integration",
+            subcategory="Latent factors (MOFA+)",
+            labels={"table": "Factor scores vs time and response"},
+        ),
+        samples=f"{INTEGRATION_DIR}/mofa/samples.tsv",
+        dropped=f"{INTEGRATION_DIR}/mofa/dropped_features.tsv",
+    log:
+        "logs/integration/mofa.log",
+    benchmark:
+        "logs/benchmarks/integration/integration_mofa.tsv"
+    conda:
+        "../envs/integration.yaml"
+    # one BLAS thread keeps the fit byte-reproducible
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input, attempt: max(2000, 20 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(10, input.size_mb // 2) * attempt,
+    params:
+        modalities=INTEGRATION_MODALITIES,
+        pre=INTEGRATION_PRE,
+        post=INTEGRATION_POST,
+        mofa=INTEGRATION["mofa"],
+        seed=config["seed"],
+        response=INTEGRATION_RESPONSE,
+        samples_label=config["samples"],
+    script:
+        "../scripts/integration_mofa.py"
+
+
+rule integration_triads:
+    input:
+        microbes=INTEGRATION_PREPARED.format(INTEGRATION_TRIAD[0], "tsv"),
+        metabolites=INTEGRATION_PREPARED.format(INTEGRATION_TRIAD[1], "tsv"),
+        immune=INTEGRATION_PREPARED.format(INTEGRATION_TRIAD[2], "tsv"),
+        links_xm=INTEGRATION_LINKS_XM,
+        links_my=INTEGRATION_LINKS_MY,
+        samples="results/inputs/samples.tsv",
+        subjects="results/inputs/subjects.tsv",
+    output:
+        triads=report(
+            f"{INTEGRATION_DIR}/triads.tsv",
+            caption="../report/integration_triads_table.rst",
+            category="Integration",
+            subcategory="Axis triads",
+            labels={"table": "Microbe -> metabolite -> immune triads"},
+        ),
+        candidates=f"{INTEGRATION_DIR}/triads_candidates.tsv",
+        summary=f"{INTEGRATION_DIR}/triads_summary.tsv",
+        data=f"{INTEGRATION_DIR}/triads_data.tsv",
+    log:
+        "logs/integration/triads.log",
+    benchmark:
+        "logs/benchmarks/integration/integration_triads.tsv"
+    conda:
+        "../envs/integration.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc, input, attempt: max(2000, 10 * input.size_mb) * attempt,
+        # measured: ~6 ms per bootstrap replicate and triad on one core
+        runtime=lambda wc, attempt: max(
+            10,
+            INTEGRATION["triads"]["max_triads"]
+            * INTEGRATION["triads"]["n_rep"]
+            * 0.006
+            / 60,
+        )
+        * attempt,
+    params:
+        modalities=INTEGRATION_TRIAD,
+        pre=INTEGRATION_PRE,
+        post=INTEGRATION_POST,
+        covariates=INTEGRATION_COVARIATES,
+        triads=INTEGRATION["triads"],
+        seed=config["seed"],
+        samples_label=config["samples"],
+        subjects_label=config["subjects"],
+    script:
+        "../scripts/integration_triads.py"
+
+
+# ----------------------------------------------------------------------- figures
+
+
+rule plot_integration_immune_dynamics:
+    input:
+        table=f"{INTEGRATION_DIR}/prepared/{{modality}}.tsv",
+        notes=f"{INTEGRATION_DIR}/prepared/{{modality}}.notes.tsv",
+        samples="results/inputs/samples.tsv",
+        responders="results/clinical/responders.tsv",
+    output:
+        figures=report(
+            figure_paths(f"{INTEGRATION_FIGURES}/{{modality}}_dynamics"),
+            caption="../report/integration_immune_dynamics.rst",
+            category="Integration",
+            subcategory="Immune subsets",
+            labels={"modality": "{modality}", "figure": "Paired dynamics by response"},
+        ),
+        source=f"results/figures/{INTEGRATION_FIGURES}/{{modality}}_dynamics.source.tsv",
+    wildcard_constraints:
+        modality="|".join(INTEGRATION_IMMUNE) or "(?!)",
+    log:
+        "logs/figures/integration_dynamics_{modality}.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        figure="dynamics",
+        style=config["style"],
+        pre=INTEGRATION_PRE,
+        post=INTEGRATION_POST,
+        response=INTEGRATION_RESPONSE,
+        title=lambda wc: f"Immune subsets '{wc.modality}'",
+        samples_label=config["samples"],
+    script:
+        "../scripts/plot_integration.py"
+
+
+rule plot_integration_heatmap:
+    input:
+        heatmap=f"{INTEGRATION_DIR}/associations/{{block}}_{{view}}.heatmap.tsv",
+        summary=f"{INTEGRATION_DIR}/associations/{{block}}_{{view}}.summary.tsv",
+    output:
+        figures=report(
+            figure_paths(f"{INTEGRATION_FIGURES}/heatmap_{{block}}_{{view}}"),
+            caption="../report/integration_heatmap.rst",
+            category="Integration",
+            subcategory="Association blocks",
+            labels={
+                "block": "{block}",
+                "view": "{view}",
+                "figure": "Clustered heatmap",
+            },
+        ),
+        source=f"results/figures/{INTEGRATION_FIGURES}/heatmap_{{block}}_{{view}}.source.tsv",
+    wildcard_constraints:
+        block=INTEGRATION_BLOCK_PATTERN,
+        view=INTEGRATION_VIEW_PATTERN,
+    log:
+        "logs/figures/integration_heatmap_{block}_{view}.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        figure="heatmap",
+        style=config["style"],
+        mark_q=INTEGRATION["heatmap"]["mark_q"],
+        modality_a=lambda wc: INTEGRATION_BLOCKS[wc.block][0],
+        modality_b=lambda wc: INTEGRATION_BLOCKS[wc.block][1],
+    script:
+        "../scripts/plot_integration.py"
+
+
+rule plot_integration_network:
+    input:
+        links_xm=INTEGRATION_LINKS_XM,
+        links_my=INTEGRATION_LINKS_MY,
+        features=INTEGRATION_TRIAD_FEATURES,
+    output:
+        figures=report(
+            figure_paths(f"{INTEGRATION_FIGURES}/network"),
+            caption="../report/integration_network.rst",
+            category="Integration",
+            subcategory="Axis triads",
+            labels={"figure": "Three-layer network of change-view links"},
+        ),
+        source=f"results/figures/{INTEGRATION_FIGURES}/network.source.tsv",
+    log:
+        "logs/figures/integration_network.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        figure="network",
+        style=config["style"],
+        modalities=INTEGRATION_TRIAD,
+        network=INTEGRATION["network"],
+    script:
+        "../scripts/plot_integration.py"
+
+
+rule plot_integration_mofa_variance:
+    input:
+        variance_explained=f"{INTEGRATION_DIR}/mofa/variance_explained.tsv",
+        status=f"{INTEGRATION_DIR}/mofa/status.tsv",
+    output:
+        figures=report(
+            figure_paths(f"{INTEGRATION_FIGURES}/mofa_variance"),
+            caption="../report/integration_mofa_variance.rst",
+            category="Integration",
+            subcategory="Latent factors (MOFA+)",
+            labels={"figure": "Variance explained per factor and view"},
+        ),
+        source=f"results/figures/{INTEGRATION_FIGURES}/mofa_variance.source.tsv",
+    log:
+        "logs/figures/integration_mofa_variance.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        figure="mofa_variance",
+        style=config["style"],
+    script:
+        "../scripts/plot_integration.py"
+
+
+rule plot_integration_mofa_scores:
+    input:
+        factors=f"{INTEGRATION_DIR}/mofa/factors.tsv",
+        factor_tests=f"{INTEGRATION_DIR}/mofa/factor_tests.tsv",
+        status=f"{INTEGRATION_DIR}/mofa/status.tsv",
+        responders="results/clinical/responders.tsv",
+    output:
+        figures=report(
+            figure_paths(f"{INTEGRATION_FIGURES}/mofa_scores"),
+            caption="../report/integration_mofa_scores.rst",
+            category="Integration",
+            subcategory="Latent factors (MOFA+)",
+            labels={"figure": "Factor scores by timepoint and response"},
+        ),
+        source=f"results/figures/{INTEGRATION_FIGURES}/mofa_scores.source.tsv",
+    log:
+        "logs/figures/integration_mofa_scores.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        figure="mofa_scores",
+        style=config["style"],
+        pre=INTEGRATION_PRE,
+        post=INTEGRATION_POST,
+        response=INTEGRATION_RESPONSE,
+    script:
+        "../scripts/plot_integration.py"
+
+
+rule plot_integration_triads:
+    input:
+        triads=f"{INTEGRATION_DIR}/triads.tsv",
+        data=f"{INTEGRATION_DIR}/triads_data.tsv",
+        summary=f"{INTEGRATION_DIR}/triads_summary.tsv",
+        features=INTEGRATION_TRIAD_FEATURES,
+        notes=INTEGRATION_TRIAD_NOTES,
+        responders="results/clinical/responders.tsv",
+    output:
+        figures=report(
+            figure_paths(f"{INTEGRATION_FIGURES}/triads"),
+            caption="../report/integration_triads.rst",
+            category="Integration",
+            subcategory="Axis triads",
+            labels={"figure": "Top triads"},
+        ),
+        source=f"results/figures/{INTEGRATION_FIGURES}/triads.source.tsv",
+    log:
+        "logs/figures/integration_triads.log",
+    conda:
+        "../envs/plots.yaml"
+    params:
+        figure="triads",
+        style=config["style"],
+        pre=INTEGRATION_PRE,
+        post=INTEGRATION_POST,
+        response=INTEGRATION_RESPONSE,
+        fdr_level=INTEGRATION["triads"]["fdr_level"],
+        modalities=INTEGRATION_TRIAD,
+    script:
+        "../scripts/plot_integration.py"
+
+
+if INTEGRATION_MODALITIES:
+    FINAL_OUTPUTS.extend(
+        [INTEGRATION_PREPARED.format(m, "tsv") for m in INTEGRATION_MODALITIES]
+        + expand(
+            f"{INTEGRATION_DIR}/associations/{{block}}_{{view}}.tsv",
+            block=INTEGRATION_BLOCKS,
+            view=INTEGRATION_VIEWS,
+        )
+        + [
+            f"{INTEGRATION_DIR}/mofa/{name}.tsv"
+            for name in (
+                "status",
+                "variance_explained",
+                "factors",
+                "loadings",
+                "factor_tests",
+            )
+        ]
+        + figure_paths(f"{INTEGRATION_FIGURES}/mofa_variance")
+        + figure_paths(f"{INTEGRATION_FIGURES}/mofa_scores")
+        + [
+            path
+            for block in INTEGRATION_BLOCKS
+            for path in figure_paths(f"{INTEGRATION_FIGURES}/heatmap_{block}_change")
+        ]
+        + [
+            path
+            for modality in INTEGRATION_IMMUNE
+            for path in figure_paths(f"{INTEGRATION_FIGURES}/{modality}_dynamics")
+        ]
+    )
+if INTEGRATION_DESIGN.triad_blocks:
+    FINAL_OUTPUTS.extend(
+        [f"{INTEGRATION_DIR}/triads.tsv", f"{INTEGRATION_DIR}/triads_data.tsv"]
+        + figure_paths(f"{INTEGRATION_FIGURES}/network")
+        + figure_paths(f"{INTEGRATION_FIGURES}/triads")
+    )

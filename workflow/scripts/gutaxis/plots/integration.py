@@ -1,0 +1,481 @@
+"""Integration figures: immune dynamics, clustered association heatmaps, the three-layer network, MOFA+ and top triads.
+
+Each ``*_data`` function selects, joins and orders the rows one figure draws (every
+correlation, q value, clustering order, variance explained, test and mediation
+estimate comes from the tables of the integration compute rules; nothing is
+estimated here) and each ``plot_*`` function draws them and returns the Figure.
+Only numpy, pandas and matplotlib are imported, as in the plots environment.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.lines import Line2D
+
+from gutaxis.style import figure_size, palette
+
+RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
+RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder", "not_evaluable": "Not evaluable"}
+RESPONSE_SHORT = {"responder": "R", "non_responder": "NR", "not_evaluable": "NE"}
+#: edge and cell colours of positive / negative correlations (Okabe-Ito vermilion / blue)
+SIGN_COLOURS = {"positive": "#D55E00", "negative": "#0072B2"}
+LAYER_NAMES = ("Microbes", "Metabolites", "Immune subsets")
+MINUS = "\u2212"
+DELTA = "\u0394"
+
+
+# --------------------------------------------------------------------------- helpers
+def response_key(values: pd.Series) -> pd.Series:
+    """responder / non_responder, anything else (empty, NE) not_evaluable."""
+    values = values.fillna("").astype(str)
+    return values.where(values.isin(["responder", "non_responder"]), "not_evaluable")
+
+
+def format_p(p, name: str = "p") -> str:
+    """``p = 0.47`` / ``p = 0.012`` / ``p = 3.1e-05`` (typographic minus) / ``p = NA``."""
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return f"{name} = NA"
+    if not np.isfinite(p):
+        return f"{name} = NA"
+    if p >= 0.1:
+        text = f"{p:.2f}"
+    elif p >= 0.001:
+        text = f"{p:.3f}"
+    else:
+        text = f"{p:.1e}"
+    return f"{name} = {text}".replace("-", MINUS)
+
+
+def number(x, digits: int = 2) -> str:
+    """A short number with a typographic minus; NA when missing."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "NA"
+    if not np.isfinite(x):
+        return "NA"
+    return f"{x:.{digits}f}".replace("-", MINUS)
+
+
+def scale_name(kind: str, transform: str) -> str:
+    """The name of the scale a prepared modality is on (axis labels)."""
+    if transform == "none":
+        return "log2 intensity" if kind == "metabolome" else "value"
+    return {"clr": "CLR", "rclr": "rCLR", "logit": "logit of proportion", "log2": "log2"}.get(transform, transform)
+
+
+def message_figure(style: dict, text: str, title: str = ""):
+    """A small figure that says why there is nothing to draw (the rule still delivers its outputs)."""
+    fig, ax = plt.subplots(figsize=figure_size(style, "single", 0.35))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "\n".join(textwrap.wrap(text, 60)), ha="center", va="center", transform=ax.transAxes)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(str(text), width, break_long_words=False)) or str(text)
+
+
+def _response_handles(colours: dict, levels) -> list:
+    return [Line2D([], [], color=colours[lev], marker="o", markersize=3, lw=1, label=RESPONSE_LABELS[lev])
+            for lev in levels]
+
+
+# --------------------------------------------------------------------------- immune dynamics
+def dynamics_data(table: pd.DataFrame, samples: pd.DataFrame, responders: pd.DataFrame,
+                  response_column: str, pre: str, post: str) -> pd.DataFrame:
+    """Long rows ``subject_id, response, feature_id, timepoint, value`` for subjects with both timepoints.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Prepared (transformed) samples x subsets table.
+    samples : DataFrame
+        Sample sheet (``sample_id, subject_id, timepoint``).
+    responders : DataFrame
+        ``subject_id`` and the response column.
+    response_column : str
+        The primary responder definition.
+    pre, post : str
+        Timepoints shown.
+    """
+    sheet = samples.set_index("sample_id")[["subject_id", "timepoint"]]
+    long = table.rename_axis(index="sample_id", columns="feature_id").stack().rename("value").reset_index()
+    long = long.join(sheet, on="sample_id")
+    long = long[long["timepoint"].isin([pre, post]) & long["value"].notna()]
+    both = long.groupby(["subject_id", "feature_id"])["timepoint"].transform("nunique") == 2
+    long = long[both]
+    labels = responders.set_index("subject_id")[response_column] if response_column in responders.columns \
+        else pd.Series(dtype=str)
+    long["response"] = response_key(long["subject_id"].map(labels))
+    order = {f: i for i, f in enumerate(table.columns)}
+    long["_f"] = long["feature_id"].map(order)
+    long["_t"] = (long["timepoint"] == post).astype(int)
+    long = long.sort_values(["_f", "subject_id", "_t"], kind="stable")
+    return long[["subject_id", "response", "feature_id", "timepoint", "value"]].reset_index(drop=True)
+
+
+def plot_dynamics(data: pd.DataFrame, style: dict, pre: str, post: str, scale: str,
+                  title: str = "", ncols: int = 5):
+    """One panel per subset: each subject's pre -> post line, one pair of columns per response group."""
+    if data.empty:
+        return message_figure(style, f"No subject has immune samples at both {pre} and {post}.", title)
+    features = list(pd.unique(data["feature_id"]))
+    ncols = min(ncols, len(features))
+    nrows = math.ceil(len(features) / ncols)
+    width, _ = figure_size(style, "double")
+    height = 1.45 * nrows + 0.55
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
+    levels = [lev for lev in ("non_responder", "responder", "not_evaluable") if (data["response"] == lev).any()]
+    colours = palette(style, "response", RESPONSE_LEVELS)
+    x0 = {lev: 1.5 * i for i, lev in enumerate(levels)}
+    for ax, feature in zip(axes.ravel(), features):
+        rows = data[data["feature_id"] == feature]
+        for lev in levels:
+            wide = rows[rows["response"] == lev].pivot(index="subject_id", columns="timepoint", values="value")
+            if wide.empty:
+                continue
+            xs = np.array([x0[lev], x0[lev] + 1.0])
+            y = wide[[pre, post]].to_numpy().T
+            ax.plot(xs, y, color=colours[lev], lw=0.5, alpha=0.55)
+            ax.plot(np.repeat(xs[:, None], y.shape[1], axis=1), y, ls="none", marker="o", ms=1.6,
+                    color=colours[lev], alpha=0.8)
+        ax.set_title(_wrap(feature, 20), fontsize=style["font_size"] - 1, pad=2)
+        ax.set_xticks([x0[lev] + 0.5 for lev in levels])
+        ax.set_xticklabels([RESPONSE_SHORT[lev] for lev in levels], fontsize=style["font_size"] - 2)
+        ax.tick_params(axis="x", length=0)
+        ax.set_xlim(-0.3, x0[levels[-1]] + 1.3)
+        ax.tick_params(axis="y", labelsize=style["font_size"] - 2)
+    for ax in axes.ravel()[len(features):]:
+        ax.axis("off")
+    for row in axes:
+        row[0].set_ylabel(scale, fontsize=style["font_size"] - 1)
+    handles = _response_handles(colours, levels)
+    fig.legend(handles=handles, labels=[f"{RESPONSE_SHORT[lev]}: {RESPONSE_LABELS[lev]}" for lev in levels],
+               loc="upper center", ncol=len(levels), frameon=False, bbox_to_anchor=(0.5, 1 - 0.3 / height))
+    # fig.text, not suptitle: tight_layout would reserve the suptitle's space a second time
+    fig.text(0.5, 1.0, f"{title}\neach line: one subject, {pre} (left) \u2192 {post} (right)",
+             ha="center", va="top", fontsize=style["title_size"])
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / height), h_pad=0.5, w_pad=0.4)
+    return fig
+
+
+# --------------------------------------------------------------------------- heatmap
+def plot_heatmap(heatmap: pd.DataFrame, style: dict, title: str, mark_q: float,
+                 name_a: str, name_b: str, rho_label: str = "Spearman \u03c1"):
+    """Clustered heatmap of rho, rows and columns in the order the compute rule wrote, q < mark_q starred."""
+    if heatmap.empty:
+        return message_figure(style, "No association was tested in this block and view.", title)
+    rows = heatmap.drop_duplicates("feature_a").sort_values("row_order")
+    cols = heatmap.drop_duplicates("feature_b").sort_values("col_order")
+    rho = heatmap.pivot(index="feature_a", columns="feature_b", values="rho").loc[rows["feature_a"], cols["feature_b"]]
+    q = heatmap.pivot(index="feature_a", columns="feature_b", values="q").loc[rows["feature_a"], cols["feature_b"]]
+    n_r, n_c = rho.shape
+    width, _ = figure_size(style, "double")
+    cell = min(0.16, (width - 2.6) / max(n_c, 1))
+    height = max(2.2, cell * n_r + 2.2)
+    fig, ax = plt.subplots(figsize=(width, height))
+    limit = max(0.1, float(np.nanmax(np.abs(rho.to_numpy()))) if np.isfinite(rho.to_numpy()).any() else 1.0)
+    image = ax.imshow(rho.to_numpy(dtype=float), cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -limit, limit),
+                      aspect="equal", interpolation="nearest")
+    values = rho.to_numpy(dtype=float)
+    for i, j in np.argwhere(q.to_numpy(dtype=float) < mark_q):
+        ax.text(j, i, "*", ha="center", va="center", fontsize=style["font_size"] - 1,
+                color="white" if abs(values[i, j]) > 0.6 * limit else "black")
+    ax.set_xticks(range(n_c))
+    ax.set_xticklabels([_wrap(v, 30) for v in cols["label_b"]], rotation=90, fontsize=style["font_size"] - 2)
+    ax.set_yticks(range(n_r))
+    ax.set_yticklabels([_wrap(v, 40) for v in rows["label_a"]], fontsize=style["font_size"] - 2)
+    ax.set_xlabel(name_b)
+    ax.set_ylabel(name_a)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    bar = fig.colorbar(image, ax=ax, shrink=min(1.0, 4.0 / max(height, 1)), pad=0.02, aspect=15)
+    bar.set_label(rho_label, fontsize=style["font_size"] - 1)
+    bar.ax.tick_params(labelsize=style["font_size"] - 2)
+    ax.set_title(f"{title}\n* q < {mark_q:g} (BH over the whole block)", fontsize=style["title_size"])
+    return fig
+
+
+# --------------------------------------------------------------------------- network
+def network_data(links_xm: pd.DataFrame, links_my: pd.DataFrame, labels: list[pd.Series],
+                 max_q: float, max_edges: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Edges (significant change-view links) and node positions of the three-layer network.
+
+    Edges: the links with ``q < max_q`` of each block, at most ``max_edges`` per
+    block (smallest q first, as the tables are ordered). Nodes: every feature on
+    an edge; within a layer, metabolites are placed by label, microbes and immune
+    subsets at the mean position of their metabolite neighbours, and metabolites
+    then at the mean of all their neighbours (a two-pass barycentre ordering that
+    reduces crossings; presentation only).
+
+    Returns
+    -------
+    edges : DataFrame
+        ``layer_from, source, target, label_source, label_target, rho, q, sign``.
+    nodes : DataFrame
+        ``layer, feature_id, label, y`` (y in [0, 1], top = 1).
+    """
+    parts = []
+    for layer, links in ((0, links_xm), (1, links_my)):
+        sig = links[links["q"] < max_q].head(max_edges)
+        parts.append(pd.DataFrame({
+            "layer_from": layer, "source": sig["feature_a"].astype(str), "target": sig["feature_b"].astype(str),
+            "rho": sig["rho"].astype(float), "q": sig["q"].astype(float)}))
+    edges = pd.concat(parts, ignore_index=True)
+    edges["sign"] = np.where(edges["rho"] >= 0, "positive", "negative")
+    if edges.empty:
+        return edges.assign(label_source=[], label_target=[]), pd.DataFrame(columns=["layer", "feature_id", "label", "y"])
+    edges["label_source"] = [_label(labels[lay], s) for lay, s in zip(edges["layer_from"], edges["source"])]
+    edges["label_target"] = [_label(labels[lay + 1], t) for lay, t in zip(edges["layer_from"], edges["target"])]
+    xm, my = edges[edges["layer_from"] == 0], edges[edges["layer_from"] == 1]
+    metabolites = sorted(set(xm["target"]) | set(my["source"]), key=lambda f: (_label(labels[1], f), f))
+    pos_m = _positions(metabolites)
+    microbes = _barycentre(xm, "source", "target", pos_m)
+    immune = _barycentre(my, "target", "source", pos_m)
+    pos_x, pos_y = _positions(microbes), _positions(immune)
+    neighbour = pd.concat([
+        pd.DataFrame({"m": xm["target"], "y": xm["source"].map(pos_x)}),
+        pd.DataFrame({"m": my["source"], "y": my["target"].map(pos_y)})])
+    centre = neighbour.groupby("m")["y"].mean()
+    metabolites = sorted(metabolites, key=lambda f: (-centre.get(f, 0.5), _label(labels[1], f), f))
+    pos_m = _positions(metabolites)
+    nodes = pd.concat([
+        pd.DataFrame({"layer": layer, "feature_id": ids, "label": [_label(labels[layer], f) for f in ids],
+                      "y": [pos[f] for f in ids]})
+        for layer, ids, pos in ((0, microbes, pos_x), (1, metabolites, pos_m), (2, immune, pos_y))],
+        ignore_index=True)
+    cols = ["layer_from", "source", "target", "label_source", "label_target", "rho", "q", "sign"]
+    return edges[cols], nodes
+
+
+def _label(labels: pd.Series, feature: str) -> str:
+    value = labels.get(feature) if labels is not None else None
+    return str(value) if value is not None and value == value else str(feature)
+
+
+def _positions(ids) -> dict:
+    n = len(ids)
+    return {f: (1.0 - i / (n - 1)) if n > 1 else 0.5 for i, f in enumerate(ids)}
+
+
+def _barycentre(edges: pd.DataFrame, own: str, other: str, pos: dict) -> list:
+    centre = edges.assign(y=edges[other].map(pos)).groupby(own)["y"].mean()
+    return sorted(centre.index, key=lambda f: (-centre[f], f))
+
+
+def plot_network(edges: pd.DataFrame, nodes: pd.DataFrame, style: dict, layer_names, max_q: float,
+                 title: str = ""):
+    """Three columns of nodes (microbes, metabolites, immune), edges coloured by the sign of rho."""
+    if edges.empty:
+        return message_figure(style, f"No change-view link with q < {max_q:g} between the layers.", title)
+    width, _ = figure_size(style, "double")
+    n_max = int(nodes.groupby("layer").size().max())
+    height = max(2.5, min(9.0, 0.22 * n_max + 1.2))
+    fig, ax = plt.subplots(figsize=(width, height))
+    xs = (0.0, 1.0, 2.0)
+    y_of = {(r.layer, r.feature_id): r.y for r in nodes.itertuples(index=False)}
+    max_abs = float(edges["rho"].abs().max())
+    for e in edges.itertuples(index=False):
+        y0 = y_of[(e.layer_from, e.source)]
+        y1 = y_of[(e.layer_from + 1, e.target)]
+        ax.plot([xs[e.layer_from], xs[e.layer_from + 1]], [y0, y1], color=SIGN_COLOURS[e.sign],
+                lw=0.4 + 2.2 * abs(e.rho) / max_abs, alpha=0.75, solid_capstyle="round", zorder=1)
+    for layer in range(3):
+        sub = nodes[nodes["layer"] == layer]
+        ax.scatter(np.full(len(sub), xs[layer]), sub["y"], s=16, color="white", edgecolor="black",
+                   linewidth=0.7, zorder=3)
+        # microbes labelled left, immune subsets right, metabolites (edges on both sides) above the node
+        offset, ha, va = {0: ((-6, 0), "right", "center"), 1: ((0, 3.5), "center", "bottom"),
+                          2: ((6, 0), "left", "center")}[layer]
+        for r in sub.itertuples(index=False):
+            ax.annotate(_wrap(r.label, 34), (xs[layer], r.y), xytext=offset, textcoords="offset points",
+                        ha=ha, va=va, fontsize=style["font_size"] - 2, zorder=4,
+                        bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.8)
+                        if layer == 1 else None)
+        ax.text(xs[layer], 1.1, layer_names[layer], ha="center", va="bottom", fontweight="bold")
+    ax.set_xlim(-0.9, 2.9)
+    ax.set_ylim(-0.05, 1.16)
+    ax.axis("off")
+    handles = [Line2D([], [], color=SIGN_COLOURS["positive"], lw=2, label="positive \u03c1"),
+               Line2D([], [], color=SIGN_COLOURS["negative"], lw=2, label="negative \u03c1"),
+               Line2D([], [], color="grey", lw=0.4 + 2.2 * 0.5, label=f"|\u03c1| = {0.5 * max_abs:.2f}"),
+               Line2D([], [], color="grey", lw=2.6, label=f"|\u03c1| = {max_abs:.2f}")]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=4, frameon=False)
+    ax.set_title(title, pad=14)
+    return fig
+
+
+# --------------------------------------------------------------------------- MOFA
+def not_fitted_reason(status: pd.DataFrame) -> str | None:
+    """None when MOFA was fitted, else the reason from the status table."""
+    row = status.iloc[0]
+    if row["status"] == "fitted":
+        return None
+    return f"MOFA+ was not fitted: {row['reason']}"
+
+
+def plot_mofa_variance(variance: pd.DataFrame, status: pd.DataFrame, style: dict, title: str = ""):
+    """Heatmap of % variance explained per factor (rows) and view (columns), totals in the column labels."""
+    reason = not_fitted_reason(status)
+    if reason:
+        return message_figure(style, reason, title)
+    per = variance[variance["factor"] != "all"]
+    total = variance[variance["factor"] == "all"].set_index("view")["variance_explained"]
+    factors = list(pd.unique(per["factor"]))
+    views = list(pd.unique(per["view"]))
+    grid = 100 * per.pivot(index="factor", columns="view", values="variance_explained").loc[factors, views]
+    width, _ = figure_size(style, "single")
+    fig, ax = plt.subplots(figsize=(width, 0.9 + 0.28 * len(factors)))
+    values = grid.to_numpy(dtype=float)
+    top = max(1.0, float(np.nanmax(values)))
+    image = ax.imshow(np.clip(values, 0, None), cmap="Blues", vmin=0, vmax=top, aspect="auto")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center",
+                    color="white" if values[i, j] > 0.6 * top else "black", fontsize=style["font_size"] - 1)
+    ax.set_xticks(range(len(views)))
+    ax.set_xticklabels([f"{v}\n(all: {100 * total.get(v, np.nan):.1f}%)" for v in views])
+    ax.set_yticks(range(len(factors)))
+    ax.set_yticklabels(factors)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    bar = fig.colorbar(image, ax=ax, pad=0.03)
+    bar.set_label("Variance explained (%)")
+    ax.set_title(title)
+    return fig
+
+
+def mofa_scores_data(factors: pd.DataFrame, responders: pd.DataFrame, response_column: str) -> pd.DataFrame:
+    """Factor scores with the subject's response label."""
+    labels = responders.set_index("subject_id")[response_column] if response_column in responders.columns \
+        else pd.Series(dtype=str)
+    out = factors.copy()
+    out["response"] = response_key(out["subject_id"].map(labels))
+    return out[["subject_id", "timepoint", "response", "factor", "score"]]
+
+
+def plot_mofa_scores(data: pd.DataFrame, tests: pd.DataFrame, status: pd.DataFrame, style: dict,
+                     pre: str, post: str, title: str = ""):
+    """One panel per factor: subject lines pre -> post coloured by response; test p values in the titles."""
+    reason = not_fitted_reason(status)
+    if reason:
+        return message_figure(style, reason, title)
+    factors = list(pd.unique(data["factor"]))
+    ncols = min(5, len(factors))
+    nrows = math.ceil(len(factors) / ncols)
+    width, _ = figure_size(style, "double")
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 2.0 * nrows + 0.5), squeeze=False, sharey=False)
+    colours = palette(style, "response", RESPONSE_LEVELS)
+    levels = [lev for lev in RESPONSE_LEVELS if (data["response"] == lev).any()]
+    time_tests = tests[tests["test"] == "time_paired_wilcoxon"].set_index("factor")
+    resp_tests = tests[tests["test"].str.startswith("response_")].set_index("factor")
+    for ax, factor in zip(axes.ravel(), factors):
+        rows = data[data["factor"] == factor]
+        wide = rows.pivot(index="subject_id", columns="timepoint", values="score").reindex(columns=[pre, post])
+        resp = rows.drop_duplicates("subject_id").set_index("subject_id")["response"]
+        for lev in levels:
+            sub = wide[resp.reindex(wide.index) == lev]
+            if sub.empty:
+                continue
+            offset = {"non_responder": -0.06, "responder": 0.06}.get(lev, 0.0)
+            y = sub.to_numpy().T
+            xs = np.array([0.0, 1.0]) + offset
+            ax.plot(xs, y, color=colours[lev], lw=0.5, alpha=0.5)
+            ax.plot(np.repeat(xs[:, None], y.shape[1], axis=1), y, ls="none", marker="o", ms=1.8,
+                    color=colours[lev], alpha=0.8)
+        ax.set_xticks([0, 1])
+        ax.set_xticklabels([pre, post])
+        ax.set_xlim(-0.4, 1.4)
+        lines = [factor]
+        if factor in time_tests.index:
+            lines.append(f"time {format_p(time_tests.loc[factor, 'p'])}")
+        if factor in resp_tests.index:
+            lines.append(f"R vs NR {format_p(resp_tests.loc[factor, 'p'])}")
+        ax.set_title("\n".join(lines), fontsize=style["font_size"] - 1)
+    for ax in axes.ravel()[len(factors):]:
+        ax.axis("off")
+    for row in axes:
+        row[0].set_ylabel("Factor score")
+    height = fig.get_figheight()
+    fig.legend(handles=_response_handles(colours, levels), loc="upper center", ncol=len(levels),
+               frameon=False, bbox_to_anchor=(0.5, 1 - 0.3 / height))
+    fig.text(0.5, 1.0, f"{title}\ntime: paired Wilcoxon {post} vs {pre}; R vs NR: Mann\u2013Whitney at {pre}",
+             ha="center", va="top", fontsize=style["title_size"])
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / height))
+    return fig
+
+
+# --------------------------------------------------------------------------- triads
+def triads_plot_data(data: pd.DataFrame, responders: pd.DataFrame, response_column: str) -> pd.DataFrame:
+    """Per-subject changes of the top triads with the subject's response label."""
+    labels = responders.set_index("subject_id")[response_column] if response_column in responders.columns \
+        else pd.Series(dtype=str)
+    out = data.copy()
+    out["response"] = response_key(out["subject_id"].astype(str).map(labels))
+    return out
+
+
+def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series], scales: list[str],
+                style: dict, fdr_level: float, n_rep: int | None = None, title: str = ""):
+    """Small multiples: one row per top triad, three scatter panels of the within-subject changes."""
+    ranks = list(pd.unique(data["rank"])) if not data.empty else []
+    if not ranks:
+        return message_figure(style, "No triad was tested (no chain of significant, sign-consistent "
+                                     "change-view links).", title)
+    width, _ = figure_size(style, "double")
+    height = 2.1 * len(ranks) + 0.6
+    fig, axes = plt.subplots(len(ranks), 3, figsize=(width, height), squeeze=False)
+    colours = palette(style, "response", RESPONSE_LEVELS)
+    levels = [lev for lev in RESPONSE_LEVELS if (data["response"] == lev).any()]
+    table = triads.set_index("rank")
+    pairs = (("microbe", "metabolite"), ("metabolite", "immune"), ("microbe", "immune"))
+    layer = {"microbe": 0, "metabolite": 1, "immune": 2}
+    heads = []
+    for row_axes, rank in zip(axes, ranks):
+        rows = data[data["rank"] == rank]
+        t = table.loc[rank]
+        names = {k: _label(labels[layer[k]], t[k]) for k in layer}
+        rho = {("microbe", "metabolite"): t["rho_microbe_metabolite"],
+               ("metabolite", "immune"): t["rho_metabolite_immune"],
+               ("microbe", "immune"): t["rho_microbe_immune"]}
+        for ax, (xk, yk) in zip(row_axes, pairs):
+            for lev in levels:
+                sub = rows[rows["response"] == lev]
+                ax.scatter(sub[f"{xk}_change"], sub[f"{yk}_change"], s=7, color=colours[lev], alpha=0.85,
+                           linewidths=0)
+            ax.axhline(0, color="#BBBBBB", lw=0.5, zorder=0)
+            ax.axvline(0, color="#BBBBBB", lw=0.5, zorder=0)
+            ax.set_xlabel(_wrap(f"{DELTA} {names[xk]} ({scales[layer[xk]]})", 40), fontsize=style["font_size"] - 1)
+            ax.set_ylabel(_wrap(f"{DELTA} {names[yk]} ({scales[layer[yk]]})", 28), fontsize=style["font_size"] - 1)
+            ax.tick_params(labelsize=style["font_size"] - 2)
+            ax.text(0.03, 0.97, f"\u03c1 = {number(rho[(xk, yk)])}", transform=ax.transAxes, ha="left",
+                    va="top", fontsize=style["font_size"] - 1, zorder=5,
+                    bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
+        q = float(t["acme_q"])
+        # a bootstrap p of 0 means every replicate fell on one side: report the resolution
+        q_text = f"q < {2 / n_rep:.2g}" if q == 0 and n_rep else format_p(q, "q")
+        called = "called" if q < fdr_level else "not called"
+        heads.append(f"#{rank}  {names['microbe']} \u2192 {names['metabolite']} \u2192 {names['immune']}:  "
+                     f"ACME {number(t['acme'])} [{number(t['acme_ci_low'])}, {number(t['acme_ci_high'])}], "
+                     f"proportion mediated {number(t['prop_mediated'])}, {q_text} ({called} at FDR {fdr_level:g})")
+    fig.legend(handles=[Line2D([], [], ls="none", marker="o", ms=3, color=colours[lev],
+                               label=RESPONSE_LABELS[lev]) for lev in levels],
+               loc="upper center", ncol=len(levels), frameon=False, bbox_to_anchor=(0.5, 1 - 0.2 / height))
+    fig.text(0.5, 1.0, title, ha="center", va="top", fontsize=style["title_size"])
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.7 / height), h_pad=2.2, w_pad=1.0)
+    # row headings after the layout, so their length does not squeeze the panels
+    for row_axes, head in zip(axes, heads):
+        box = row_axes[0].get_position()
+        fig.text(0.01, box.y1 + 0.12 / height, _wrap(head, 150), ha="left", va="bottom", fontsize=style["font_size"] - 0.5)
+    return fig
