@@ -56,7 +56,18 @@ def make_demo_workdir(path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
-    """Run the whole demo study once (`snakemake --cores 2`) and return its working directory."""
+    """Run the whole demo study once (`snakemake --cores 2`) and return its working directory.
+
+    Set GUTAXIS_DEMO_RUN to the working directory of a finished demo run to reuse it
+    while developing (the fixture then only checks that nothing is left to do).
+    """
+    reuse = os.environ.get("GUTAXIS_DEMO_RUN")
+    if reuse:
+        workdir = Path(reuse)
+        result = run_snakemake(workdir, "-n")
+        if result.returncode != 0 or "Nothing to be done" not in result.stdout + result.stderr:
+            pytest.fail(f"GUTAXIS_DEMO_RUN={reuse} is not a finished demo run:\n{result.stdout[-3000:]}")
+        return workdir
     workdir = make_demo_workdir(tmp_path_factory.mktemp("demo"))
     result = run_snakemake(workdir, "--cores", "2")
     if result.returncode != 0:
