@@ -70,5 +70,48 @@ def figure_paths(stem):
     return expand("results/figures/{stem}.{fmt}", stem=stem, fmt=FIGURE_FORMATS)
 
 
+# Main (paper) figures: see figures.smk; MAIN_RASTER is set there.
+def _main_panel(stem):
+    path = f"results/figures/{stem}.{MAIN_RASTER}"
+    return stem if path in FINAL_OUTPUTS else None
+
+
+def _main_figure_panels():
+    """Figure number -> rows of cells (panels stacked in a cell) of module figure stems."""
+    taxa = modalities_of_kind("taxonomy")[:1]
+    metabolome = modalities_of_kind("metabolome")[:1]
+    immune = modalities_of_kind("immune")[:1]
+    contrast = CONTRASTS[0] if CONTRASTS else "none"
+    metric = (config.get("diversity", {}).get("beta_metrics") or ["none"])[0]
+    layouts = {
+        "1": [[["clinical/waterfall", "clinical/km"], ["clinical/swimmer"]]],
+        "2": [
+            [[f"diversity/{m}/{contrast}/alpha_paired" for m in taxa]]
+            + [[f"diversity/{m}/{contrast}/pcoa_{metric}" for m in taxa]],
+            [[f"differential/{m}/{contrast}/volcano" for m in taxa]],
+        ],
+        "3": [
+            [[f"differential/{m}/{contrast}/volcano"] for m in metabolome + immune],
+            [[f"integration/{m}_dynamics" for m in immune]],
+        ],
+        "4": [[["integration/network"]], [["integration/triads"]]],
+        "5": [[["models/roc"], ["models/stability"]]],
+    }
+    figures = {}
+    if MAIN_RASTER is None:
+        return figures
+    for number, rows in layouts.items():
+        kept = [[[s for s in cell if _main_panel(s)] for cell in row] for row in rows]
+        kept = [[cell for cell in row if cell] for row in kept]
+        kept = [row for row in kept if row]
+        if kept:
+            figures[number] = kept
+    return figures
+
+
+def _main_stems(wildcards):
+    return [s for row in MAIN_FIGURES[wildcards.number] for cell in row for s in cell]
+
+
 def final_outputs():
     return FINAL_OUTPUTS
