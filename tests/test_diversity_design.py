@@ -11,6 +11,7 @@ from gutaxis.diversity_design import (
     ALPHA_TABLE_COLUMNS,
     SHIFT_TEST_COLUMNS,
     alpha_design,
+    call_by_metric_role,
     call_significant,
     count_input,
     full_design_timepoints,
@@ -176,3 +177,16 @@ def test_call_significant_is_empty_where_nothing_was_tested():
     p = pd.Series([0.01, 0.2, np.nan, 0.001])
     assert list(call_significant(p, 0.05)) == [True, False, "", True]
     assert list(call_significant(p, 0.05, pd.Series([True, True, True, False]))) == [True, False, "", ""]
+
+
+def test_only_the_primary_metric_makes_calls():
+    table = pd.DataFrame({"test": ["a", "b", "c"], "p_value": [0.01, 0.2, np.nan]})
+    primary = call_by_metric_role(table, "robust_aitchison", "robust_aitchison", 0.05)
+    assert primary["significant"].tolist() == [True, False, ""]
+    assert primary["called"].tolist() == [True, False, ""]
+    assert set(primary["role"]) == {"primary"}
+    sensitivity = call_by_metric_role(table, "jaccard", "robust_aitchison", 0.05)
+    assert sensitivity["significant"].tolist() == [True, False, ""]  # still reported
+    assert sensitivity["called"].tolist() == ["", "", ""]  # but no call
+    assert set(sensitivity["role"]) == {"sensitivity"}
+    assert "called" not in table  # the input is left alone

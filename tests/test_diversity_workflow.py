@@ -176,6 +176,44 @@ def test_beta_shift_over_time_is_found_with_within_subject_permutations(out, con
         assert set(table["test"]) <= set(permdisp["test"])  # PERMDISP beside every PERMANOVA
 
 
+def _called(table):
+    return table["called"].astype(str).eq("True")
+
+
+def test_primary_metric_calls_the_planted_beta_effects_and_nothing_else(out, config, truth):
+    """TRUTH.md: the community shifts over time in every patient, differs by response at
+    every visit (baseline_response taxa) and is restructured more in responders; no
+    cohort effect is planted, so the primary metric must not call one."""
+    primary = config["diversity"]["primary_metric"]
+    assert ((truth["modality"] == "beta") & (truth["effect"] == "time_x_response")).any()
+    assert (truth["effect"] == "baseline_response").any()
+    permanova, _ = _contrast_rows(tsv(out / "permanova" / f"{primary}.tsv"), config)
+    tested = permanova[permanova["p_value"].notna()].set_index(["test", "term"])
+    assert set(tested["role"]) == {"primary"}
+    assert _called(tested).loc[("time_within_subject", "timepoint")]
+    assert _called(tested).loc[("response_at_baseline", "response")]
+    assert _called(tested).loc[("sequential_at_baseline", "response")]
+    for test in ("cohort_at_baseline", "sequential_at_baseline"):
+        assert not _called(tested).loc[(test, "cohort")], tested.loc[(test, "cohort"), "p_value"]
+    shift, _ = _contrast_rows(tsv(out / "shift" / f"{primary}.tests.tsv"), config)
+    by_response = shift.set_index("test").loc["responder_vs_non_responder"]
+    assert str(by_response["called"]) == "True", by_response["p_value"]
+    assert by_response["median_a"] > by_response["median_b"]  # responders shift further
+
+
+def test_sensitivity_metrics_report_p_but_make_no_call(out, config):
+    primary = config["diversity"]["primary_metric"]
+    others = [m for m in config["diversity"]["beta_metrics"] if m != primary]
+    assert others
+    for metric in others:
+        for path in (out / "permanova" / f"{metric}.tsv", out / "shift" / f"{metric}.tests.tsv",
+                     out / "permdisp" / f"{metric}.tsv"):
+            table = pd.read_csv(path, sep="\t", keep_default_na=False, dtype=str)
+            assert set(table["role"]) == {"sensitivity"}, path
+            assert table["called"].eq("").all(), path
+            assert table["significant"].isin(["True", "False", ""]).all(), path
+
+
 def test_pcoa_variance_and_coordinates(out, config):
     filtered = read_feature_table(out / "filtered.tsv")
     for metric in config["diversity"]["beta_metrics"]:

@@ -197,6 +197,7 @@ rule diversity_permanova:
 
 rule diversity_shift:
     input:
+        primary_metric=DIVERSITY["primary_metric"],
         distances=f"{DIVERSITY_DIR}/distances/{{metric}}.tsv",
         samples="results/inputs/samples.tsv",
         responders="results/clinical/responders.tsv",
@@ -224,6 +225,7 @@ rule diversity_shift:
 
 rule plot_diversity_alpha:
     input:
+        primary_metric=DIVERSITY["primary_metric"],
         alpha=f"{DIVERSITY_DIR}/alpha.tsv",
         tests=f"{DIVERSITY_DIR}/alpha_tests.tsv",
     output:

@@ -6,7 +6,7 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import pandas as pd
 
-from gutaxis.diversity_design import call_significant, subject_labels
+from gutaxis.diversity_design import call_by_metric_role, subject_labels
 from gutaxis.permanova import standard_beta_tests
 from gutaxis.runner import run
 from gutaxis.tables import read_sheet, read_tsv, write_tsv
@@ -38,10 +38,9 @@ def main(smk):
         parts["groups"].append(_front(result.group_distances, contrast, metric))
         parts["notes"].append(_front(result.notes, contrast, metric))
     level = smk.params.significance_level
-    permanova = pd.concat(parts["permanova"], ignore_index=True)
-    permanova["significant"] = call_significant(permanova["p_value"], level)
-    permdisp = pd.concat(parts["permdisp"], ignore_index=True)
-    permdisp["significant"] = call_significant(permdisp["p_value"], level)
+    primary = smk.params.primary_metric
+    permanova = call_by_metric_role(pd.concat(parts["permanova"], ignore_index=True), metric, primary, level)
+    permdisp = call_by_metric_role(pd.concat(parts["permdisp"], ignore_index=True), metric, primary, level)
     write_tsv(permanova, smk.output.permanova)
     write_tsv(permdisp, smk.output.permdisp)
     write_tsv(pd.concat(parts["groups"], ignore_index=True), smk.output.group_distances)

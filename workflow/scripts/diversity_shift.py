@@ -7,7 +7,7 @@ sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd
 
 from gutaxis.beta import compare_shift_by_response, shift_vs_between, within_subject_shift
-from gutaxis.diversity_design import call_significant, shift_tests_table, subject_labels
+from gutaxis.diversity_design import call_by_metric_role, shift_tests_table, subject_labels
 from gutaxis.paired_design import pair_samples
 from gutaxis.runner import run
 from gutaxis.tables import read_sheet, read_tsv, write_tsv
@@ -35,8 +35,8 @@ def main(smk):
         shifts.append(pd.DataFrame(front, index=per_subject.index).join(per_subject))
         table = shift_tests_table(by_response, between.test)
         tests.append(pd.DataFrame(front, index=table.index).join(table))
-    tests = pd.concat(tests, ignore_index=True)
-    tests["significant"] = call_significant(tests["p_value"], smk.params.significance_level)
+    tests = call_by_metric_role(pd.concat(tests, ignore_index=True), metric, smk.params.primary_metric,
+                                smk.params.significance_level)
     write_tsv(pd.concat(shifts, ignore_index=True), smk.output.shift)
     write_tsv(tests, smk.output.tests)
 

@@ -116,6 +116,17 @@ def meaning_problems(config: dict) -> list[Problem]:
                 f"use one of {', '.join(response['definitions'])}",
             )
         )
+    diversity = config.get("diversity", {})
+    primary_metric = diversity.get("primary_metric")
+    if primary_metric and primary_metric not in diversity.get("beta_metrics", []):
+        problems.append(
+            Problem(
+                CONFIG_LABEL,
+                "key 'diversity.primary_metric'",
+                f"'{primary_metric}' is not one of diversity.beta_metrics",
+                f"use one of {', '.join(diversity.get('beta_metrics', []))} or add it to diversity.beta_metrics",
+            )
+        )
     if not config["modalities"]:
         problems.append(
             Problem(CONFIG_LABEL, "key 'modalities'", "no omics table is configured", "add at least one modality")

@@ -241,6 +241,39 @@ def call_significant(p_values: pd.Series, level: float, tested: pd.Series | None
     return out
 
 
+def call_by_metric_role(table: pd.DataFrame, metric: str, primary_metric: str, level: float,
+                        tested: pd.Series | None = None) -> pd.DataFrame:
+    """Add ``significant`` (p < level), ``role`` and ``called`` to one metric's test table.
+
+    Several β metrics test one hypothesis (does the community differ?), so only
+    the pre-specified primary metric makes a call; the others are sensitivity
+    analyses whose ``called`` stays empty while ``significant`` still shows
+    their own p < level.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Test rows with a ``p_value`` column.
+    metric, primary_metric : str
+        The table's β metric and the configured primary one.
+    level : float
+        Significance level.
+    tested : Series of bool, optional
+        As in :func:`call_significant`.
+
+    Returns
+    -------
+    DataFrame
+        A copy with the three columns added (``role``: primary / sensitivity).
+    """
+    out = table.copy()
+    out["significant"] = call_significant(out["p_value"], level, tested)
+    primary = metric == primary_metric
+    out["role"] = "primary" if primary else "sensitivity"
+    out["called"] = out["significant"] if primary else ""
+    return out
+
+
 #: columns of ``results/diversity/<modality>/shift/<metric>.tests.tsv``
 SHIFT_TEST_COLUMNS = [
     "test", "group_a", "group_b", "n_a", "n_b", "median_a", "median_b", "estimate", "ci_low", "ci_high",
