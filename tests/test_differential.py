@@ -179,7 +179,17 @@ def test_lmm_row_equals_statsmodels_for_one_feature(trial, result):
             & (r["feature"] == f)].iloc[0]
     name = "timepoint[T.post]:response[T.responder]"
     assert row["effect"] == pytest.approx(ref.fe_params[name], abs=1e-4)
-    assert row["p"] == pytest.approx(ref.pvalues[name], abs=1e-4)
+    # the default reference is Student t with between-within df (n_obs - n_subjects - 2 within
+    # terms), so p is statsmodels' Wald z p-value re-referred to that t distribution
+    df = len(data) - data["subject_id"].nunique() - 2
+    z = ref.fe_params[name] / ref.bse_fe[name]
+    assert row["p"] == pytest.approx(2 * stats.t.sf(abs(z), df), abs=1e-4)
+    assert row["p"] > ref.pvalues[name]
+    wald = run_contrast(table, samples, CONTRAST, transform="log2", responders=responders,
+                        methods=("mixed",), mixed_df="z", modality="x").results
+    wald_row = wald[(wald["method"] == "lmm") & (wald["term"] == "timepoint[post]:response[responder]")
+                    & (wald["feature"] == f)].iloc[0]
+    assert wald_row["p"] == pytest.approx(ref.pvalues[name], abs=1e-4)
 
 
 def test_ols_fit_equals_statsmodels_including_missing_values():
@@ -273,7 +283,16 @@ def test_ancombc2_sensitivity_and_agreement_column():
     expected = (sig_m & sig_s & same) | (~sig_m & ~sig_s)
     assert (main["sensitivity_agrees"].astype(bool) == expected).all()
     assert sens["sensitivity_agrees"].isna().all()
-    assert res.notes["message"].str.startswith("ran in").any()
+    assert res.notes["message"].str.startswith("ran on").any()
+    assert not res.notes["message"].str.contains(r"[0-9] s\b").any()  # no wall-clock time
+    capped = run_contrast(table, samples, CONTRAST, transform="clr", responders=responders,
+                          methods=("paired",), sensitivity="ancombc2", modality="taxa",
+                          ancombc2_max_subjects=5)
+    assert not (capped.results["method"] == "ancombc2").any()
+    skipped = capped.untested[capped.untested["method"] == "ancombc2"]
+    n_pairs = int(sens["n_pairs"].iloc[0])
+    assert len(skipped) == 25
+    assert skipped["reason"].str.contains(f"{n_pairs} paired subjects > differential.ancombc2_max_subjects = 5").all()
     # strong planted changes: both methods find them in the same direction
     strong = truth.index[truth != 0]
     assert (np.sign(sens.loc[strong, "effect"]) == np.sign(truth[strong])).mean() >= 0.8
@@ -330,3 +349,25 @@ def test_constant_covariate_is_dropped_with_a_note(trial):
 
 def test_module_exposes_method_order():
     assert differential.METHOD_ORDER[:2] == ["paired_t", "wilcoxon"]
+
+
+def test_lmm_rows_without_a_standard_error_are_listed_as_untested(trial, monkeypatch):
+    """A fit whose SE is not estimable gives no result row with p = NaN; it is untested."""
+    table, samples, responders, _ = trial
+    real = differential.fit_random_intercept
+    victim = str(table.columns[3])
+
+    def without_se(*args, **kwargs):
+        fit = real(*args, **kwargs)
+        co = fit.coefficients.copy()
+        co.loc[co["feature_id"] == victim, ["se", "p", "ci_low", "ci_high"]] = np.nan
+        return type(fit)(co, fit.fits)
+
+    monkeypatch.setattr(differential, "fit_random_intercept", without_se)
+    res = run_contrast(table, samples, CONTRAST, transform="log2", responders=responders,
+                       methods=("mixed",), modality="x")
+    lmm = res.results[res.results["method"] == "lmm"]
+    assert lmm["p"].notna().all()
+    assert victim not in set(lmm["feature"])
+    lost = res.untested[(res.untested["method"] == "lmm") & (res.untested["feature"] == victim)]
+    assert len(lost) >= 2 and lost["reason"].str.contains("not estimable").all()

@@ -101,3 +101,14 @@ def test_subject_covariates_type_columns_and_mark_missing():
     assert cov["cohort"].tolist() == ["lung", "lung", "other"]
     with pytest.raises(InputError, match="'dose_gy'"):
         subject_covariates(subjects, ["dose_gy"], ["S1"])
+
+
+def test_rclr_compositions_are_integrated_as_complete_clr():
+    """A modality declared rclr (for differential testing) still gives complete data here."""
+    clr = prepare_for_integration(compositions(), kind="taxonomy", transform="clr",
+                                  min_prevalence=0.5, clr_pseudocount_fraction=0.5)
+    rclr = prepare_for_integration(compositions(), kind="taxonomy", transform="rclr",
+                                   min_prevalence=0.5, clr_pseudocount_fraction=0.5)
+    assert np.isfinite(rclr.values.to_numpy()).all()
+    np.testing.assert_array_equal(rclr.values.to_numpy(), clr.values.to_numpy())
+    assert "replaced" in rclr.notes.set_index("key")["value"]["description"]

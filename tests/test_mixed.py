@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from gutaxis.mixed import build_design, fit_random_intercept
+from scipy import stats
+
+from gutaxis.mixed import between_within_df, build_design, fit_random_intercept
 
 RHS = "timepoint * response + cohort + age"
 
@@ -183,3 +185,63 @@ def test_single_observation_per_subject_is_not_identifiable():
     res = fit_random_intercept(Y, build_design(first, "response"), first["subject"])
     assert res.fits.loc[0, "status"] == "failed"
     assert "no subject with two" in res.fits.loc[0, "note"]
+
+
+def _complete_paired_design(n_subjects=30, n_features=40, seed=3):
+    rng = np.random.default_rng(seed)
+    subject = np.repeat([f"S{i:02d}" for i in range(n_subjects)], 2)
+    group = np.repeat(rng.permutation(np.arange(n_subjects) % 2), 2)
+    time = np.tile([0, 1], n_subjects)
+    level = rng.normal(0, 1.0, (n_subjects, n_features)).repeat(2, axis=0)
+    values = level + rng.normal(0, 0.5, level.shape) + 0.3 * time[:, None] * group[:, None]
+    data = pd.DataFrame({"subject_id": subject,
+                         "timepoint": pd.Categorical(np.where(time, "post", "pre"), ["pre", "post"]),
+                         "response": pd.Categorical(np.where(group, "r", "n"), ["n", "r"])})
+    return data, values
+
+
+def test_between_within_t_equals_the_exact_paired_and_two_sample_t_tests():
+    """In a complete paired design the interaction is a two-sample t test of the
+    changes (df n - 2) and the time effect alone a paired t test (df n - 1)."""
+    data, values = _complete_paired_design()
+    changes = values[1::2] - values[::2]
+    group = (data["response"].to_numpy()[::2] == "r")
+    fit = fit_random_intercept(values, build_design(data, "timepoint * response"), data["subject_id"],
+                               df_method="between_within")
+    interior = fit.fits["status"].eq("ok").to_numpy()
+    assert interior.sum() >= 30
+    co = fit.coefficients[fit.coefficients["term"] == "timepoint[post]:response[r]"]
+    exact = stats.ttest_ind(changes[group], changes[~group])
+    assert (co["df"] == 28).all()
+    np.testing.assert_allclose(co["p"].to_numpy()[interior], exact.pvalue[interior], rtol=1e-6)
+    between = fit.coefficients[fit.coefficients["term"] == "response[r]"]
+    assert (between["df"] == 28).all()  # 30 subjects - intercept - response
+    time_only = fit_random_intercept(values, build_design(data, "timepoint"), data["subject_id"],
+                                     df_method="between_within")
+    interior = time_only.fits["status"].eq("ok").to_numpy()
+    co = time_only.coefficients[time_only.coefficients["term"] == "timepoint[post]"]
+    paired = stats.ttest_rel(values[1::2], values[::2])
+    assert (co["df"] == 29).all()
+    np.testing.assert_allclose(co["p"].to_numpy()[interior], paired.pvalue[interior], rtol=1e-6)
+    ci_half = (co["ci_high"] - co["ci_low"]).to_numpy() / 2
+    np.testing.assert_allclose(ci_half, stats.t.ppf(0.975, 29) * co["se"].to_numpy(), rtol=1e-10)
+
+
+def test_z_reference_is_the_default_and_less_conservative():
+    data, values = _complete_paired_design(seed=5)
+    X = build_design(data, "timepoint * response")
+    z = fit_random_intercept(values, X, data["subject_id"]).coefficients
+    t = fit_random_intercept(values, X, data["subject_id"], df_method="between_within").coefficients
+    assert np.isinf(z["df"]).all()
+    np.testing.assert_allclose(z["estimate"], t["estimate"])
+    assert (t["p"].to_numpy() >= z["p"].to_numpy() - 1e-15).all()
+    with pytest.raises(ValueError, match="df_method"):
+        fit_random_intercept(values, X, data["subject_id"], df_method="satterthwaite")
+
+
+def test_between_within_df_counts_missing_observations_per_feature():
+    data, _ = _complete_paired_design(n_subjects=10)
+    X = build_design(data, "timepoint * response").to_numpy()
+    df = between_within_df(X, data["subject_id"], n_obs=np.array([20, 17]), n_groups=np.array([10, 9]))
+    # columns: intercept, timepoint, response, interaction -> between, within, between, within
+    np.testing.assert_array_equal(df, [[8, 8, 8, 8], [7, 6, 7, 6]])

@@ -163,6 +163,8 @@ rule differential:
     script:
         "../scripts/differential_run.py"
 
+                "mixed_df",
+                "ancombc2_max_subjects",
 
 rule plot_differential_volcano:
     input:

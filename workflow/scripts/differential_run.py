@@ -123,7 +123,8 @@ def main(smk):
         min_group_size=settings["min_group_size"], methods=settings["methods"],
         wilcoxon_options={"zero_method": settings["wilcoxon_zero_method"]},
         effect=settings["effect"], confidence=settings["confidence"],
-        sensitivity=p.sensitivity, file_table=p.table_label, file_samples=p.samples_label)
+        sensitivity=p.sensitivity, mixed_df=settings["mixed_df"],
+        ancombc2_max_subjects=settings["ancombc2_max_subjects"], file_table=p.table_label, file_samples=p.samples_label)
 
     untested = pd.concat([untested_filter, result.untested], ignore_index=True)
     write_tsv(result.results, smk.output.results)

@@ -31,7 +31,6 @@ subjects with a response label; the exact formulas fitted are returned.
 
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -481,7 +480,7 @@ def _paired_analysis(raw, tvals, frame, pre, post, min_pairs, wilcoxon_options, 
 
 
 def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_pairs,
-                    confidence, notes):
+                    confidence, notes, df_method="between_within"):
     """Fit the LMM family; returns rows, untested, dropped, formulas, fits, coefficients."""
     rows, untested, dropped, fits, coefs, formulas = [], [], [], [], [], {}
     features = tvals.columns.astype(str)
@@ -517,7 +516,7 @@ def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_
         X = build_design(data, rhs)
         Y = tvals.loc[data.index]
         fit = fit_random_intercept(Y, X, data["subject_id"].astype(str).to_numpy(),
-                                   confidence=confidence)
+                                   confidence=confidence, df_method=df_method)
         fit_table = fit.fits.assign(model=model_name, formula=formula)
         fits.append(fit_table)
         coefs.append(fit.coefficients.assign(model=model_name))
@@ -541,6 +540,18 @@ def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_
             wanted = [t for t in X.columns if t.startswith("timepoint[")]
         co = fit.coefficients
         co = co[co["term"].isin(wanted) & co["feature_id"].isin(ok_features)]
+        # a fit whose standard errors cannot be estimated gives no test: list it, never a NaN row
+        no_se = ~np.isfinite(co["p"].to_numpy(dtype=float))
+        if no_se.any():
+            lost = co[no_se]
+            info_lost = fit_table.set_index("feature_id").loc[lost["feature_id"]]
+            untested.append(_untested(
+                lost["feature_id"], "lmm",
+                ("mixed model: standard error of " + lost["term"].astype(str)
+                 + " not estimable (" + info_lost["status"].astype(str).to_numpy() + ")").to_numpy(),
+                info_lost["n_groups"].to_numpy(), info_lost["n_repeated_groups"].to_numpy())
+                .assign(model=formula))
+            co = co[~no_se]
         if co.empty:
             continue
         info = fit_table.set_index("feature_id")
@@ -624,12 +635,22 @@ def _baseline_analysis(raw, tvals, frame, pre, covariates, min_group_size, confi
     return rows, untested, dropped, formulas
 
 
-def _ancombc2_analysis(raw, pairs, features, pre, post, confidence, notes):
-    """ANCOM-BC2 on the paired samples with subject as a fixed blocking factor."""
+def _ancombc2_analysis(raw, pairs, features, pre, post, confidence, notes, max_subjects=None):
+    """ANCOM-BC2 on the paired samples with subject as a fixed blocking factor.
+
+    Its cost grows with features x subjects^3 (one fixed effect per subject), so
+    above ``max_subjects`` paired subjects it is skipped with a note and every
+    feature is listed as untested with that reason.
+    """
     from skbio.stats.composition import ancombc2
 
     term = f"timepoint[{post}]"
     model = "ancombc2: feature ~ timepoint + subject_id (subject as fixed block)"
+    if max_subjects is not None and len(pairs) > max_subjects:
+        reason = (f"ancombc2 skipped: {len(pairs)} paired subjects > differential.ancombc2_max_subjects "
+                  f"= {max_subjects} (its cost grows with the cube of the subjects)")
+        notes.append(("ancombc2", reason))
+        return [], [_untested(pd.Index(features), "ancombc2", reason, len(pairs), len(pairs))]
     samples = list(pairs["pre_sample"]) + list(pairs["post_sample"])
     meta = pd.DataFrame({
         "timepoint": pd.Categorical([pre] * len(pairs) + [post] * len(pairs), [pre, post]),
@@ -641,7 +662,6 @@ def _ancombc2_analysis(raw, pairs, features, pre, post, confidence, notes):
     untested = [_untested(nonzero.index[nonzero < 2], "ancombc2",
                           "fewer than two non-zero values in the paired samples",
                           len(pairs), len(pairs))] if (nonzero < 2).any() else []
-    started = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -652,8 +672,8 @@ def _ancombc2_analysis(raw, pairs, features, pre, post, confidence, notes):
         msg = f"ancombc2 failed: {type(err).__name__}: {err}"
         notes.append(("ancombc2", msg))
         return [], untested + [_untested(usable, "ancombc2", msg, len(pairs), len(pairs))]
-    notes.append(("ancombc2", f"ran in {time.perf_counter() - started:.1f} s on "
-                              f"{len(samples)} samples x {len(usable)} features"))
+    # no wall-clock time here: the same inputs must give byte-identical tables
+    notes.append(("ancombc2", f"ran on {len(samples)} samples x {len(usable)} features"))
     part = part.reindex(usable.astype(str))
     lfc, se, p = (part[c].to_numpy(dtype=float) for c in ("Log(FC)", "SE", "pvalue"))
     good = np.isfinite(lfc) & np.isfinite(p)
@@ -696,6 +716,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
                  min_group_size: int = 3, methods=("paired", "mixed", "baseline"),
                  wilcoxon_options: dict | None = None, effect: str = "hodges_lehmann",
                  confidence: float = 0.95, sensitivity: str | None = None,
+                 mixed_df: str = "between_within", ancombc2_max_subjects: int | None = None,
                  file_table: str = "feature table",
                  file_samples: str = "samples.tsv") -> DifferentialResult:
     """Run one contrast on one feature table.
@@ -789,7 +810,10 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
     if "mixed" in methods:
         r, u, dr, f, fi, co = _mixed_analysis(raw, tvals, frame, timepoints, covariates,
                                               responders is not None, min_pairs, confidence,
-                                              notes)
+                                              notes, df_method=mixed_df)
+        notes.append(("lmm", "tests and intervals: " + (
+            "Wald z (as statsmodels MixedLM)" if mixed_df == "z" else
+            "Student t with between-within degrees of freedom (column df of the coefficients)")))
         rows += r
         untested += u
         dropped += dr
@@ -812,7 +836,8 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
         for part in rows:
             tested |= set(part.loc[part["method"] == "paired_t", "feature"])
         feats = [f for f in tvals.columns if f in tested] or list(tvals.columns)
-        r, u = _ancombc2_analysis(raw, design.pairs, feats, pre, post, confidence, notes)
+        r, u = _ancombc2_analysis(raw, design.pairs, feats, pre, post, confidence, notes,
+                                  max_subjects=ancombc2_max_subjects)
         rows += r
         untested += u
         formulas["ancombc2"] = "feature ~ timepoint + subject_id (ANCOM-BC2, paired samples)"

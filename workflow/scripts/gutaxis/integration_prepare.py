@@ -156,7 +156,8 @@ def prepare_for_integration(
       dropped (rare features are mostly zeros, whose ranks are ties and whose
       log-ratios are pseudocount artefacts), the samples are closed again, and the
       declared transform is applied; ``clr`` uses the per-sample pseudocount of
-      :func:`clr_sample_pseudocount`.
+      :func:`clr_sample_pseudocount`, and so does ``rclr``: correlations and MOFA
+      need complete data, and after the prevalence filter few zeros are left.
     * immune: ``logit`` of proportions (``units`` percent_of_parent/percent are
       divided by 100; fraction as is), or ``log2`` of counts (pseudocount half the
       smallest positive value when a zero is present, else none).
@@ -199,11 +200,14 @@ def prepare_for_integration(
         notes.update({"min_prevalence": min_prevalence, "detection_limit": detection_limit,
                       "renormalised": True})
         table = filtered.table
-    if kind in COMPOSITIONAL_KINDS and transform == "clr":
+    if kind in COMPOSITIONAL_KINDS and transform in ("clr", "rclr"):
         values, pseudocounts = clr_sample_pseudocount(table, clr_pseudocount_fraction, source)
         description = (f"CLR (natural log) after adding to each sample {clr_pseudocount_fraction:g} x "
                        f"its smallest non-zero value (pseudocounts {pseudocounts.min():.6g} to "
                        f"{pseudocounts.max():.6g})")
+        if transform == "rclr":
+            description += ("; the modality's rclr is replaced by this CLR here, because "
+                            "correlations and MOFA need complete data")
         notes["clr_pseudocount_fraction"] = clr_pseudocount_fraction
     else:
         options = _transform_options(table, kind, transform, units, source)
