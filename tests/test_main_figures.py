@@ -46,3 +46,10 @@ def test_compose_panels_letters_every_panel_in_reading_order():
     assert letters == ["A", "B", "C", "D"]
     # images at 100 dpi are 2 x 1 in; two cells side by side -> 4.08 in wide (0.08 in gap)
     assert fig.get_size_inches()[0] == pytest.approx(4.08)
+
+
+def test_source_data_keeps_a_panels_own_panel_column():
+    facets = pd.DataFrame({"panel": ["1", "2"], "feature": ["f1", "f2"]})
+    out = panel_source_data([("C", "main/panels/differential/x/paired", facets)])
+    assert list(out.columns) == ["panel", "source_figure", "source_panel", "feature"]
+    assert out["panel"].tolist() == ["C", "C"] and out["source_panel"].tolist() == ["1", "2"]

@@ -103,3 +103,127 @@ def test_reruns_give_identical_files(style, tmp_path):
         gstyle.save_figure(_figure(style), paths, style)
         digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in paths])
     assert digests[0] == digests[1]
+
+
+# --------------------------------------------------------------------------- per-figure overrides
+
+
+def test_figure_stem_is_the_path_under_results_figures():
+    assert gstyle.figure_stem("results/figures/main/figure2.pdf") == "main/figure2"
+    assert gstyle.figure_stem("results/figures/diversity/taxa/c/pcoa_braycurtis.source.tsv") == (
+        "diversity/taxa/c/pcoa_braycurtis")
+    assert gstyle.figure_stem("/tmp/x/results/figures/qc/sampling.png") == "qc/sampling"
+    assert gstyle.figure_stem("main/figure1") == "main/figure1"
+
+
+def test_override_keys_match_a_whole_stem_or_its_end_at_a_slash():
+    stem = "diversity/taxa/post_vs_baseline/pcoa_braycurtis"
+    assert gstyle.override_matches(stem, stem)
+    assert gstyle.override_matches("pcoa_braycurtis", stem)
+    assert gstyle.override_matches("post_vs_baseline/pcoa_braycurtis", stem)
+    assert not gstyle.override_matches("braycurtis", stem)  # not at a "/" boundary
+    assert not gstyle.override_matches("pcoa_jaccard", stem)
+    assert not gstyle.override_matches("figure1", "main/figure10")
+
+
+def test_most_specific_override_applies_alone_and_unset_keys_keep_the_plot(style):
+    style["overrides"] = {
+        "volcano": {"title": False, "width": "single"},
+        "differential/taxa/post_vs_baseline/volcano": {"height_mm": 100},
+    }
+    exact = gstyle.figure_override(style, "differential/taxa/post_vs_baseline/volcano")
+    assert exact == {"width": "auto", "height_mm": 100, "title": True, "panels": []}
+    other = gstyle.figure_override(style, "differential/metabolites/post_vs_baseline/volcano")
+    assert other == {"width": "single", "height_mm": None, "title": False, "panels": []}
+    assert gstyle.figure_override(style, "clinical/km") == gstyle.OVERRIDE_DEFAULTS
+
+
+def test_resolved_style_carries_only_the_figures_own_override(style):
+    style["overrides"] = {"main/figure2": {"panels": ["A"]}, "clinical/km": {"title": False}}
+    km = gstyle.resolve_style(style, "results/figures/clinical/km.pdf")
+    assert "overrides" not in km
+    assert km["figure"]["stem"] == "clinical/km" and km["figure"]["title"] is False
+    # editing another figure's override leaves this figure's style (its job's params) unchanged
+    style["overrides"]["main/figure2"] = {"panels": ["B"]}
+    assert gstyle.resolve_style(style, "results/figures/clinical/km.pdf") == km
+    assert style["font_size"] == km["font_size"] and style["palette"] == km["palette"]
+
+
+def test_figure_size_applies_width_and_height_overrides(style):
+    own = gstyle.figure_size(style, "double", 0.5)
+    assert gstyle.figure_size({**style, "figure": gstyle.OVERRIDE_DEFAULTS}, "double", 0.5) == own
+    single = {**style, "figure": {"width": "single", "height_mm": None}}
+    assert gstyle.figure_size(single, "double", 0.5) == pytest.approx((89 / 25.4, 89 / 25.4 / 2))
+    mm = {**style, "figure": {"width": 120, "height_mm": 60}}
+    assert gstyle.figure_size(mm, "single", 0.5, height=9.0) == pytest.approx((120 / 25.4, 60 / 25.4))
+    # a plot's own height (rows x inches) is kept when no height override is set
+    assert gstyle.figure_size(style, "single", height=3.3) == pytest.approx((89 / 25.4, 3.3))
+    assert gstyle.figure_size(style, 100.0)[0] == pytest.approx(100 / 25.4)
+
+
+def test_title_false_hides_suptitle_and_marked_titles(style, tmp_path):
+    style["formats"] = ["svg"]
+    for show in (True, False):
+        gstyle.apply_style(style)
+        fig, ax = plt.subplots(figsize=gstyle.figure_size(style, "single", 0.5))
+        ax.plot([0, 1], [0, 1])
+        ax.set_xlabel("Months")
+        fig.suptitle("Suptitle text")
+        gstyle.mark_title(ax.set_title("Axes title text"))
+        path = tmp_path / f"{show}.svg"
+        gstyle.save_figure(fig, [path], {**style, "figure": {"title": show}})
+        svg = path.read_text()
+        assert ("Suptitle text" in svg) is show and ("Axes title text" in svg) is show
+        assert "Months" in svg
+
+
+def test_select_panels_by_letter_or_stem_in_reading_order():
+    panels = ["clinical/waterfall", "clinical/km", "clinical/swimmer"]
+    assert gstyle.select_panels(panels, []) == panels
+    assert gstyle.select_panels(panels, ["C", "a"]) == ["clinical/waterfall", "clinical/swimmer"]
+    assert gstyle.select_panels(panels, ["km", "clinical/waterfall"]) == ["clinical/waterfall", "clinical/km"]
+    with pytest.raises(ValueError, match="'D'.*A = clinical/waterfall"):
+        gstyle.select_panels(panels, ["D"])
+
+
+def test_unmatched_overrides_are_reported():
+    style = {"overrides": {"main/figure2": {}, "pcoa_braycurtis": {}, "vulcano": {}}}
+    stems = ["main/figure2", "diversity/taxa/c/pcoa_braycurtis", "differential/taxa/c/volcano"]
+    assert gstyle.unmatched_overrides(style, stems) == ["vulcano"]
+
+
+def test_default_palettes_never_share_a_colour(repo):
+    import yaml
+
+    config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    colours = [c.upper() for kind in ("cohort", "timepoint", "response")
+               for c in config["style"]["palette"][kind].values()]
+    assert len(colours) == len(set(colours)), colours
+    # the defaults use all eight Okabe-Ito colours: an unnamed cohort still differs from the named ones
+    cohorts = {c.upper() for c in config["style"]["palette"]["cohort"].values()}
+    extra = gstyle.palette(config["style"], "cohort", ["lung", "melanoma"])["melanoma"]
+    assert extra.upper() not in cohorts
+
+
+def test_unnamed_levels_avoid_the_colours_of_every_palette():
+    style = {"palette": {"cohort": {"a": gstyle.OKABE_ITO[0]}, "response": {"responder": gstyle.OKABE_ITO[1]}}}
+    assert gstyle.palette(style, "cohort", ["a", "b"])["b"] == gstyle.OKABE_ITO[2]
+    # a kind without a palette (batch) uses Okabe-Ito from the start when all are taken elsewhere
+    full = {"palette": {"cohort": dict(zip("abcdefgh", gstyle.OKABE_ITO))}}
+    assert list(gstyle.palette(full, "batch", ["B1", "B2"]).values()) == list(gstyle.OKABE_ITO[:2])
+
+
+def test_override_schema_validates_and_fills_defaults():
+    from gutaxis.configuration import fill_defaults, schema_problems
+    from gutaxis.sheets import load_schema
+
+    schema = load_schema("config")
+    style_schema = schema["properties"]["style"]
+    good = {"overrides": {"main/figure1": {"panels": ["A", "B"]}, "volcano": {"width": 120, "title": False}}}
+    assert not schema_problems({"style": good}, {**schema, "required": [], "properties": {"style": style_schema}})
+    filled = fill_defaults(good, style_schema, schema)
+    assert filled["overrides"]["volcano"] == {"width": 120, "title": False, "height_mm": None, "panels": []}
+    for bad in ({"width": "triple"}, {"height_mm": -1}, {"colour": "red"}, {"panels": "A"}):
+        problems = schema_problems({"style": {"overrides": {"volcano": bad}}},
+                                   {**schema, "required": [], "properties": {"style": style_schema}})
+        assert problems, bad

@@ -9,8 +9,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 from gutaxis.configuration import validate_config
-from gutaxis.errors import InputError
+from gutaxis.errors import InputError, Problem
 from gutaxis.sheets import load_sheets
+from gutaxis.style import (
+    figure_override,
+    figure_stem,
+    override_matches,
+    resolve_style,
+    select_panels,
+    unmatched_overrides,
+)
 
 try:
     config.update(validate_config(config))
@@ -70,10 +78,56 @@ def figure_paths(stem):
     return expand("results/figures/{stem}.{fmt}", stem=stem, fmt=FIGURE_FORMATS)
 
 
-# Main (paper) figures: see figures.smk; MAIN_RASTER is set there.
+# Figure titles name a modality by what it measures and its config name.
+KIND_TITLES = {
+    "taxonomy": "Gut microbiome",
+    "function": "Microbial functions",
+    "metabolome": "Metabolome",
+    "immune": "Immune subsets",
+}
+
+
+def modality_title(name):
+    """`Gut microbiome (taxa)`: a modality as figure titles name it."""
+    kind = config["modalities"][name]["kind"]
+    return f"{KIND_TITLES.get(kind, kind)} ({name})"
+
+
+def plot_style(stem):
+    """`params: style=plot_style("<figure stem pattern>")` of every plot rule.
+
+    The style section with the override of the figure this job draws (its stem,
+    the pattern with the job's wildcards filled in) and no other, so editing one
+    figure's override reruns that figure alone. A function of the wildcards only:
+    Snakemake does not compare params that depend on output files, and a style
+    change must rerun the plot job.
+    """
+
+    def style(wildcards):
+        return resolve_style(config["style"], stem.format(**dict(wildcards.items())))
+
+    return style
+
+
+# Main (paper) figures: see figures.smk; MAIN_RASTER is set there. A panel is a
+# module figure's raster, or, under main/panels/, the compact version of a module
+# figure (the facets a paper shows) that the module's plot job writes as a PNG.
+MAIN_PANELS = "main/panels/"
+
+
+def main_panel_path(stem):
+    """The raster a main figure places for the panel `stem`."""
+    if stem.startswith(MAIN_PANELS):
+        return f"results/figures/{stem}.png"
+    return f"results/figures/{stem}.{MAIN_RASTER}"
+
+
 def _main_panel(stem):
-    path = f"results/figures/{stem}.{MAIN_RASTER}"
-    return stem if path in FINAL_OUTPUTS else None
+    """`stem` when this run builds its module figure, else None."""
+    full = stem[len(MAIN_PANELS) :] if stem.startswith(MAIN_PANELS) else stem
+    if MAIN_RASTER is None and full == stem:
+        return None
+    return stem if figure_paths(full)[0] in FINAL_OUTPUTS else None
 
 
 def _main_figure_panels():
@@ -83,25 +137,42 @@ def _main_figure_panels():
     immune = modalities_of_kind("immune")[:1]
     contrast = CONTRASTS[0] if CONTRASTS else "none"
     metric = (config.get("diversity", {}).get("beta_metrics") or ["none"])[0]
+    P = MAIN_PANELS
+    # panels keep their native size (and font size) unless a row is wider than the
+    # double column: single-column panels side by side, double-column ones alone
     layouts = {
         "1": [[["clinical/waterfall", "clinical/km"], ["clinical/swimmer"]]],
         "2": [
-            [[f"diversity/{m}/{contrast}/alpha_paired" for m in taxa]]
-            + [[f"diversity/{m}/{contrast}/pcoa_{metric}" for m in taxa]],
-            [[f"differential/{m}/{contrast}/volcano" for m in taxa]],
+            [[f"{P}diversity/{m}/{contrast}/alpha_paired" for m in taxa]],
+            [[f"diversity/{m}/{contrast}/pcoa_{metric}" for m in taxa]]
+            + [[f"{P}differential/{m}/{contrast}/volcano" for m in taxa]],
         ],
         "3": [
-            [[f"differential/{m}/{contrast}/volcano"] for m in metabolome + immune],
-            [[f"integration/{m}_dynamics" for m in immune]],
+            [[f"{P}differential/{m}/{contrast}/volcano"] for m in metabolome + immune],
+            [[f"{P}differential/{m}/{contrast}/paired" for m in metabolome]],
+            [[f"{P}differential/{m}/{contrast}/paired" for m in immune]],
         ],
-        "4": [[["integration/network"]], [["integration/triads"]]],
-        "5": [[["models/roc"], ["models/stability"]]],
+        "4": [[["integration/network"]], [[f"{P}integration/triads"]]],
+        "5": [[[f"{P}models/roc"]], [["models/stability"]]],
     }
     figures = {}
-    if MAIN_RASTER is None:
-        return figures
     for number, rows in layouts.items():
         kept = [[[s for s in cell if _main_panel(s)] for cell in row] for row in rows]
+        # style.overrides."main/figureN".panels: the panels to keep (letters or stems)
+        built = [s for row in kept for cell in row for s in cell]
+        wanted = figure_override(config["style"], f"main/figure{number}")["panels"]
+        try:
+            chosen = set(select_panels(built, wanted))
+        except ValueError as err:
+            problem = Problem(
+                "config",
+                f"key 'style.overrides' (main/figure{number}, panels)",
+                str(err),
+                "name panels by their letter or module figure",
+            )
+            print(InputError(problem), file=sys.stderr)
+            sys.exit(1)
+        kept = [[[s for s in cell if s in chosen] for cell in row] for row in kept]
         kept = [[cell for cell in row if cell] for row in kept]
         kept = [row for row in kept if row]
         if kept:

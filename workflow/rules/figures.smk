@@ -2,6 +2,12 @@
 # no statistic, so a change of the `style` section reruns them and nothing else.
 
 
+# plots run on the submitting host, not as cluster jobs
+localrules:
+    plot_qc_sampling,
+    plot_main_figure,
+
+
 rule plot_qc_sampling:
     input:
         samples="results/qc/samples.tsv",
@@ -19,7 +25,7 @@ rule plot_qc_sampling:
     conda:
         "../envs/plots.yaml"
     params:
-        style=config["style"],
+        style=plot_style("qc/sampling"),
         cohorts=config["design"]["cohorts"],
         timepoints=config["design"]["timepoints"],
         title=config["study_name"],
@@ -43,9 +49,7 @@ MAIN_FIGURES = _main_figure_panels()
 
 rule plot_main_figure:
     input:
-        panels=lambda wc: [
-            f"results/figures/{stem}.{MAIN_RASTER}" for stem in _main_stems(wc)
-        ],
+        panels=lambda wc: [main_panel_path(stem) for stem in _main_stems(wc)],
         sources=lambda wc: [
             f"results/figures/{stem}.source.tsv" for stem in _main_stems(wc)
         ],
@@ -64,7 +68,7 @@ rule plot_main_figure:
     conda:
         "../envs/plots.yaml"
     params:
-        style=config["style"],
+        style=plot_style("main/figure{number}"),
         layout=lambda wc: MAIN_FIGURES[wc.number],
         names=_main_stems,
         title="",
@@ -75,3 +79,29 @@ rule plot_main_figure:
 for _number in MAIN_FIGURES:
     FINAL_OUTPUTS.extend(figure_paths(f"main/figure{_number}"))
     FINAL_OUTPUTS.append(f"results/figures/main/figure{_number}.source.tsv")
+
+
+# `panels` selects the panels of main figures only.
+for _key, _override in (config["style"].get("overrides") or {}).items():
+    _main = [f"main/figure{n}" for n in MAIN_FIGURES]
+    if (_override or {}).get("panels") and not any(
+        override_matches(_key, m) for m in _main
+    ):
+        print(
+            f"Warning: config key 'style.overrides.{_key}.panels' is ignored: panels "
+            "can be chosen in main figures only (main/figure1 ... main/figure5).",
+            file=sys.stderr,
+        )
+
+
+# A per-figure override that names no figure of this run is most likely a typo.
+for _key in unmatched_overrides(
+    config["style"],
+    [figure_stem(p) for p in FINAL_OUTPUTS if str(p).startswith("results/figures/")],
+):
+    print(
+        f"Warning: config key 'style.overrides.{_key}' names no figure of this run; "
+        "name a figure by its path under results/figures without the suffix "
+        "(e.g. main/figure2) or by the end of that path (e.g. pcoa_braycurtis).",
+        file=sys.stderr,
+    )

@@ -20,6 +20,12 @@ def main(smk):
     fig = plot_paired(data, p.style, p.method, p.alpha, pre=p.contrast["pre"],
                       post=p.contrast["post"], scale_label=p.scale_label, title=p.title)
     save_figure(fig, smk.output.figures, p.style, source_data=data)
+    if "panel" in smk.output.keys():
+        # the main-figure panel: the first row (the four features with the smallest p)
+        part = data[data["panel"].isin(sorted(data["panel"].unique())[:4])].reset_index(drop=True)
+        fig = plot_paired(part, p.style, p.method, p.alpha, pre=p.contrast["pre"],
+                          post=p.contrast["post"], scale_label=p.scale_label, title=p.title)
+        save_figure(fig, [smk.output.panel], p.style, source_data=part)
 
 
 run(snakemake, main)

@@ -19,6 +19,14 @@ def main(smk):
                             pre=contrast["pre"], post=contrast["post"], title=smk.params.title,
                             contrast=contrast["name"])
     save_figure(fig, smk.output.figures, smk.params.style, source_data=data)
+    if "panel" in smk.output.keys():
+        # the main-figure panel: the first metric only
+        first = [m for m in smk.params.metrics if m in set(data["metric"])][:1] or list(smk.params.metrics)[:1]
+        part = data[data["metric"].isin(first)].reset_index(drop=True)
+        fig = plot_paired_alpha(part, tests, first, smk.params.cohorts, smk.params.style,
+                                pre=contrast["pre"], post=contrast["post"], title=smk.params.title,
+                                contrast=contrast["name"])
+        save_figure(fig, [smk.output.panel], smk.params.style, source_data=part)
 
 
 run(snakemake, main)

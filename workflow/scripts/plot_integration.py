@@ -79,12 +79,15 @@ def mofa_scores(smk):
     return fig, data
 
 
-def triads(smk):
+def triads(smk, top: int | None = None):
+    """All top triads, or the first ``top`` of them (the main-figure panel)."""
     p = smk.params
     labels = [_labels(path) for path in smk.input.features]
     scales = [_scale(path) for path in smk.input.notes]
     data = plots.triads_plot_data(read_tsv(smk.input.data, dtype={"subject_id": str}),
                                   read_sheet(smk.input.responders), p.response)
+    if top is not None:
+        data = data[data["rank"].isin(list(pd.unique(data["rank"]))[:top])].reset_index(drop=True)
     summary = read_tsv(smk.input.summary).iloc[0]
     fig = plots.plot_triads(read_tsv(smk.input.triads), data, labels, scales, p.style, p.fdr_level,
                             n_rep=int(summary["n_rep"]),
@@ -101,6 +104,10 @@ def main(smk):
     apply_style(smk.params.style)
     fig, data = FIGURES[smk.params.figure](smk)
     save_figure(fig, smk.output.figures, smk.params.style, source_data=data)
+    if smk.params.figure == "triads" and "panel" in smk.output.keys():
+        # the main-figure panel: the two top triads
+        fig, data = triads(smk, top=2)
+        save_figure(fig, [smk.output.panel], smk.params.style, source_data=data)
 
 
 run(snakemake, main)

@@ -19,7 +19,14 @@ def main(smk):
     apply_style(p.style)
     if p.figure == "roc":
         data = roc_data(read_tsv(smk.input.roc, dtype=TEXT), p.set_order, p.model_order)
-        fig = plot_roc(data, read_tsv(smk.input.performance, dtype=TEXT), p.style, p.conf_level)
+        performance = read_tsv(smk.input.performance, dtype=TEXT)
+        fig = plot_roc(data, performance, p.style, p.conf_level)
+        if "panel" in smk.output.keys():
+            # the main-figure panel: the three feature sets with the best AUROC, in config order
+            best = set(performance.groupby("feature_set")["auroc_mean"].max().nlargest(3).index)
+            part = data[data["feature_set"].isin(best)].reset_index(drop=True)
+            save_figure(plot_roc(part, performance, p.style, p.conf_level), [smk.output.panel], p.style,
+                        source_data=part)
     elif p.figure == "stability":
         data = stability_data(read_tsv(smk.input.features, dtype=TEXT),
                               read_tsv(smk.input.performance, dtype=TEXT), p.top_n)

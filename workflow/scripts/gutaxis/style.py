@@ -3,12 +3,19 @@
 Every plot entry point calls :func:`apply_style` first and saves through
 :func:`save_figure`, so fonts, sizes, palettes and formats change in one place
 and a style change reruns plot rules only.
+
+Per-figure overrides (``style.overrides``) are resolved here too, once, by the
+figure's stem (its path under ``results/figures`` without the suffix):
+:func:`resolve_style` gives a plot job the style with only its own override,
+under the key ``figure``; :func:`figure_size` then applies the width and
+height, and :func:`save_figure` hides the title when the override says so.
+Plot modules never look at the overrides themselves.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import matplotlib
 
@@ -21,6 +28,124 @@ MM_PER_INCH = 25.4
 #: Okabe-Ito colours, safe for the common colour-vision deficiencies; used for
 #: any level the config's palette does not name.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+#: ``gid`` of a text artist that is the figure's title (besides ``fig.suptitle``):
+#: hidden by :func:`save_figure` when the figure's override sets ``title: false``.
+TITLE_GID = "gutaxis-title"
+#: The keys of one per-figure override and the value that leaves a key alone.
+OVERRIDE_DEFAULTS = {"width": "auto", "height_mm": None, "title": True, "panels": []}
+
+
+# --------------------------------------------------------------------------- per-figure overrides
+
+
+def figure_stem(path) -> str:
+    """A figure's name as overrides use it: its path under ``results/figures`` without the suffix.
+
+    ``results/figures/diversity/taxa/post_vs_baseline/pcoa_braycurtis.pdf`` ->
+    ``diversity/taxa/post_vs_baseline/pcoa_braycurtis``; a path not under a
+    ``figures`` folder keeps all its parts (``main/figure2.png`` -> ``main/figure2``).
+    """
+    parts = list(PurePosixPath(str(path).replace("\\", "/")).parts)
+    if "figures" in parts:
+        parts = parts[len(parts) - parts[::-1].index("figures"):]
+    if parts:
+        name = parts[-1]
+        name = name[: -len(".source.tsv")] if name.endswith(".source.tsv") else name.rsplit(".", 1)[0]
+        parts[-1] = name
+    return "/".join(p for p in parts if p not in ("", "."))
+
+
+def override_matches(key: str, stem: str) -> bool:
+    """Does the override ``key`` name the figure ``stem``?
+
+    A key is a figure's stem or its end at a ``/`` boundary: ``pcoa_braycurtis``
+    names every Bray-Curtis PCoA, ``taxa/post_vs_baseline/pcoa_braycurtis`` one of
+    them, ``main/figure2`` the second main figure.
+    """
+    key = key.strip().strip("/")
+    return bool(key) and (stem == key or stem.endswith("/" + key))
+
+
+def figure_override(style: dict, stem: str) -> dict:
+    """The override of figure ``stem``: the most specific matching key of ``style["overrides"]``.
+
+    When several keys match (``volcano`` and ``differential/taxa/post_vs_baseline/volcano``),
+    the one with more path parts (then the longer one) applies, alone. Keys left
+    out of the override take :data:`OVERRIDE_DEFAULTS`, which leave the figure as
+    its plot module draws it.
+    """
+    matches = [
+        (key.strip("/").count("/"), len(key), key)
+        for key in (style.get("overrides") or {})
+        if override_matches(key, stem)
+    ]
+    chosen = dict(style["overrides"][max(matches)[2]] or {}) if matches else {}
+    return {key: default if chosen.get(key) is None else chosen[key] for key, default in OVERRIDE_DEFAULTS.items()}
+
+
+def resolve_style(style: dict, figure) -> dict:
+    """The style one plot job draws with: the config's section with the figure's own override.
+
+    ``overrides`` is replaced by ``figure`` (``stem`` plus the keys of
+    :data:`OVERRIDE_DEFAULTS`), so a job's style, and with it its parameters,
+    changes only when its own override does: editing the override of one figure
+    reruns that figure alone.
+
+    Parameters
+    ----------
+    style : dict
+        The config's ``style`` section.
+    figure : str or path
+        The figure's stem or any of its output paths.
+    """
+    stem = figure_stem(figure)
+    out = {key: value for key, value in style.items() if key != "overrides"}
+    out["figure"] = {"stem": stem, **figure_override(style, stem)}
+    return out
+
+
+def unmatched_overrides(style: dict, stems) -> list[str]:
+    """Override keys of ``style`` that name none of ``stems`` (a typo, or a figure this run does not make)."""
+    stems = list(stems)
+    return [key for key in (style.get("overrides") or {}) if not any(override_matches(key, s) for s in stems)]
+
+
+def select_panels(panels, wanted) -> list:
+    """The panels a main figure keeps: ``wanted`` names them by letter (A, B, ...) or by stem.
+
+    Parameters
+    ----------
+    panels : list of str
+        The figure's panels (module figure stems) in reading order.
+    wanted : list of str
+        The override's ``panels``; empty keeps them all. A letter is the panel's
+        letter in the full figure; a stem may be shortened as override keys are.
+
+    Returns
+    -------
+    list of str
+        The kept panels, in reading order.
+
+    Raises
+    ------
+    ValueError
+        When an entry names no panel of the figure (the message lists them).
+    """
+    if not wanted:
+        return list(panels)
+    letters = {chr(ord("A") + i): stem for i, stem in enumerate(panels)}
+    keep, unknown = set(), []
+    for entry in wanted:
+        entry = str(entry).strip()
+        hits = [letters[entry.upper()]] if entry.upper() in letters and len(entry) == 1 else [
+            stem for stem in panels if override_matches(entry, stem)]
+        keep.update(hits)
+        if not hits:
+            unknown.append(entry)
+    if unknown:
+        known = ", ".join(f"{letter} = {stem}" for letter, stem in letters.items())
+        raise ValueError(f"{', '.join(map(repr, unknown))} names no panel of this figure; its panels are {known}")
+    return [stem for stem in panels if stem in keep]
 
 
 def apply_style(style: dict) -> None:
@@ -55,17 +180,77 @@ def apply_style(style: dict) -> None:
     )
 
 
-def figure_size(style: dict, width: str = "single", aspect: float = 0.75) -> tuple[float, float]:
-    """Figure size in inches for a single- or double-column width and a height/width ratio."""
-    width_mm = style["width_double_mm"] if width == "double" else style["width_single_mm"]
-    inches = width_mm / MM_PER_INCH
-    return inches, inches * aspect
+def _width_mm(style: dict, width) -> float:
+    if width == "double":
+        return float(style["width_double_mm"])
+    if width == "single":
+        return float(style["width_single_mm"])
+    return float(width)
+
+
+def figure_size(style: dict, width="single", aspect: float = 0.75, height: float | None = None) -> tuple[float, float]:
+    """Figure size in inches: a column width and a height, after the figure's override.
+
+    Parameters
+    ----------
+    style : dict
+        The style of the figure (:func:`resolve_style`); its ``figure`` entry, when
+        present, overrides ``width`` (``single``, ``double`` or millimetres) and the
+        height (``height_mm``).
+    width : "single", "double" or float
+        The plot module's choice: a journal column, or millimetres.
+    aspect : float
+        Height / width, used when ``height`` is not given.
+    height : float, optional
+        The plot module's height in inches (e.g. grown with the number of rows).
+    """
+    override = style.get("figure") or {}
+    chosen = override.get("width", "auto")
+    inches = _width_mm(style, width if chosen in (None, "auto") else chosen) / MM_PER_INCH
+    if override.get("height_mm") is not None:
+        return inches, float(override["height_mm"]) / MM_PER_INCH
+    return inches, inches * aspect if height is None else float(height)
+
+
+def show_title(style: dict) -> bool:
+    """Whether the figure keeps its title (the override's ``title``; true by default)."""
+    return bool((style.get("figure") or {}).get("title", True))
+
+
+def mark_title(*artists):
+    """Mark text artists as the figure's title, so ``title: false`` hides them; returns the first."""
+    for artist in artists:
+        if artist is not None:
+            artist.set_gid(TITLE_GID)
+    return artists[0] if artists else None
+
+
+def hide_titles(fig) -> None:
+    """Hide the figure's suptitle and every text marked with :func:`mark_title`.
+
+    Hidden text takes no space in the saved file: ``savefig.bbox = tight`` crops
+    to the visible artists.
+    """
+    texts = [fig._suptitle] if getattr(fig, "_suptitle", None) is not None else []
+    texts += [t for t in fig.findobj(lambda a: a.get_gid() == TITLE_GID)]
+    for text in texts:
+        text.set_visible(False)
 
 
 def palette(style: dict, kind: str, levels) -> dict[str, str]:
-    """Colours for ``levels`` of ``kind`` (cohort, timepoint, response): config first, then Okabe-Ito."""
-    configured = dict(style.get("palette", {}).get(kind, {}))
-    spare = [c for c in OKABE_ITO if c not in configured.values()]
+    """Colours for ``levels`` of ``kind`` (cohort, timepoint, response, batch ...): config first, then Okabe-Ito.
+
+    A level the config does not name gets an Okabe-Ito colour, first one that no
+    named level of any palette uses (so cohort, timepoint and response colours stay
+    apart when one figure shows several of them), then one this kind does not use,
+    then grey.
+    """
+    palettes = style.get("palette", {}) or {}
+    configured = dict(palettes.get(kind, {}) or {})
+    own = {str(c).upper() for c in configured.values()}
+    taken = {str(c).upper() for p in palettes.values() for c in (p or {}).values()}
+    spare = [c for c in OKABE_ITO if c.upper() not in taken]
+    spare += [c for c in OKABE_ITO if c.upper() not in own and c not in spare]
     out = {}
     for level in levels:
         if level in configured:
@@ -90,6 +275,16 @@ def save_figure(fig, paths, style: dict, source_data: pd.DataFrame | None = None
         first path, as journals ask for source data.
     """
     paths = [Path(p) for p in paths]
+    override = style.get("figure") or {}
+    if not show_title(style):
+        hide_titles(fig)
+    if override.get("height_mm") is not None:
+        # plots that size their height by content (rows, panels) meet the override here;
+        # a layout engine (constrained) lays the figure out again at the new size
+        width, height = fig.get_size_inches()
+        target = float(override["height_mm"]) / MM_PER_INCH
+        if abs(height - target) > 1e-3:
+            fig.set_size_inches(width, target)
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
         fmt = path.suffix.lstrip(".").lower()

@@ -17,7 +17,7 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from gutaxis.style import OKABE_ITO, figure_size, palette
+from gutaxis.style import OKABE_ITO, figure_size, mark_title, palette
 
 #: best-overall-response colours from ColorBrewer's colour-blind-safe RdBu scale (blue:
 #: response, red: progression), chosen apart from the Okabe-Ito cohort colours that share
@@ -68,7 +68,7 @@ def message_figure(style: dict, text: str, title: str = ""):
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes)
     if title:
-        ax.set_title(title)
+        mark_title(ax.set_title(title))
     return fig
 
 
@@ -171,7 +171,7 @@ def plot_waterfall(
               bbox_to_anchor=(0.5, 1.0), frameon=False, ncol=min(6, len(handles)), columnspacing=1.0,
               handlelength=1.2)
     if title:
-        ax.set_title(title)
+        mark_title(ax.set_title(title))
     return fig
 
 
@@ -224,8 +224,7 @@ def plot_swimmer(data: pd.DataFrame, style: dict, criterion: str = "recist", tit
     colours = response_colours(style, codes)
     n = len(data)
     n_rows = int(data["position"].max()) if n else 1
-    width, _ = figure_size(style, "single")
-    height = min(11.0, 1.0 + 0.1 * n_rows)
+    width, height = figure_size(style, "single", height=min(11.0, 1.0 + 0.1 * n_rows))
     fig, ax = plt.subplots(figsize=(width, height))
     y = data["position"].to_numpy()
     months = data["treatment_months"].to_numpy(dtype=float)
@@ -258,7 +257,7 @@ def plot_swimmer(data: pd.DataFrame, style: dict, criterion: str = "recist", tit
     ax.legend(handles=handles, title=f"Best response ({CRITERION_NAMES[criterion]})", loc="upper center",
               bbox_to_anchor=(0.45, -0.5 / height), ncol=4, frameon=False, columnspacing=1.0,
               handlelength=1.2)
-    ax.set_title(title or f"Treatment duration and response (n = {n})")
+    mark_title(ax.set_title(title or f"Treatment duration and response (n = {n})"))
     return fig
 
 
@@ -330,9 +329,8 @@ def plot_forest(data: pd.DataFrame, style: dict, conf_level: float = 0.95, title
         labels.append((y, f"{label} (N = {int(r['n_denominator'])})"))
         y += 1
     n_lines = y
-    width, _ = figure_size(style, "double")
-    height = 0.75 + 0.17 * n_lines
-    fig, axes = plt.subplots(1, len(endpoints), figsize=(width * 0.8, height), sharey=True, squeeze=False)
+    size = figure_size(style, 0.8 * style["width_double_mm"], height=0.75 + 0.17 * n_lines)
+    fig, axes = plt.subplots(1, len(endpoints), figsize=size, sharey=True, squeeze=False)
     for ax, endpoint in zip(axes[0], endpoints):
         for criterion in criteria:
             sub = data[(data["endpoint"] == endpoint) & (data["criterion"] == criterion)]
@@ -421,33 +419,36 @@ def plot_km(data: pd.DataFrame, survival: pd.DataFrame, group_var: str, style: d
             endpoint_labels: Mapping[str, str] | None = None, title: str = ""):
     """Kaplan-Meier curves, one panel per endpoint (stacked), with censor ticks and numbers at risk.
 
-    The overall curve is black with its pointwise confidence band shaded; group curves
-    take the cohort palette. The legend beside each panel gives each curve's median
-    (months) and the log-rank test between the groups, so nothing covers the curves;
+    Single-column by default (Figure 1 stacks it under the waterfall). The overall
+    curve is black with its pointwise confidence band shaded; group curves take the
+    cohort palette. The legend, placed where it covers least of the curves, gives each
+    curve's median (months); the log-rank test between the groups heads the panel;
     the numbers at risk are printed under the axis at its ticks.
     """
     endpoints = list(dict.fromkeys(data["endpoint"]))
     curves = data[["curve", "group_var", "group"]].drop_duplicates().sort_values("curve")
     groups = curves.loc[curves["group_var"] == group_var, "group"].tolist()
     colours = group_colours(style, group_var, groups)
-    width, _ = figure_size(style, "double")
     n_curves = len(curves)
     small = plt.rcParams["legend.fontsize"]
     line = 1.35 * small / 72  # one text line in inches
-    curve_h, axis_h, table_h, gap_h = 2.1, 3.4 * line, (n_curves + 1.2) * line, 3.2 * line
+    curve_h, axis_h, table_h, gap_h = 1.9, 3.4 * line, (n_curves + 1.2) * line, 2.6 * line
     heights = []
     for i in range(len(endpoints)):
         heights += [curve_h, axis_h, table_h] + ([gap_h] if i < len(endpoints) - 1 else [])
-    fig = plt.figure(figsize=(width, sum(heights) + 0.3))
-    grid = fig.add_gridspec(len(heights), 2, height_ratios=heights, width_ratios=[0.68, 0.32], hspace=0,
-                            wspace=0.04, left=0.11, right=0.99, top=1 - 0.25 / (sum(heights) + 0.3), bottom=0.0)
+    top_space = 0.3
+    width, height = figure_size(style, "single", height=sum(heights) + top_space)
+    fig = plt.figure(figsize=(width, height))
+    # the at-risk row names need room left of the axis: about 11 characters
+    left = min(0.4, 11 * 0.55 * small / 72 / width + 0.1 / width)
+    scale = (height - top_space) / sum(heights)
+    grid = fig.add_gridspec(len(heights), 1, height_ratios=heights, hspace=0, left=left, right=0.98,
+                            top=1 - top_space / height, bottom=1 - top_space / height - scale * sum(heights) / height)
     conf_level = float(survival["conf_level"].iloc[0]) if "conf_level" in survival and len(survival) else 0.95
     for j, endpoint in enumerate(endpoints):
         row = 4 * j
         ax = fig.add_subplot(grid[row, 0])
         ax_table = fig.add_subplot(grid[row + 2, 0], sharex=ax)
-        ax_legend = fig.add_subplot(grid[row, 1])
-        ax_legend.axis("off")
         of_endpoint = data[data["endpoint"] == endpoint]
         ticks = np.sort(of_endpoint.loc[of_endpoint["record"] == "at_risk", "time"].unique())
         handles = []
@@ -467,13 +468,15 @@ def plot_km(data: pd.DataFrame, survival: pd.DataFrame, group_var: str, style: d
             censored = steps["n_censor"].to_numpy(dtype=float) > 0
             ax.plot(t[censored], s[censored], ls="none", marker="|", ms=4, mew=0.8, color=colour, zorder=4)
         handles += [Line2D([], [], ls="none", marker="|", ms=4, mew=0.8, color="black", label="Censored"),
-                    Patch(color="#000000", alpha=0.08, label=f"{100 * conf_level:g}% CI, all patients")]
-        logrank = _logrank_text(survival, endpoint, group_var)
-        ax_legend.legend(handles=handles, loc="upper left", frameon=False, handlelength=1.6,
-                         borderaxespad=0.0, alignment="left",
-                         title="Median (months)" + (f"\n{logrank}" if logrank else ""))
+                    Patch(color="#000000", alpha=0.08, label=f"{100 * conf_level:g}% CI, all")]
+        ax.legend(handles=handles, loc="best", frameon=True, framealpha=0.9, edgecolor="none", handlelength=1.4,
+                  borderaxespad=0.3, borderpad=0.3, labelspacing=0.25, alignment="left",
+                  title="Median (months)", title_fontsize=small)
         label = (endpoint_labels or {}).get(endpoint, endpoint)
         ax.set_title(label, loc="left", fontweight="bold")
+        logrank = _logrank_text(survival, endpoint, group_var)
+        if logrank:
+            ax.set_title(logrank, loc="right", fontsize=small)
         ax.set_ylim(-0.02, 1.03)
         if ticks.size:
             # a little room after the last tick so a censor mark there is not cut in half
@@ -554,9 +557,7 @@ def plot_ae_heatmap(cells: pd.DataFrame, n_hidden: int, style: dict, subset: str
     counts = np.zeros((len(terms), n_cols), dtype=int)
     matrix[cells["term_rank"].to_numpy(), cells["column"].to_numpy()] = cells["pct"].to_numpy(dtype=float)
     counts[cells["term_rank"].to_numpy(), cells["column"].to_numpy()] = cells["n_patients"].to_numpy(dtype=int)
-    width, _ = figure_size(style, "double")
-    height = 1.3 + 0.15 * len(terms)
-    fig, ax = plt.subplots(figsize=(width * 0.85, height))
+    fig, ax = plt.subplots(figsize=figure_size(style, 0.85 * style["width_double_mm"], height=1.3 + 0.15 * len(terms)))
     cmap = LinearSegmentedColormap.from_list("ae", ["#FFFFFF", "#F3C8A8", "#D55E00", "#6B2F00"])
     vmax = max(10.0, float(np.nanmax(matrix, initial=0.0)))
     image = ax.imshow(np.where(counts > 0, matrix, np.nan), aspect="auto", cmap=cmap, vmin=0, vmax=vmax,
@@ -602,7 +603,7 @@ def plot_ae_heatmap(cells: pd.DataFrame, n_hidden: int, style: dict, subset: str
     note = f"; {n_hidden} rarer terms not shown" if n_hidden else ""
     ax.set_xlabel(f"Number in a cell: patients whose worst grade of the term is that grade ({subset_text}){note}")
     if title:
-        ax.set_title(title, pad=6 * small)
+        mark_title(ax.set_title(title, pad=6 * small))
     return fig
 
 

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap, TwoSlopeNorm
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 
-from gutaxis.style import figure_size, palette
+from gutaxis.style import figure_size, mark_title, palette
 
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
 RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder",
@@ -29,12 +29,15 @@ METHOD_ORDER = ["paired_t", "wilcoxon", "lmm", "ols", "mann_whitney", "ancombc2"
 METHOD_LABELS = {"paired_t": "Paired t", "wilcoxon": "Wilcoxon", "lmm": "Mixed model",
                  "ols": "OLS (adjusted)", "mann_whitney": "Mann\u2013Whitney",
                  "ancombc2": "ANCOM-BC2"}
-#: colours of called features by direction (Okabe-Ito vermillion / blue) and of the rest
-DIRECTION_COLOURS = {"up": "#D55E00", "down": "#0072B2", "none": "#BBBBBB"}
+#: colours of called features by direction: the red and blue ends of the change heatmap's RdBu
+#: scale (higher: red), apart from the Okabe-Ito cohort and response colours of the same figures
+DIRECTION_COLOURS = {"up": "#B2182B", "down": "#2166AC", "none": "#BBBBBB"}
 #: greys for "which family called the feature" (the cohort and response palettes use colour)
 CALLED_BY_COLOURS = {"time": "#D9D9D9", "time \u00d7 response": "#252525", "both": "#969696"}
-#: cells with no change (a zero under rclr): mid grey, apart from white (no change) and the reds/blues
-MISSING_COLOUR = "#7F7F7F"
+#: cells with no value (a zero under rclr): hatched in this grey, apart from white (no change),
+#: the reds/blues and the grey "called by" strip
+MISSING_COLOUR = "#8C8C8C"
+MISSING_HATCH = "//////"
 SCALE_LABELS = {"clr": "CLR", "rclr": "robust CLR", "log2": "log2", "logit": "logit",
                 "none": "value", "ln (ANCOM-BC2)": "ln fold change"}
 MINUS = "\u2212"
@@ -114,7 +117,7 @@ def message_figure(style: dict, text: str, title: str = ""):
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes)
     if title:
-        ax.set_title(title)
+        mark_title(ax.set_title(title))
     return fig
 
 
@@ -148,10 +151,8 @@ def volcano_data(results: pd.DataFrame, alpha: float, n_labels: int) -> pd.DataF
     rows["direction"] = np.where(called & (rows["effect"] > 0), "up",
                                  np.where(called & (rows["effect"] < 0), "down", "none"))
     rows = rows.sort_values(["method", "term", "p", "feature"], kind="mergesort")
-    rank = rows.groupby(["method", "term"], sort=False).cumcount()
     called_rank = rows["direction"].ne("none").groupby([rows["method"], rows["term"]]).cumsum()
     rows["labelled"] = (rows["direction"] != "none") & (called_rank <= n_labels)
-    del rank
     order = {fam: i for i, fam in enumerate(_ordered_families(rows))}
     rows["_f"] = [order[(m, t)] for m, t in zip(rows["method"], rows["term"])]
     rows = rows.sort_values(["_f", "p", "feature"], kind="mergesort")
@@ -160,25 +161,30 @@ def volcano_data(results: pd.DataFrame, alpha: float, n_labels: int) -> pd.DataF
     return rows[cols].reset_index(drop=True)
 
 
-def _place_labels(ax, points: pd.DataFrame, fontsize: float) -> None:
-    """Labels stacked along the panel's left (negative effects) and right edges, with leader lines.
+LABEL_STEP = 0.085  # axes fraction per stacked volcano label
 
-    Stacking in axes coordinates from the top keeps every label inside its own
-    panel and apart from the others, whatever the data.
+
+def _place_labels(ax, points: pd.DataFrame, fontsize: float) -> None:
+    """Labels stacked from the panel's top, one row each, with leader lines to their points.
+
+    Negative effects are written at the left edge, positive ones at the right
+    edge; the right stack continues below the left one, so no two labels share
+    a row whatever their length, and every label stays inside its own panel.
     """
-    step = 0.085
+    row = 0
     for side, part in (("left", points[points["effect"] < 0]),
                        ("right", points[points["effect"] >= 0])):
         part = part.sort_values("neg_log10_p", ascending=False)
         x_text = 0.03 if side == "left" else 0.97
-        for k, (_, row) in enumerate(part.iterrows()):
-            y_text = 0.97 - step * k
-            ax.annotate(row["label"], xy=(row["effect"], row["neg_log10_p"]), xycoords="data",
-                        xytext=(x_text, y_text), textcoords="axes fraction",
-                        ha=side, va="top", fontsize=fontsize, color="black",
+        for _, point in part.iterrows():
+            ax.annotate(point["label"], xy=(point["effect"], point["neg_log10_p"]),
+                        xycoords="data", xytext=(x_text, 0.97 - LABEL_STEP * row),
+                        textcoords="axes fraction", ha=side, va="top", fontsize=fontsize,
+                        color="black",
                         arrowprops=dict(arrowstyle="-", lw=0.4, color="#666666",
                                         shrinkA=1, shrinkB=1.5),
                         bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.7))
+            row += 1
 
 
 def plot_volcano(data: pd.DataFrame, style: dict, alpha: float, pre: str = "pre",
@@ -223,8 +229,9 @@ def plot_volcano(data: pd.DataFrame, style: dict, alpha: float, pre: str = "pre"
         reach = float(np.nanmax(np.abs(x))) if len(x) else 1.0
         reach = reach if reach > 0 else 1.0
         ax.set_xlim(-1.08 * reach, 1.08 * reach)
-        top = float(part["neg_log10_p"].max()) if len(part) else 1.0
-        ax.set_ylim(0, max(top, 1.0) * 1.55)  # headroom for the stacked labels
+        top = max(float(part["neg_log10_p"].max()) if len(part) else 1.0, 1.0)
+        # the data stay below the stacked labels
+        ax.set_ylim(0, top / (0.95 - LABEL_STEP * int(part["labelled"].sum())))
         ax.axvline(0, color="#888888", lw=0.5, zorder=1)
         _place_labels(ax, part[part["labelled"]], font)
         n_called = int((part["direction"] != "none").sum())
@@ -244,7 +251,8 @@ def plot_volcano(data: pd.DataFrame, style: dict, alpha: float, pre: str = "pre"
                bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(title + ("\n" if title else "") + "Benjamini\u2013Hochberg q within each panel",
                  fontsize=plt.rcParams["axes.titlesize"])
-    fig.tight_layout(rect=(0, 0.035, 1, 1), h_pad=0.9, w_pad=0.6)
+    # the legend row under the panels: a fixed 0.25 in, whatever the number of rows
+    fig.tight_layout(rect=(0, 0.25 / fig.get_figheight(), 1, 1), h_pad=0.9, w_pad=0.6)
     return fig
 
 
@@ -387,9 +395,11 @@ def plot_heatmap(data: pd.DataFrame, style: dict, alpha: float, method: str, pre
     ax_bar = fig.add_axes(box(x0 + map_w + bar_gap_mm, y, bar_mm, body_mm))
 
     cmap = plt.get_cmap("RdBu_r").copy()
-    cmap.set_bad(MISSING_COLOUR)
+    cmap.set_bad((1.0, 1.0, 1.0, 0.0))  # missing cells show the hatched background
+    ax.add_patch(Rectangle((-0.5, -0.5), len(cols), len(rows), facecolor="white", edgecolor=MISSING_COLOUR,
+                           hatch=MISSING_HATCH, lw=0, zorder=0))
     image = ax.imshow(np.ma.masked_invalid(matrix), aspect="auto", cmap=cmap,
-                      norm=TwoSlopeNorm(0.0, -limit, limit), interpolation="nearest")
+                      norm=TwoSlopeNorm(0.0, -limit, limit), interpolation="nearest", zorder=1)
     ax.set_xticks([])
     ax.set_yticks([])
     bounds = np.flatnonzero(cols["cohort"].to_numpy()[1:] != cols["cohort"].to_numpy()[:-1])
@@ -423,13 +433,17 @@ def plot_heatmap(data: pd.DataFrame, style: dict, alpha: float, method: str, pre
     bar.set_label(f"{post} {MINUS} {pre} ({scale_label or 'transformed scale'})")
     bar.outline.set_visible(False)
 
-    handles = [Patch(color=c, label=f"Cohort: {lvl}") for lvl, c in cohort_colours.items()]
-    handles += [Patch(color=response_colours[lvl], label=RESPONSE_LABELS[lvl])
-                for lvl in RESPONSE_LEVELS if lvl in set(cols["response"])]
-    handles += [Patch(color=c, label=f"Called: {g}") for g, c in group_colours.items()]
+    # one legend column per key (cohort, response, called by, missing cells)
+    groups = [[Patch(color=c, label=f"Cohort: {lvl}") for lvl, c in cohort_colours.items()],
+              [Patch(color=response_colours[lvl], label=RESPONSE_LABELS[lvl])
+               for lvl in RESPONSE_LEVELS if lvl in set(cols["response"])],
+              [Patch(color=c, label=f"Called: {g}") for g, c in group_colours.items()]]
     if np.isnan(matrix).any():
-        handles.append(Patch(color=MISSING_COLOUR, label="Missing (absent under rclr)"))
-    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=small,
+        groups.append([Patch(facecolor="white", edgecolor=MISSING_COLOUR, hatch=MISSING_HATCH, lw=0,
+                             label="No value (absent in a sample)")])
+    n_rows = max(len(g) for g in groups)
+    handles = [h for g in groups for h in g + [Patch(visible=False, label=" ")] * (n_rows - len(g))]
+    fig.legend(handles=handles, loc="lower center", ncol=len(groups), frameon=False, fontsize=small,
                bbox_to_anchor=(0.5, 0.0), handlelength=1.2, columnspacing=1.2)
     fig.suptitle((title + "\n" if title else "")
                  + f"Features called (q < {alpha:g}): {METHOD_LABELS.get(method, method)} on "
@@ -553,5 +567,6 @@ def plot_paired(data: pd.DataFrame, style: dict, method: str, alpha: float, pre:
                  + f"Smallest p of the {METHOD_LABELS.get(method, method)} test; \u0394 = its "
                    f"effect ({post} {MINUS} {pre}); bold title: q < {alpha:g}",
                  fontsize=plt.rcParams["axes.titlesize"])
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    # the legend row under the panels: a fixed 0.25 in, whatever the number of rows
+    fig.tight_layout(rect=(0, 0.25 / fig.get_figheight(), 1, 1))
     return fig

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from gutaxis.style import figure_size, palette
+from gutaxis.style import figure_size, mark_title, palette
 
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
 RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder", "not_evaluable": "Not evaluable"}
@@ -252,8 +252,7 @@ def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataF
     matplotlib Figure
     """
     colours = palette(style, "response", RESPONSE_LEVELS)
-    width, _ = figure_size(style, "single")
-    fig, ax = plt.subplots(figsize=(width, width * 0.95))
+    fig, ax = plt.subplots(figsize=figure_size(style, "single", 1.1))
     for level in RESPONSE_LEVELS:
         part = data[data["response"] == level]
         if part.empty:
@@ -286,12 +285,20 @@ def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataF
     else:
         stat = "PERMANOVA time (within subject): not run (see notes)"
     label = BETA_LABELS.get(metric, metric)
-    ax.set_title(f"{label} PCoA{(', ' + title) if title else ''}\n{stat}", fontsize=plt.rcParams["font.size"])
-    handles = [Line2D([], [], color=colours[level], marker="o", lw=0.8, ms=3.5, label=RESPONSE_LABELS[level])
-               for level in RESPONSE_LEVELS if (data["response"] == level).any()]
-    handles += [Line2D([], [], ls="", marker="o", ms=3.5, mfc="white", mec="black", label=pre),
-                Line2D([], [], ls="", marker="o", ms=3.5, color="black", label=post)]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
+    mark_title(ax.set_title(f"{label} PCoA{(', ' + title) if title else ''}\n{stat}",
+                            fontsize=plt.rcParams["font.size"]))
+    # two legends under the axis: what the colours mean, and what the symbols and arrows mean
+    responses = [Line2D([], [], color=colours[level], marker="o", lw=0.8, ms=3.5, label=RESPONSE_LABELS[level])
+                 for level in RESPONSE_LEVELS if (data["response"] == level).any()]
+    symbols = [Line2D([], [], ls="", marker="o", ms=3.5, mfc="white", mec="black", label=pre),
+               Line2D([], [], ls="", marker="o", ms=3.5, color="black", label=post),
+               Line2D([], [], ls="-", marker=">", ms=3, lw=0.8, color="black", label="same subject")]
+    first = ax.legend(handles=responses, loc="upper left", bbox_to_anchor=(-0.02, -0.2), ncol=1,
+                      frameon=False, title="Response", alignment="left")
+    ax.add_artist(first)
+    first.set_clip_on(False)  # add_artist clips to the axes: the saved bbox would cut it
+    ax.legend(handles=symbols, loc="upper left", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False,
+              title="Sample (arrow: pre \u2192 post)", alignment="left")
     ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.yaxis.set_major_locator(MaxNLocator(6))
     ax.axhline(0, color="#DDDDDD", lw=0.5, zorder=0)

@@ -17,14 +17,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.lines import Line2D
+from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-from gutaxis.style import figure_size, palette
+from gutaxis.style import figure_size, mark_title, palette
 
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
 RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder", "not_evaluable": "Not evaluable"}
 RESPONSE_SHORT = {"responder": "R", "non_responder": "NR", "not_evaluable": "NE"}
-#: edge and cell colours of positive / negative correlations (Okabe-Ito vermilion / blue)
-SIGN_COLOURS = {"positive": "#D55E00", "negative": "#0072B2"}
+#: edge colours of positive / negative correlations: the red and blue ends of the heatmaps' RdBu
+#: scale, apart from the Okabe-Ito response colours of the figures they share (Figure 4)
+SIGN_COLOURS = {"positive": "#B2182B", "negative": "#2166AC"}
 LAYER_NAMES = ("Microbes", "Metabolites", "Immune subsets")
 MINUS = "\u2212"
 DELTA = "\u0394"
@@ -78,7 +80,7 @@ def message_figure(style: dict, text: str, title: str = ""):
     ax.axis("off")
     ax.text(0.5, 0.5, "\n".join(textwrap.wrap(text, 60)), ha="center", va="center", transform=ax.transAxes)
     if title:
-        ax.set_title(title)
+        mark_title(ax.set_title(title))
     return fig
 
 
@@ -164,8 +166,8 @@ def plot_dynamics(data: pd.DataFrame, style: dict, pre: str, post: str, scale: s
     fig.legend(handles=handles, labels=[f"{RESPONSE_SHORT[lev]}: {RESPONSE_LABELS[lev]}" for lev in levels],
                loc="upper center", ncol=len(levels), frameon=False, bbox_to_anchor=(0.5, 1 - 0.3 / height))
     # fig.text, not suptitle: tight_layout would reserve the suptitle's space a second time
-    fig.text(0.5, 1.0, f"{title}\neach line: one subject, {pre} (left) \u2192 {post} (right)",
-             ha="center", va="top", fontsize=style["title_size"])
+    mark_title(fig.text(0.5, 1.0, f"{title}\neach line: one subject, {pre} (left) \u2192 {post} (right)",
+                        ha="center", va="top", fontsize=style["title_size"]))
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / height), h_pad=0.5, w_pad=0.4)
     return fig
 
@@ -200,10 +202,13 @@ def plot_heatmap(heatmap: pd.DataFrame, style: dict, title: str, mark_q: float,
     ax.set_ylabel(name_a)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    bar = fig.colorbar(image, ax=ax, shrink=min(1.0, 4.0 / max(height, 1)), pad=0.02, aspect=15)
-    bar.set_label(rho_label, fontsize=style["font_size"] - 1)
+    # a colour bar as tall as the cells; it also says what the stars mean, so that stays when
+    # the title is left out
+    cax = make_axes_locatable(ax).append_axes("right", size=0.12, pad=0.1)
+    bar = fig.colorbar(image, cax=cax)
+    bar.set_label(f"{rho_label}\n* q < {mark_q:g} (BH over the whole block)", fontsize=style["font_size"] - 1)
     bar.ax.tick_params(labelsize=style["font_size"] - 2)
-    ax.set_title(f"{title}\n* q < {mark_q:g} (BH over the whole block)", fontsize=style["title_size"])
+    mark_title(ax.set_title(title, fontsize=style["title_size"]))
     return fig
 
 
@@ -301,7 +306,7 @@ def plot_network(edges: pd.DataFrame, nodes: pd.DataFrame, style: dict, layer_na
         for r in sub.itertuples(index=False):
             ax.annotate(_wrap(r.label, 34), (xs[layer], r.y), xytext=offset, textcoords="offset points",
                         ha=ha, va=va, fontsize=style["font_size"] - 2, zorder=4,
-                        bbox=dict(boxstyle="square,pad=0.05", fc="white", ec="none", alpha=0.8)
+                        bbox=dict(boxstyle="square,pad=0.12", fc="white", ec="none", alpha=1.0)
                         if layer == 1 else None)
         ax.text(xs[layer], 1.1, layer_names[layer], ha="center", va="bottom", fontweight="bold")
     ax.set_xlim(-0.9, 2.9)
@@ -312,7 +317,7 @@ def plot_network(edges: pd.DataFrame, nodes: pd.DataFrame, style: dict, layer_na
                Line2D([], [], color="grey", lw=0.4 + 2.2 * 0.5, label=f"|\u03c1| = {0.5 * max_abs:.2f}"),
                Line2D([], [], color="grey", lw=2.6, label=f"|\u03c1| = {max_abs:.2f}")]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=4, frameon=False)
-    ax.set_title(title, pad=14)
+    mark_title(ax.set_title(title, pad=14))
     return fig
 
 
@@ -352,7 +357,7 @@ def plot_mofa_variance(variance: pd.DataFrame, status: pd.DataFrame, style: dict
         spine.set_visible(False)
     bar = fig.colorbar(image, ax=ax, pad=0.03)
     bar.set_label("Variance explained (%)")
-    ax.set_title(title)
+    mark_title(ax.set_title(title))
     return fig
 
 
@@ -410,8 +415,8 @@ def plot_mofa_scores(data: pd.DataFrame, tests: pd.DataFrame, status: pd.DataFra
     height = fig.get_figheight()
     fig.legend(handles=_response_handles(colours, levels), loc="upper center", ncol=len(levels),
                frameon=False, bbox_to_anchor=(0.5, 1 - 0.3 / height))
-    fig.text(0.5, 1.0, f"{title}\ntime: paired Wilcoxon {post} vs {pre}; R vs NR: Mann\u2013Whitney at {pre}",
-             ha="center", va="top", fontsize=style["title_size"])
+    mark_title(fig.text(0.5, 1.0, f"{title}\ntime: paired Wilcoxon {post} vs {pre}; "
+                        f"R vs NR: Mann\u2013Whitney at {pre}", ha="center", va="top", fontsize=style["title_size"]))
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / height))
     return fig
 
@@ -466,16 +471,21 @@ def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series
         # a bootstrap p of 0 means every replicate fell on one side: report the resolution
         q_text = f"q < {2 / n_rep:.2g}" if q == 0 and n_rep else format_p(q, "q")
         called = "called" if q < fdr_level else "not called"
-        heads.append(f"#{rank}  {names['microbe']} \u2192 {names['metabolite']} \u2192 {names['immune']}:  "
-                     f"ACME {number(t['acme'])} [{number(t['acme_ci_low'])}, {number(t['acme_ci_high'])}], "
-                     f"proportion mediated {number(t['prop_mediated'])}, {q_text} ({called} at FDR {fdr_level:g})")
+        heads.append((f"#{rank}  {names['microbe']} \u2192 {names['metabolite']} \u2192 {names['immune']}",
+                      f"mediation: ACME {number(t['acme'])} [{number(t['acme_ci_low'])}, "
+                      f"{number(t['acme_ci_high'])}], proportion mediated {number(t['prop_mediated'])}, "
+                      f"{q_text} ({called} at FDR {fdr_level:g})"))
     fig.legend(handles=[Line2D([], [], ls="none", marker="o", ms=3, color=colours[lev],
                                label=RESPONSE_LABELS[lev]) for lev in levels],
                loc="upper center", ncol=len(levels), frameon=False, bbox_to_anchor=(0.5, 1 - 0.2 / height))
-    fig.text(0.5, 1.0, title, ha="center", va="top", fontsize=style["title_size"])
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.7 / height), h_pad=2.2, w_pad=1.0)
+    mark_title(fig.text(0.5, 1.0, title, ha="center", va="top", fontsize=style["title_size"]))
+    # h_pad leaves room for each row's two-line heading above its panels
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / height), h_pad=3.4, w_pad=1.0)
     # row headings after the layout, so their length does not squeeze the panels
-    for row_axes, head in zip(axes, heads):
+    size = style["font_size"] - 0.5
+    chars = int(fig.get_figwidth() * 72 / (0.55 * size))
+    for row_axes, (chain, stats) in zip(axes, heads):
         box = row_axes[0].get_position()
-        fig.text(0.01, box.y1 + 0.12 / height, _wrap(head, 150), ha="left", va="bottom", fontsize=style["font_size"] - 0.5)
+        fig.text(0.01, box.y1 + 0.1 / height, f"{_wrap(chain, chars)}\n{_wrap(stats, chars)}", ha="left",
+                 va="bottom", fontsize=size, linespacing=1.3)
     return fig

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from gutaxis.style import figure_size
+from gutaxis.style import MM_PER_INCH, figure_size
 
 
 def panel_layout(sizes, width: float, gap: float = 0.08) -> tuple[list, float, float]:
@@ -77,11 +77,20 @@ def compose_panels(layout, style: dict, title: str = ""):
         Optional figure title (empty: none, as most journals want).
     """
     dpi = style["dpi"]
+    # a white band above every panel holds its letter, so the letter never covers the panel's title
+    layout = [[[_letter_band(img, dpi) for img in cell] for cell in row] for row in layout]
     sizes = [[[(img.shape[1] / dpi, img.shape[0] / dpi) for img in cell] for cell in row] for row in layout]
     images = [img for row in layout for cell in row for img in cell]
+    # the double-column width, or the figure's override (width, height_mm)
     max_width, _ = figure_size(style, "double")
     rects, width, height = panel_layout(sizes, max_width)
     title_space = 0.25 if title else 0.0
+    height_mm = (style.get("figure") or {}).get("height_mm")
+    if height_mm is not None and height + title_space > height_mm / MM_PER_INCH:
+        # too tall for the override: scale the whole layout down (never up)
+        scale = max(0.05, (height_mm / MM_PER_INCH - title_space) / height)
+        rects = [tuple(v * scale for v in rect) for rect in rects]
+        width, height = width * scale, height * scale
     total = height + title_space
     fig = plt.figure(figsize=(width, total))
     for letter, img, (x, y, w, h) in zip(ascii_uppercase, images, rects):
@@ -93,6 +102,18 @@ def compose_panels(layout, style: dict, title: str = ""):
     if title:
         fig.suptitle(title, y=1.0, va="top", fontsize=style["title_size"] + 1)
     return fig
+
+
+#: height of the band above each panel that holds the panel letter, in inches
+LETTER_BAND = 0.17
+
+
+def _letter_band(img: np.ndarray, dpi: float) -> np.ndarray:
+    """``img`` with a white band of :data:`LETTER_BAND` inches on top."""
+    rows = int(round(LETTER_BAND * dpi))
+    white = 1.0 if img.dtype.kind == "f" else np.iinfo(img.dtype).max
+    pad = ((rows, 0), (0, 0)) + ((0, 0),) * (img.ndim - 2)
+    return np.pad(img, pad, mode="constant", constant_values=white)
 
 
 def read_panel_image(path) -> np.ndarray:
@@ -110,11 +131,13 @@ def panel_source_data(sources: Sequence[tuple[str, str, pd.DataFrame]]) -> pd.Da
     Returns
     -------
     DataFrame with ``panel`` and ``source_figure`` first, then the union of
-    the panels' columns (empty where a panel has no such column).
+    the panels' columns (empty where a panel has no such column); a panel's
+    own ``panel`` column is renamed ``source_panel``.
     """
     parts = []
     for letter, name, table in sources:
-        part = table.copy()
+        # a panel's own "panel" column (its facet) keeps its values under another name
+        part = table.rename(columns={c: f"source_{c}" for c in ("panel", "source_figure") if c in table.columns})
         part.insert(0, "source_figure", name)
         part.insert(0, "panel", letter)
         parts.append(part)

@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from gutaxis.style import figure_size, palette
+from gutaxis.style import figure_size, mark_title, palette
 
 #: sample types that are not study samples (the study types are stool, blood, tissue)
 TECHNICAL_TYPES = ("qc", "blank")
@@ -257,7 +257,7 @@ def plot_qc_rsd(data: pd.DataFrame, max_rsd: float, style: dict, enabled: bool =
     finite = data["rsd_pct"].dropna()
     if finite.empty:
         _message(ax, "No QC RSD: fewer than two QC-pool injections")
-        ax.set_title(f"{title}: QC-pool RSD".lstrip(": "))
+        mark_title(ax.set_title(f"{title}: QC-pool RSD".lstrip(": ")))
         return fig
     upper = max(40.0, 2 * threshold)
     bins = np.linspace(0, upper, 41)
@@ -287,7 +287,7 @@ def plot_qc_rsd(data: pd.DataFrame, max_rsd: float, style: dict, enabled: bool =
     ax.set_xlabel("RSD over QC-pool injections (%)")
     ax.set_ylabel("Features")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
-    ax.set_title(f"{title}: QC-pool RSD".lstrip(": "))
+    mark_title(ax.set_title(f"{title}: QC-pool RSD".lstrip(": ")))
     return fig
 
 

@@ -17,13 +17,15 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from gutaxis.style import OKABE_ITO, figure_size
+from gutaxis.style import OKABE_ITO, figure_size, mark_title, palette
 
 MODEL_LABELS = {"l1_logistic": "L1 logistic", "elastic_net": "Elastic net",
                 "random_forest": "Random forest"}
-DIRECTION_COLOURS = {"higher_in_responders": "#009E73", "lower_in_responders": "#CC79A7", "": "#999999"}
+#: the sign of a feature's coefficient, in the response palette's colours: higher in responders
+#: takes the responder colour, higher in non-responders (lower in responders) the non-responder one
+DIRECTION_LEVELS = {"higher_in_responders": "responder", "lower_in_responders": "non_responder"}
 DIRECTION_LABELS = {"higher_in_responders": "higher in responders",
-                    "lower_in_responders": "lower in responders", "": "no sign (forest)"}
+                    "lower_in_responders": "higher in non-responders", "": "no sign (forest)"}
 GROUP_COLOURS = {"low": "#0072B2", "high": "#D55E00"}
 
 
@@ -38,10 +40,17 @@ def _ordered(values, preferred: Sequence[str]) -> list[str]:
     return [v for v in preferred if v in values] + [v for v in values if v not in preferred]
 
 
+def direction_colours(style: dict) -> dict[str, str]:
+    """Bar colour per coefficient sign, from the response palette (grey: no sign)."""
+    colours = palette(style, "response", list(DIRECTION_LEVELS.values()))
+    return {**{d: colours[level] for d, level in DIRECTION_LEVELS.items()}, "": "#999999"}
+
+
 def model_colours(models: Sequence[str]) -> dict[str, str]:
-    """One Okabe-Ito colour per estimator, fixed by the estimator's name."""
-    fixed = {"l1_logistic": OKABE_ITO[0], "elastic_net": OKABE_ITO[1], "random_forest": OKABE_ITO[2]}
-    spare = [c for c in OKABE_ITO[3:]]
+    """One Okabe-Ito colour per estimator, fixed by the estimator's name; not the default
+    response colours (green, vermillion), which the stability panel of Figure 5 uses."""
+    fixed = {"l1_logistic": OKABE_ITO[0], "elastic_net": OKABE_ITO[1], "random_forest": OKABE_ITO[3]}
+    spare = [OKABE_ITO[4], OKABE_ITO[7], OKABE_ITO[6]]
     return {m: fixed.get(m) or spare[i % len(spare)] for i, m in enumerate(models)}
 
 
@@ -54,6 +63,17 @@ def _grid(n: int, style: dict, ncols: int = 3, panel_aspect: float = 1.0):
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     return fig, axes.ravel()[:n]
+
+
+def _outer_labels(axes, xlabel: str, ylabel: str, ncols: int = 3) -> None:
+    """Axis labels on the left column and on the lowest panel of each column only."""
+    n = len(axes)
+    for i, ax in enumerate(axes):
+        if i % ncols == 0:
+            ax.set_ylabel(ylabel)
+        if i + ncols >= n:
+            ax.set_xlabel(xlabel)
+            ax.tick_params(labelbottom=True)
 
 
 def message_figure(style: dict, text: str):
@@ -111,10 +131,12 @@ def plot_roc(data: pd.DataFrame, performance: pd.DataFrame, style: dict, conf_le
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.0)
         ax.set_aspect("equal")
-        ax.set_xlabel("False-positive rate (1 - specificity)")
-        ax.set_ylabel("True-positive rate (sensitivity)")
-        ax.legend([h for h, _ in lines], [t for _, t in lines], loc="lower right", frameon=False,
-                  fontsize=max(5, style["font_size"] - 2.5), handlelength=1.2, borderaxespad=0.2)
+        legend = ax.legend([h for h, _ in lines], [t for _, t in lines], loc="lower right",
+                           frameon=True, framealpha=0.85, edgecolor="none",
+                           fontsize=max(5, style["font_size"] - 2.5), handlelength=1.2,
+                           borderaxespad=0.2)
+        legend.get_frame().set_facecolor("white")
+    _outer_labels(axes, "False-positive rate (1 \u2212 specificity)", "True-positive rate (sensitivity)")
     fig.suptitle(f"Out-of-fold ROC curves: mean over CV repeats with {100 * conf_level:g}% band; "
                  "legend: AUROC mean [interval over repeats], permutation p", fontsize=style["font_size"])
     fig.tight_layout()
@@ -154,7 +176,8 @@ def plot_stability(data: pd.DataFrame, style: dict):
     fig, (left, right) = plt.subplots(1, 2, figsize=(width, height), sharey=True,
                                       gridspec_kw={"width_ratios": [1.3, 1]})
     y = np.arange(len(data))[::-1]
-    colours = [DIRECTION_COLOURS.get(d, "#999999") for d in data["direction"]]
+    signs = direction_colours(style)
+    colours = [signs.get(d, "#999999") for d in data["direction"]]
     left.barh(y, data["selection_frequency"], color=colours, height=0.7)
     if linear:
         for yi, freq, stab in zip(y, data["selection_frequency"], data["sign_stability"]):
@@ -165,20 +188,21 @@ def plot_stability(data: pd.DataFrame, style: dict):
     left.set_yticklabels(data["label"])
     left.set_xlim(0, 1.15)
     left.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
-    left.set_xlabel("Selection frequency across outer fits" + (" (label: sign stability)" if linear else ""))
+    left.set_xlabel("Selection frequency" + (" (label: sign stability)" if linear else ""))
     if linear:
         right.barh(y, data["mean_coef"], color=colours, height=0.7)
         right.axvline(0, color="#555555", lw=0.6)
-        right.set_xlabel("Mean standardised coefficient (log-odds per SD)")
+        right.set_xlabel("Mean coefficient (log-odds per SD)")
     else:
         right.barh(y, data["importance_mean"], xerr=data["importance_sd"].fillna(0), color="#999999",
                    height=0.7, error_kw={"lw": 0.6})
         right.axvline(0, color="#555555", lw=0.6)
         right.set_xlabel("Permutation importance (AUROC drop)")
     present = [d for d in DIRECTION_LABELS if d in set(data["direction"])]
-    handles = [Patch(color=DIRECTION_COLOURS[d], label=DIRECTION_LABELS[d]) for d in present]
-    left.legend(handles=handles, loc="lower right", frameon=False,
-                fontsize=max(5, style["font_size"] - 1.5))
+    handles = [Patch(color=signs[d], label=DIRECTION_LABELS[d]) for d in present]
+    # under the axis: inside it, the legend would cover the labels of the shortest bars
+    left.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.6 / height), ncol=len(handles),
+                frameon=False, fontsize=max(5, style["font_size"] - 1.5))
     fig.suptitle(f"Feature stability: {feature_set.replace('_', ' ')} / {MODEL_LABELS.get(model, model)} "
                  f"({int(data['n_fits'].iloc[0])} outer fits)", fontsize=style["title_size"])
     fig.tight_layout()
@@ -220,8 +244,7 @@ def plot_calibration(data: pd.DataFrame, style: dict, conf_level: float = 0.95):
         ax.set_xlim(0, 1)
         ax.set_ylim(-0.02, 1.02)
         ax.set_aspect("equal")
-        ax.set_xlabel("Mean predicted probability")
-        ax.set_ylabel("Observed fraction of responders")
+    _outer_labels(axes, "Mean predicted probability", "Observed fraction of responders")
     handles = [Line2D([], [], color=colours[m], marker="o", ms=3, lw=1, label=MODEL_LABELS.get(m, m))
                for m in models]
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
@@ -272,9 +295,14 @@ def plot_km(data: pd.DataFrame, top: pd.Series | None, style: dict, conf_level: 
         text = f"{'above' if group == 'high' else 'at/below'} median (n = {n}; median "
         text += f"{median:.1f} mo)" if np.isfinite(median) else "not reached)"
         handles.append(Line2D([], [], color=colour, lw=1.2, label=text))
-    name = str(top.get("annotation") or "") or str(top["feature"])
-    if name != str(top["feature"]) and str(top.get("block")) != "taxa":
-        name = f"{name} ({top['feature']})"
+    feature = str(top["feature"])
+    annotation = str(top.get("annotation") or "") if pd.notna(top.get("annotation")) else ""
+    if feature.startswith(("s__", "g__", "f__")):
+        name = feature[3:].replace("_", " ")
+    elif annotation and annotation != feature:
+        name = f"{annotation} ({feature})"
+    else:
+        name = feature
     ax.set_ylim(0, 1.02)
     ax.set_xlim(left=0)
     ax.set_xlabel(f"Time (months), {top['endpoint']}")
@@ -286,8 +314,9 @@ def plot_km(data: pd.DataFrame, top: pd.Series | None, style: dict, conf_level: 
                      f"{_format_p(top.get('p_value', np.nan))} (adj. {top.get('covariates', '')})")
     ax.text(0.98, 0.98, "\n".join(stats), transform=ax.transAxes, ha="right", va="top",
             fontsize=max(5, style["font_size"] - 1.5))
-    ax.legend(handles=handles, loc="lower left", frameon=False, fontsize=max(5, style["font_size"] - 1.5))
-    ax.set_title(f"{top['block']}: {name}\nsplit at the median ({top['feature_set']}, rank {int(top['rank'])}); "
-                 "exploratory", fontsize=style["font_size"])
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.2), frameon=False,
+              fontsize=max(5, style["font_size"] - 1.5), title="Biomarker", alignment="left")
+    mark_title(ax.set_title(f"{top['block']}: {name}\nsplit at the median ({top['feature_set']}, rank {int(top['rank'])}); "
+                 "exploratory", fontsize=style["font_size"]))
     fig.tight_layout()
     return fig

@@ -31,6 +31,13 @@ def sampling_grid(status: pd.DataFrame, subjects: pd.DataFrame, timepoints: list
     return out
 
 
+def status_colours(style: dict, cohorts) -> list[str]:
+    """Colours of missing, dropped and kept: two greys and an accent no cohort colour uses."""
+    taken = {c.upper() for c in palette(style, "cohort", cohorts).values()}
+    accent = next((c for c in ("#D55E00", "#CC79A7", "#E69F00", "#F0E442") if c not in taken), "#D55E00")
+    return [STATUS_COLOURS[0], accent, "#4D4D4D"]
+
+
 def plot_sampling(grid: pd.DataFrame, cohorts: list[str], timepoints: list[str], style: dict, title: str = ""):
     """Heatmap of the sampling grid: rows subjects grouped by cohort, columns modality x timepoint."""
     modalities = sorted(grid["modality"].unique())
@@ -44,19 +51,23 @@ def plot_sampling(grid: pd.DataFrame, cohorts: list[str], timepoints: list[str],
     columns = [(m, t) for m in modalities for t in timepoints]
     matrix = codes.reindex(index=order["subject_id"], columns=pd.MultiIndex.from_tuples(columns)).to_numpy()
     n_subjects = matrix.shape[0]
-    width, _ = figure_size(style, "single")
-    height = min(9.0, 1.2 + 0.09 * n_subjects)
     fig, (ax_c, ax) = plt.subplots(
-        1, 2, figsize=(width, height), gridspec_kw={"width_ratios": [0.6, len(columns)], "wspace": 0.05}
+        1, 2, figsize=figure_size(style, "single", height=min(9.0, 1.6 + 0.07 * n_subjects)),
+        gridspec_kw={"width_ratios": [0.6, len(columns)], "wspace": 0.05}, layout="constrained",
     )
-    ax.imshow(matrix, aspect="auto", cmap=ListedColormap(STATUS_COLOURS), vmin=0, vmax=2, interpolation="none")
+    status = status_colours(style, cohorts)
+    ax.imshow(matrix, aspect="auto", cmap=ListedColormap(status), vmin=0, vmax=2, interpolation="none")
     ax.set_xticks(range(len(columns)))
     ax.set_xticklabels([t for _, t in columns], rotation=90)
-    for i, m in enumerate(modalities):
-        centre = i * len(timepoints) + (len(timepoints) - 1) / 2
-        ax.text(centre, -1.0, m, ha="center", va="bottom", fontsize=plt.rcParams["font.size"])
-        if i:
-            ax.axvline(i * len(timepoints) - 0.5, color="white", lw=2)
+    ax.set_xlabel("Timepoint")
+    # modality names on a second x axis on top, centred over their timepoints
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([i * len(timepoints) + (len(timepoints) - 1) / 2 for i in range(len(modalities))])
+    top.set_xticklabels(modalities)
+    top.tick_params(length=0)
+    top.spines["top"].set_visible(False)
+    for i in range(1, len(modalities)):
+        ax.axvline(i * len(timepoints) - 0.5, color="white", lw=2)
     ax.set_yticks([])
     ax.set_xlim(-0.5, len(columns) - 0.5)
     for spine in ax.spines.values():
@@ -73,14 +84,18 @@ def plot_sampling(grid: pd.DataFrame, cohorts: list[str], timepoints: list[str],
     )
     ax_c.set_xticks([])
     ax_c.set_yticks([])
-    ax_c.set_ylabel(f"Subjects (n = {n_subjects})")
+    ax_c.set_ylabel(f"Subjects (n = {n_subjects}), by cohort")
     for spine in ax_c.spines.values():
         spine.set_visible(False)
-    handles = [Patch(color=colours[c], label=c) for c in cohorts]
-    handles += [Patch(color=STATUS_COLOURS[v], label=k) for k, v in STATUS_CODES.items()]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, title="Cohort / sample")
+    cohort_legend = ax.legend(handles=[Patch(color=colours[c], label=c) for c in cohorts], loc="upper left",
+                              bbox_to_anchor=(1.02, 1), frameon=False, title="Cohort", alignment="left")
+    ax.add_artist(cohort_legend)
+    cohort_legend.set_clip_on(False)  # add_artist clips to the axes: the saved bbox would cut it
+    ax.legend(handles=[Patch(facecolor=status[v], edgecolor="#BBBBBB", lw=0.4, label=k)
+                       for k, v in sorted(STATUS_CODES.items(), key=lambda kv: -kv[1])],
+              loc="upper left", bbox_to_anchor=(1.02, 0.76), frameon=False, title="Sample", alignment="left")
     if title:
-        fig.suptitle(title, y=1.0)
+        fig.suptitle(title, fontsize=plt.rcParams["axes.titlesize"])
     return fig
 
 
