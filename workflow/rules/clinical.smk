@@ -18,6 +18,20 @@ CLINICAL_PRIMARY_CRITERION = config["response"]["definitions"][
 CLINICAL_PLOT_GROUPING = next(iter(CLINICAL["groupings"].values()), [])
 
 
+# one row per patient or adverse event: small tables and plots that run on the
+# submitting host, not as cluster jobs
+localrules:
+    clinical_response,
+    clinical_responders,
+    clinical_survival,
+    clinical_safety,
+    plot_clinical_waterfall,
+    plot_clinical_swimmer,
+    plot_clinical_forest,
+    plot_clinical_km,
+    plot_clinical_ae_heatmap,
+
+
 rule clinical_response:
     input:
         subjects="results/inputs/subjects.tsv",
@@ -133,7 +147,7 @@ rule plot_clinical_waterfall:
     conda:
         "../envs/plots.yaml"
     params:
-        style=config["style"],
+        style=plot_style("clinical/waterfall"),
         criterion=CLINICAL_PRIMARY_CRITERION,
         thresholds=CLINICAL["waterfall_thresholds"],
     script:
@@ -156,7 +170,7 @@ rule plot_clinical_swimmer:
     conda:
         "../envs/plots.yaml"
     params:
-        style=config["style"],
+        style=plot_style("clinical/swimmer"),
         criterion=CLINICAL_PRIMARY_CRITERION,
         cohorts=config["design"]["cohorts"],
     script:
@@ -179,7 +193,7 @@ rule plot_clinical_forest:
     conda:
         "../envs/plots.yaml"
     params:
-        style=config["style"],
+        style=plot_style("clinical/forest"),
         groupings=CLINICAL["groupings"],
         cohorts=config["design"]["cohorts"],
         conf_level=CLINICAL["conf_level"],
@@ -204,7 +218,7 @@ rule plot_clinical_km:
     conda:
         "../envs/plots.yaml"
     params:
-        style=config["style"],
+        style=plot_style("clinical/km"),
         grouping=CLINICAL_PLOT_GROUPING,
         cohorts=config["design"]["cohorts"],
     script:
@@ -227,7 +241,7 @@ rule plot_clinical_ae_heatmap:
     conda:
         "../envs/plots.yaml"
     params:
-        style=config["style"],
+        style=plot_style("clinical/ae_heatmap"),
         grouping=CLINICAL_PLOT_GROUPING,
         cohorts=config["design"]["cohorts"],
         subset="all",

@@ -82,6 +82,13 @@ DIFFERENTIAL_TITLES = {
 }
 
 
+# plots run on the submitting host, not as cluster jobs
+localrules:
+    plot_differential_volcano,
+    plot_differential_heatmap,
+    plot_differential_paired,
+
+
 rule differential:
     input:
         table=analysis_table,
@@ -156,6 +163,8 @@ rule differential:
                 "effect",
                 "confidence",
                 "wilcoxon_zero_method",
+                "mixed_df",
+                "ancombc2_max_subjects",
             )
         },
         table_label=lambda wc: config["modalities"][wc.modality]["path"],
@@ -163,8 +172,6 @@ rule differential:
     script:
         "../scripts/differential_run.py"
 
-                "mixed_df",
-                "ancombc2_max_subjects",
 
 rule plot_differential_volcano:
     input:
@@ -182,17 +189,27 @@ rule plot_differential_volcano:
             },
         ),
         source=f"results/figures/{DIFFERENTIAL_FIGURES}/volcano.source.tsv",
+        panel=report(
+            f"results/figures/main/panels/{DIFFERENTIAL_FIGURES}/volcano.png",
+            caption="../report/main_panels.rst",
+            category="Main figures",
+            subcategory="Panels",
+            labels={"panel": "Volcano plot, {modality}, {contrast}"},
+        ),
+        panel_source=f"results/figures/main/panels/{DIFFERENTIAL_FIGURES}/volcano.source.tsv",
     log:
         "logs/figures/differential_volcano_{modality}_{contrast}.log",
     conda:
         "../envs/plots.yaml"
     params:
-        style=config["style"],
+        style=plot_style(f"{DIFFERENTIAL_FIGURES}/volcano"),
         alpha=DIFFERENTIAL["alpha"],
         n_labels=DIFFERENTIAL["volcano_labels"],
+        # the main-figure panel shows this method's test on time
+        method=DIFFERENTIAL["plot_method"],
         contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
         scale_label=lambda wc: DIFFERENTIAL_SCALE[wc.modality],
-        title=lambda wc: f"'{wc.modality}': {DIFFERENTIAL_TITLES[wc.contrast]}",
+        title=lambda wc: f"{modality_title(wc.modality)}: {DIFFERENTIAL_TITLES[wc.contrast]}",
     script:
         "../scripts/plot_differential_volcano.py"
 
@@ -220,14 +237,14 @@ rule plot_differential_heatmap:
     conda:
         "../envs/plots.yaml"
     params:
-        style=config["style"],
+        style=plot_style(f"{DIFFERENTIAL_FIGURES}/heatmap"),
         alpha=DIFFERENTIAL["alpha"],
         method=DIFFERENTIAL["plot_method"],
         max_features=DIFFERENTIAL["heatmap_max_features"],
         cohorts=config["design"]["cohorts"],
         contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
         scale_label=lambda wc: DIFFERENTIAL_SCALE[wc.modality],
-        title=lambda wc: f"'{wc.modality}': {DIFFERENTIAL_TITLES[wc.contrast]}",
+        title=lambda wc: f"{modality_title(wc.modality)}: {DIFFERENTIAL_TITLES[wc.contrast]}",
     script:
         "../scripts/plot_differential_heatmap.py"
 
@@ -250,18 +267,26 @@ rule plot_differential_paired:
             },
         ),
         source=f"results/figures/{DIFFERENTIAL_FIGURES}/paired.source.tsv",
+        panel=report(
+            f"results/figures/main/panels/{DIFFERENTIAL_FIGURES}/paired.png",
+            caption="../report/main_panels.rst",
+            category="Main figures",
+            subcategory="Panels",
+            labels={"panel": "Paired plots, {modality}, {contrast}"},
+        ),
+        panel_source=f"results/figures/main/panels/{DIFFERENTIAL_FIGURES}/paired.source.tsv",
     log:
         "logs/figures/differential_paired_{modality}_{contrast}.log",
     conda:
         "../envs/plots.yaml"
     params:
-        style=config["style"],
+        style=plot_style(f"{DIFFERENTIAL_FIGURES}/paired"),
         alpha=DIFFERENTIAL["alpha"],
         method=DIFFERENTIAL["plot_method"],
         n_features=DIFFERENTIAL["paired_plot_features"],
         contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
         scale_label=lambda wc: DIFFERENTIAL_SCALE[wc.modality],
-        title=lambda wc: f"'{wc.modality}': {DIFFERENTIAL_TITLES[wc.contrast]}",
+        title=lambda wc: f"{modality_title(wc.modality)}: {DIFFERENTIAL_TITLES[wc.contrast]}",
     script:
         "../scripts/plot_differential_paired.py"
 

@@ -22,6 +22,13 @@ DIVERSITY_FIGURES = "diversity/{modality}/{contrast}"
 DIVERSITY_RESPONSE = config["response"]["primary"]
 
 
+# plots run on the submitting host, not as cluster jobs
+localrules:
+    plot_diversity_alpha,
+    plot_diversity_pcoa,
+    plot_diversity_shift,
+
+
 rule diversity_filter:
     input:
         table="results/import/{modality}.tsv",
@@ -190,6 +197,7 @@ rule diversity_permanova:
         permutations=DIVERSITY["permutations"],
         seed=config["seed"],
         primary=DIVERSITY_RESPONSE,
+        primary_metric=DIVERSITY["primary_metric"],
         significance_level=DIVERSITY["significance_level"],
     script:
         "../scripts/diversity_permanova.py"
@@ -197,7 +205,6 @@ rule diversity_permanova:
 
 rule diversity_shift:
     input:
-        primary_metric=DIVERSITY["primary_metric"],
         distances=f"{DIVERSITY_DIR}/distances/{{metric}}.tsv",
         samples="results/inputs/samples.tsv",
         responders="results/clinical/responders.tsv",
@@ -218,6 +225,7 @@ rule diversity_shift:
         contrasts=config["design"]["contrasts"],
         primary=DIVERSITY_RESPONSE,
         conf_level=DIVERSITY["conf_level"],
+        primary_metric=DIVERSITY["primary_metric"],
         significance_level=DIVERSITY["significance_level"],
     script:
         "../scripts/diversity_shift.py"
@@ -225,7 +233,6 @@ rule diversity_shift:
 
 rule plot_diversity_alpha:
     input:
-        primary_metric=DIVERSITY["primary_metric"],
         alpha=f"{DIVERSITY_DIR}/alpha.tsv",
         tests=f"{DIVERSITY_DIR}/alpha_tests.tsv",
     output:
@@ -241,6 +248,14 @@ rule plot_diversity_alpha:
             },
         ),
         source=f"results/figures/{DIVERSITY_FIGURES}/alpha_paired.source.tsv",
+        panel=report(
+            f"results/figures/main/panels/{DIVERSITY_FIGURES}/alpha_paired.png",
+            caption="../report/main_panels.rst",
+            category="Main figures",
+            subcategory="Panels",
+            labels={"panel": "Paired α diversity, {modality}, {contrast}"},
+        ),
+        panel_source=f"results/figures/main/panels/{DIVERSITY_FIGURES}/alpha_paired.source.tsv",
     wildcard_constraints:
         modality=DIVERSITY_MODALITY_PATTERN,
     log:
@@ -248,12 +263,12 @@ rule plot_diversity_alpha:
     conda:
         "../envs/plots.yaml"
     params:
-        style=config["style"],
+        style=plot_style(f"{DIVERSITY_FIGURES}/alpha_paired"),
         cohorts=config["design"]["cohorts"],
         metrics=DIVERSITY["alpha_plot_metrics"],
         contrast=lambda wc: DIVERSITY_CONTRASTS[wc.contrast],
-        title=lambda wc: "'{}': {} \u2192 {}".format(
-            wc.modality,
+        title=lambda wc: "{}: {} \u2192 {}".format(
+            modality_title(wc.modality),
             DIVERSITY_CONTRASTS[wc.contrast]["pre"],
             DIVERSITY_CONTRASTS[wc.contrast]["post"],
         ),
@@ -287,11 +302,11 @@ rule plot_diversity_pcoa:
     conda:
         "../envs/plots.yaml"
     params:
-        style=config["style"],
+        style=plot_style(f"{DIVERSITY_FIGURES}/pcoa_{{metric}}"),
         axes=DIVERSITY["pcoa_axes"],
         contrast=lambda wc: DIVERSITY_CONTRASTS[wc.contrast],
-        title=lambda wc: "'{}': {} \u2192 {}".format(
-            wc.modality,
+        title=lambda wc: "{}: {} \u2192 {}".format(
+            modality_title(wc.modality),
             DIVERSITY_CONTRASTS[wc.contrast]["pre"],
             DIVERSITY_CONTRASTS[wc.contrast]["post"],
         ),
@@ -331,11 +346,11 @@ rule plot_diversity_shift:
     conda:
         "../envs/plots.yaml"
     params:
-        style=config["style"],
+        style=plot_style(f"{DIVERSITY_FIGURES}/shift"),
         metrics=DIVERSITY_METRICS,
         contrast=lambda wc: DIVERSITY_CONTRASTS[wc.contrast],
-        title=lambda wc: "'{}': {} \u2192 {}".format(
-            wc.modality,
+        title=lambda wc: "{}: {} \u2192 {}".format(
+            modality_title(wc.modality),
             DIVERSITY_CONTRASTS[wc.contrast]["pre"],
             DIVERSITY_CONTRASTS[wc.contrast]["post"],
         ),

@@ -3,6 +3,12 @@
 # sample. Everything downstream reads these outputs, never the raw files.
 
 
+# small tables: run on the submitting host, not as cluster jobs
+localrules:
+    check_sheets,
+    qc_sampling,
+
+
 rule check_sheets:
     input:
         samples=config["samples"],
@@ -43,8 +49,10 @@ rule import_modality:
         samples_label=config["samples"],
         duplicates=config["design"]["duplicates"],
     resources:
+        # parsing the tool's text table dominates and grows with its size
+        # (benchmarks/README.md: minutes at 5,000 samples)
         mem_mb=lambda wc, input, attempt: max(1000, 20 * input.size_mb) * attempt,
-        runtime=lambda wc, attempt: 10 * attempt,
+        runtime=lambda wc, input, attempt: max(10, input.size_mb // 10) * attempt,
     script:
         "../scripts/import_modality.py"
 

@@ -58,6 +58,16 @@ INTEGRATION_BLOCK_PAIRS = lambda wc: count_pairs(
 )
 
 
+# plots run on the submitting host, not as cluster jobs
+localrules:
+    plot_integration_immune_dynamics,
+    plot_integration_heatmap,
+    plot_integration_network,
+    plot_integration_mofa_variance,
+    plot_integration_mofa_scores,
+    plot_integration_triads,
+
+
 rule integration_prepare:
     input:
         table=analysis_table,
@@ -273,11 +283,11 @@ rule plot_integration_immune_dynamics:
         "../envs/plots.yaml"
     params:
         figure="dynamics",
-        style=config["style"],
+        style=plot_style(f"{INTEGRATION_FIGURES}/{{modality}}_dynamics"),
         pre=INTEGRATION_PRE,
         post=INTEGRATION_POST,
         response=INTEGRATION_RESPONSE,
-        title=lambda wc: f"Immune subsets '{wc.modality}'",
+        title=lambda wc: modality_title(wc.modality),
         samples_label=config["samples"],
     script:
         "../scripts/plot_integration.py"
@@ -309,7 +319,7 @@ rule plot_integration_heatmap:
         "../envs/plots.yaml"
     params:
         figure="heatmap",
-        style=config["style"],
+        style=plot_style(f"{INTEGRATION_FIGURES}/heatmap_{{block}}_{{view}}"),
         mark_q=INTEGRATION["heatmap"]["mark_q"],
         modality_a=lambda wc: INTEGRATION_BLOCKS[wc.block][0],
         modality_b=lambda wc: INTEGRATION_BLOCKS[wc.block][1],
@@ -337,7 +347,7 @@ rule plot_integration_network:
         "../envs/plots.yaml"
     params:
         figure="network",
-        style=config["style"],
+        style=plot_style(f"{INTEGRATION_FIGURES}/network"),
         modalities=INTEGRATION_TRIAD,
         network=INTEGRATION["network"],
     script:
@@ -363,7 +373,7 @@ rule plot_integration_mofa_variance:
         "../envs/plots.yaml"
     params:
         figure="mofa_variance",
-        style=config["style"],
+        style=plot_style(f"{INTEGRATION_FIGURES}/mofa_variance"),
     script:
         "../scripts/plot_integration.py"
 
@@ -389,7 +399,7 @@ rule plot_integration_mofa_scores:
         "../envs/plots.yaml"
     params:
         figure="mofa_scores",
-        style=config["style"],
+        style=plot_style(f"{INTEGRATION_FIGURES}/mofa_scores"),
         pre=INTEGRATION_PRE,
         post=INTEGRATION_POST,
         response=INTEGRATION_RESPONSE,
@@ -414,13 +424,21 @@ rule plot_integration_triads:
             labels={"figure": "Top triads"},
         ),
         source=f"results/figures/{INTEGRATION_FIGURES}/triads.source.tsv",
+        panel=report(
+            f"results/figures/main/panels/{INTEGRATION_FIGURES}/triads.png",
+            caption="../report/main_panels.rst",
+            category="Main figures",
+            subcategory="Panels",
+            labels={"panel": "Top triads"},
+        ),
+        panel_source=f"results/figures/main/panels/{INTEGRATION_FIGURES}/triads.source.tsv",
     log:
         "logs/figures/integration_triads.log",
     conda:
         "../envs/plots.yaml"
     params:
         figure="triads",
-        style=config["style"],
+        style=plot_style(f"{INTEGRATION_FIGURES}/triads"),
         pre=INTEGRATION_PRE,
         post=INTEGRATION_POST,
         response=INTEGRATION_RESPONSE,

@@ -15,6 +15,14 @@ METABOLOME_DIR = "results/metabolome/{modality}"
 METABOLOME_FIGURES = "metabolome/{modality}"
 
 
+# the QC figures run on the submitting host, not as cluster jobs
+localrules:
+    plot_metabolome_pca,
+    plot_metabolome_rsd,
+    plot_metabolome_missingness,
+    plot_metabolome_total_signal,
+
+
 rule process_metabolome:
     input:
         table="results/import/{modality}.tsv",
@@ -84,8 +92,8 @@ rule plot_metabolome_pca:
         "../envs/plots.yaml"
     params:
         figure="pca",
-        style=config["style"],
-        title=lambda wc: f"Metabolome '{wc.modality}'",
+        style=plot_style(f"{METABOLOME_FIGURES}/qc_pca"),
+        title=lambda wc: modality_title(wc.modality),
     script:
         "../scripts/plot_metabolome_qc.py"
 
@@ -110,8 +118,8 @@ rule plot_metabolome_rsd:
         "../envs/plots.yaml"
     params:
         figure="rsd",
-        style=config["style"],
-        title=lambda wc: f"Metabolome '{wc.modality}'",
+        style=plot_style(f"{METABOLOME_FIGURES}/qc_rsd"),
+        title=lambda wc: modality_title(wc.modality),
         qc_rsd=config["metabolome"]["qc_rsd"],
     script:
         "../scripts/plot_metabolome_qc.py"
@@ -140,8 +148,8 @@ rule plot_metabolome_missingness:
         "../envs/plots.yaml"
     params:
         figure="missingness",
-        style=config["style"],
-        title=lambda wc: f"Metabolome '{wc.modality}'",
+        style=plot_style(f"{METABOLOME_FIGURES}/missingness"),
+        title=lambda wc: modality_title(wc.modality),
         missingness=config["metabolome"]["missingness"],
     script:
         "../scripts/plot_metabolome_qc.py"
@@ -167,8 +175,8 @@ rule plot_metabolome_total_signal:
         "../envs/plots.yaml"
     params:
         figure="total_signal",
-        style=config["style"],
-        title=lambda wc: f"Metabolome '{wc.modality}'",
+        style=plot_style(f"{METABOLOME_FIGURES}/total_signal"),
+        title=lambda wc: modality_title(wc.modality),
         normalisation=config["metabolome"]["normalise"]["method"],
     script:
         "../scripts/plot_metabolome_qc.py"

@@ -15,8 +15,8 @@
 # results/models/; figures: results/figures/models/. Exploratory with a few
 # dozen patients: README.txt states the sample sizes and says so.
 
-from gutaxis.models import config_problems as _models_config_problems
-from gutaxis.models import feature_sets_from_config, label_column, set_estimators
+from gutaxis.model_config import config_problems as _models_config_problems
+from gutaxis.model_config import feature_sets_from_config, label_column, set_estimators
 
 MODELS = config["models"]
 MODELS_DIR = "results/models"
@@ -57,63 +57,57 @@ if _models_problems:
     sys.exit(1)
 
 
-def models_set_tables(wildcards):
-    return [analysis_table(m) for m in MODEL_SETS[wildcards.feature_set]["blocks"]]
-
-
-def models_set_modalities(wildcards):
-    return {
-        m: config["modalities"][m] for m in MODEL_SETS[wildcards.feature_set]["blocks"]
+# Inputs of the link step: the differential tables of the modelled modalities at
+# the contrasts the feature sets use, and the integration association tables
+# that hold a modelled modality -- only when those modules are in this workflow.
+MODEL_LINK_CONTRASTS = sorted(
+    {
+        spec.get("contrast") or MODEL_FIRST_CONTRAST
+        for spec in MODEL_SETS.values()
+        if spec.get("blocks")
     }
-
-
-def models_set_paths(name):
-    return expand(f"{MODELS_DIR}/sets/{{feature_set}}/{name}.tsv", feature_set=MODEL_SETS)
-
-
-def models_differential_inputs():
-    """(modality, contrast, path) of the differential tables, when the
-    differential module is part of this workflow."""
-    if "DIFFERENTIAL_CONTRASTS" not in globals():
-        return []
-    contrasts = sorted(
-        {
-            spec.get("contrast") or MODEL_FIRST_CONTRAST
-            for spec in MODEL_SETS.values()
-            if spec.get("blocks")
-        }
-        - {""}
-    )
-    return [
+    - {""}
+)
+MODEL_DIFFERENTIAL = (
+    [
         (m, c, f"results/differential/{m}/{c}.tsv")
         for m in MODEL_MODALITIES
-        for c in contrasts
+        for c in MODEL_LINK_CONTRASTS
     ]
+    if "DIFFERENTIAL_CONTRASTS" in globals()
+    else []
+)
+MODEL_INTEGRATION = [
+    ((a, b, view), f"results/integration/associations/{block}_{view}.tsv")
+    for block, (a, b) in sorted(globals().get("INTEGRATION_BLOCKS", {}).items())
+    if a in MODEL_MODALITIES or b in MODEL_MODALITIES
+    for view in globals().get("INTEGRATION_VIEWS", [])
+]
+# the per-feature-set tables the summary rules collect
+MODEL_ALL_SETS = {
+    table: expand(
+        f"{MODELS_DIR}/sets/{{feature_set}}/{table}.tsv", feature_set=MODEL_SETS
+    )
+    for table in ("performance", "predictions", "features", "excluded")
+}
 
 
-def models_integration_inputs():
-    """((modality_a, modality_b, view), path) of the integration association
-    tables that hold a modelled modality, when integration is in this workflow."""
-    blocks = globals().get("INTEGRATION_BLOCKS", {})
-    views = globals().get("INTEGRATION_VIEWS", [])
-    out = []
-    for block, (a, b) in sorted(blocks.items()):
-        if a not in MODEL_MODALITIES and b not in MODEL_MODALITIES:
-            continue
-        for view in views:
-            out.append(
-                ((a, b, view), f"results/integration/associations/{block}_{view}.tsv")
-            )
-    return out
-
-
-MODEL_DIFFERENTIAL = models_differential_inputs()
-MODEL_INTEGRATION = models_integration_inputs()
+# collecting the per-set tables and the plots run on the submitting host, not
+# as cluster jobs
+localrules:
+    models_summary,
+    models_feature_table,
+    plot_models_roc,
+    plot_models_stability,
+    plot_models_calibration,
+    plot_models_km,
 
 
 rule models_fit:
     input:
-        tables=models_set_tables,
+        tables=lambda wc: [
+            analysis_table(m) for m in MODEL_SETS[wc.feature_set]["blocks"]
+        ],
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
         responders="results/clinical/responders.tsv",
@@ -150,7 +144,9 @@ rule models_fit:
         ),
         models={key: MODELS[key] for key in MODEL_FIT_KEYS},
         label=MODEL_LABEL,
-        modalities=models_set_modalities,
+        modalities=lambda wc: {
+            m: config["modalities"][m] for m in MODEL_SETS[wc.feature_set]["blocks"]
+        },
         baseline=config["design"]["baseline"],
         contrasts=config["design"]["contrasts"],
         cohorts=config["design"]["cohorts"],
@@ -162,9 +158,9 @@ rule models_fit:
 
 rule models_summary:
     input:
-        performance=models_set_paths("performance"),
-        predictions=models_set_paths("predictions"),
-        excluded=models_set_paths("excluded"),
+        performance=MODEL_ALL_SETS["performance"],
+        predictions=MODEL_ALL_SETS["predictions"],
+        excluded=MODEL_ALL_SETS["excluded"],
     output:
         performance=report(
             f"{MODELS_DIR}/performance.tsv",
@@ -199,7 +195,7 @@ rule models_summary:
 
 rule models_feature_table:
     input:
-        features=models_set_paths("features"),
+        features=MODEL_ALL_SETS["features"],
         annotations=[analysis_features(m) for m in MODEL_MODALITIES],
         differential=[path for _, _, path in MODEL_DIFFERENTIAL],
         integration=[path for _, path in MODEL_INTEGRATION],
@@ -231,7 +227,7 @@ rule models_feature_table:
 rule models_survival:
     input:
         performance=f"{MODELS_DIR}/performance.tsv",
-        features=models_set_paths("features"),
+        features=MODEL_ALL_SETS["features"],
         tables=[analysis_table(m) for m in MODEL_MODALITIES],
         annotations=[analysis_features(m) for m in MODEL_MODALITIES],
         samples="results/inputs/samples.tsv",
@@ -248,13 +244,19 @@ rule models_survival:
         "logs/models/survival.log",
     conda:
         "../envs/stats.yaml"
+    resources:
+        # reads the analysis tables of every modelled modality (a few copies in
+        # memory), fits Cox models and Kaplan-Meier splits for a few features
+        mem_mb=lambda wc, input, attempt: max(1000, 10 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(10, input.size_mb // 10) * attempt,
     params:
         survival=MODELS["survival"],
         feature_sets=MODEL_SETS,
         modalities_used=MODEL_MODALITIES,
         modalities={m: config["modalities"][m] for m in MODEL_MODALITIES},
         models={
-            key: MODELS[key] for key in ("min_prevalence", "logit_epsilon", "conf_level")
+            key: MODELS[key]
+            for key in ("min_prevalence", "logit_epsilon", "conf_level")
         },
         clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
         baseline=config["design"]["baseline"],
@@ -277,13 +279,21 @@ rule plot_models_roc:
             labels={"figure": "ROC curves"},
         ),
         source="results/figures/models/roc.source.tsv",
+        panel=report(
+            "results/figures/main/panels/models/roc.png",
+            caption="../report/main_panels.rst",
+            category="Main figures",
+            subcategory="Panels",
+            labels={"panel": "ROC curves"},
+        ),
+        panel_source="results/figures/main/panels/models/roc.source.tsv",
     log:
         "logs/figures/models_roc.log",
     conda:
         "../envs/plots.yaml"
     params:
         figure="roc",
-        style=config["style"],
+        style=plot_style("models/roc"),
         set_order=list(MODEL_SETS),
         model_order=MODEL_ESTIMATOR_ORDER,
         conf_level=MODELS["conf_level"],
@@ -309,7 +319,7 @@ rule plot_models_stability:
         "../envs/plots.yaml"
     params:
         figure="stability",
-        style=config["style"],
+        style=plot_style("models/stability"),
         top_n=20,
     script:
         "../scripts/plot_models_figure.py"
@@ -333,7 +343,7 @@ rule plot_models_calibration:
         "../envs/plots.yaml"
     params:
         figure="calibration",
-        style=config["style"],
+        style=plot_style("models/calibration"),
         set_order=list(MODEL_SETS),
         model_order=MODEL_ESTIMATOR_ORDER,
         conf_level=MODELS["conf_level"],
@@ -359,7 +369,7 @@ rule plot_models_km:
         "../envs/plots.yaml"
     params:
         figure="km",
-        style=config["style"],
+        style=plot_style("models/km"),
         conf_level=MODELS["conf_level"],
     script:
         "../scripts/plot_models_figure.py"

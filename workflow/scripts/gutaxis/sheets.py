@@ -29,8 +29,11 @@ SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 def load_schema(name: str) -> dict:
     """Load ``workflow/schemas/<name>.schema.yaml``."""
+    # libyaml's safe loader when PyYAML has it: the same result, ~10x faster, and the
+    # config schema is read every time the workflow is parsed (`snakemake -n`)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(SCHEMA_DIR / f"{name}.schema.yaml") as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=loader)
 
 
 def read_text_table(path: str | Path, label: str | None = None) -> pd.DataFrame:
