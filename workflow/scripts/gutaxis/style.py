@@ -21,8 +21,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+
+# matplotlib.pyplot is imported where it is used: the workflow imports this module
+# when it is parsed (the override helpers), and pyplot would add half a second
+# to every `snakemake -n`.
 
 MM_PER_INCH = 25.4
 #: Okabe-Ito colours, safe for the common colour-vision deficiencies; used for
@@ -155,6 +158,8 @@ def apply_style(style: dict) -> None:
     PDF) so journals can edit it; metadata that embeds the date is cleared
     elsewhere so reruns give identical files.
     """
+    import matplotlib.pyplot as plt
+
     plt.rcdefaults()
     matplotlib.use("Agg")
     plt.rcParams.update(
@@ -304,6 +309,8 @@ def save_figure(fig, paths, style: dict, source_data: pd.DataFrame | None = None
         from gutaxis.tables import write_tsv
 
         write_tsv(source_data, source_data_path(paths[0]))
+    import matplotlib.pyplot as plt
+
     plt.close(fig)
 
 
