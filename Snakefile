@@ -19,6 +19,7 @@ include: "workflow/rules/metabolome.smk"
 include: "workflow/rules/diversity.smk"
 include: "workflow/rules/differential.smk"
 include: "workflow/rules/integration.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/figures.smk"
 
 

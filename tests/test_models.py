@@ -20,9 +20,10 @@ from gutaxis.model_features import (EXCLUSION_COLUMNS, NON_RESPONDER, RESPONDER,
                                     build_model_data)
 from gutaxis.model_metrics import (auroc, balanced_accuracy, brier_score, calibration_bins,
                                    delong_interval, repeat_metrics, wilson_interval)
-from gutaxis.model_pipeline import (Block, BlockTransformer, InnerSearchCV, PipelineOptions,
-                                    UnivariateSelector, balanced_weights, build_estimator,
-                                    preprocessor, transform_rows)
+from gutaxis.model_pipeline import (Block, InnerSearchCV, PipelineOptions, balanced_weights,
+                                    build_estimator, preprocessor)
+from gutaxis.model_transformers import (BlockPreprocessor, BlockTransformer, UnivariateSelector,
+                                        anova_f, transform_rows)
 from gutaxis.model_summary import differential_links, integration_links
 from gutaxis.model_survival import biomarker_survival
 from gutaxis.models import (CVSettings, config_problems, feature_stability, nested_cv,
@@ -108,6 +109,29 @@ def test_univariate_selector_matches_anova_ranking():
     assert UnivariateSelector(k=0).fit(X, y).get_support().all()
 
 
+def test_anova_f_and_block_preprocessor_match_sklearn_steps():
+    from sklearn.feature_selection import SelectKBest, f_classif
+    rng = np.random.default_rng(8)
+    X = rng.lognormal(size=(30, 40))
+    X[rng.random(X.shape) < 0.3] = 0.0
+    y = np.repeat([0, 1], 15)
+    X[:, 3] *= np.exp(1.5 * y)
+    np.testing.assert_allclose(anova_f(X, y), f_classif(X, y)[0])
+    prep = BlockPreprocessor("clr", "level", min_prevalence=0.5, k=8).fit(X[:24], y[:24])
+    # the same steps as separate scikit-learn estimators, fitted on the same rows
+    bt = BlockTransformer("clr", "level", min_prevalence=0.5).fit(X[:24])
+    reference = Pipeline([("select", SelectKBest(f_classif, k=8)), ("scale", StandardScaler())])
+    reference.fit(bt.transform(X[:24]), y[:24])
+    np.testing.assert_allclose(prep.transform(X[24:]), reference.transform(bt.transform(X[24:])))
+    names = np.asarray([f"x{i}" for i in range(40)], dtype=object)
+    expected = bt.get_feature_names_out(names)[reference.named_steps["select"].get_support()]
+    np.testing.assert_array_equal(prep.get_feature_names_out(names), expected)
+    clinical = np.array([[1.0, np.nan], [3.0, 0.0], [5.0, 1.0], [np.nan, 1.0]])
+    out = BlockPreprocessor(clinical=True).fit_transform(clinical)
+    filled = np.array([[1.0, 1.0], [3.0, 0.0], [5.0, 1.0], [3.0, 1.0]])
+    np.testing.assert_allclose(out, StandardScaler().fit_transform(filled))
+
+
 def test_balanced_weights_equal_sklearn_balanced():
     from sklearn.utils.class_weight import compute_class_weight
     y = np.array([0, 0, 0, 1, 1, 0, 1])
@@ -144,6 +168,8 @@ def test_auroc_matches_sklearn_with_ties_and_columns():
     scores = np.round(rng.normal(size=(50, 4)) + y[:, None], 1)  # rounding makes ties
     got = auroc(y, scores)
     np.testing.assert_allclose(got, [roc_auc_score(y, scores[:, j]) for j in range(4)])
+    for j in range(4):  # the 1-D path ranks on its own
+        assert auroc(y, scores[:, j]) == pytest.approx(roc_auc_score(y, scores[:, j]), abs=1e-12)
     assert np.isnan(auroc(np.ones(5, int), np.arange(5.0)))
 
 
@@ -272,7 +298,7 @@ def test_block_wise_stacking_weights_the_informative_block():
     # block a holds the planted features: its meta-weight dominates
     assert weights.groupby("feature")["coef"].mean()["a"] > weights.groupby("feature")["coef"].mean()["b"]
     estimator = build_estimator(data.blocks, "l1_logistic", options, 0, 3, combine="stack")
-    assert [name for name, _ in estimator.estimators] == ["a", "b"]
+    assert [name for name, _ in estimator.searches] == ["a", "b"]
 
 
 def test_permutation_importance_matches_a_direct_loop():

@@ -48,6 +48,12 @@ def main(smk):
                                        event_column=surv["event"], covariates=surv["covariates"],
                                        endpoint=surv["endpoint"], conf_level=p.models["conf_level"],
                                        conf_type=p.km_conf_type)
+    # a top feature can fall below the prevalence filter over all subjects: say so, keep the row
+    missing = [f for f in top["feature"] if f not in values.columns]
+    if missing:
+        table = pd.concat([table, pd.DataFrame({
+            "endpoint": surv["endpoint"], "feature": missing,
+            "note": "below models.min_prevalence over all subjects: not tested"})], ignore_index=True)
     context = top.set_index("feature")[["rank", "block"]]
     table["feature_set"] = best["feature_set"]
     table["model"] = best["model"]

@@ -45,6 +45,9 @@ from sklearn.model_selection import (LeaveOneGroupOut, LeaveOneOut, StratifiedGr
 from sklearn import config_context
 from threadpoolctl import threadpool_limits
 
+# the config helpers live apart so that parsing the workflow does not import scikit-learn
+from gutaxis.model_config import (DEFAULT_SET, MODEL_KINDS, config_problems,  # noqa: F401
+                                  feature_sets_from_config, label_column, set_estimators)
 from gutaxis.model_features import ModelData, NON_RESPONDER, RESPONDER
 from gutaxis.model_metrics import (REPEAT_METRICS, auroc, delong_interval, repeat_metrics,
                                    summarise_repeats)
@@ -197,12 +200,12 @@ def describe_fit(estimator, blocks, X_test, y_test, importance_repeats: int, see
     if isinstance(estimator, InnerSearchCV):
         return _describe_search(estimator, lookup, X_test, y_test, importance_repeats, rng)
     frames, params = [], []
-    for name, base in estimator.named_estimators_.items():
+    for name, base in estimator.searches_:
         frame, text = _describe_search(base, lookup, None, None, 0, rng, prefix=f"{name}:")
         frames.append(frame)
         params.append(text)
-    weights = estimator.final_estimator_.coef_[0]
-    frames.append(pd.DataFrame({"block": "stack", "feature": list(estimator.named_estimators_),
+    weights = estimator.meta_.coef_[0]
+    frames.append(pd.DataFrame({"block": "stack", "feature": [name for name, _ in estimator.searches_],
                                 "coef": weights, "selected": weights != 0, "impurity": np.nan,
                                 "importance": np.nan}))
     return pd.concat(frames, ignore_index=True), ";".join(params)
@@ -211,10 +214,7 @@ def describe_fit(estimator, blocks, X_test, y_test, importance_repeats: int, see
 def _fit_predict(X, y, groups, train, test, blocks, model, options, settings, combine, grouped,
                  fit_seed):
     estimator = build_estimator(blocks, model, options, fit_seed, settings.inner_folds, combine, grouped)
-    if combine == "concatenate":
-        estimator.fit(X[train], y[train], groups=groups[train] if grouped else None)
-    else:
-        estimator.fit(X[train], y[train])
+    estimator.fit(X[train], y[train], groups=groups[train] if grouped else None)
     return estimator, estimator.predict_proba(X[test])[:, 1]
 
 
@@ -484,30 +484,6 @@ def feature_stability(result: NestedCVResult) -> pd.DataFrame:
 # --------------------------------------------------------------------------- config
 
 
-MODEL_KINDS = ("taxonomy", "function", "metabolome", "immune")
-DEFAULT_SET = "baseline_multiomics"
-
-
-def feature_sets_from_config(config: dict) -> dict:
-    """The configured feature sets (name -> spec), or one baseline set over every omics modality."""
-    sets = dict(config["models"].get("feature_sets") or {})
-    if sets:
-        return sets
-    blocks = sorted(m for m, spec in config["modalities"].items() if spec.get("kind") in MODEL_KINDS)
-    return {DEFAULT_SET: {"blocks": blocks, "view": "baseline", "contrast": "", "timepoints": [],
-                          "clinical": [], "combine": "concatenate", "estimators": [],
-                          "permutation_test": True}}
-
-
-def set_estimators(config: dict, spec: dict) -> list[str]:
-    """Estimators of one feature set: its own list, else ``models.estimators``."""
-    return list(spec.get("estimators") or config["models"]["estimators"])
-
-
-def label_column(config: dict) -> str:
-    """The responder definition the models predict (``models.label`` or ``response.primary``)."""
-    return config["models"].get("label") or config["response"]["primary"]
-
 
 def settings_from_config(models: dict, seed: int, n_jobs: int = 1, pseudocount_fraction: float = 0.5
                          ) -> tuple[PipelineOptions, CVSettings]:
@@ -528,55 +504,3 @@ def settings_from_config(models: dict, seed: int, n_jobs: int = 1, pseudocount_f
                           importance_repeats=int(models.get("importance_repeats", 5)),
                           conf_level=float(models.get("conf_level", 0.95)), n_jobs=int(n_jobs))
     return options, settings
-
-
-def config_problems(config: dict) -> list:
-    """Problems of the ``models`` section that the schema cannot see (names that must exist)."""
-    from gutaxis.errors import Problem
-
-    problems = []
-    models = config["models"]
-    definitions = config["response"]["definitions"]
-    label = label_column(config)
-    if label not in definitions:
-        problems.append(Problem("config", "key 'models.label'", f"'{label}' is not a response definition",
-                                f"use one of {', '.join(definitions)} or leave it empty"))
-    timepoints = config["design"]["timepoints"]
-    contrasts = [c["name"] for c in config["design"]["contrasts"]]
-    for name, spec in feature_sets_from_config(config).items():
-        where = f"key 'models.feature_sets.{name}'"
-        if not name.replace("_", "").replace("-", "").isalnum():
-            problems.append(Problem("config", where, "feature-set names may hold letters, digits, _ and - only",
-                                    "rename the feature set"))
-        for block in spec.get("blocks", []):
-            if block not in config["modalities"]:
-                problems.append(Problem("config", where + ".blocks", f"'{block}' is not a modality",
-                                        f"use one of {', '.join(sorted(config['modalities']))}"))
-        if not spec.get("blocks") and not spec.get("clinical"):
-            problems.append(Problem("config", where, "neither blocks nor clinical covariates",
-                                    "list modalities under blocks and/or subjects-table columns under clinical"))
-        view = spec.get("view", "baseline")
-        if view not in ("baseline", "change", "samples", *timepoints):
-            problems.append(Problem("config", where + ".view", f"unknown view '{view}'",
-                                    f"use baseline, change, samples or one of {', '.join(timepoints)}"))
-        if view == "change" and spec.get("contrast") and spec["contrast"] not in contrasts:
-            problems.append(Problem("config", where + ".contrast", f"'{spec['contrast']}' is not a contrast",
-                                    f"use one of {', '.join(contrasts)}"))
-        if view == "change" and not contrasts:
-            problems.append(Problem("config", where + ".view", "view change needs a design contrast",
-                                    "add a contrast to design.contrasts"))
-        for tp in spec.get("timepoints", []):
-            if tp not in timepoints:
-                problems.append(Problem("config", where + ".timepoints", f"unknown timepoint '{tp}'",
-                                        f"use timepoints of design.timepoints ({', '.join(timepoints)})"))
-        if spec.get("combine") == "stack" and (view == "samples" or len(spec.get("blocks", []))
-                                               + bool(spec.get("clinical")) < 2):
-            problems.append(Problem("config", where + ".combine", "stacking needs two or more blocks "
-                                    "and one row per subject", "use combine: concatenate"))
-    folds = models["outer_folds"]
-    if folds != "loo" and int(folds) > int(models["min_per_class"]):
-        problems.append(Problem("config", "key 'models.outer_folds'",
-                                f"{folds} outer folds need at least {folds} subjects per class, more than "
-                                f"models.min_per_class ({models['min_per_class']})",
-                                "lower outer_folds or raise min_per_class"))
-    return problems
