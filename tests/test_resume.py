@@ -2,8 +2,8 @@
 default profile, with results byte-identical to an uninterrupted run, and no partially
 written file is ever taken as complete.
 
-How: the upstream part of a finished demo run (inputs to integration) is copied
-into a fresh directory, so the run has the models and figures left (CI time); it starts in
+How: every module of a finished demo run but its figures is copied
+into a fresh directory, so the run has the plot jobs left (CI time); it starts in
 its own process group; once some jobs have finished and
 others are running, the whole group (Snakemake and the job scripts it started) gets
 SIGKILL, as when a login session or a node dies. At that moment every result file that
@@ -104,10 +104,10 @@ def start_and_kill(workdir: Path, log: Path) -> tuple[int, set[str]]:
 
 
 # Upstream modules copied from the finished demo run before the killed run starts, so the
-# test interrupts the last part of the DAG (responder models, figures) and CI does
+# test interrupts the last part of the DAG (the figures) and CI does
 # not pay for a third full demo run.
 SEEDED_MODULES = ("inputs", "import", "qc", "clinical", "metabolome", "diversity", "differential",
-                  "integration")
+                  "integration", "models")
 
 
 def seed_from_finished_run(finished: Path, workdir: Path) -> None:
