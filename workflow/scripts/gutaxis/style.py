@@ -230,6 +230,20 @@ def mark_title(*artists):
     return artists[0] if artists else None
 
 
+def message_figure(style: dict, text: str, title: str = ""):
+    """A small figure that says why there is nothing to draw (the rule still delivers its outputs)."""
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=figure_size(style, "single", 0.35))
+    ax.axis("off")
+    ax.text(0.5, 0.5, "\n".join(textwrap.wrap(text, 60)), ha="center", va="center", transform=ax.transAxes)
+    if title:
+        mark_title(ax.set_title(title))
+    return fig
+
+
 def hide_titles(fig) -> None:
     """Hide the figure's suptitle and every text marked with :func:`mark_title`.
 

@@ -17,7 +17,7 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from gutaxis.style import OKABE_ITO, figure_size, mark_title, palette
+from gutaxis.style import OKABE_ITO, figure_size, mark_title, message_figure, palette
 
 #: best-overall-response colours from ColorBrewer's colour-blind-safe RdBu scale (blue:
 #: response, red: progression), chosen apart from the Okabe-Ito cohort colours that share
@@ -61,15 +61,6 @@ def ordered_groups(groups: Sequence[str], preferred: Sequence[str] = ()) -> list
     first = [g for g in preferred if g in groups]
     return first + [g for g in groups if g not in first]
 
-
-def message_figure(style: dict, text: str, title: str = ""):
-    """A small figure that says why there is nothing to draw (the rule still delivers its outputs)."""
-    fig, ax = plt.subplots(figsize=figure_size(style, "single", 0.35))
-    ax.axis("off")
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes)
-    if title:
-        mark_title(ax.set_title(title))
-    return fig
 
 
 def _column(subjects: pd.DataFrame, column: str) -> pd.Series:

@@ -20,7 +20,7 @@ from matplotlib.colors import ListedColormap, TwoSlopeNorm
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from gutaxis.style import figure_size, mark_title, palette
+from gutaxis.style import figure_size, mark_title, message_figure, palette
 
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
 RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder",
@@ -110,15 +110,6 @@ def _ordered_families(results: pd.DataFrame) -> list[tuple[str, str]]:
     fams = fams.sort_values(["_r", "_i", "_m", "term"], kind="mergesort")
     return list(fams[["method", "term"]].itertuples(index=False, name=None))
 
-
-def message_figure(style: dict, text: str, title: str = ""):
-    """A small figure that says why there is nothing to draw (the rule still delivers its outputs)."""
-    fig, ax = plt.subplots(figsize=figure_size(style, "single", 0.35))
-    ax.axis("off")
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes)
-    if title:
-        mark_title(ax.set_title(title))
-    return fig
 
 
 # --------------------------------------------------------------------------- volcano

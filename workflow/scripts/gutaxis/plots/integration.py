@@ -19,7 +19,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.lines import Line2D
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-from gutaxis.style import figure_size, mark_title, palette
+from gutaxis.style import figure_size, mark_title, message_figure, palette
 
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
 RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder", "not_evaluable": "Not evaluable"}
@@ -73,15 +73,6 @@ def scale_name(kind: str, transform: str) -> str:
         return "log2 intensity" if kind == "metabolome" else "value"
     return {"clr": "CLR", "rclr": "rCLR", "logit": "logit of proportion", "log2": "log2"}.get(transform, transform)
 
-
-def message_figure(style: dict, text: str, title: str = ""):
-    """A small figure that says why there is nothing to draw (the rule still delivers its outputs)."""
-    fig, ax = plt.subplots(figsize=figure_size(style, "single", 0.35))
-    ax.axis("off")
-    ax.text(0.5, 0.5, "\n".join(textwrap.wrap(text, 60)), ha="center", va="center", transform=ax.transAxes)
-    if title:
-        mark_title(ax.set_title(title))
-    return fig
 
 
 def _wrap(text: str, width: int) -> str:

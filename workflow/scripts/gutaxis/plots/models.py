@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from gutaxis.style import OKABE_ITO, figure_size, mark_title, palette
+from gutaxis.style import OKABE_ITO, figure_size, mark_title, message_figure, palette
 
 MODEL_LABELS = {"l1_logistic": "L1 logistic", "elastic_net": "Elastic net",
                 "random_forest": "Random forest"}
@@ -75,13 +75,6 @@ def _outer_labels(axes, xlabel: str, ylabel: str, ncols: int = 3) -> None:
             ax.set_xlabel(xlabel)
             ax.tick_params(labelbottom=True)
 
-
-def message_figure(style: dict, text: str):
-    """A small figure that says why there is nothing to draw."""
-    fig, ax = plt.subplots(figsize=figure_size(style, "single", 0.4))
-    ax.axis("off")
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
-    return fig
 
 
 # --------------------------------------------------------------------------- ROC
