@@ -50,6 +50,8 @@ rule clinical_response:
         ),
     log:
         "logs/clinical/clinical_response.log",
+    benchmark:
+        "logs/benchmarks/clinical/clinical_response.tsv"
     conda:
         "../envs/stats.yaml"
     params:
@@ -69,6 +71,8 @@ rule clinical_responders:
         responders="results/clinical/responders.tsv",
     log:
         "logs/clinical/clinical_responders.log",
+    benchmark:
+        "logs/benchmarks/clinical/clinical_responders.tsv"
     conda:
         "../envs/stats.yaml"
     params:
@@ -92,6 +96,8 @@ rule clinical_survival:
         warnings="results/clinical/subject_warnings.tsv",
     log:
         "logs/clinical/clinical_survival.log",
+    benchmark:
+        "logs/benchmarks/clinical/clinical_survival.tsv"
     conda:
         "../envs/stats.yaml"
     params:
@@ -120,6 +126,8 @@ rule clinical_safety:
         worst_grade="results/clinical/adverse_events_worst_grade.tsv",
     log:
         "logs/clinical/clinical_safety.log",
+    benchmark:
+        "logs/benchmarks/clinical/clinical_safety.tsv"
     conda:
         "../envs/stats.yaml"
     params:
@@ -144,6 +152,8 @@ rule plot_clinical_waterfall:
         source="results/figures/clinical/waterfall.source.tsv",
     log:
         "logs/figures/clinical_waterfall.log",
+    benchmark:
+        "logs/benchmarks/figures/clinical_waterfall.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -167,6 +177,8 @@ rule plot_clinical_swimmer:
         source="results/figures/clinical/swimmer.source.tsv",
     log:
         "logs/figures/clinical_swimmer.log",
+    benchmark:
+        "logs/benchmarks/figures/clinical_swimmer.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -190,6 +202,8 @@ rule plot_clinical_forest:
         source="results/figures/clinical/forest.source.tsv",
     log:
         "logs/figures/clinical_forest.log",
+    benchmark:
+        "logs/benchmarks/figures/clinical_forest.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -215,6 +229,8 @@ rule plot_clinical_km:
         source="results/figures/clinical/km.source.tsv",
     log:
         "logs/figures/clinical_km.log",
+    benchmark:
+        "logs/benchmarks/figures/clinical_km.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -238,6 +254,8 @@ rule plot_clinical_ae_heatmap:
         source="results/figures/clinical/ae_heatmap.source.tsv",
     log:
         "logs/figures/clinical_ae_heatmap.log",
+    benchmark:
+        "logs/benchmarks/figures/clinical_ae_heatmap.tsv"
     conda:
         "../envs/plots.yaml"
     params:

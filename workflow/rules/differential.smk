@@ -199,6 +199,8 @@ rule plot_differential_volcano:
         panel_source=f"results/figures/main/panels/{DIFFERENTIAL_FIGURES}/volcano.source.tsv",
     log:
         "logs/figures/differential_volcano_{modality}_{contrast}.log",
+    benchmark:
+        "logs/benchmarks/figures/differential_volcano_{modality}_{contrast}.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -234,6 +236,8 @@ rule plot_differential_heatmap:
         source=f"results/figures/{DIFFERENTIAL_FIGURES}/heatmap.source.tsv",
     log:
         "logs/figures/differential_heatmap_{modality}_{contrast}.log",
+    benchmark:
+        "logs/benchmarks/figures/differential_heatmap_{modality}_{contrast}.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -277,6 +281,8 @@ rule plot_differential_paired:
         panel_source=f"results/figures/main/panels/{DIFFERENTIAL_FIGURES}/paired.source.tsv",
     log:
         "logs/figures/differential_paired_{modality}_{contrast}.log",
+    benchmark:
+        "logs/benchmarks/figures/differential_paired_{modality}_{contrast}.tsv"
     conda:
         "../envs/plots.yaml"
     params:

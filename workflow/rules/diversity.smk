@@ -52,6 +52,8 @@ rule diversity_filter:
         modality=DIVERSITY_MODALITY_PATTERN,
     log:
         "logs/diversity/filter_{modality}.log",
+    benchmark:
+        "logs/benchmarks/diversity/filter_{modality}.tsv"
     conda:
         "../envs/stats.yaml"
     resources:
@@ -216,6 +218,8 @@ rule diversity_shift:
         metric=DIVERSITY_METRIC_PATTERN,
     log:
         "logs/diversity/shift_{modality}_{metric}.log",
+    benchmark:
+        "logs/benchmarks/diversity/shift_{modality}_{metric}.tsv"
     conda:
         "../envs/stats.yaml"
     resources:
@@ -260,6 +264,8 @@ rule plot_diversity_alpha:
         modality=DIVERSITY_MODALITY_PATTERN,
     log:
         "logs/figures/diversity_alpha_{modality}_{contrast}.log",
+    benchmark:
+        "logs/benchmarks/figures/diversity_alpha_{modality}_{contrast}.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -299,6 +305,8 @@ rule plot_diversity_pcoa:
         metric=DIVERSITY_METRIC_PATTERN,
     log:
         "logs/figures/diversity_pcoa_{modality}_{metric}_{contrast}.log",
+    benchmark:
+        "logs/benchmarks/figures/diversity_pcoa_{modality}_{metric}_{contrast}.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -343,6 +351,8 @@ rule plot_diversity_shift:
         modality=DIVERSITY_MODALITY_PATTERN,
     log:
         "logs/figures/diversity_shift_{modality}_{contrast}.log",
+    benchmark:
+        "logs/benchmarks/figures/diversity_shift_{modality}_{contrast}.tsv"
     conda:
         "../envs/plots.yaml"
     params:

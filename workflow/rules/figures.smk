@@ -22,6 +22,8 @@ rule plot_qc_sampling:
         source="results/figures/qc/sampling.source.tsv",
     log:
         "logs/figures/qc_sampling.log",
+    benchmark:
+        "logs/benchmarks/figures/qc_sampling.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -65,6 +67,8 @@ rule plot_main_figure:
         number="[1-5]",
     log:
         "logs/figures/main_figure{number}.log",
+    benchmark:
+        "logs/benchmarks/figures/main_figure{number}.tsv"
     conda:
         "../envs/plots.yaml"
     params:

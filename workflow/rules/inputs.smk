@@ -20,6 +20,8 @@ rule check_sheets:
         adverse_events="results/inputs/adverse_events.tsv",
     log:
         "logs/inputs/check_sheets.log",
+    benchmark:
+        "logs/benchmarks/inputs/check_sheets.tsv"
     conda:
         "../envs/io.yaml"
     params:
@@ -42,6 +44,8 @@ rule import_modality:
         notes="results/import/{modality}.notes.tsv",
     log:
         "logs/import/{modality}.log",
+    benchmark:
+        "logs/benchmarks/import/{modality}.tsv"
     conda:
         "../envs/io.yaml"
     params:
@@ -68,6 +72,8 @@ rule qc_sampling:
         pairing="results/qc/pairing.tsv",
     log:
         "logs/qc/qc_sampling.log",
+    benchmark:
+        "logs/benchmarks/qc/qc_sampling.tsv"
     conda:
         "../envs/io.yaml"
     params:

@@ -82,6 +82,8 @@ rule integration_prepare:
         modality=INTEGRATION_PATTERN,
     log:
         "logs/integration/prepare_{modality}.log",
+    benchmark:
+        "logs/benchmarks/integration/prepare_{modality}.tsv"
     # stats, not integration: the transforms use scikit-bio's CLR
     conda:
         "../envs/stats.yaml"
@@ -279,6 +281,8 @@ rule plot_integration_immune_dynamics:
         modality="|".join(INTEGRATION_IMMUNE) or "(?!)",
     log:
         "logs/figures/integration_dynamics_{modality}.log",
+    benchmark:
+        "logs/benchmarks/figures/integration_dynamics_{modality}.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -315,6 +319,8 @@ rule plot_integration_heatmap:
         view=INTEGRATION_VIEW_PATTERN,
     log:
         "logs/figures/integration_heatmap_{block}_{view}.log",
+    benchmark:
+        "logs/benchmarks/figures/integration_heatmap_{block}_{view}.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -343,6 +349,8 @@ rule plot_integration_network:
         source=f"results/figures/{INTEGRATION_FIGURES}/network.source.tsv",
     log:
         "logs/figures/integration_network.log",
+    benchmark:
+        "logs/benchmarks/figures/integration_network.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -369,6 +377,8 @@ rule plot_integration_mofa_variance:
         source=f"results/figures/{INTEGRATION_FIGURES}/mofa_variance.source.tsv",
     log:
         "logs/figures/integration_mofa_variance.log",
+    benchmark:
+        "logs/benchmarks/figures/integration_mofa_variance.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -395,6 +405,8 @@ rule plot_integration_mofa_scores:
         source=f"results/figures/{INTEGRATION_FIGURES}/mofa_scores.source.tsv",
     log:
         "logs/figures/integration_mofa_scores.log",
+    benchmark:
+        "logs/benchmarks/figures/integration_mofa_scores.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -434,6 +446,8 @@ rule plot_integration_triads:
         panel_source=f"results/figures/main/panels/{INTEGRATION_FIGURES}/triads.source.tsv",
     log:
         "logs/figures/integration_triads.log",
+    benchmark:
+        "logs/benchmarks/figures/integration_triads.tsv"
     conda:
         "../envs/plots.yaml"
     params:

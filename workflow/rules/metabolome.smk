@@ -88,6 +88,8 @@ rule plot_metabolome_pca:
         modality=METABOLOME_PATTERN,
     log:
         "logs/figures/metabolome_pca_{modality}.log",
+    benchmark:
+        "logs/benchmarks/figures/metabolome_pca_{modality}.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -114,6 +116,8 @@ rule plot_metabolome_rsd:
         modality=METABOLOME_PATTERN,
     log:
         "logs/figures/metabolome_rsd_{modality}.log",
+    benchmark:
+        "logs/benchmarks/figures/metabolome_rsd_{modality}.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -144,6 +148,8 @@ rule plot_metabolome_missingness:
         modality=METABOLOME_PATTERN,
     log:
         "logs/figures/metabolome_missingness_{modality}.log",
+    benchmark:
+        "logs/benchmarks/figures/metabolome_missingness_{modality}.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -171,6 +177,8 @@ rule plot_metabolome_total_signal:
         modality=METABOLOME_PATTERN,
     log:
         "logs/figures/metabolome_total_signal_{modality}.log",
+    benchmark:
+        "logs/benchmarks/figures/metabolome_total_signal_{modality}.tsv"
     conda:
         "../envs/plots.yaml"
     params:

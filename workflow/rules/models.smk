@@ -175,6 +175,8 @@ rule models_summary:
         readme=f"{MODELS_DIR}/README.txt",
     log:
         "logs/models/summary.log",
+    benchmark:
+        "logs/benchmarks/models/summary.tsv"
     conda:
         "../envs/stats.yaml"
     params:
@@ -208,6 +210,8 @@ rule models_feature_table:
         ),
     log:
         "logs/models/feature_table.log",
+    benchmark:
+        "logs/benchmarks/models/feature_table.tsv"
     conda:
         "../envs/stats.yaml"
     params:
@@ -242,6 +246,8 @@ rule models_survival:
         curves=f"{MODELS_DIR}/km_curves.tsv",
     log:
         "logs/models/survival.log",
+    benchmark:
+        "logs/benchmarks/models/survival.tsv"
     conda:
         "../envs/stats.yaml"
     resources:
@@ -289,6 +295,8 @@ rule plot_models_roc:
         panel_source="results/figures/main/panels/models/roc.source.tsv",
     log:
         "logs/figures/models_roc.log",
+    benchmark:
+        "logs/benchmarks/figures/models_roc.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -315,6 +323,8 @@ rule plot_models_stability:
         source="results/figures/models/stability.source.tsv",
     log:
         "logs/figures/models_stability.log",
+    benchmark:
+        "logs/benchmarks/figures/models_stability.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -339,6 +349,8 @@ rule plot_models_calibration:
         source="results/figures/models/calibration.source.tsv",
     log:
         "logs/figures/models_calibration.log",
+    benchmark:
+        "logs/benchmarks/figures/models_calibration.tsv"
     conda:
         "../envs/plots.yaml"
     params:
@@ -365,6 +377,8 @@ rule plot_models_km:
         source="results/figures/models/km.source.tsv",
     log:
         "logs/figures/models_km.log",
+    benchmark:
+        "logs/benchmarks/figures/models_km.tsv"
     conda:
         "../envs/plots.yaml"
     params:
