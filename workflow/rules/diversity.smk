@@ -140,6 +140,10 @@ rule diversity_beta:
         responders="results/clinical/responders.tsv",
     output:
         distances=f"{DIVERSITY_DIR}/distances/{{metric}}.tsv",
+        # binary copy read by the rules below: parsing an n x n TSV dominates
+        # their run time at consortium size (n = 5,000: ~300 MB of text)
+        matrix=f"{DIVERSITY_DIR}/distances/{{metric}}.npy",
+        matrix_ids=f"{DIVERSITY_DIR}/distances/{{metric}}.sample_ids.tsv",
         parameters=f"{DIVERSITY_DIR}/distances/{{metric}}.parameters.tsv",
         coordinates=f"{DIVERSITY_DIR}/pcoa/{{metric}}.tsv",
         axes=f"{DIVERSITY_DIR}/pcoa/{{metric}}.axes.tsv",
@@ -166,7 +170,8 @@ rule diversity_beta:
 
 rule diversity_permanova:
     input:
-        distances=f"{DIVERSITY_DIR}/distances/{{metric}}.tsv",
+        matrix=f"{DIVERSITY_DIR}/distances/{{metric}}.npy",
+        matrix_ids=f"{DIVERSITY_DIR}/distances/{{metric}}.sample_ids.tsv",
         samples="results/inputs/samples.tsv",
         responders="results/clinical/responders.tsv",
     output:
@@ -207,7 +212,8 @@ rule diversity_permanova:
 
 rule diversity_shift:
     input:
-        distances=f"{DIVERSITY_DIR}/distances/{{metric}}.tsv",
+        matrix=f"{DIVERSITY_DIR}/distances/{{metric}}.npy",
+        matrix_ids=f"{DIVERSITY_DIR}/distances/{{metric}}.sample_ids.tsv",
         samples="results/inputs/samples.tsv",
         responders="results/clinical/responders.tsv",
     output:

@@ -7,7 +7,7 @@ sys.path.insert(0, snakemake.scriptdir)
 from gutaxis.beta import beta_distances, principal_coordinates
 from gutaxis.diversity_design import sample_metadata, subject_labels
 from gutaxis.runner import run
-from gutaxis.tables import read_feature_table, read_sheet, write_tsv
+from gutaxis.tables import read_feature_table, read_sheet, write_square_matrix, write_tsv
 
 
 def main(smk):
@@ -15,6 +15,7 @@ def main(smk):
     metric = smk.wildcards.metric
     distances = beta_distances(table, metric, pseudocount=smk.params.pseudocount, source=smk.input.filtered)
     write_tsv(distances.matrix, smk.output.distances, index=True)
+    write_square_matrix(distances.matrix, smk.output.matrix, smk.output.matrix_ids)
     write_tsv(distances.describe(), smk.output.parameters)
     pcoa = principal_coordinates(distances.matrix, n_axes=smk.params.n_axes)
     labels = subject_labels(read_sheet(smk.input.responders), smk.params.primary, smk.input.responders)

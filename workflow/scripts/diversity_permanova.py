@@ -9,7 +9,7 @@ import pandas as pd
 from gutaxis.diversity_design import call_by_metric_role, subject_labels
 from gutaxis.permanova import standard_beta_tests
 from gutaxis.runner import run
-from gutaxis.tables import read_sheet, read_tsv, write_tsv
+from gutaxis.tables import read_sheet, read_square_matrix, write_tsv
 
 
 def _front(table, contrast, metric):
@@ -19,9 +19,7 @@ def _front(table, contrast, metric):
 
 
 def main(smk):
-    distances = read_tsv(smk.input.distances, index_col=0, dtype={0: str})
-    distances.index = distances.index.astype(str)
-    distances.columns = distances.columns.astype(str)
+    distances = read_square_matrix(smk.input.matrix, smk.input.matrix_ids)
     samples = read_sheet(smk.input.samples)
     subjects = subject_labels(read_sheet(smk.input.responders), smk.params.primary, smk.input.responders)
     metric = smk.wildcards.metric

@@ -10,13 +10,11 @@ from gutaxis.beta import compare_shift_by_response, shift_vs_between, within_sub
 from gutaxis.diversity_design import call_by_metric_role, shift_tests_table, subject_labels
 from gutaxis.paired_design import pair_samples
 from gutaxis.runner import run
-from gutaxis.tables import read_sheet, read_tsv, write_tsv
+from gutaxis.tables import read_sheet, read_square_matrix, write_tsv
 
 
 def main(smk):
-    distances = read_tsv(smk.input.distances, index_col=0, dtype={0: str})
-    distances.index = distances.index.astype(str)
-    distances.columns = distances.columns.astype(str)
+    distances = read_square_matrix(smk.input.matrix, smk.input.matrix_ids)
     samples = read_sheet(smk.input.samples)
     samples = samples[samples["sample_id"].isin(distances.index)]
     labels = subject_labels(read_sheet(smk.input.responders), smk.params.primary, smk.input.responders)

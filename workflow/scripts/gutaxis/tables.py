@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 #: float format of every written table: enough digits to round-trip the statistics
@@ -18,8 +19,8 @@ def _umask() -> int:
     return mask
 
 
-def write_tsv(table: pd.DataFrame, path: str | Path, index: bool = False) -> None:
-    """Write ``table`` as TSV through a temporary file and an atomic rename.
+def _write_atomically(path: str | Path, write) -> None:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it to ``path``.
 
     A job killed mid-write leaves no file that looks complete at ``path``.
     """
@@ -28,13 +29,92 @@ def write_tsv(table: pd.DataFrame, path: str | Path, index: bool = False) -> Non
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        table.to_csv(tmp, sep="\t", index=index, float_format=FLOAT_FORMAT, lineterminator="\n")
+        write(tmp)
         # mkstemp creates 0600; give the file the permissions a plain open() would
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_tsv(table: pd.DataFrame, path: str | Path, index: bool = False) -> None:
+    """Write ``table`` as TSV through a temporary file and an atomic rename.
+
+    Floats are written with :data:`FLOAT_FORMAT`, missing values as empty cells. A table whose
+    columns are all floats (feature tables, distance matrices) is formatted row by row, ~4x
+    faster than pandas' cell-by-cell formatter and byte-identical to it (tests/test_tables.py):
+    at consortium size these tables are 10^7-10^8 cells and pandas' writer dominated the rules.
+    """
+    if _all_float(table) and _plain_labels(table, index):
+        _write_atomically(path, lambda tmp: _write_float_table(table, tmp, index))
+        return
+    _write_atomically(path, lambda tmp: table.to_csv(tmp, sep="\t", index=index, float_format=FLOAT_FORMAT,
+                                                     lineterminator="\n"))
+
+
+def _all_float(table: pd.DataFrame) -> bool:
+    return table.shape[1] > 0 and all(dtype == np.float64 for dtype in table.dtypes)
+
+
+def _plain_labels(table: pd.DataFrame, index: bool) -> bool:
+    """Labels that pandas writes as ``str(label)``: text or integers, one level (floats it formats)."""
+    indexes = [table.columns] + ([table.index] if index else [])
+    return all(not isinstance(ix, pd.MultiIndex) and ix.inferred_type in ("string", "integer", "empty")
+               for ix in indexes)
+
+
+def _write_float_table(table: pd.DataFrame, path: str, index: bool) -> None:
+    """``table.to_csv(sep="\\t", float_format=FLOAT_FORMAT)`` for an all-float64 table, row-wise."""
+    fmt = FLOAT_FORMAT.__mod__
+    values = table.to_numpy()
+    missing_rows = np.isnan(values).any(axis=1)
+    head = [str(c) for c in table.columns]
+    labels = None
+    if index:
+        head.insert(0, "" if table.index.name is None else str(table.index.name))
+        labels = [str(v) for v in table.index]
+    with open(path, "w", newline="\n") as handle:
+        handle.write("\t".join(head) + "\n")
+        for i, row in enumerate(values.tolist()):
+            if missing_rows[i]:
+                cells = "\t".join("" if v != v else fmt(v) for v in row)
+            else:
+                cells = "\t".join(map(fmt, row))
+            handle.write((labels[i] + "\t" + cells if index else cells) + "\n")
+
+
+def write_square_matrix(matrix: pd.DataFrame, values_path: str | Path, ids_path: str | Path) -> None:
+    """Write a labelled square matrix as a NumPy ``.npy`` file plus its labels, one per line.
+
+    The binary intermediate of large sample x sample matrices (distance matrices): at 5,000
+    samples the TSV of one matrix is ~300 MB of text that takes ~50 s to write and ~10 s to
+    parse, the ``.npy`` ~200 MB that takes under a second either way and keeps every bit.
+    User-facing copies stay TSV (:func:`write_tsv`). Labels go to ``ids_path`` as a one-column
+    TSV (header ``sample_id``); ``np.save`` output is byte-identical for identical values.
+    """
+    if list(matrix.index) != list(matrix.columns):
+        raise ValueError("write_square_matrix: rows and columns must carry the same labels in the same order")
+    values = np.ascontiguousarray(matrix.to_numpy(dtype=float))
+
+    def save(tmp):
+        with open(tmp, "wb") as handle:
+            np.save(handle, values, allow_pickle=False)
+
+    _write_atomically(values_path, save)
+    write_tsv(pd.DataFrame({"sample_id": matrix.index.astype(str)}), ids_path)
+
+
+def read_square_matrix(values_path: str | Path, ids_path: str | Path) -> pd.DataFrame:
+    """Read a matrix written by :func:`write_square_matrix` (labels as text)."""
+    values = np.load(values_path, allow_pickle=False)
+    ids = pd.read_csv(ids_path, sep="\t", dtype=str, keep_default_na=False)["sample_id"].tolist()
+    if values.ndim != 2 or values.shape != (len(ids), len(ids)):
+        raise ValueError(
+            f"{values_path}: a {'x'.join(map(str, values.shape))} matrix, but {ids_path} lists {len(ids)} "
+            "labels; the two files come from different runs - delete both and rerun the rule that writes them"
+        )
+    return pd.DataFrame(values, index=pd.Index(ids), columns=pd.Index(ids))
 
 
 def read_tsv(path: str | Path, **kwargs) -> pd.DataFrame:
