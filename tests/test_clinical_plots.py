@@ -156,3 +156,40 @@ def test_every_clinical_figure_renders(criterion):
         assert isinstance(fig, Figure)
         fig.canvas.draw()
         matplotlib.pyplot.close(fig)
+
+
+def test_swimmer_of_a_large_study_keeps_each_cohorts_longest_treated_in_proportion():
+    rng = np.random.default_rng(3)
+    sizes = {"a": 150, "b": 100, "c": 50}
+    cohort = np.repeat(list(sizes), list(sizes.values()))
+    subjects = pd.DataFrame({
+        "subject_id": [f"P{i:03d}" for i in range(len(cohort))],
+        "cohort": cohort,
+        "best_response_recist": "SD",
+        "treatment_months": rng.uniform(0.5, 20, len(cohort)).round(3),
+        "treatment_ongoing": 0,
+    })
+    full = swimmer_data(subjects, cohorts=["a", "b", "c"])
+    capped = swimmer_data(subjects, cohorts=["a", "b", "c"], max_patients=31)
+    assert len(full) == 300 and len(capped) == 31
+    assert capped.groupby("cohort")["subject_id"].size().to_dict() == {"a": 16, "b": 10, "c": 5}
+    for name, rows in capped.groupby("cohort"):
+        longest = full[full["cohort"] == name].head(len(rows))  # full is longest first per cohort
+        assert rows["subject_id"].tolist() == longest["subject_id"].tolist()
+        assert (rows["cohort_patients"] == sizes[name]).all()
+    assert capped["position"].tolist() == list(range(2, 18)) + list(range(19, 29)) + list(range(30, 35))
+    fig = plot_swimmer(capped, STYLE)
+    assert fig.axes[0].get_title() == "Treatment duration and response (31 of 300 longest on treatment)"
+    headings = {t.get_text() for t in fig.axes[0].texts}
+    assert "a (16 of 150 shown)" in headings and "c (5 of 50 shown)" in headings
+    # below the limit every patient is drawn and the headings say n
+    assert swimmer_data(subjects, cohorts=["a", "b", "c"], max_patients=300).equals(full)
+
+
+def test_swimmer_quota_keeps_a_patient_of_every_cohort():
+    subjects = pd.DataFrame({"subject_id": [f"P{i}" for i in range(100)],
+                             "cohort": ["big"] * 98 + ["x", "y"],
+                             "treatment_months": np.arange(100, dtype=float) + 1,
+                             "treatment_ongoing": 0})
+    capped = swimmer_data(subjects, max_patients=10)
+    assert capped.groupby("cohort").size().to_dict() == {"big": 9, "x": 1, "y": 1}

@@ -185,6 +185,7 @@ rule plot_clinical_swimmer:
         style=plot_style("clinical/swimmer"),
         criterion=CLINICAL_PRIMARY_CRITERION,
         cohorts=config["design"]["cohorts"],
+        max_patients=CLINICAL["swimmer_max_patients"],
     script:
         "../scripts/plot_clinical_swimmer.py"
 

@@ -12,7 +12,8 @@ from gutaxis.tables import read_sheet
 
 def main(smk):
     apply_style(smk.params.style)
-    data = swimmer_data(read_sheet(smk.input.subjects), smk.params.criterion, smk.params.cohorts)
+    data = swimmer_data(read_sheet(smk.input.subjects), smk.params.criterion, smk.params.cohorts,
+                        smk.params.max_patients)
     fig = plot_swimmer(data, smk.params.style, smk.params.criterion)
     save_figure(fig, smk.output.figures, smk.params.style, source_data=data)
 

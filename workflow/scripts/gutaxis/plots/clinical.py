@@ -169,8 +169,20 @@ def plot_waterfall(
 # --------------------------------------------------------------------------- swimmer
 
 
-def swimmer_data(subjects: pd.DataFrame, criterion: str = "recist", cohorts: Sequence[str] = ()) -> pd.DataFrame:
+def swimmer_data(subjects: pd.DataFrame, criterion: str = "recist", cohorts: Sequence[str] = (),
+                 max_patients: int = 0) -> pd.DataFrame:
     """One row per patient with a time on treatment: cohorts in config order, longest first within each.
+
+    A swimmer plot has one bar per patient, which stops being readable (and fast) at a few
+    hundred patients. With ``max_patients`` > 0 and more patients than that, each cohort keeps
+    its longest-treated patients in proportion to its size: largest-remainder quotas of
+    ``max_patients * n_cohort / n`` that sum to ``max_patients``, except that every cohort keeps
+    at least one patient.
+
+    Parameters
+    ----------
+    max_patients : int
+        Most patients drawn; 0 draws every patient.
 
     Returns
     -------
@@ -179,6 +191,8 @@ def swimmer_data(subjects: pd.DataFrame, criterion: str = "recist", cohorts: Seq
         progression_months`` (the PFS2 time when ``pfs2_event`` is 1, else NaN).
         ``position`` is the plotted row (1 = top); each cohort's block is preceded by
         one free row for its heading, so positions skip one number per cohort.
+        ``cohort_patients`` is the cohort's number of patients with a time on treatment,
+        drawn or not.
     """
     table = pd.DataFrame({
         "subject_id": subjects["subject_id"].astype(str),
@@ -197,9 +211,25 @@ def swimmer_data(subjects: pd.DataFrame, criterion: str = "recist", cohorts: Seq
     cohort_rank = table["cohort"].map(rank)
     table = table.assign(_c=cohort_rank).sort_values(
         ["_c", "treatment_months", "subject_id"], ascending=[True, False, True], kind="stable")
+    cohort_size = table.groupby("_c", sort=False)["_c"].transform("size")
+    table["cohort_patients"] = cohort_size.astype(int)
+    if max_patients and len(table) > max_patients:
+        quota = _largest_remainder_quota(table["_c"].value_counts(sort=False).sort_index(), max_patients)
+        within = table.groupby("_c", sort=False).cumcount()
+        table = table[within.to_numpy() < table["_c"].map(quota).to_numpy()]
     block = table["_c"].map({c: i for i, c in enumerate(dict.fromkeys(table["_c"]))}).to_numpy()
     table.insert(0, "position", np.arange(1, len(table) + 1) + block + 1)
     return table.drop(columns="_c").reset_index(drop=True)
+
+
+def _largest_remainder_quota(sizes: pd.Series, total: int) -> pd.Series:
+    """Split ``total`` over groups in proportion to ``sizes`` (Hamilton's method), at least one each."""
+    exact = sizes / sizes.sum() * total
+    quota = np.maximum(1, np.floor(exact)).astype(int)
+    remainder = (exact - np.floor(exact)).sort_values(ascending=False, kind="stable")
+    for group in remainder.index[: max(0, total - int(quota.sum()))]:
+        quota.loc[group] += 1
+    return quota
 
 
 def plot_swimmer(data: pd.DataFrame, style: dict, criterion: str = "recist", title: str = ""):
@@ -228,9 +258,12 @@ def plot_swimmer(data: pd.DataFrame, style: dict, criterion: str = "recist", tit
     progressed = np.isfinite(progression)
     ax.plot(progression[progressed], y[progressed], marker="D", ls="none", color="black", ms=2.4,
             mec="white", mew=0.3)
+    total = int(data.groupby("cohort", sort=False)["cohort_patients"].first().sum())
     for cohort, rows in data.groupby("cohort", sort=False):
         top = int(rows["position"].min()) - 1
-        ax.text(0, top, f"{cohort} (n = {len(rows)})", ha="left", va="center", fontweight="bold",
+        in_cohort = int(rows["cohort_patients"].iloc[0])
+        shown = f"n = {len(rows)}" if in_cohort == len(rows) else f"{len(rows)} of {in_cohort} shown"
+        ax.text(0, top, f"{cohort} ({shown})", ha="left", va="center", fontweight="bold",
                 fontsize=plt.rcParams["legend.fontsize"])
     ax.set_ylim(n_rows + 0.6, -0.4)
     ax.set_xlim(0, right * 1.04 + 2 * pad)
@@ -248,7 +281,11 @@ def plot_swimmer(data: pd.DataFrame, style: dict, criterion: str = "recist", tit
     ax.legend(handles=handles, title=f"Best response ({CRITERION_NAMES[criterion]})", loc="upper center",
               bbox_to_anchor=(0.45, -0.5 / height), ncol=4, frameon=False, columnspacing=1.0,
               handlelength=1.2)
-    mark_title(ax.set_title(title or f"Treatment duration and response (n = {n})"))
+    if total == n:
+        default_title = f"Treatment duration and response (n = {n})"
+    else:
+        default_title = f"Treatment duration and response ({n} of {total:,} longest on treatment)"
+    mark_title(ax.set_title(title or default_title))
     return fig
 
 
