@@ -62,7 +62,7 @@ def transform_rows(values: np.ndarray, transform: str, pseudocount_fraction: flo
     """
     values = np.asarray(values, dtype=float)
     if transform == "none":
-        return values.copy()
+        return values  # callers never write into the result; a copy of a large block costs
     if transform == "clr":
         present = np.where(np.isfinite(values), values, 0.0)
         logged = np.log(present + _row_pseudocount(present, pseudocount_fraction)[:, None])
@@ -131,12 +131,20 @@ class BlockTransformer(TransformerMixin, BaseEstimator):
         pre, post = self._halves(X)
         options = dict(pseudocount_fraction=self.pseudocount_fraction, scale=self.scale,
                        epsilon=self.epsilon)
-        out = transform_rows(post[:, prevalent], self.method, **options)
+        # no copy of a block whose features all pass, when the transform is elementwise (a
+        # row-wise one sums over a strided view in another order: last-bit differences)
+        every = self.method in ("none", "logit") and bool(prevalent.all())
+        out = transform_rows(post if every else post[:, prevalent], self.method, **options)
         if pre is not None:
-            out = out - transform_rows(pre[:, prevalent], self.method, **options)
+            out = out - transform_rows(pre if every else pre[:, prevalent], self.method, **options)
         return out
 
     def fit(self, X, y=None):
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit on ``X`` and return its transform (computed once, not twice as fit + transform)."""
         pre, post = self._halves(X)
         self.n_features_in_ = np.asarray(X).shape[1]
         pooled = post if pre is None else np.vstack([pre, post])
@@ -156,18 +164,43 @@ class BlockTransformer(TransformerMixin, BaseEstimator):
         self.support_ = self.prevalent_.copy()
         self.support_[self.prevalent_] = varying
         self._varying = varying
-        values = values[:, varying]
-        self.medians_ = (np.nanmedian(np.where(np.isfinite(values), values, np.nan), axis=0)
-                         if values.size and not np.isfinite(values).all() else
-                         np.zeros(values.shape[1]))
-        return self
+        if not varying.all():
+            values, finite = values[:, varying], finite[:, varying]
+        complete = bool(finite.all())
+        self.medians_ = (np.nanmedian(np.where(finite, values, np.nan), axis=0)
+                         if values.size and not complete else np.zeros(values.shape[1]))
+        return values if complete else np.where(finite, values, self.medians_[None, :])
 
     def transform(self, X):
-        values = self._values(X, self.prevalent_)[:, self._varying]
+        values = self._values(X, self.prevalent_)
+        if not self._varying.all():
+            values = values[:, self._varying]
         missing = ~np.isfinite(values)
         if missing.any():
             # in-fold median imputation of values missing in the table (never of the test rows' own)
             values = np.where(missing, self.medians_[None, :], values)
+        return values
+
+    def transform_subset(self, X, keep: np.ndarray):
+        """``transform(X)[:, keep]``, computing only the kept columns when the transform allows.
+
+        ``none`` and ``logit`` transform each value on its own, so the kept columns need
+        nothing else; ``clr`` and ``log2`` use whole-row statistics and go through
+        :meth:`transform`. Used on test rows after univariate selection: at 5,000 features
+        and 50 kept, it skips 99 % of the work.
+        """
+        if self.method not in ("none", "logit"):
+            return self.transform(X)[:, keep]
+        columns = np.flatnonzero(self.prevalent_)[self._varying][keep]
+        pre, post = self._halves(X)
+        options = dict(pseudocount_fraction=self.pseudocount_fraction, scale=self.scale,
+                       epsilon=self.epsilon)
+        values = transform_rows(post[:, columns], self.method, **options)
+        if pre is not None:
+            values = values - transform_rows(pre[:, columns], self.method, **options)
+        missing = ~np.isfinite(values)
+        if missing.any():
+            values = np.where(missing, self.medians_[keep][None, :], values)
         return values
 
     def get_feature_names_out(self, input_features=None):
@@ -288,8 +321,8 @@ class BlockPreprocessor(TransformerMixin, BaseEstimator):
         else:
             self.transformer_ = BlockTransformer(self.method, self.layout, self.min_prevalence,
                                                  self.pseudocount_fraction, self.scale,
-                                                 self.epsilon).fit(X)
-        values = self._values(X)
+                                                 self.epsilon)
+        values = self._values(X) if self.clinical else self.transformer_.fit_transform(X)
         keep_all = self.clinical or y is None
         self.selected_ = top_k_mask(anova_f(values, y), 0 if keep_all else self.k)
         values = values[:, self.selected_]
@@ -303,7 +336,11 @@ class BlockPreprocessor(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        return (self._values(X)[:, self.selected_] - self.mean_) / self.scale_
+        if self.clinical:
+            values = self._values(X)[:, self.selected_]
+        else:
+            values = self.transformer_.transform_subset(X, self.selected_)
+        return (values - self.mean_) / self.scale_
 
     def get_feature_names_out(self, input_features=None):
         if input_features is None:
@@ -330,6 +367,15 @@ class BlockUnion(TransformerMixin, BaseEstimator):
     def __init__(self, transformers):
         self.transformers = transformers
 
+    @staticmethod
+    def _take(X, columns):
+        """``X[:, columns]``; a view when the columns are a contiguous ascending run."""
+        columns = np.asarray(columns)
+        if columns.dtype.kind in "iu" and columns.size and \
+                columns[-1] - columns[0] == columns.size - 1 and np.all(np.diff(columns) == 1):
+            return X[:, int(columns[0]):int(columns[-1]) + 1]
+        return X[:, columns]
+
     def fit_transform(self, X, y=None):
         X = np.asarray(X, dtype=float)
         self.n_features_in_ = X.shape[1]
@@ -338,7 +384,7 @@ class BlockUnion(TransformerMixin, BaseEstimator):
         for name, transformer, columns in self.transformers:
             # fitted in place: the enclosing pipeline is a fresh clone in every fold, and a
             # second clone per block per fit would cost more than the block's own fit
-            outputs.append(transformer.fit_transform(X[:, columns], y))
+            outputs.append(transformer.fit_transform(self._take(X, columns), y))
             self.fitted_.append((name, transformer, columns))
         return np.hstack(outputs) if outputs else np.empty((X.shape[0], 0))
 
@@ -348,7 +394,7 @@ class BlockUnion(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         X = np.asarray(X, dtype=float)
-        outputs = [fitted.transform(X[:, columns]) for _, fitted, columns in self.fitted_]
+        outputs = [fitted.transform(self._take(X, columns)) for _, fitted, columns in self.fitted_]
         return np.hstack(outputs) if outputs else np.empty((X.shape[0], 0))
 
     def get_feature_names_out(self, input_features=None):
