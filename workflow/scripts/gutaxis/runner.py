@@ -8,6 +8,7 @@ never imports Snakemake.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from typing import Callable
@@ -39,7 +40,7 @@ def run(smk, main: Callable) -> None:
     log_path = smk.log[0] if len(smk.log) else None
     configure_logging(log_path)
     try:
-        main(smk)
+        _profiled(main, smk)
     except InputError as err:
         logging.getLogger("gutaxis").error("%s", err)
         print(str(err), file=sys.stderr)
@@ -47,3 +48,25 @@ def run(smk, main: Callable) -> None:
     except Exception:
         logging.getLogger("gutaxis").error("unexpected failure:\n%s", traceback.format_exc())
         raise
+
+
+def _profiled(main: Callable, smk) -> None:
+    """``main(smk)``, under cProfile when ``GUTAXIS_PROFILE`` names a directory.
+
+    For finding where a rule spends its time at scale (benchmarks/README.md):
+    ``GUTAXIS_PROFILE=/tmp/prof snakemake ...`` writes one ``<rule>.<pid>.prof`` per job
+    (read with ``python -m pstats``). Unset, nothing changes.
+    """
+    directory = os.environ.get("GUTAXIS_PROFILE")
+    if not directory:
+        main(smk)
+        return
+    import cProfile
+
+    os.makedirs(directory, exist_ok=True)
+    rule = getattr(smk, "rule", "job")
+    profiler = cProfile.Profile()
+    try:
+        profiler.runcall(main, smk)
+    finally:
+        profiler.dump_stats(os.path.join(directory, f"{rule}.{os.getpid()}.prof"))
