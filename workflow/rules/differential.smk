@@ -133,7 +133,10 @@ rule differential:
         "logs/benchmarks/differential/differential_{modality}_{contrast}.tsv"
     conda:
         "../envs/stats.yaml"
-    threads: 4
+    # one BLAS thread: at 5,000 samples the job kept 0.8 of 2 reserved cores busy
+    # (vectorised statistics and TSV writing are single-threaded), so a second
+    # thread only kept another job from running
+    threads: 1
     resources:
         # the transformed table, the change matrix and the mixed models'
         # per-subject statistics (chunks of 2,000 features) are a few copies
