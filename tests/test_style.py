@@ -227,3 +227,25 @@ def test_override_schema_validates_and_fills_defaults():
         problems = schema_problems({"style": {"overrides": {"volcano": bad}}},
                                    {**schema, "required": [], "properties": {"style": style_schema}})
         assert problems, bad
+
+
+def test_paired_lines_draw_every_subject_in_two_artists_whatever_the_number_of_subjects():
+    from matplotlib.collections import LineCollection
+
+    values = [[1.0, 2.0], [3.0, 1.5], [0.5, float("nan")]]
+    fig, ax = plt.subplots()
+    gstyle.paired_lines(ax, [2.0, 3.0], values, "#123456", lw=0.5, alpha=0.6, ms=2)
+    (collection,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    segments = collection.get_segments()
+    assert [s.tolist() for s in segments[:2]] == [[[2.0, 1.0], [3.0, 2.0]], [[2.0, 3.0], [3.0, 1.5]]]
+    (markers,) = ax.lines
+    assert markers.get_xdata().tolist() == [2.0, 3.0] * 3
+    assert markers.get_ydata()[:4].tolist() == [1.0, 2.0, 3.0, 1.5]
+    assert ax.get_ylim()[0] <= 0.5 and ax.get_ylim()[1] >= 3.0  # every value inside the axes
+    plt.close(fig)
+    many = [[i, i + 1.0] for i in range(2500)]
+    fig, ax = plt.subplots()
+    gstyle.paired_lines(ax, [0.0, 1.0], many, "k", lw=0.5, alpha=0.5)
+    assert len(ax.collections) == 1 and len(ax.lines) == 1
+    assert len(ax.collections[0].get_segments()) == 2500
+    plt.close(fig)

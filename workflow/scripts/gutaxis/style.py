@@ -21,6 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 # matplotlib.pyplot is imported where it is used: the workflow imports this module
@@ -242,6 +243,28 @@ def message_figure(style: dict, text: str, title: str = ""):
     if title:
         mark_title(ax.set_title(title))
     return fig
+
+
+def paired_lines(ax, x, values, color, lw: float, alpha: float, marker: str = "o", ms: float = 2.0,
+                 marker_alpha: float | None = None, zorder: float = 2) -> None:
+    """One pre -> post line per row of ``values`` (n x 2) from ``x[0]`` to ``x[1]``, with markers.
+
+    Draws one LineCollection and one marker artist per call instead of ``n`` lines: a figure of
+    2,500 subjects x 30 panels had 150,000 artists and took minutes to save; each segment and
+    marker is still drawn on its own, so overlapping lines still darken as before.
+    """
+    from matplotlib.collections import LineCollection
+
+    values = np.asarray(values, dtype=float).reshape(-1, 2)
+    if not len(values):
+        return
+    xs = np.broadcast_to(np.asarray(x, dtype=float), values.shape)
+    segments = np.stack([xs, values], axis=-1)  # (n, 2 points, xy)
+    ax.add_collection(LineCollection(segments, colors=color, linewidths=lw, alpha=alpha, zorder=zorder),
+                      autolim=True)
+    ax.plot(xs.ravel(), values.ravel(), ls="none", marker=marker, ms=ms, color=color,
+            alpha=alpha if marker_alpha is None else marker_alpha, zorder=zorder)
+    ax.autoscale_view()
 
 
 def hide_titles(fig) -> None:

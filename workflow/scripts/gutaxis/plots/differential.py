@@ -20,7 +20,7 @@ from matplotlib.colors import ListedColormap, TwoSlopeNorm
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from gutaxis.style import figure_size, mark_title, message_figure, palette
+from gutaxis.style import figure_size, mark_title, message_figure, paired_lines, palette
 
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
 RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder",
@@ -525,9 +525,8 @@ def plot_paired(data: pd.DataFrame, style: dict, method: str, alpha: float, pre:
             sub = part[part["response"] == level]
             if sub.empty:
                 continue
-            ys = sub[["pre_value", "post_value"]].to_numpy(float).T
-            ax.plot(np.tile([0.0, 1.0], (len(sub), 1)).T, ys, color=colours[level], lw=0.6,
-                    alpha=0.6, marker="o", ms=1.8)
+            paired_lines(ax, [0.0, 1.0], sub[["pre_value", "post_value"]].to_numpy(float), colours[level],
+                         lw=0.6, alpha=0.6, ms=1.8)
         medians = part[["pre_value", "post_value"]].median()
         ax.plot([0, 1], medians.to_numpy(float), color="black", lw=1.6, marker="s", ms=3,
                 zorder=5)

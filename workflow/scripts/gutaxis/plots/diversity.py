@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from gutaxis.style import figure_size, mark_title, palette
+from gutaxis.style import figure_size, mark_title, paired_lines, palette
 
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
 RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder", "not_evaluable": "Not evaluable"}
@@ -172,9 +172,8 @@ def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts,
                 part = panel[panel["response"] == level]
                 if part.empty:
                     continue
-                xs = np.tile([0.0, 1.0], (len(part), 1)).T
-                ys = part[["pre_value", "post_value"]].to_numpy(float).T
-                ax.plot(xs, ys, color=colours[level], lw=0.7, alpha=0.75, marker="o", ms=2.2)
+                paired_lines(ax, [0.0, 1.0], part[["pre_value", "post_value"]].to_numpy(float), colours[level],
+                             lw=0.7, alpha=0.75, ms=2.2)
             if column == "all":
                 lines = [(_test_line(find(metric, "overall", "all"), "All"), "black")]
                 for level, short in (("responder", "R"), ("non_responder", "NR")):

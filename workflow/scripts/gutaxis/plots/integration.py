@@ -19,7 +19,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.lines import Line2D
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-from gutaxis.style import figure_size, mark_title, message_figure, palette
+from gutaxis.style import figure_size, mark_title, message_figure, paired_lines, palette
 
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
 RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder", "not_evaluable": "Not evaluable"}
@@ -138,11 +138,8 @@ def plot_dynamics(data: pd.DataFrame, style: dict, pre: str, post: str, scale: s
             wide = rows[rows["response"] == lev].pivot(index="subject_id", columns="timepoint", values="value")
             if wide.empty:
                 continue
-            xs = np.array([x0[lev], x0[lev] + 1.0])
-            y = wide[[pre, post]].to_numpy().T
-            ax.plot(xs, y, color=colours[lev], lw=0.5, alpha=0.55)
-            ax.plot(np.repeat(xs[:, None], y.shape[1], axis=1), y, ls="none", marker="o", ms=1.6,
-                    color=colours[lev], alpha=0.8)
+            paired_lines(ax, [x0[lev], x0[lev] + 1.0], wide[[pre, post]].to_numpy(float), colours[lev],
+                         lw=0.5, alpha=0.55, ms=1.6, marker_alpha=0.8)
         ax.set_title(_wrap(feature, 20), fontsize=style["font_size"] - 1, pad=2)
         ax.set_xticks([x0[lev] + 0.5 for lev in levels])
         ax.set_xticklabels([RESPONSE_SHORT[lev] for lev in levels], fontsize=style["font_size"] - 2)
