@@ -346,7 +346,17 @@ def group_of(rule: str) -> str | None:
     return None
 
 
+def _spread_labels(values: np.ndarray, min_ratio: float = 1.22) -> np.ndarray:
+    """Label positions on a log axis: the values, pushed apart to at least ``min_ratio`` each."""
+    order = np.argsort(values)
+    out = np.asarray(values, dtype=float).copy()
+    for previous, current in zip(order[:-1], order[1:]):
+        out[current] = max(out[current], out[previous] * min_ratio)
+    return out
+
+
 def plot_scaling(rules: pd.DataFrame, stem: Path) -> None:
+    """Per rule (jobs summed; memory: the largest job) against stool samples, log-log."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -355,29 +365,33 @@ def plot_scaling(rules: pd.DataFrame, stem: Path) -> None:
     bench = rules[rules["source"] == "benchmark"]
     if bench.empty:
         return
-    # one line per job (rule + wildcards): summing a rule's jobs would mix sizes at which
-    # different jobs finished
-    per_rule = bench.assign(rule=bench["rule"] + " " + bench["wildcards"].fillna("").str.replace(
-        r"\w+=", "", regex=True).str.replace(", ", " ")).copy()
-    fig, axes = plt.subplots(1, 3, figsize=(10, 4.2), constrained_layout=True)
+    per_rule = (bench.groupby(["rule", "stool_samples"], sort=True)
+                .agg(seconds=("seconds", "sum"), cpu_seconds=("cpu_seconds", "sum"),
+                     max_rss_mb=("max_rss_mb", "max")).reset_index())
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.6), constrained_layout=True)
     colours = plt.get_cmap("tab10")
     groups = list(SUPERLINEAR_GROUPS)
     x_all = np.sort(per_rule["stool_samples"].unique())
-    for ax, column, label in ((axes[0], "seconds", "wall time of a job (s)"),
-                              (axes[1], "cpu_seconds", "CPU time of a job (s)"),
-                              (axes[2], "max_rss_mb", "peak memory of a job (MB, max RSS)")):
+    for ax, column, label in ((axes[0], "seconds", "wall time, jobs of a rule summed (s)"),
+                              (axes[1], "cpu_seconds", "CPU time, jobs of a rule summed (s)"),
+                              (axes[2], "max_rss_mb", "peak memory of a rule's largest job (MB)")):
+        ends = []
         for rule, g in per_rule.groupby("rule"):
             g = g.sort_values("stool_samples")
             group = group_of(rule)
             style = (dict(color=colours(groups.index(group)), lw=1.4, marker="o", ms=3, zorder=3)
-                     if group else dict(color="0.7", lw=0.8, marker=".", ms=2, zorder=2))
+                     if group else dict(color="0.75", lw=0.8, marker=".", ms=2, zorder=2))
             ax.plot(g["stool_samples"], g[column], **style)
-            if group and len(g) >= 2 and g["stool_samples"].iloc[-1] == x_all.max():
-                ax.annotate(rule.replace("diversity_", "").replace("taxa ", "").replace(" post_vs_baseline", ""), (g["stool_samples"].iloc[-1], g[column].iloc[-1]),
-                            fontsize=5.5, xytext=(3, 0), textcoords="offset points", va="center",
-                            color=style["color"])
+            if group and g["stool_samples"].iloc[-1] == x_all.max() and g[column].iloc[-1] > 0:
+                ends.append((rule, float(g[column].iloc[-1]), style["color"]))
+        if ends:
+            positions = _spread_labels(np.array([v for _, v, _ in ends]))
+            for (rule, value, colour), y in zip(ends, positions):
+                ax.annotate(rule, (x_all.max(), value), xytext=(x_all.max() * 1.25, y),
+                            textcoords="data", fontsize=6, va="center", color=colour,
+                            arrowprops=dict(arrowstyle="-", color=colour, lw=0.4))
         if len(x_all) >= 2 and column != "max_rss_mb":
-            y0 = per_rule[column].median()
+            y0 = float(np.nanmedian(per_rule.loc[per_rule["stool_samples"] == x_all[0], column]))
             for slope, ls in ((1, ":"), (2, "--")):
                 ax.plot(x_all, y0 * (x_all / x_all[0]) ** slope, color="k", ls=ls, lw=0.7,
                         label=f"slope {slope} (reference)")
@@ -385,22 +399,72 @@ def plot_scaling(rules: pd.DataFrame, stem: Path) -> None:
             ax.axhline(8192, color="firebrick", lw=0.8, ls="--", label="8 GB target")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("stool samples (log scale)")
+        ax.set_xlabel("stool samples (log scale)", fontsize=8)
         ax.set_ylabel(label, fontsize=8)
         ax.tick_params(which="both", labelsize=7)
-        ax.xaxis.label.set_size(8)
-        ax.set_xlim(x_all.min() * 0.8, x_all.max() * 2.2 if len(x_all) else None)
+        ax.set_xlim(x_all.min() * 0.8, x_all.max() * 6)
     handles = [plt.Line2D([], [], color=colours(i), marker="o", ms=3, lw=1.4, label=g) for i, g in enumerate(groups)]
-    handles.append(plt.Line2D([], [], color="0.7", lw=0.8, marker=".", label="other rules"))
+    handles.append(plt.Line2D([], [], color="0.75", lw=0.8, marker=".", label="other rules"))
     ref_handles, _ = axes[0].get_legend_handles_labels()
     mem_handles, _ = axes[2].get_legend_handles_labels()
-    fig.legend(handles=handles + ref_handles + mem_handles, loc="outside lower center", ncol=5, fontsize=6.5,
+    fig.legend(handles=handles + ref_handles + mem_handles, loc="outside lower center", ncol=9, fontsize=7,
                frameon=False)
     fig.suptitle("gutaxis rules vs study size (1,500 taxa, 5,000 metabolites, 30 immune subsets; --cores 2)",
-                 fontsize=8)
+                 fontsize=9)
     for ext in ("png", "svg"):
         fig.savefig(f"{stem}.{ext}", dpi=150)
     plt.close(fig)
+
+
+def per_rule_table(rules: pd.DataFrame) -> pd.DataFrame:
+    """Per rule and size: jobs, summed wall and CPU seconds, largest max RSS of a job (MB)."""
+    grouped = rules.groupby(["rule", "size"], sort=True)
+    table = grouped.agg(jobs=("seconds", "size"), wall_s=("seconds", "sum"), cpu_s=("cpu_seconds", "sum"),
+                        max_rss_mb=("max_rss_mb", "max")).reset_index()
+    wide = table.pivot(index="rule", columns="size")
+    wide.columns = [f"{name} @{size}" for name, size in wide.columns]
+    sizes = sorted(table["size"].unique())
+    order = [f"{name} @{size}" for name in ("jobs", "wall_s", "cpu_s", "max_rss_mb") for size in sizes]
+    return wide[order].reset_index()
+
+
+def rule_exponents(rules: pd.DataFrame) -> pd.DataFrame:
+    """Log-log slope of a rule's summed CPU and wall seconds against stool samples, all sizes and top two."""
+    summed = (rules.groupby(["rule", "stool_samples"], sort=True)
+              .agg(wall=("seconds", "sum"), cpu=("cpu_seconds", "sum")).reset_index())
+    out = []
+    for rule, g in summed.groupby("rule", sort=True):
+        g = g.sort_values("stool_samples")
+        row = {"rule": rule, "group": group_of(rule) or "", "n_sizes": len(g)}
+        for column in ("cpu", "wall"):
+            ok = g[g[column] > 0]
+            x, y = np.log(ok["stool_samples"].to_numpy(float)), np.log(ok[column].to_numpy(float))
+            row[f"exponent_{column}"] = float(np.polyfit(x, y, 1)[0]) if len(ok) >= 2 else np.nan
+            row[f"exponent_{column}_top"] = float((y[-1] - y[-2]) / (x[-1] - x[-2])) if len(ok) >= 2 else np.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def markdown_table(table: pd.DataFrame, digits: int = 3) -> str:
+    def cell(v):
+        if isinstance(v, (float, np.floating)):
+            if np.isnan(v):
+                return ""
+            return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.{digits}g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + " --- |" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def write_summary(runs: pd.DataFrame, rules: pd.DataFrame, path: Path) -> None:
+    """The measured tables of this run as Markdown (pasted into benchmarks/README.md)."""
+    parts = ["## Runs", markdown_table(runs.drop(columns=[c for c in ("loads",) if c in runs])),
+             "## Per rule (jobs summed; max RSS of the largest job)", markdown_table(per_rule_table(rules)),
+             "## Scaling exponents (log-log slope of summed seconds vs stool samples)",
+             markdown_table(rule_exponents(rules))]
+    path.write_text("\n\n".join(parts) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -538,6 +602,8 @@ def main(argv=None) -> int:
     exponents = fit_exponents(rules)
     exponents.to_csv(results / "scale_exponents.tsv", sep="\t", index=False, float_format="%.3g")
     plot_scaling(rules, results / "scaling")
+    rule_exponents(rules).to_csv(results / "scale_rule_exponents.tsv", sep="\t", index=False, float_format="%.3g")
+    write_summary(runs, rules, results / "scale_summary.md")
     with pd.option_context("display.width", 200, "display.max_rows", 500, "display.max_colwidth", 40):
         print(runs.to_string(index=False))
         print()
