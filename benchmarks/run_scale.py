@@ -308,6 +308,16 @@ def collect(size: int, args) -> pd.DataFrame:
                                        "max_rss_mb", "source", "benchmark"])
 
 
+def log_log_slopes(rows: pd.DataFrame, column: str) -> tuple[float, float]:
+    """Slope of log(column) on log(stool_samples): least squares over all sizes, and between the two
+    largest; NaN with fewer than two positive values. ``rows`` sorted by stool_samples."""
+    ok = rows[(rows[column] > 0) & rows[column].notna()]
+    if len(ok) < 2:
+        return np.nan, np.nan
+    x, y = np.log(ok["stool_samples"].to_numpy(float)), np.log(ok[column].to_numpy(float))
+    return float(np.polyfit(x, y, 1)[0]), float((y[-1] - y[-2]) / (x[-1] - x[-2]))
+
+
 def fit_exponents(rules: pd.DataFrame) -> pd.DataFrame:
     """Log-log slope of seconds and of max RSS against stool samples, per rule and wildcards.
 
@@ -325,13 +335,7 @@ def fit_exponents(rules: pd.DataFrame) -> pd.DataFrame:
             row[f"max_rss_mb_{g['size']}"] = g["max_rss_mb"]
         for column, name in (("seconds", "exponent_seconds"), ("cpu_seconds", "exponent_cpu"),
                              ("max_rss_mb", "exponent_rss")):
-            ok = group[(group[column] > 0) & group[column].notna()]
-            if len(ok) >= 2:
-                x, y = np.log(ok["stool_samples"].to_numpy(float)), np.log(ok[column].to_numpy(float))
-                row[name] = float(np.polyfit(x, y, 1)[0])
-                row[name + "_top"] = float((y[-1] - y[-2]) / (x[-1] - x[-2]))
-            else:
-                row[name] = row[name + "_top"] = np.nan
+            row[name], row[name + "_top"] = log_log_slopes(group, column)
         out.append(row)
     table = pd.DataFrame(out)
     first = ["rule", "wildcards", "source", "n_sizes", "exponent_seconds", "exponent_seconds_top",
@@ -437,10 +441,7 @@ def rule_exponents(rules: pd.DataFrame) -> pd.DataFrame:
         g = g.sort_values("stool_samples")
         row = {"rule": rule, "group": group_of(rule) or "", "n_sizes": len(g)}
         for column in ("cpu", "wall"):
-            ok = g[g[column] > 0]
-            x, y = np.log(ok["stool_samples"].to_numpy(float)), np.log(ok[column].to_numpy(float))
-            row[f"exponent_{column}"] = float(np.polyfit(x, y, 1)[0]) if len(ok) >= 2 else np.nan
-            row[f"exponent_{column}_top"] = float((y[-1] - y[-2]) / (x[-1] - x[-2])) if len(ok) >= 2 else np.nan
+            row[f"exponent_{column}"], row[f"exponent_{column}_top"] = log_log_slopes(g, column)
         out.append(row)
     return pd.DataFrame(out)
 

@@ -28,6 +28,8 @@ from sklearn.feature_selection import SelectorMixin
 
 BLOCK_TRANSFORMS = ("clr", "log2", "logit", "none")
 BLOCK_LAYOUTS = ("level", "change")
+#: transforms of each value on its own (no row statistics): columns can be taken before or after
+ELEMENTWISE_TRANSFORMS = ("none", "logit")
 #: separator between block name and feature id in pipeline feature names
 NAME_SEPARATOR = "__"
 
@@ -127,17 +129,24 @@ class BlockTransformer(TransformerMixin, BaseEstimator):
             raise ValueError(f"unknown layout {self.layout!r}; use one of {BLOCK_LAYOUTS}")
         return None, X
 
-    def _values(self, X, prevalent):
+    def _values(self, X, columns):
+        """The transform of the input features ``columns`` (boolean mask or positions)."""
         pre, post = self._halves(X)
         options = dict(pseudocount_fraction=self.pseudocount_fraction, scale=self.scale,
                        epsilon=self.epsilon)
         # no copy of a block whose features all pass, when the transform is elementwise (a
         # row-wise one sums over a strided view in another order: last-bit differences)
-        every = self.method in ("none", "logit") and bool(prevalent.all())
-        out = transform_rows(post if every else post[:, prevalent], self.method, **options)
+        every = (self.method in ELEMENTWISE_TRANSFORMS and columns.dtype == bool and bool(columns.all()))
+        out = transform_rows(post if every else post[:, columns], self.method, **options)
         if pre is not None:
-            out = out - transform_rows(pre if every else pre[:, prevalent], self.method, **options)
+            out = out - transform_rows(pre if every else pre[:, columns], self.method, **options)
         return out
+
+    @staticmethod
+    def _impute(values, medians):
+        """In-fold median imputation of values missing in the table (never of the test rows' own)."""
+        missing = ~np.isfinite(values)
+        return np.where(missing, medians[None, :], values) if missing.any() else values
 
     def fit(self, X, y=None):
         self.fit_transform(X, y)
@@ -175,11 +184,7 @@ class BlockTransformer(TransformerMixin, BaseEstimator):
         values = self._values(X, self.prevalent_)
         if not self._varying.all():
             values = values[:, self._varying]
-        missing = ~np.isfinite(values)
-        if missing.any():
-            # in-fold median imputation of values missing in the table (never of the test rows' own)
-            values = np.where(missing, self.medians_[None, :], values)
-        return values
+        return self._impute(values, self.medians_)
 
     def transform_subset(self, X, keep: np.ndarray):
         """``transform(X)[:, keep]``, computing only the kept columns when the transform allows.
@@ -189,19 +194,10 @@ class BlockTransformer(TransformerMixin, BaseEstimator):
         :meth:`transform`. Used on test rows after univariate selection: at 5,000 features
         and 50 kept, it skips 99 % of the work.
         """
-        if self.method not in ("none", "logit"):
+        if self.method not in ELEMENTWISE_TRANSFORMS:
             return self.transform(X)[:, keep]
         columns = np.flatnonzero(self.prevalent_)[self._varying][keep]
-        pre, post = self._halves(X)
-        options = dict(pseudocount_fraction=self.pseudocount_fraction, scale=self.scale,
-                       epsilon=self.epsilon)
-        values = transform_rows(post[:, columns], self.method, **options)
-        if pre is not None:
-            values = values - transform_rows(pre[:, columns], self.method, **options)
-        missing = ~np.isfinite(values)
-        if missing.any():
-            values = np.where(missing, self.medians_[keep][None, :], values)
-        return values
+        return self._impute(self._values(X, columns), self.medians_[keep])
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns: those of the input (post-treatment half for ``change``)."""

@@ -211,10 +211,10 @@ def swimmer_data(subjects: pd.DataFrame, criterion: str = "recist", cohorts: Seq
     cohort_rank = table["cohort"].map(rank)
     table = table.assign(_c=cohort_rank).sort_values(
         ["_c", "treatment_months", "subject_id"], ascending=[True, False, True], kind="stable")
-    cohort_size = table.groupby("_c", sort=False)["_c"].transform("size")
-    table["cohort_patients"] = cohort_size.astype(int)
+    cohort_sizes = table["_c"].value_counts(sort=False).sort_index()
+    table["cohort_patients"] = table["_c"].map(cohort_sizes).astype(int)
     if max_patients and len(table) > max_patients:
-        quota = _largest_remainder_quota(table["_c"].value_counts(sort=False).sort_index(), max_patients)
+        quota = _largest_remainder_quota(cohort_sizes, max_patients)
         within = table.groupby("_c", sort=False).cumcount()
         table = table[within.to_numpy() < table["_c"].map(quota).to_numpy()]
     block = table["_c"].map({c: i for i, c in enumerate(dict.fromkeys(table["_c"]))}).to_numpy()
