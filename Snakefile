@@ -6,7 +6,14 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# Without --configfile, the demo study's config runs (`snakemake --cores 2` on a fresh
+# clone). A config given with --configfile stands alone: it is not merged over the
+# demo's, so the study has exactly the modalities and settings it names, the rest
+# taking the schema defaults (workflow/schemas/config.schema.yaml). Several files are
+# merged in order, e.g. `--configfile config/config.yaml journal.yaml`.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -34,3 +41,13 @@ rule all:
 rule figures:
     input:
         [path for path in FINAL_OUTPUTS if str(path).startswith("results/figures/")],
+
+
+onsuccess:
+    print_run_summary()
+
+
+# a job that stopped on bad input says why here, after Snakemake's job blocks
+onerror:
+    print_run_summary()
+    print_input_errors()

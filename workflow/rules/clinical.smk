@@ -9,11 +9,12 @@
 CLINICAL = config["clinical"]
 CLINICAL_SUBJECTS_LABEL = config["subjects"]
 CLINICAL_AE_LABEL = config["adverse_events"] or "adverse_events.tsv"
-# the criterion (recist/irecist) of the primary responder definition colours the
-# patient-level plots
-CLINICAL_PRIMARY_CRITERION = config["response"]["definitions"][
-    config["response"]["primary"]
-]["criterion"]
+# the best-response criterion (recist/irecist) that colours the patient-level
+# plots: the primary responder definition's, else the first RECIST definition's
+CLINICAL_RECIST = STUDY.recist_definitions
+CLINICAL_PRIMARY_CRITERION = (
+    STUDY.definitions.get(RESPONSE) or next(iter(CLINICAL_RECIST.values()), {})
+).get("criterion", "recist")
 # the first grouping is drawn in the Kaplan-Meier figure and the AE heatmap
 CLINICAL_PLOT_GROUPING = next(iter(CLINICAL["groupings"].values()), [])
 
@@ -56,7 +57,7 @@ rule clinical_response:
         "../envs/stats.yaml"
     params:
         subjects_label=CLINICAL_SUBJECTS_LABEL,
-        definitions=config["response"]["definitions"],
+        definitions=CLINICAL_RECIST,
         not_evaluable=config["response"]["not_evaluable"],
         groupings=CLINICAL["groupings"],
         conf_level=CLINICAL["conf_level"],
@@ -77,7 +78,7 @@ rule clinical_responders:
         "../envs/stats.yaml"
     params:
         subjects_label=CLINICAL_SUBJECTS_LABEL,
-        definitions=config["response"]["definitions"],
+        definitions=STUDY.definitions,
     script:
         "../scripts/clinical_responders.py"
 
@@ -102,7 +103,7 @@ rule clinical_survival:
         "../envs/stats.yaml"
     params:
         subjects_label=CLINICAL_SUBJECTS_LABEL,
-        endpoints=CLINICAL["survival_endpoints"],
+        endpoints=STUDY.survival_endpoints,
         groupings=CLINICAL["groupings"],
         landmarks=CLINICAL["landmarks"],
         conf_level=CLINICAL["conf_level"],
@@ -268,24 +269,33 @@ rule plot_clinical_ae_heatmap:
         "../scripts/plot_clinical_ae_heatmap.py"
 
 
-FINAL_OUTPUTS.extend(
-    [
-        "results/clinical/response.tsv",
-        "results/clinical/abscopal.tsv",
-        "results/clinical/responders.tsv",
-        "results/clinical/survival.tsv",
-        "results/clinical/km_curves.tsv",
-        "results/clinical/subject_warnings.tsv",
-        "results/clinical/adverse_events.tsv",
-        "results/clinical/adverse_events_worst_grade.tsv",
-    ]
-    + [
-        f"results/figures/clinical/{name}.source.tsv"
-        for name in ("waterfall", "swimmer", "forest", "km", "ae_heatmap")
-    ]
-    + figure_paths("clinical/waterfall")
-    + figure_paths("clinical/swimmer")
-    + figure_paths("clinical/forest")
-    + figure_paths("clinical/km")
-    + figure_paths("clinical/ae_heatmap")
-)
+# What the study's subjects table supports (gutaxis.design.plan_study): ORR/DCR
+# need a RECIST/iRECIST responder definition, survival its time and event columns,
+# safety an adverse-event table; the rest is skipped with a note.
+CLINICAL_FIGURES = sorted(STUDY.patient_plots)
+if CLINICAL_RECIST:
+    CLINICAL_FIGURES.append("forest")
+    FINAL_OUTPUTS.extend(
+        ["results/clinical/response.tsv", "results/clinical/abscopal.tsv"]
+    )
+if STUDY.survival_endpoints:
+    CLINICAL_FIGURES.append("km")
+    FINAL_OUTPUTS.extend(
+        [
+            "results/clinical/survival.tsv",
+            "results/clinical/km_curves.tsv",
+            "results/clinical/subject_warnings.tsv",
+        ]
+    )
+if STUDY.adverse_events:
+    CLINICAL_FIGURES.append("ae_heatmap")
+    FINAL_OUTPUTS.extend(
+        [
+            "results/clinical/adverse_events.tsv",
+            "results/clinical/adverse_events_worst_grade.tsv",
+        ]
+    )
+FINAL_OUTPUTS.append("results/clinical/responders.tsv")
+for _figure in CLINICAL_FIGURES:
+    FINAL_OUTPUTS.extend(figure_paths(f"clinical/{_figure}"))
+    FINAL_OUTPUTS.append(f"results/figures/clinical/{_figure}.source.tsv")

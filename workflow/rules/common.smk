@@ -4,13 +4,15 @@
 # with one message that names the file, the row or key, and the fix.
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
-from gutaxis.configuration import validate_config
 from gutaxis.errors import InputError, Problem
-from gutaxis.sheets import load_sheets
+from gutaxis.runner import input_error_messages
+from gutaxis.sample_qc import not_analysed_summary
+from gutaxis.study import load_study
 from gutaxis.style import (
     figure_override,
     figure_stem,
@@ -21,15 +23,27 @@ from gutaxis.style import (
 )
 
 try:
-    config.update(validate_config(config))
-    SHEETS = load_sheets(config)
+    _study = load_study(config)
 except InputError as err:
     # the message names file, row and fix; a traceback would only hide it
     print(err, file=sys.stderr)
     sys.exit(1)
+config.update(_study["config"])
+SHEETS = _study["sheets"]
+# what the study can have (gutaxis.design.plan_study): response, contrasts, endpoints
+STUDY = _study["plan"]
 
+if workflow.is_main_process:
+    # what this study can have, and what it cannot (one line; results/study.tsv)
+    print(f"gutaxis: {STUDY.summary()}", file=sys.stderr)
+
+# input errors of this run's jobs are those written after it started
+RUN_STARTED = time.time()
 MODALITIES = sorted(config["modalities"])
-CONTRASTS = [c["name"] for c in config["design"]["contrasts"]]
+# the paired contrasts (none in a baseline-only study)
+CONTRASTS = [c["name"] for c in STUDY.contrasts]
+# the responder definition the omics modules compare ("" when the study has no response)
+RESPONSE = STUDY.response or ""
 FIGURE_FORMATS = config["style"]["formats"]
 # Every rule's outputs that `rule all` builds; each module file adds its own.
 FINAL_OUTPUTS = []
@@ -186,3 +200,34 @@ def _main_stems(wildcards):
 
 def final_outputs():
     return FINAL_OUTPUTS
+
+
+def print_run_summary():
+    """At the end of a run: the study type and what was skipped, then the samples not
+    analysed per modality with their reasons (results/qc/samples.tsv)."""
+    print(f"gutaxis: {STUDY.summary()}", file=sys.stderr)
+    status_path = Path("results/qc/samples.tsv")
+    if status_path.is_file():
+        import pandas as pd
+
+        status = pd.read_csv(status_path, sep="\t", dtype=str, keep_default_na=False)
+        lines = not_analysed_summary(status)
+        if lines:
+            print(
+                "gutaxis: samples not analysed (results/qc/samples.tsv lists each):",
+                file=sys.stderr,
+            )
+            for line in lines:
+                print(f"  - {line}", file=sys.stderr)
+
+
+def print_input_errors():
+    """The messages of the jobs that stopped on bad input, once each, last on screen."""
+    messages = input_error_messages(since=RUN_STARTED - 1)
+    if messages:
+        print(
+            "\ngutaxis: the run stopped on bad input. Fix it and run again:",
+            file=sys.stderr,
+        )
+        for message in messages:
+            print(message, file=sys.stderr)

@@ -151,7 +151,7 @@ rule differential:
         clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
         contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
         timepoints=lambda wc: DIFFERENTIAL_TIMEPOINTS[wc.contrast],
-        response_column=config["response"]["primary"],
+        response_column=RESPONSE,
         sensitivity=lambda wc: DIFFERENTIAL_SENSITIVITY[wc.modality],
         settings={
             key: DIFFERENTIAL[key]

@@ -19,7 +19,7 @@ DIVERSITY_METRIC_PATTERN = "|".join(DIVERSITY_METRICS) or "(?!)"
 DIVERSITY_CONTRASTS = {c["name"]: c for c in config["design"]["contrasts"]}
 DIVERSITY_DIR = "results/diversity/{modality}"
 DIVERSITY_FIGURES = "diversity/{modality}/{contrast}"
-DIVERSITY_RESPONSE = config["response"]["primary"]
+DIVERSITY_RESPONSE = RESPONSE
 
 
 # plots run on the submitting host, not as cluster jobs

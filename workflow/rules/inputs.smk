@@ -5,8 +5,31 @@
 
 # small tables: run on the submitting host, not as cluster jobs
 localrules:
+    study_plan,
     check_sheets,
     qc_sampling,
+
+
+# The study type and what it cannot have (gutaxis.design.plan_study, decided when
+# the workflow is parsed): one row per analysis skipped, with the reason.
+rule study_plan:
+    output:
+        table=report(
+            "results/study.tsv",
+            caption="../report/study_plan.rst",
+            category="Study design",
+            labels={"table": "Study type and analyses skipped"},
+        ),
+    log:
+        "logs/inputs/study_plan.log",
+    benchmark:
+        "logs/benchmarks/inputs/study_plan.tsv"
+    conda:
+        "../envs/io.yaml"
+    params:
+        rows=STUDY.table().values.tolist(),
+    script:
+        "../scripts/study_plan.py"
 
 
 rule check_sheets:
@@ -18,6 +41,8 @@ rule check_sheets:
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
         adverse_events="results/inputs/adverse_events.tsv",
+        # samples the sheet's `exclude` column leaves out, with their reason
+        excluded="results/inputs/excluded_samples.tsv",
     log:
         "logs/inputs/check_sheets.log",
     benchmark:
@@ -37,6 +62,7 @@ rule import_modality:
     input:
         table=modality_input,
         samples="results/inputs/samples.tsv",
+        excluded="results/inputs/excluded_samples.tsv",
     output:
         table="results/import/{modality}.tsv",
         features="results/import/{modality}.features.tsv",
@@ -64,6 +90,7 @@ rule import_modality:
 rule qc_sampling:
     input:
         samples="results/inputs/samples.tsv",
+        excluded="results/inputs/excluded_samples.tsv",
         subjects="results/inputs/subjects.tsv",
         tables=expand("results/import/{modality}.tsv", modality=MODALITIES),
         dropped=expand("results/import/{modality}.dropped.tsv", modality=MODALITIES),
@@ -86,6 +113,6 @@ rule qc_sampling:
 
 
 FINAL_OUTPUTS.extend(
-    ["results/qc/samples.tsv", "results/qc/pairing.tsv"]
+    ["results/study.tsv", "results/qc/samples.tsv", "results/qc/pairing.tsv"]
     + expand("results/import/{modality}.tsv", modality=MODALITIES)
 )

@@ -14,7 +14,7 @@
 
 INTEGRATION = config["integration"]
 INTEGRATION_DIR = "results/integration"
-INTEGRATION_RESPONSE = config["response"]["primary"]
+INTEGRATION_RESPONSE = RESPONSE
 INTEGRATION_FIGURES = "integration"
 
 from gutaxis.integration_design import count_pairs, integration_design

@@ -1,4 +1,4 @@
-"""Write the checked sample, subject and adverse-event sheets (duplicates resolved)."""
+"""Write the checked sample, subject and adverse-event sheets, and the samples the sheet excludes."""
 
 import sys
 
@@ -14,6 +14,7 @@ def main(smk):
     write_tsv(sheets["samples"], smk.output.samples)
     write_tsv(sheets["subjects"], smk.output.subjects)
     write_tsv(sheets["adverse_events"], smk.output.adverse_events)
+    write_tsv(sheets["excluded"], smk.output.excluded)
 
 
 run(snakemake, main)

@@ -15,7 +15,7 @@ def main(smk):
     label = smk.params.subjects_label
     subjects = blank_to_missing(read_sheet(smk.input.subjects))
     definitions = smk.params.definitions
-    criteria = sorted({str(d["criterion"]).lower() for d in definitions.values()})
+    criteria = sorted({str(d["criterion"]).lower() for d in definitions.values() if "criterion" in d})
     require_valid_subjects(subjects, label, criteria=criteria, group_columns=["cohort"], check_recorded=True)
     write_tsv(responder_labels(subjects, definitions, file=label), smk.output.responders)
 

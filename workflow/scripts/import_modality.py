@@ -17,8 +17,9 @@ log = logging.getLogger("gutaxis.import")
 
 def main(smk):
     spec = smk.params.modality
+    excluded = read_sheet(smk.input.excluded)["sample_id"]
     imported = import_modality(
-        spec, read_sheet(smk.input.samples), smk.params.samples_label, smk.params.duplicates
+        spec, read_sheet(smk.input.samples), smk.params.samples_label, smk.params.duplicates, excluded
     )
     log.info("%s: kept %d samples x %d features", spec["path"], *imported.table.shape)
     write_feature_table(imported.table, smk.output.table)

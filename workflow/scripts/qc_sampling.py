@@ -26,7 +26,7 @@ def main(smk):
             "dropped": dropped[["sample_id", "reason"]],
             "technical": spec["kind"] == "metabolome",
         }
-    status = sample_status(samples, modalities)
+    status = sample_status(samples, modalities, read_sheet(smk.input.excluded))
     write_tsv(status, smk.output.samples)
     write_tsv(pairing_table(status, subjects, smk.params.timepoints, smk.params.contrasts), smk.output.pairing)
 

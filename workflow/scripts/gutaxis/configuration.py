@@ -10,6 +10,8 @@ from gutaxis.errors import InputError, Problem
 from gutaxis.sheets import load_schema
 
 CONFIG_LABEL = "config"
+#: the demo study's folder: a user's config must not point into it
+DEMO_DIR = "resources/demo/"
 
 
 def _resolve(schema: dict, root: dict) -> dict:
@@ -107,13 +109,13 @@ def meaning_problems(config: dict) -> list[Problem]:
             Problem(CONFIG_LABEL, "key 'design.contrasts'", "contrast names repeat", "give each contrast a unique name")
         )
     response = config["response"]
-    if response["primary"] not in response["definitions"]:
+    if response["primary"] and response["primary"] not in response["definitions"]:
         problems.append(
             Problem(
                 CONFIG_LABEL,
                 "key 'response.primary'",
                 f"'{response['primary']}' is not one of response.definitions",
-                f"use one of {', '.join(response['definitions'])}",
+                f"use one of {', '.join(response['definitions']) or '(none defined)'} or leave it empty",
             )
         )
     diversity = config.get("diversity", {})
@@ -127,11 +129,47 @@ def meaning_problems(config: dict) -> list[Problem]:
                 f"use one of {', '.join(diversity.get('beta_metrics', []))} or add it to diversity.beta_metrics",
             )
         )
+    for key in ("samples", "subjects"):
+        if not config[key]:
+            problems.append(
+                Problem(
+                    CONFIG_LABEL,
+                    f"key '{key}'",
+                    f"no {'sample sheet' if key == 'samples' else 'subjects table'} is given",
+                    f"set {key}: <path of your {key} table> (config/README.md describes its columns)",
+                )
+            )
+    problems.extend(demo_path_problems(config))
     if not config["modalities"]:
         problems.append(
             Problem(CONFIG_LABEL, "key 'modalities'", "no omics table is configured", "add at least one modality")
         )
     return problems
+
+
+def _input_paths(config: dict) -> list[tuple[str, str]]:
+    """(config key, path) of every input file the config names."""
+    paths = [(key, config.get(key) or "") for key in ("samples", "subjects", "adverse_events")]
+    paths += [(f"modalities.{name}.path", spec.get("path") or "") for name, spec in config["modalities"].items()]
+    return [(key, str(path)) for key, path in paths if path]
+
+
+def demo_path_problems(config: dict) -> list[Problem]:
+    """A user's config (its sample sheet is not the demo's) whose other inputs still point
+    into the demo study: the config was copied from the demo and one path was missed."""
+    samples = str(config.get("samples") or "")
+    if not samples or DEMO_DIR in samples.replace("\\", "/"):
+        return []
+    return [
+        Problem(
+            CONFIG_LABEL,
+            f"key '{key}'",
+            f"'{path}' is the demo study's file, but the sample sheet is yours ({samples})",
+            f"point {key} at your own file (or remove the modality)",
+        )
+        for key, path in _input_paths(config)
+        if DEMO_DIR in path.replace("\\", "/")
+    ]
 
 
 def validate_config(config: dict) -> dict:

@@ -29,8 +29,10 @@ def set_estimators(config: dict, spec: dict) -> list[str]:
 
 
 def label_column(config: dict) -> str:
-    """The responder definition the models predict (``models.label`` or ``response.primary``)."""
-    return config["models"].get("label") or config["response"]["primary"]
+    """The responder definition the models predict: ``models.label``, else
+    ``response.primary``, else the first definition ("" when there is none)."""
+    response = config["response"]
+    return config["models"].get("label") or response["primary"] or next(iter(response["definitions"]), "")
 
 
 def config_problems(config: dict) -> list:

@@ -35,6 +35,7 @@ from gutaxis.clinical_checks import (
     canonical_codes,
     require_valid_subjects,
 )
+from gutaxis.errors import InputError, Problem
 
 #: response codes that count as a responder, by (criterion, endpoint)
 RESPONDER_CODES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -301,9 +302,24 @@ def response_table(
 # --------------------------------------------------------------------------- responder labels
 
 
+def label_column_responders(values: pd.Series, responder: Sequence[str],
+                            non_responder: Sequence[str]) -> np.ndarray:
+    """Responder labels from a label column (e.g. ``R``/``NR`` of a published cohort).
+
+    Values in ``responder`` give ``"responder"``, values in ``non_responder`` give
+    ``"non_responder"``; anything else, and an empty cell, is not evaluable (``""``).
+    Values are compared after stripping surrounding spaces.
+    """
+    text = values.astype("string").fillna("").str.strip()
+    label = np.full(len(text), "", dtype=object)
+    label[text.isin([str(v).strip() for v in responder]).to_numpy(dtype=bool)] = "responder"
+    label[text.isin([str(v).strip() for v in non_responder]).to_numpy(dtype=bool)] = "non_responder"
+    return label
+
+
 def responder_labels(
     subjects: pd.DataFrame,
-    definitions: Mapping[str, Mapping[str, str]],
+    definitions: Mapping[str, Mapping],
     *,
     file: str = DEFAULT_SUBJECTS_FILE,
 ) -> pd.DataFrame:
@@ -314,8 +330,11 @@ def responder_labels(
     subjects : pandas.DataFrame
         Subjects table with ``subject_id``, ``cohort`` and the needed response columns.
     definitions : mapping
-        ``name -> {"endpoint": "DCR" | "ORR", "criterion": "recist" | "irecist"}``,
-        e.g. ``{"dcr_recist": {"endpoint": "DCR", "criterion": "recist"}}``.
+        ``name -> {"endpoint": "DCR" | "ORR", "criterion": "recist" | "irecist"}`` (best
+        overall response, e.g. ``{"dcr_recist": {"endpoint": "DCR", "criterion":
+        "recist"}}``) or ``name -> {"column": ..., "responder": [...], "non_responder":
+        [...]}`` (a label column, see :func:`label_column_responders`). Empty: the table
+        holds ``subject_id`` and ``cohort`` only.
 
     Returns
     -------
@@ -327,6 +346,13 @@ def responder_labels(
     """
     parsed = {}
     for name, definition in definitions.items():
+        if "column" in definition:
+            if definition["column"] not in subjects.columns:
+                raise InputError(Problem(file, f"column '{definition['column']}'",
+                                         f"responder definition '{name}' reads this column, which is missing",
+                                         "add the column or change response.definitions in the config"))
+            parsed[name] = definition
+            continue
         endpoint = str(definition.get("endpoint", "")).upper()
         criterion = str(definition.get("criterion", "")).lower()
         if (criterion, endpoint) not in RESPONDER_CODES:
@@ -334,11 +360,16 @@ def responder_labels(
                 f"responder definition {name!r}: endpoint must be DCR or ORR and criterion recist or "
                 f"irecist, got {dict(definition)!r}")
         parsed[name] = (criterion, endpoint)
-    criteria = sorted({criterion for criterion, _ in parsed.values()})
+    criteria = sorted({d[0] for d in parsed.values() if isinstance(d, tuple)})
     require_valid_subjects(subjects, file, criteria=criteria, group_columns=["cohort"], check_recorded=False)
     table = pd.DataFrame({"subject_id": subjects["subject_id"].astype(str).str.strip().to_numpy(),
                           "cohort": subjects["cohort"].to_numpy()})
-    for name, (criterion, endpoint) in parsed.items():
+    for name, definition in parsed.items():
+        if isinstance(definition, dict):
+            table[name] = label_column_responders(subjects[definition["column"]], definition["responder"],
+                                                  definition["non_responder"])
+            continue
+        criterion, endpoint = definition
         codes = canonical_codes(subjects[RESPONSE_COLUMNS[criterion]], RESPONSE_VOCABULARIES[criterion])
         label = np.where(codes.isin(RESPONDER_CODES[(criterion, endpoint)]), "responder", "non_responder")
         label[(codes == NOT_EVALUABLE).to_numpy()] = ""

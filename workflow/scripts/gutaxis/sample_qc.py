@@ -10,13 +10,18 @@ from gutaxis.reconcile import TECHNICAL_TYPES
 def sample_status(
     samples: pd.DataFrame,
     modalities: dict[str, dict],
+    excluded: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per sample and modality: kept or dropped, and why.
+    """One row per sample and modality: kept, dropped or excluded, and why.
 
     Parameters
     ----------
     samples : DataFrame
-        The checked sample sheet.
+        The checked sample sheet (without the excluded samples).
+    excluded : DataFrame, optional
+        ``sample_id, subject_id, timepoint, sample_type, reason`` of the samples the
+        sheet excludes; each gets status ``excluded`` in every modality of its
+        sample_type.
     modalities : dict
         ``name -> {"sample_type": str, "kept": list of sample ids,
         "dropped": DataFrame(sample_id, reason), "technical": bool}``.
@@ -39,6 +44,9 @@ def sample_status(
         block["status"] = kept.map({True: "kept", False: "dropped"})
         block["reason"] = block["sample_id"].map(reasons).fillna("not kept").where(~kept, "")
         blocks.append(block)
+        if excluded is not None and len(excluded):
+            out = excluded.loc[excluded["sample_type"].isin(types), [*columns, "reason"]]
+            blocks.append(out.assign(modality=name, status="excluded"))
     out = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=columns)
     return out.reindex(columns=[*columns, "modality", "status", "reason"])
 
@@ -80,3 +88,40 @@ def pairing_table(
         paired = (out[contrast["pre"]] != "") & (out[contrast["post"]] != "")
         out[f"paired_{contrast['name']}"] = paired.map({True: "yes", False: "no"})
     return out.sort_values(["modality", "subject_id"], kind="stable").reset_index(drop=True)
+
+
+def _reason_group(reason: str) -> str:
+    """A reason without its sample-specific part, so equal causes are counted together
+    ("duplicate of S12 (...)" and "duplicate of S31 (...)" are one cause)."""
+    return reason.split(" (", 1)[0] if reason.startswith("duplicate of ") else reason
+
+
+def not_analysed_summary(status: pd.DataFrame, max_reasons: int = 3) -> list[str]:
+    """One line per modality with samples dropped or excluded, for the end-of-run screen.
+
+    Parameters
+    ----------
+    status : DataFrame
+        :func:`sample_status` (``results/qc/samples.tsv``).
+    max_reasons : int
+        Causes listed per line (the most frequent; the others are counted).
+
+    Returns
+    -------
+    list of str
+        ``"taxa: 3 of 188 samples not analysed: not in taxa.txt (2), ..."``; empty when
+        every sample was kept.
+    """
+    lines = []
+    for modality, block in status.groupby("modality", sort=True):
+        out = block[block["status"] != "kept"]
+        if out.empty:
+            continue
+        counts = out["reason"].astype(str).map(_reason_group).value_counts(sort=False)
+        counts = counts.sort_values(ascending=False, kind="stable")
+        shown = [f"{reason} ({n})" for reason, n in counts.iloc[:max_reasons].items()]
+        rest = len(counts) - max_reasons
+        if rest > 0:
+            shown.append(f"{rest} other reason{'s' if rest > 1 else ''}")
+        lines.append(f"{modality}: {len(out)} of {len(block)} samples not analysed: " + "; ".join(shown))
+    return lines

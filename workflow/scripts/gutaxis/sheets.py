@@ -23,6 +23,10 @@ BIOLOGICAL_SAMPLE_TYPES = ("stool", "blood", "tissue")
 DROPPED_COLUMNS = ("sample_id", "subject_id", "timepoint", "sample_type", "reason")
 #: how many offending rows a message lists before it says "and N more"
 MAX_ROWS_LISTED = 8
+#: spreadsheet and R spellings of "missing"; the sheets use an empty cell
+MISSING_TOKENS = ("na", "nan", "n/a", "null", "none", ".", "-", "?")
+#: values of the sample sheet's `exclude` column that leave a sample out
+EXCLUDE_VALUES = ("yes", "true", "1")
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -148,6 +152,16 @@ def schema_problems(
         if not bad_values:
             continue
         mask = values.isin(bad_values)
+        if all(str(v).strip().lower() in MISSING_TOKENS for v in bad_values):
+            problems.append(
+                Problem(
+                    label,
+                    f"column '{column}', {_rows_text(table, mask, id_column)}",
+                    f"missing values are written as {', '.join(repr(v) for v in bad_values)}",
+                    "leave the cell empty: an empty cell means not recorded",
+                )
+            )
+            continue
         if "enum" in rule:
             allowed = ", ".join(repr(v) for v in rule["enum"] if v != "")
             what = f"value(s) {', '.join(repr(v) for v in bad_values[:MAX_ROWS_LISTED])} not allowed"
@@ -329,14 +343,49 @@ def resolve_duplicate_samples(
     return samples.loc[~drop].copy(), dropped
 
 
+def split_excluded(samples: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.DataFrame, list[Problem]]:
+    """Take the samples the sheet's ``exclude`` column leaves out.
+
+    Returns
+    -------
+    kept : DataFrame
+        The sheet without the excluded rows.
+    excluded : DataFrame
+        ``sample_id, subject_id, timepoint, sample_type, reason`` of every excluded
+        sample; the reason is ``excluded in the sample sheet: <exclude_reason>``.
+    problems : list of Problem
+        Excluded rows without an ``exclude_reason``.
+    """
+    if "exclude" not in samples.columns:
+        return samples, pd.DataFrame(columns=[*DROPPED_COLUMNS], dtype=str), []
+    out = samples["exclude"].str.lower().isin(EXCLUDE_VALUES)
+    reasons = samples["exclude_reason"] if "exclude_reason" in samples.columns else pd.Series("", index=samples.index)
+    problems = []
+    silent = out & (reasons == "")
+    if silent.any():
+        problems.append(
+            Problem(
+                label,
+                f"column 'exclude_reason', {_rows_text(samples, silent, 'sample_id')}",
+                "an excluded sample needs its reason",
+                "write why the sample is left out in exclude_reason (it is reported with the sample)",
+            )
+        )
+    excluded = samples.loc[out, ["sample_id", "subject_id", "timepoint", "sample_type"]].assign(
+        reason="excluded in the sample sheet: " + reasons[out]
+    )
+    return samples.loc[~out].copy(), excluded.reset_index(drop=True), problems
+
+
 def load_sheets(config: dict) -> dict[str, pd.DataFrame]:
     """Read and check the samples, subjects and adverse-event sheets of a config.
 
     Returns
     -------
     dict
-        ``samples``, ``subjects`` and ``adverse_events`` (empty when not
-        configured). Duplicated samples are resolved per modality, among the
+        ``samples`` (without the excluded samples), ``subjects``,
+        ``adverse_events`` (empty when not configured) and ``excluded`` (the samples
+        the sheet's ``exclude`` column leaves out, with their reason). Duplicated samples are resolved per modality, among the
         samples each table actually holds (see :mod:`gutaxis.reconcile`); with
         ``design.duplicates: error`` they are an error here already.
 
@@ -363,10 +412,14 @@ def load_sheets(config: dict) -> dict[str, pd.DataFrame]:
     if subjects is not None:
         collector.problems.extend(check_subjects(subjects, design["cohorts"], subjects_label))
     subject_ids = set(subjects["subject_id"]) if subjects is not None and "subject_id" in subjects else set()
+    excluded = pd.DataFrame(columns=[*DROPPED_COLUMNS], dtype=str)
     if samples is not None:
         collector.problems.extend(
             check_samples(samples, subject_ids, design["timepoints"], samples_label, subjects_label)
         )
+        if "sample_id" in samples.columns:
+            samples, excluded, problems = split_excluded(samples, samples_label)
+            collector.problems.extend(problems)
     ae_path = config.get("adverse_events") or ""
     if ae_path:
         try:
@@ -379,4 +432,4 @@ def load_sheets(config: dict) -> dict[str, pd.DataFrame]:
         resolve_duplicate_samples(samples, "error", samples_label)
     if events is None:
         events = pd.DataFrame(columns=["subject_id", "term", "grade", "attribution"], dtype=str)
-    return {"samples": samples, "subjects": subjects, "adverse_events": events}
+    return {"samples": samples, "subjects": subjects, "adverse_events": events, "excluded": excluded}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from gutaxis.configuration import validate_config
+from gutaxis.design import plan_study
 from gutaxis.errors import InputError, ProblemCollector
 from gutaxis.importers import read_table
 from gutaxis.reconcile import reconcile_with_sheet
@@ -24,7 +25,7 @@ class ImportedModality:
 
 
 def import_modality(
-    spec: dict, samples: pd.DataFrame, samples_label: str, duplicates: str = "last"
+    spec: dict, samples: pd.DataFrame, samples_label: str, duplicates: str = "last", excluded=()
 ) -> ImportedModality:
     """Read one configured modality and match it to the checked sample sheet.
 
@@ -39,6 +40,9 @@ def import_modality(
         How the sample sheet is named in messages.
     duplicates : {"last", "first", "error"}
         ``design.duplicates``: resolved among this table's usable samples.
+    excluded : iterable of str
+        Samples the sheet's ``exclude`` column leaves out: their columns are removed
+        from the table without a word here (results/qc/samples.tsv lists them).
 
     Returns
     -------
@@ -48,10 +52,15 @@ def import_modality(
         with ``kind`` (sample/feature), ``id`` and ``reason``.
     """
     imported = read_table(spec["path"], spec["format"], **spec.get("options", {}))
+    excluded = set(map(str, excluded))
+    table = imported.table.loc[~imported.table.index.astype(str).isin(excluded)]
+    import_dropped = imported.dropped
+    if "sample_id" in import_dropped.columns:
+        import_dropped = import_dropped[~import_dropped["sample_id"].fillna("").astype(str).isin(excluded)]
     reconciled = reconcile_with_sheet(
-        imported.table,
+        table,
         samples,
-        imported.dropped,
+        import_dropped,
         sample_type=spec["sample_type"],
         table_label=spec["path"],
         sheet_label=samples_label,
@@ -78,31 +87,59 @@ def import_modality(
     return ImportedModality(table, features, dropped, dict(imported.notes))
 
 
-def validate_study(config: dict) -> dict:
-    """Validate the config, the sheets and every modality; report all problems together.
+def load_study(config: dict) -> dict:
+    """Validate the config and the sheets and plan the study, reporting all problems together.
+
+    What the workflow does when it is parsed (``snakemake -n``), before any table is read.
 
     Returns
     -------
     dict
-        ``config`` (defaults filled), ``sheets`` (see :func:`load_sheets`) and
-        ``modalities`` (name -> :class:`ImportedModality`).
+        ``config`` (defaults filled), ``sheets`` (see :func:`load_sheets`) and ``plan``
+        (:class:`gutaxis.design.StudyPlan`).
 
     Raises
     ------
     InputError
-        With every problem found: the config's first (nothing else can be
-        checked without it), then the sheets', then every modality's.
+        With every problem found: the config's first (nothing else can be checked
+        without it), then the sheets', then those of the study plan.
     """
     config = validate_config(config)
     sheets = load_sheets(config)
+    plan, problems = plan_study(config, sheets["subjects"], sheets["samples"])
+    if problems:
+        raise InputError(problems)
+    return {"config": config, "sheets": sheets, "plan": plan}
+
+
+def validate_study(config: dict) -> dict:
+    """Validate the config, the sheets, the study plan and every modality; report all problems together.
+
+    Returns
+    -------
+    dict
+        ``config`` (defaults filled), ``sheets`` (see :func:`load_sheets`), ``plan``
+        and ``modalities`` (name -> :class:`ImportedModality`).
+
+    Raises
+    ------
+    InputError
+        With every problem found: those of :func:`load_study`, then every modality's.
+    """
+    study = load_study(config)
+    config, sheets = study["config"], study["sheets"]
     collector = ProblemCollector()
     modalities = {}
     for name in sorted(config["modalities"]):
         try:
             modalities[name] = import_modality(
-                config["modalities"][name], sheets["samples"], config["samples"], config["design"]["duplicates"]
+                config["modalities"][name],
+                sheets["samples"],
+                config["samples"],
+                config["design"]["duplicates"],
+                sheets["excluded"]["sample_id"],
             )
         except InputError as err:
             collector.problems.extend(err.problems)
     collector.raise_if_any()
-    return {"config": config, "sheets": sheets, "modalities": modalities}
+    return {**study, "modalities": modalities}

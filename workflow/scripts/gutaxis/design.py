@@ -1,0 +1,275 @@
+"""What a study's design allows: its type, response, contrasts and endpoints, and what is skipped.
+
+The workflow is planned from a :class:`StudyPlan` built when the workflow is parsed
+(``snakemake -n``), from the validated config and the checked sheets. Each analysis
+that the study cannot have (no tumour response in a dietary intervention, no pairs in a
+baseline-only cohort, no survival columns) is left out of the DAG, and the plan says
+which and why, one line each; the log, ``results/study.tsv`` and the report show them.
+
+Study types (``design.study_type``):
+
+* ``oncology`` -- paired or longitudinal samples and a tumour response (RECIST 1.1 /
+  iRECIST best response, or a responder-label column);
+* ``intervention`` -- paired or longitudinal samples, no tumour response;
+* ``baseline_only`` -- one sample per subject before treatment, no contrasts;
+  responders are compared at baseline and the responder models run;
+* ``crossover`` -- every subject receives each intervention in its own period; one
+  contrast per intervention, the sample sheet's ``period`` column is a covariate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from gutaxis.clinical_checks import check_subjects
+from gutaxis.errors import Problem
+
+STUDY_TYPES: dict[str, str] = {
+    "oncology": "oncology trial with paired samples and tumour response",
+    "intervention": "intervention or longitudinal study without tumour response",
+    "baseline_only": "baseline-only cohort (one sample per subject, no paired contrasts)",
+    "crossover": "crossover study (one contrast per intervention, period as a covariate)",
+}
+#: study types whose samples are paired within subject (they need contrasts)
+PAIRED_TYPES = ("oncology", "intervention", "crossover")
+#: study types that have a response (responders vs non-responders)
+RESPONSE_TYPES = ("oncology", "baseline_only")
+#: best-response column of each criterion
+RESPONSE_COLUMNS = {"recist": "best_response", "irecist": "best_response_irecist"}
+#: the sample-sheet column of a crossover study's periods
+PERIOD_COLUMN = "period"
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """The analyses a study can have.
+
+    Attributes
+    ----------
+    study_type : str
+        One of :data:`STUDY_TYPES`.
+    response : str or None
+        The responder definition the omics modules use (``response.primary``, or the
+        first definition), None when the study has no response analyses.
+    definitions : dict
+        The responder definitions that are computed (empty without response).
+    contrasts : list of dict
+        The paired contrasts (empty for baseline-only studies).
+    survival_endpoints : dict
+        Time-to-event endpoints whose columns the subjects table records.
+    period : str or None
+        The sample-sheet column of the crossover periods, None otherwise.
+    patient_plots : frozenset of str
+        The patient-level clinical figures the subjects table supports:
+        ``waterfall`` (best target-lesion change and a best-response column),
+        ``swimmer`` (time on treatment).
+    adverse_events : bool
+        Whether an adverse-event table is configured.
+    skipped : list of (str, str)
+        ``(analysis, reason)`` of every analysis left out, in a fixed order.
+    """
+
+    study_type: str
+    response: str | None
+    definitions: dict
+    contrasts: list
+    survival_endpoints: dict
+    period: str | None = None
+    patient_plots: frozenset = frozenset()
+    adverse_events: bool = False
+    skipped: list = field(default_factory=list)
+
+    @property
+    def has_response(self) -> bool:
+        return self.response is not None
+
+    @property
+    def paired(self) -> bool:
+        return bool(self.contrasts)
+
+    @property
+    def recist_definitions(self) -> dict:
+        """The definitions read from best overall response (ORR/DCR tables need these)."""
+        return {n: d for n, d in self.definitions.items() if "criterion" in d}
+
+    def summary(self) -> str:
+        """One line naming the study type and what is skipped."""
+        head = f"study type {self.study_type} ({STUDY_TYPES[self.study_type]})"
+        if not self.skipped:
+            return head + ": every analysis runs"
+        return head + "; skipped: " + "; ".join(f"{a} ({r})" for a, r in self.skipped)
+
+    def table(self) -> pd.DataFrame:
+        """``item, value`` rows of results/study.tsv: the type, the response, the
+        contrasts, the endpoints, and one ``skipped`` row per analysis left out."""
+        rows = [("study_type", self.study_type), ("description", STUDY_TYPES[self.study_type]),
+                ("response", self.response or ""),
+                ("contrasts", ", ".join(c["name"] for c in self.contrasts)),
+                ("survival_endpoints", ", ".join(self.survival_endpoints)),
+                ("period_column", self.period or "")]
+        rows += [("skipped", f"{analysis}: {reason}") for analysis, reason in self.skipped]
+        return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def _recorded(subjects: pd.DataFrame, column: str) -> bool:
+    """Present in the subjects table and not blank everywhere."""
+    return column in subjects.columns and bool((subjects[column].astype(str).str.strip() != "").any())
+
+
+def definition_column(definition: dict) -> str:
+    """The subjects-table column a responder definition reads."""
+    if "column" in definition:
+        return definition["column"]
+    return RESPONSE_COLUMNS[str(definition["criterion"]).lower()]
+
+
+def _response_plan(config: dict, subjects: pd.DataFrame, study_type: str, label: str,
+                   skipped: list, problems: list) -> tuple[str | None, dict]:
+    response = config["response"]
+    definitions = dict(response["definitions"])
+    if study_type not in RESPONSE_TYPES:
+        skipped.append(("response analyses", f"a study of type {study_type} has no tumour response"))
+        return None, {}
+    if not definitions:
+        skipped.append(("response analyses", "response.definitions is empty"))
+        return None, {}
+    primary = response["primary"] or next(iter(definitions))
+    if primary not in definitions:
+        problems.append(Problem("config", "key 'response.primary'",
+                                f"'{primary}' is not one of response.definitions",
+                                f"use one of {', '.join(definitions)}"))
+        return None, {}
+    usable = {}
+    for name, definition in definitions.items():
+        column = definition_column(definition)
+        if _recorded(subjects, column):
+            usable[name] = definition
+            continue
+        if name == primary:
+            problems.append(Problem(
+                label, f"column '{column}'",
+                f"the primary responder definition '{name}' reads this column, which is absent or empty",
+                f"add the column to the subjects table, define response from a column you have "
+                f"(response.definitions.{name}: {{column: <column>, responder: [..], non_responder: [..]}}), "
+                "or set design.study_type to intervention (no response analyses)"))
+        else:
+            skipped.append((f"responder definition {name}", f"column '{column}' is not in {label}"))
+    return primary, usable
+
+
+def plan_study(config: dict, subjects: pd.DataFrame, samples: pd.DataFrame) -> tuple[StudyPlan, list[Problem]]:
+    """Decide what the study can have from its config and sheets.
+
+    Parameters
+    ----------
+    config : dict
+        The validated config, defaults filled.
+    subjects, samples : DataFrame
+        The checked sheets (every cell text).
+
+    Returns
+    -------
+    plan : StudyPlan
+    problems : list of Problem
+        What contradicts the study type (contrasts in a baseline-only study, none in a
+        paired one, a crossover without periods ...) and every bad value of the clinical
+        columns (see :func:`clinical_problems`); empty when the plan is sound.
+    """
+    design = config["design"]
+    study_type = design["study_type"]
+    label = config["subjects"]
+    samples_label = config["samples"]
+    skipped: list = []
+    problems: list[Problem] = []
+    contrasts = list(design["contrasts"])
+
+    if study_type == "baseline_only" and contrasts:
+        problems.append(Problem("config", "key 'design.contrasts'",
+                                "a baseline-only study has no paired contrasts",
+                                "remove design.contrasts, or set design.study_type to oncology, "
+                                "intervention or crossover"))
+    if study_type in PAIRED_TYPES and not contrasts:
+        problems.append(Problem("config", "key 'design.contrasts'",
+                                f"a study of type {study_type} needs at least one paired contrast",
+                                "add a contrast {name: ..., pre: <timepoint>, post: <timepoint>}, or set "
+                                "design.study_type to baseline_only"))
+    if study_type == "baseline_only":
+        skipped.append(("paired analyses (within-subject changes, shifts, change views)",
+                        "a baseline-only study has no contrasts"))
+
+    response, definitions = _response_plan(config, subjects, study_type, label, skipped, problems)
+
+    endpoints = {}
+    for name, columns in config["clinical"]["survival_endpoints"].items():
+        absent = [c for c in (columns["time"], columns["event"]) if not _recorded(subjects, c)]
+        if absent:
+            skipped.append((f"survival endpoint {name}",
+                            f"column{'s' if len(absent) > 1 else ''} {', '.join(absent)} "
+                            f"not in {label}"))
+        else:
+            endpoints[name] = columns
+    adverse_events = bool(config.get("adverse_events"))
+    if not adverse_events:
+        skipped.append(("adverse events", "no adverse-event table (key adverse_events is empty)"))
+    recist = [d for d in definitions.values() if "criterion" in d]
+    if response is not None and not recist:
+        skipped.append(("ORR and DCR", "no responder definition reads best overall response (RECIST/iRECIST)"))
+    plots = set()
+    for plot, column in (("waterfall", "target_lesion_change_pct"), ("swimmer", "treatment_months")):
+        if recist and _recorded(subjects, column):
+            plots.add(plot)
+        elif study_type == "oncology":
+            why = f"column {column} not in {label}" if recist else "no best-response column"
+            skipped.append((f"{plot} plot", why))
+
+    period = None
+    if study_type == "crossover":
+        period = PERIOD_COLUMN
+        problems += crossover_problems(samples, contrasts, samples_label)
+    plan = StudyPlan(study_type, response, definitions, contrasts, endpoints, period, frozenset(plots),
+                     adverse_events, skipped)
+    return plan, problems + clinical_problems(plan, subjects, label)
+
+
+def clinical_problems(plan: StudyPlan, subjects: pd.DataFrame, label: str) -> list[Problem]:
+    """The subjects table's clinical columns, checked when the workflow is planned so a
+    bad value is reported by the dry run: the best-response and survival columns the
+    study uses, and every other clinical column it records."""
+    criteria = sorted({str(d["criterion"]).lower() for d in plan.recist_definitions.values()})
+    endpoints = {name: (e["time"], e["event"]) for name, e in plan.survival_endpoints.items()}
+    return check_subjects(subjects, label, criteria=criteria, endpoints=endpoints, check_recorded=True).problems
+
+
+def crossover_problems(samples: pd.DataFrame, contrasts: list, label: str) -> list[Problem]:
+    """A crossover needs a period on every biological sample, and each contrast's pre
+    and post sample of a subject in the same period."""
+    biological = samples[samples["subject_id"].astype(str) != ""]
+    if PERIOD_COLUMN not in samples.columns:
+        return [Problem(label, f"column '{PERIOD_COLUMN}'",
+                        "a crossover study needs the period of every sample",
+                        f"add a column '{PERIOD_COLUMN}' (1, 2, ...) to the sample sheet")]
+    empty = biological[biological[PERIOD_COLUMN].astype(str) == ""]
+    if len(empty):
+        ids = ", ".join(empty["sample_id"].head(8))
+        return [Problem(label, f"column '{PERIOD_COLUMN}', samples {ids}" + (
+            f" and {len(empty) - 8} more" if len(empty) > 8 else ""),
+            "the period is empty", "give the period (1, 2, ...) of every biological sample")]
+    problems = []
+    for contrast in contrasts:
+        sides = []
+        for side in ("pre", "post"):
+            rows = biological[biological["timepoint"] == contrast[side]]
+            sides.append(rows.groupby("subject_id")[PERIOD_COLUMN].agg(lambda s: ",".join(sorted(set(s)))))
+        both = pd.concat(sides, axis=1, keys=["pre", "post"], join="inner")
+        differ = both[both["pre"] != both["post"]]
+        if len(differ):
+            ids = ", ".join(differ.index[:8])
+            problems.append(Problem(
+                label, f"column '{PERIOD_COLUMN}', subjects {ids}",
+                f"the {contrast['pre']} and {contrast['post']} samples of contrast '{contrast['name']}' "
+                "are in different periods",
+                "a contrast compares the pre and post sample of one intervention period; check the "
+                "timepoint and period of these samples"))
+    return problems
