@@ -8,7 +8,7 @@ import yaml
 
 from gutaxis.configuration import validate_config
 from gutaxis.errors import InputError
-from gutaxis.sample_qc import pairing_table, sample_status
+from gutaxis.sample_qc import not_analysed_summary, pairing_table, sample_status
 from gutaxis.sheets import resolve_duplicate_samples
 
 
@@ -113,3 +113,25 @@ def test_sample_status_and_pairing():
     assert pairing["paired_post_vs_baseline"].to_dict() == {"A": "yes", "B": "no", "C": "no", "D": "no"}
     assert pairing.loc["B", "post"] == ""
     assert pairing.loc["D", "n_timepoints"] == 0
+
+
+def test_excluded_samples_get_their_reason_and_the_end_of_run_summary_counts_causes():
+    samples = sheet([["A1", "A", "baseline", "stool"], ["A2", "A", "post", "stool"],
+                     ["B1", "B", "baseline", "stool"], ["B2", "B", "post", "stool"]])
+    excluded = pd.DataFrame({"sample_id": ["C1"], "subject_id": ["C"], "timepoint": ["baseline"],
+                             "sample_type": ["stool"], "reason": ["excluded in the sample sheet: spoilt"]})
+    modalities = {"taxa": {"sample_type": "stool", "kept": ["A1", "A2"],
+                           "dropped": pd.DataFrame({"sample_id": ["B1", "B2"],
+                                                    "reason": ["duplicate of X (kept last)",
+                                                               "duplicate of Y (kept last)"]})},
+                  "immune": {"sample_type": "blood", "kept": [],
+                             "dropped": pd.DataFrame({"sample_id": [], "reason": []})}}
+    status = sample_status(samples, modalities, excluded)
+    row = status.set_index("sample_id").loc["C1"]
+    assert (row["status"], row["modality"], row["reason"]) == ("excluded", "taxa", "excluded in the sample sheet: spoilt")
+    # the blood modality has no stool sample: the excluded stool sample is not listed there
+    assert "immune" not in set(status["modality"])
+    lines = not_analysed_summary(status)
+    # two duplicates are one cause; the excluded sample is another
+    assert lines == ["taxa: 3 of 5 samples not analysed: duplicate sample (kept last) (2); excluded in the sample sheet: spoilt (1)"]
+    assert not_analysed_summary(status[status["status"] == "kept"]) == []

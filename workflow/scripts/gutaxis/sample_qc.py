@@ -93,7 +93,10 @@ def pairing_table(
 def _reason_group(reason: str) -> str:
     """A reason without its sample-specific part, so equal causes are counted together
     ("duplicate of S12 (...)" and "duplicate of S31 (...)" are one cause)."""
-    return reason.split(" (", 1)[0] if reason.startswith("duplicate of ") else reason
+    if reason.startswith("duplicate of "):
+        detail = reason.split(" (", 1)[1].rstrip(")") if " (" in reason else ""
+        return f"duplicate sample ({detail})" if detail else "duplicate sample"
+    return reason
 
 
 def not_analysed_summary(status: pd.DataFrame, max_reasons: int = 3) -> list[str]:
