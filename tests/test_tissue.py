@@ -141,3 +141,16 @@ def test_demo_dry_run_plans_tissue_import_differential_associations_and_no_tissu
     mofa = job("integration_mofa", "results/integration/mofa/status.tsv")
     mofa_input = mofa.split("output:")[0]
     assert "prepared/immune.tsv" in mofa_input and "prepared/tissue.tsv" not in mofa_input
+
+
+def test_models_transform_log2p1_per_sample_like_the_differential_scale():
+    """The responder models transform each sample on its own; log2p1 needs nothing but the value,
+    so a model block of densities is on the differential module's scale exactly."""
+    from gutaxis.model_transformers import ELEMENTWISE_TRANSFORMS, transform_rows
+
+    values = np.array([[0.0, 3.0, np.nan], [255.0, 1.0, 7.0]])
+    np.testing.assert_array_equal(transform_rows(values, "log2p1"), [[0.0, 2.0, np.nan], [8.0, 1.0, 3.0]])
+    assert "log2p1" in ELEMENTWISE_TRANSFORMS
+    table = pd.DataFrame(values)
+    np.testing.assert_array_equal(transform_rows(values, "log2p1"),
+                                  transform_table(table, "log2p1").values.to_numpy())
