@@ -98,7 +98,7 @@ def test_same_seed_gives_byte_identical_files(small, tmp_path):
 
 def test_different_seed_gives_different_data(small, tmp_path):
     other = simulate_study(tmp_path, seed=8, **SMALL)
-    for key in ("subjects", "metaphlan", "metabolome", "immune"):
+    for key in ("subjects", "metaphlan", "metabolome", "immune", "tissue"):
         assert small[key].read_bytes() != other[key].read_bytes(), key
 
 
@@ -264,7 +264,7 @@ def test_sample_sheet_and_tables_agree(demo):
     assert list(sheet.columns) == ["sample_id", "subject_id", "timepoint", "sample_type", "batch",
                                    "injection_order", "collection_date"]
     assert sheet["sample_id"].is_unique
-    assert set(sheet["sample_type"]) == {"stool", "blood", "qc", "blank"}
+    assert set(sheet["sample_type"]) == {"stool", "blood", "tissue", "qc", "blank"}
     controls = sheet[sheet["sample_type"].isin(["qc", "blank"])]
     assert (controls["subject_id"] == "").all() and (controls["timepoint"] == "").all()
     assert 6 <= (sheet["sample_type"] == "qc").sum() <= 10
@@ -491,3 +491,97 @@ def test_invalid_design_is_reported_with_the_argument_named(tmp_path):
     message = str(err.value)
     assert "n_subjects" in message and "n_taxa" in message and "timepoints" in message
     assert not any(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------
+# tumour tissue: biopsy cell densities from their own random stream
+# ---------------------------------------------------------------------------------------------
+
+
+def tissue_changes(paths) -> tuple[pd.DataFrame, pd.Series]:
+    """Per subject with both biopsies: post - baseline of log2(density + 1); and responder flags."""
+    dens = pd.read_csv(paths["tissue"], sep="\t", index_col=0)
+    sheet = pd.read_csv(paths["samples"], sep="\t", dtype=str, keep_default_na=False).set_index("sample_id")
+    values = np.log2(dens + 1.0)
+    values["subject"] = sheet.loc[values.index, "subject_id"].to_numpy()
+    values["tp"] = sheet.loc[values.index, "timepoint"].to_numpy()
+    wide = values.pivot(index="subject", columns="tp")
+    change = pd.DataFrame({c: wide[(c, "post")] - wide[(c, "baseline")] for c in dens.columns}).dropna()
+    subjects = pd.read_csv(paths["subjects"], sep="\t").set_index("subject_id")
+    return change, subjects["best_response"].isin(["CR", "PR", "SD"]).reindex(change.index)
+
+
+def test_tissue_stream_leaves_every_other_file_unchanged(small, tmp_path, monkeypatch):
+    """Other tissue settings (more biopsies, other effects) change the tissue file and the appended
+    sheet rows only: the tissue draws come from their own stream."""
+    import gutaxis.simulate as sim
+
+    monkeypatch.setattr(sim, "TISSUE_PAIRED_FRACTION", 0.9)
+    monkeypatch.setattr(sim, "TISSUE_TIME_X_RESPONSE", (("CD8+ cells", 3.0),))
+    other = simulate_study(tmp_path, seed=7, **SMALL)
+    for key in ("subjects", "adverse_events", "metaphlan", "metabolome", "immune", "truth"):
+        assert other[key].read_bytes() == small[key].read_bytes(), key
+    assert other["tissue"].read_bytes() != small["tissue"].read_bytes()
+    before = sample_sheet(small["samples"].parent)
+    after = sample_sheet(other["samples"].parent)
+    non_tissue = before[before["sample_type"] != "tissue"]
+    assert before.iloc[:len(non_tissue)].equals(non_tissue)  # biopsies are appended rows
+    assert after.iloc[:len(non_tissue)].equals(non_tissue)
+    assert (after["sample_type"] == "tissue").sum() > (before["sample_type"] == "tissue").sum()
+
+
+def test_tissue_biopsies_are_a_paired_subset_in_both_response_groups(demo):
+    sheet = sample_sheet(demo)
+    assert list(sheet["sample_type"].iloc[-64:].unique()) == ["tissue"]  # appended after the controls
+    tissue = sheet[sheet["sample_type"] == "tissue"]
+    dens = pd.read_csv(demo / "tissue_densities.tsv", sep="\t", index_col=0)
+    assert list(dens.columns) == ["CD8+ cells", "FOXP3+ cells", "PD-L1+ cells", "CD68+ cells"]
+    assert set(dens.index) == set(tissue["sample_id"])
+    assert (tissue["sample_id"] == tissue["subject_id"] + "_" + tissue["timepoint"] + "_TU").all()
+    assert set(tissue["timepoint"]) == {"baseline", "post"}
+    per_subject = tissue.groupby("subject_id")["timepoint"].apply(frozenset)
+    paired = per_subject[per_subject == frozenset({"baseline", "post"})].index
+    baseline_only = per_subject[per_subject == frozenset({"baseline"})].index
+    assert len(paired) + len(baseline_only) == len(per_subject)  # never a post biopsy alone
+    assert len(paired) == 28 and len(baseline_only) == 8
+    resp = responders(demo)
+    assert resp[paired].sum() == 14 and (~resp[paired]).sum() == 14
+    assert (dens >= 0).all().all() and dens.notna().all().all()
+    assert (dens["PD-L1+ cells"] == 0).any()  # PD-L1-negative biopsies: exact zeros
+    assert (dens["CD8+ cells"] > 0).all()
+
+
+def test_tissue_planted_effects_match_the_truth_on_the_analysis_scale(tmp_path):
+    """A large simulated study: mean within-subject change of log2(density + 1) per response group
+    equals the documented expectation (planted effects plus the butyrate link, Monte Carlo on
+    the log2(x + 1) scale) within four standard errors; FOXP3+ and CD68+ do not change."""
+    import gutaxis.simulate as sim
+
+    paths = simulate_study(tmp_path, seed=11, n_subjects=480, n_taxa=120, n_metabolites=150, n_immune=12)
+    change, resp = tissue_changes(paths)
+    assert resp.sum() >= 140 and (~resp).sum() >= 140
+    planted = {"CD8+ cells": (2.2, 0.0), "PD-L1+ cells": (1.0, 1.0), "FOXP3+ cells": (0.0, 0.0),
+               "CD68+ cells": (0.0, 0.0)}  # log2 change (responders, non-responders), from TRUTH.md
+    spec = {f"{m}|{g}": v for m, (r, n) in planted.items() for g, v in (("responders", r), ("non_responders", n))}
+    expected = sim.tissue_expected_log2p1(spec)
+    for marker in planted:
+        for group, mask in (("responders", resp), ("non_responders", ~resp)):
+            x = change.loc[mask, marker]
+            se = x.std(ddof=1) / math.sqrt(len(x))
+            assert abs(x.mean() - expected[f"{marker}|{group}"]) < 4 * se, (marker, group, x.mean())
+    cd8 = change["CD8+ cells"]
+    diff = cd8[resp].mean() - cd8[~resp].mean()
+    se = math.sqrt(cd8[resp].var() / resp.sum() + cd8[~resp].var() / (~resp).sum())
+    assert abs(diff - 2.2) < 4 * se and diff / se > 8  # the time x response effect, clearly detectable
+    # the compression of log2(x + 1) is real for the sparse PD-L1, negligible for CD8+
+    assert expected["PD-L1+ cells|responders"] < 0.95 and expected["CD8+ cells|responders"] > 2.15
+
+
+def test_tissue_truth_sums_the_planted_effects(demo):
+    """TRUTH.md gives the expected CD8+ and PD-L1+ changes, computed by hand from the constants:
+    CD8+ in responders 0.8 + 1.0 x (0.4 x 0 + 0.35 x 2.0 + 0.35 x 2.0) = 2.2 (butyrate's drivers:
+    F. prausnitzii without an effect, R. intestinalis and A. hallii +2.0 in responders)."""
+    text = (demo / "TRUTH.md").read_text()
+    assert "| `CD8+ cells` | log2 x | +2.20 | 0 | +2.20 |" in text
+    assert "| `PD-L1+ cells` | log2 x | +1.00 | +1.00 | 0 |" in text
+    assert "## Tumour tissue (`tissue_densities.tsv`)" in text

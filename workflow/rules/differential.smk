@@ -67,7 +67,13 @@ DIFFERENTIAL_SENSITIVITY = {
 # Name of the scale the effects are on, for axis labels (processed metabolomics
 # is log2 already, hence transform none).
 DIFFERENTIAL_SCALE = {
-    m: {"clr": "CLR", "rclr": "robust CLR", "log2": "log2", "logit": "logit"}.get(
+    m: {
+        "clr": "CLR",
+        "rclr": "robust CLR",
+        "log2": "log2",
+        "log2p1": "log2(x + 1)",
+        "logit": "logit",
+    }.get(
         spec.get("transform", "none"),
         (
             "log2 intensity"

@@ -37,6 +37,8 @@ INTEGRATION_BLOCK_PATTERN = "|".join(INTEGRATION_BLOCKS) or "(?!)"
 INTEGRATION_VIEW_PATTERN = "|".join(INTEGRATION_VIEWS) or "(?!)"
 INTEGRATION_COVARIATES = INTEGRATION_DESIGN.covariates
 INTEGRATION_IMMUNE = INTEGRATION_DESIGN.of_kind("immune")
+# views of the MOFA+ fit (integration.mofa.modalities; empty = every integrated modality)
+INTEGRATION_MOFA_MODALITIES = INTEGRATION_DESIGN.mofa_modalities
 # microbe, metabolite and immune layers of the triads and the network; "none" placeholders
 # keep the rules parseable when a layer is missing (their outputs are then not requested)
 INTEGRATION_TRIAD = [m or "none" for m in INTEGRATION_DESIGN.triad]
@@ -161,7 +163,7 @@ rule integration_mofa:
     input:
         tables=expand(
             f"{INTEGRATION_DIR}/prepared/{{modality}}.tsv",
-            modality=INTEGRATION_MODALITIES,
+            modality=INTEGRATION_MOFA_MODALITIES,
         ),
         samples="results/inputs/samples.tsv",
         responders="results/clinical/responders.tsv",
@@ -197,7 +199,7 @@ rule integration_mofa:
         mem_mb=lambda wc, input, attempt: max(2000, 20 * input.size_mb) * attempt,
         runtime=lambda wc, input, attempt: max(10, input.size_mb // 2) * attempt,
     params:
-        modalities=INTEGRATION_MODALITIES,
+        modalities=INTEGRATION_MOFA_MODALITIES,
         pre=INTEGRATION_PRE,
         post=INTEGRATION_POST,
         mofa=INTEGRATION["mofa"],

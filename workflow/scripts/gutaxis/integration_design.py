@@ -43,6 +43,11 @@ class IntegrationDesign:
         Subjects-table columns adjusted for (empty for plain Spearman).
     kinds : dict of str -> str
         Kind of each integrated modality.
+    mofa_modalities : list of str
+        The views of the MOFA+ fit, in design order: ``integration.mofa.modalities``, or
+        every integrated modality when that list is empty. A modality sampled in a subset of
+        subjects (tumour biopsies) can be left out of it, because the fit keeps only the
+        units that have every view, while it still enters the association blocks.
     """
 
     modalities: list
@@ -54,6 +59,7 @@ class IntegrationDesign:
     triad_blocks: list = field(default_factory=list)
     covariates: list = field(default_factory=list)
     kinds: dict = field(default_factory=dict)
+    mofa_modalities: list = field(default_factory=list)
 
     def of_kind(self, *kinds) -> list:
         """Integrated modalities of these kinds, in design order."""
@@ -120,13 +126,23 @@ def integration_design(config: dict) -> IntegrationDesign:
             continue
         found = [m for kind in layer_kinds for m in modalities if kinds[m] == kind]
         triad.append(found[0] if found else None)
+    mofa_listed = list(section.get("mofa", {}).get("modalities", []))
+    for name in mofa_listed:
+        if name not in modalities:
+            problems.add("config", "key 'integration.mofa.modalities'", f"'{name}' is not an integrated modality",
+                         f"use names from {', '.join(modalities)}, or leave the list empty for all of them")
+    if mofa_listed and len(set(mofa_listed)) < 2:
+        problems.add("config", "key 'integration.mofa.modalities'", "fewer than two views",
+                     "list two or more integrated modalities, or leave the list empty for all of them")
     problems.raise_if_any()
+    mofa_modalities = [m for m in modalities if m in mofa_listed] if mofa_listed else list(modalities)
     triad_blocks = [f"{triad[0]}__{triad[1]}", f"{triad[1]}__{triad[2]}"] if all(triad) else []
     covariates = list(section.get("covariates", [])) if section.get("method") == "partial_spearman" else []
     return IntegrationDesign(
         modalities=modalities, pre=contrast["pre"], post=contrast["post"],
         views=[contrast["pre"], contrast["post"], CHANGE_VIEW], blocks=blocks, triad=tuple(triad),
         triad_blocks=triad_blocks, covariates=covariates, kinds={m: kinds[m] for m in modalities},
+        mofa_modalities=mofa_modalities,
     )
 
 

@@ -26,10 +26,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_selection import SelectorMixin
 
-BLOCK_TRANSFORMS = ("clr", "log2", "logit", "none")
+BLOCK_TRANSFORMS = ("clr", "log2", "log2p1", "logit", "none")
 BLOCK_LAYOUTS = ("level", "change")
 #: transforms of each value on its own (no row statistics): columns can be taken before or after
-ELEMENTWISE_TRANSFORMS = ("none", "logit")
+ELEMENTWISE_TRANSFORMS = ("none", "logit", "log2p1")
 #: separator between block name and feature id in pipeline feature names
 NAME_SEPARATOR = "__"
 
@@ -50,6 +50,8 @@ def transform_rows(values: np.ndarray, transform: str, pseudocount_fraction: flo
       (missing values count as zero);
     * ``log2``: :math:`\log_2 x`, zeros replaced by ``pseudocount_fraction`` x the
       row's smallest positive value;
+    * ``log2p1``: :math:`\log_2(x + 1)` (counts or densities with zeros, e.g. tumour
+      cells/mm^2; the fixed pseudocount of :func:`gutaxis.transforms.log2p1_transform`);
     * ``logit``: :math:`\ln(p / (1 - p))` of :math:`p = x /` ``scale`` clipped to
       [``epsilon``, 1 - ``epsilon``];
     * ``none``: unchanged.
@@ -73,6 +75,8 @@ def transform_rows(values: np.ndarray, transform: str, pseudocount_fraction: flo
         floor = _row_pseudocount(np.where(np.isfinite(values), values, 0.0), pseudocount_fraction)
         with np.errstate(invalid="ignore"):
             return np.log2(np.where(values > 0, values, np.where(np.isnan(values), np.nan, floor[:, None])))
+    if transform == "log2p1":
+        return np.log2(values + 1.0)
     if transform == "logit":
         p = np.clip(values / scale, epsilon, 1.0 - epsilon)
         return np.log(p) - np.log1p(-p)

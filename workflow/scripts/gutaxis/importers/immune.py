@@ -1,4 +1,8 @@
-"""Read blood immune-subset tables (wide or long) with units declared by the caller."""
+"""Read immune-cell tables (wide or long) with units declared by the caller.
+
+Blood immune subsets (flow or mass cytometry: % of parent, fractions, cells/uL) and tumour
+tissue cell densities (IHC or multiplex immunofluorescence: cells/mm^2) share this reader.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from gutaxis.importers.metabolome import SAMPLE_ID_KEYS, _mostly_text
 
 #: Units an immune table may declare, and the largest value each allows.
 IMMUNE_UNITS: dict[str, float] = {"percent_of_parent": 100.0, "percent": 100.0,
-                                  "fraction": 1.0, "cells_per_ul": np.inf, "counts": np.inf}
+                                  "fraction": 1.0, "cells_per_ul": np.inf, "cells_per_mm2": np.inf,
+                                  "counts": np.inf}
 SUBSET_KEYS = ("subset", "population", "cellsubset", "celltype", "cellpopulation", "subsetname")
 LAYOUTS = ("auto", "wide", "long")
 ORIENTATIONS = ("samples_as_rows", "subsets_as_rows")
@@ -71,9 +76,9 @@ def read_immune(
     path : path
         TSV or CSV (by extension).
     units : str or mapping
-        ``percent_of_parent``, ``percent``, ``fraction``, ``cells_per_ul`` or
-        ``counts``, for all subsets or per subset.  Required (the config declares
-        them), unless ``unit_column`` gives them row by row in a long table.
+        ``percent_of_parent``, ``percent``, ``fraction``, ``cells_per_ul``,
+        ``cells_per_mm2`` (tissue densities) or ``counts``, for all subsets or per
+        subset.  Required (the config declares them), unless ``unit_column`` gives them row by row in a long table.
     layout : {"auto", "wide", "long"}
         ``long`` = one row per measurement (sample, subset, value); ``auto`` picks
         long when a subset column and ``value_column`` exist.

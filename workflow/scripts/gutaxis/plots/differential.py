@@ -38,7 +38,7 @@ CALLED_BY_COLOURS = {"time": "#D9D9D9", "time \u00d7 response": "#252525", "both
 #: the reds/blues and the grey "called by" strip
 MISSING_COLOUR = "#8C8C8C"
 MISSING_HATCH = "//////"
-SCALE_LABELS = {"clr": "CLR", "rclr": "robust CLR", "log2": "log2", "logit": "logit",
+SCALE_LABELS = {"clr": "CLR", "rclr": "robust CLR", "log2": "log2", "log2p1": "log2(x + 1)", "logit": "logit",
                 "none": "value", "ln (ANCOM-BC2)": "ln fold change"}
 MINUS = "\u2212"
 PLACEHOLDER_EPITHETS = {"bacterium", "sp", "sp.", "unclassified", "uncultured"}

@@ -71,7 +71,8 @@ def scale_name(kind: str, transform: str) -> str:
     """The name of the scale a prepared modality is on (axis labels)."""
     if transform == "none":
         return "log2 intensity" if kind == "metabolome" else "value"
-    return {"clr": "CLR", "rclr": "rCLR", "logit": "logit of proportion", "log2": "log2"}.get(transform, transform)
+    return {"clr": "CLR", "rclr": "rCLR", "logit": "logit of proportion", "log2": "log2",
+            "log2p1": "log2(x + 1)"}.get(transform, transform)
 
 
 
