@@ -103,8 +103,12 @@ KIND_TITLES = {
 
 def modality_title(name):
     """`Gut microbiome (taxa)`: a modality as figure titles name it."""
-    kind = config["modalities"][name]["kind"]
-    return f"{KIND_TITLES.get(kind, kind)} ({name})"
+    spec = config["modalities"][name]
+    if (
+        spec["sample_type"] == "tissue"
+    ):  # densities of tumour biopsies, not blood subsets
+        return f"Tumour tissue ({name})"
+    return f"{KIND_TITLES.get(spec['kind'], spec['kind'])} ({name})"
 
 
 def plot_style(stem):
