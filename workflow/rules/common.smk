@@ -104,9 +104,8 @@ KIND_TITLES = {
 def modality_title(name):
     """`Gut microbiome (taxa)`: a modality as figure titles name it."""
     spec = config["modalities"][name]
-    if (
-        spec["sample_type"] == "tissue"
-    ):  # densities of tumour biopsies, not blood subsets
+    # densities of tumour biopsies, not blood subsets
+    if spec["sample_type"] == "tissue":
         return f"Tumour tissue ({name})"
     return f"{KIND_TITLES.get(spec['kind'], spec['kind'])} ({name})"
 
