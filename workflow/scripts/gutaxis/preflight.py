@@ -44,7 +44,7 @@ HEAD_ROWS = 2000
 #: where the facts of scanned files are kept
 CACHE_DIR = Path(".snakemake") / "gutaxis" / "preflight"
 #: bump when the facts a scan records change
-SCAN_VERSION = 4
+SCAN_VERSION = 5
 #: how many ids a line lists before "and N more"
 LISTED = 5
 #: readers and the options that change how a file is scanned
@@ -191,13 +191,11 @@ def _scan(path: Path, sep: str | None, comments: bool) -> dict:
     is_text = (numeric_share < 0.5) & (filled.sum(axis=0) > 0)
     columns = header[1:]
     facts["text_columns"] = [str(c) for c, t in zip(columns, is_text) if t]
+    comma = flat.str.match(DECIMAL_COMMA).to_numpy().reshape(shape)
+    if comma.any():
+        i, j = np.argwhere(comma)[0]
+        facts["decimal_comma"] = [facts["ids"][i], str(columns[j]), flat.iat[i * width + j]]
     keep = np.flatnonzero(~is_text)
-    bad = filled[:, keep] & np.isnan(nums[:, keep])
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        cell = flat.iat[i * width + keep[j]]
-        if DECIMAL_COMMA.match(cell):
-            facts["decimal_comma"] = [facts["ids"][i], str(columns[keep[j]]), cell]
     if partial:
         return facts
     v = pd.DataFrame(nums[:, keep], columns=[columns[k] for k in keep], index=facts["ids"])

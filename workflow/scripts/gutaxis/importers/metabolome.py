@@ -32,6 +32,7 @@ METADATA_KEYS = ("", "idx", "index", "unnamed0", "sampletype", "class", "group",
                  "order", "injectionorder", "runorder", "subject", "subjectid", "timepoint",
                  "type")
 ORIENTATIONS = ("auto", "features_as_rows", "samples_as_rows")
+DECIMAL_COMMA_SUB = r"^(-?\d+),(\d+)$"
 LAYOUTS = ("wide", "long")
 #: Header names of the metabolite column of a long table (normalised).
 LONG_FEATURE_KEYS = ("analyte", "metabolite", "compound", "compoundname", "metabolitename",
@@ -99,7 +100,9 @@ def _mostly_text(col: pd.Series) -> bool:
     present = col.dropna()
     if present.empty:
         return False
-    parsed = pd.to_numeric(present.astype(str), errors="coerce")
+    text = present.astype(str).str.strip()
+    # '12,5' is a number with a decimal comma, not text: coerce_numeric says so
+    parsed = pd.to_numeric(text.str.replace(DECIMAL_COMMA_SUB, r"\1.\2", regex=True), errors="coerce")
     return bool(parsed.notna().mean() < 0.5)
 
 
