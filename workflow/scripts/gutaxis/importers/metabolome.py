@@ -272,7 +272,9 @@ def read_metabolome(
     problems = ProblemCollector()
     dropped = []
     notes: dict = {"format": "metabolome", "orientation": orientation, "units": units,
-                   "separator": sep, "layout": layout}
+                   "separator": sep}
+    if layout == "long":
+        notes["layout"] = layout
     if orientation == "features_as_rows":
         id_col = feature_column or frame.columns[0]
         if id_col not in frame.columns:
