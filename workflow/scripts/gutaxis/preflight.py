@@ -44,7 +44,7 @@ HEAD_ROWS = 2000
 #: where the facts of scanned files are kept
 CACHE_DIR = Path(".snakemake") / "gutaxis" / "preflight"
 #: bump when the facts a scan records change
-SCAN_VERSION = 5
+SCAN_VERSION = 6
 #: how many ids a line lists before "and N more"
 LISTED = 5
 #: readers and the options that change how a file is scanned
@@ -174,7 +174,8 @@ def _scan(path: Path, sep: str | None, comments: bool) -> dict:
     facts["last_short"] = None
     if partial and rows:
         rows = rows[:-1]  # the last row read from a large file may be cut by the read
-    elif rows and 1 < len(rows[-1]) < n or (rows and n > 1 and len(rows[-1]) == 1 and len(rows) > 1):
+    elif len(rows) > 1 and len(rows[-1]) < min(n, len(rows[0])):
+        # the first row is complete; a shorter last row was cut short
         facts["last_short"] = [first_data_line + len(rows) - 1, len(rows[-1])]
     facts["ids"] = [r[0].strip().strip('"') for r in rows]
     facts["n_rows"] = len(rows)

@@ -233,7 +233,8 @@ def read_id_table(path: Path, sep: str, skiprows: int = 0, *, column_kind: str =
     check_unique(header[1:], column_kind, file, problems,
                  fix=f"rename the duplicated {column_kind} columns in the header")
     problems.raise_if_any()
-    check_last_line(path, sep, len(header))
+    # the first data row is complete: a last row with fewer fields was cut short
+    check_last_line(path, sep, min(len(header), len(first.split(sep))))
     dtypes = {header[0]: str, **{c: str for c in text_columns if c in header}}
     try:
         frame = pd.read_csv(path, sep=sep, skiprows=skiprows + n_head, header=None, names=header,
