@@ -293,8 +293,7 @@ def _table_problems(name: str, spec: dict, samples: pd.DataFrame, cache: bool):
         return _bracken_problems(spec, expected)
     if fmt not in TEXT_FORMATS:
         return errors, warnings
-    if (options.get("layout") or "wide") == "long":
-        return errors, warnings
+    long_layout = (options.get("layout") or "wide") == "long"
     found: dict[str, str] = {}  # table sample id -> file
     zero: list[tuple[str, str]] = []
     for path in _paths(spec):
@@ -327,6 +326,8 @@ def _table_problems(name: str, spec: dict, samples: pd.DataFrame, cache: bool):
                                   f"{len(header)} fields: the file looks truncated (cut short)",
                                   "copy or export the file again; its end is missing"))
             continue
+        if long_layout:
+            continue  # one row per measurement: the importer matches its sample column
         # where the samples are: the header (features as rows) or the first column
         header_ids = [h for h in header[1:] if h not in facts["text_columns"]
                       and h.lower() not in TAXID_COLUMNS]
