@@ -70,12 +70,20 @@ def test_bad_input_gives_a_clear_message(name, tmp_path, monkeypatch):
     message = str(caught.value)
     for fragment in spec["expect"]:
         assert fragment in message, f"{name}: {fragment!r} not in\n{message}"
+    for fragment in spec.get("absent", []):
+        assert fragment not in message, f"{name}: {fragment!r} should not be in\n{message}"
     # every problem says how to fix it
     assert all(p.fix for p in caught.value.problems)
     assert "Traceback" not in message
 
 
-@pytest.mark.parametrize("name", ["samples_undeclared_timepoint", "config_bad_transform"])
+#: cases whose problem the dry run finds (the config, the sheets, or the tables' preflight)
+DRY_RUN_CASES = ["samples_undeclared_timepoint", "config_bad_transform", "immune_subsets_as_rows",
+                 "metabolome_semicolon_separated", "taxa_truncated_file", "bracken_truncated_file",
+                 "immune_fraction_declared_percent", "config_path_is_directory", "subjects_pfs2_na"]
+
+
+@pytest.mark.parametrize("name", DRY_RUN_CASES)
 def test_snakemake_prints_the_message_without_a_traceback(name, tmp_path, repo):
     config, spec = build_case(name, tmp_path)
     (tmp_path / "case_config.yaml").write_text(yaml.safe_dump(config))
@@ -88,3 +96,7 @@ def test_snakemake_prints_the_message_without_a_traceback(name, tmp_path, repo):
     for fragment in spec["expect"]:
         assert fragment in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    # one line per problem, printed once
+    lines = [line for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert lines and len(lines) == len(set(lines)), result.stderr
+    assert all(line.count(". Fix: ") == 1 for line in lines)

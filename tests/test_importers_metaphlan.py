@@ -157,7 +157,7 @@ def test_error_missing_and_empty_file(tmp_path):
         read_metaphlan(header_only)
     comma = tmp_path / "comma.csv"
     comma.write_text("clade_name,A,B\nk__Bacteria,100,100\n")
-    with pytest.raises(InputError, match="no sample columns"):
+    with pytest.raises(InputError, match="comma-separated"):
         read_metaphlan(comma)
 
 

@@ -23,7 +23,7 @@ from gutaxis.style import (
 )
 
 try:
-    _study = load_study(config)
+    _study = load_study(config, preflight=workflow.is_main_process)
 except InputError as err:
     # the message names file, row and fix; a traceback would only hide it
     print(err, file=sys.stderr)

@@ -9,7 +9,7 @@ import logging
 import pandas as pd
 
 from gutaxis.runner import run
-from gutaxis.study import import_modality
+from gutaxis.study import import_modality, path_label
 from gutaxis.tables import read_sheet, write_feature_table, write_tsv
 
 log = logging.getLogger("gutaxis.import")
@@ -21,7 +21,7 @@ def main(smk):
     imported = import_modality(
         spec, read_sheet(smk.input.samples), smk.params.samples_label, smk.params.duplicates, excluded
     )
-    log.info("%s: kept %d samples x %d features", spec["path"], *imported.table.shape)
+    log.info("%s: kept %d samples x %d features", path_label(spec["path"]), *imported.table.shape)
     write_feature_table(imported.table, smk.output.table)
     write_tsv(imported.features, smk.output.features, index=True)
     write_tsv(imported.dropped, smk.output.dropped)

@@ -58,7 +58,9 @@ def schema_problems(config: dict, schema: dict) -> list[Problem]:
     problems = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         if error.validator == "additionalProperties":
-            fix = "remove or rename the key (see workflow/schemas/config.schema.yaml for valid keys)"
+            valid = list(error.schema.get("properties", {}))
+            fix = (f"remove or rename the key; valid keys here: {', '.join(valid)}" if valid else
+                   "remove or rename the key (see workflow/schemas/config.schema.yaml for valid keys)")
         elif error.validator == "enum":
             fix = "use one of " + ", ".join(map(str, error.validator_value))
         elif error.validator == "required":
@@ -150,7 +152,12 @@ def meaning_problems(config: dict) -> list[Problem]:
 def _input_paths(config: dict) -> list[tuple[str, str]]:
     """(config key, path) of every input file the config names."""
     paths = [(key, config.get(key) or "") for key in ("samples", "subjects", "adverse_events")]
-    paths += [(f"modalities.{name}.path", spec.get("path") or "") for name, spec in config["modalities"].items()]
+    for name, spec in config["modalities"].items():
+        path = spec.get("path") or ""
+        if isinstance(path, list):  # a list of files: each named by its position
+            paths += [(f"modalities.{name}.path.{i}", p) for i, p in enumerate(path)]
+        else:
+            paths.append((f"modalities.{name}.path", path))
     return [(key, str(path)) for key, path in paths if path]
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import dataclass
 
 import pandas as pd
 
 from gutaxis.configuration import validate_config
 from gutaxis.design import plan_study
-from gutaxis.errors import InputError, ProblemCollector
+from gutaxis.errors import InputError, Problem, ProblemCollector
 from gutaxis.importers import read_table
+from gutaxis.preflight import path_problems
+from gutaxis.preflight import preflight as check_tables
 from gutaxis.reconcile import reconcile_with_sheet
 from gutaxis.sheets import load_sheets
 
@@ -22,6 +26,120 @@ class ImportedModality:
     features: pd.DataFrame
     dropped: pd.DataFrame
     notes: dict
+
+
+#: formats whose wide tables can be turned round, and the orientation that puts samples
+#: as columns / as rows
+ORIENTATION_VALUES = {
+    "immune": ("subsets_as_rows", "samples_as_rows"),
+    "plain": ("features_as_rows", "samples_as_rows"),
+    "metabolome": ("features_as_rows", "samples_as_rows"),
+}
+
+
+def path_label(path) -> str:
+    """How a modality's path (one file or a list) is named in messages."""
+    if isinstance(path, (list, tuple)):
+        return str(path[0]) if len(path) == 1 else f"{path[0]} (+{len(path) - 1} files)"
+    return str(path)
+
+
+def id_key(value) -> str:
+    """A sample id as compared with the sheet: stripped, integers without leading zeros
+    or a trailing '.0' (``007``, ``7.0`` and ``7`` are the same id)."""
+    text = str(value).strip()
+    if re.fullmatch(r"\d+(\.0+)?", text):
+        return str(int(float(text)))
+    return text
+
+
+def sample_keys(samples: pd.DataFrame, id_column, sample_type: str, keep_technical: bool,
+                table_label: str, samples_label: str) -> dict[str, str]:
+    """The ids a table's samples are matched against -> the sheet's ``sample_id``.
+
+    Without ``id_column`` every ``sample_id`` maps to itself. With it (modality option
+    ``sample_id_column``) the values of that sample-sheet column, on the rows of this
+    table's sample type, map to their ``sample_id``; rows whose cell is empty are not
+    in this table. Rows the sheet excludes are looked up in the sheet file itself
+    (``samples_label``) so that their measurements are left out like any excluded
+    sample's.
+    """
+    if not id_column:
+        return {str(s): str(s) for s in samples["sample_id"]}
+    rows = samples
+    if id_column not in rows.columns:
+        raise InputError(Problem(samples_label, f"column '{id_column}'", "the sample sheet has no such "
+                                 f"column (named by options.sample_id_column of {table_label})",
+                                 "add the column with the table's sample ids, or correct "
+                                 "options.sample_id_column"))
+    try:
+        from gutaxis.sheets import read_text_table
+
+        raw = read_text_table(samples_label)
+        if {"sample_id", "sample_type", id_column} <= set(raw.columns):
+            extra = raw[~raw["sample_id"].isin(rows["sample_id"])]
+            rows = pd.concat([rows, extra[rows.columns.intersection(extra.columns)]], ignore_index=True)
+    except (InputError, OSError):
+        pass
+    types = {sample_type} | ({"qc", "blank"} if keep_technical else set())
+    rows = rows[rows["sample_type"].isin(types)]
+    values = rows[id_column].fillna("").astype(str).map(id_key)
+    rows, values = rows[values != ""], values[values != ""]
+    dup = values[values.duplicated(keep=False)]
+    if len(dup):
+        shown = ", ".join(f"'{k}' ({', '.join(rows.loc[dup.index[dup == k], 'sample_id'])})"
+                          for k in list(dict.fromkeys(dup))[:5])
+        raise InputError(Problem(samples_label, f"column '{id_column}'", f"the same id names several "
+                                 f"{sample_type} samples: {shown}",
+                                 "give every sample its own id in this column"))
+    return dict(zip(values, rows["sample_id"].astype(str)))
+
+
+def relabel_samples(table: pd.DataFrame, dropped: pd.DataFrame, keys: dict[str, str]):
+    """Rename the table's samples (ids of ``sample_id_column``) to the sheet's sample_id.
+
+    Ids not in the sheet column keep their name (the sheet check then names them).
+    """
+    rename = {s: keys.get(id_key(s), str(s)) for s in table.index.astype(str)}
+    table = table.rename(index=rename)
+    table.index.name = "sample_id"
+    if "sample_id" in dropped.columns and len(dropped):
+        dropped = dropped.copy()
+        ids = dropped["sample_id"].fillna("").astype(str)
+        dropped["sample_id"] = [keys.get(id_key(s), s) if s else s for s in ids]
+    return table, dropped
+
+
+def orientation_problem(table: pd.DataFrame, keys: set[str], spec: dict, label: str,
+                        id_column=None, resolved: str | None = None) -> Problem | None:
+    """A wide table read the wrong way round: its samples are not among the sheet's ids,
+    while its feature names are. Returns the problem naming the option that fixes it.
+    """
+    if table.empty or not keys:
+        return None
+    rows = pd.Index(table.index.astype(str)).map(id_key)
+    cols = pd.Index(table.columns.astype(str)).map(id_key)
+    in_rows, in_cols = int(rows.isin(keys).sum()), int(cols.isin(keys).sum())
+    if in_rows >= 0.5 * len(rows) or in_cols < max(2, 0.5 * len(cols)):
+        return None
+    options = spec.get("options") or {}
+    fmt = spec["format"]
+    pair = ORIENTATION_VALUES.get(fmt)
+    sheet_ids = f"sheet column '{id_column}'" if id_column else "sample_id values of the sheet"
+    what = (f"the samples read from it ({', '.join(list(table.index.astype(str))[:3])}, ...) are not "
+            f"sample ids, while {in_cols} of its {len(cols)} other names are {sheet_ids}: the table "
+            "is the other way round")
+    if pair is None:
+        return Problem(label, "sample ids", what, "give the table with samples as its tool writes them")
+    if (options.get("layout") or "wide") == "long":
+        return Problem(label, "sample ids", what.replace("the other way round", "not matched"),
+                       "check options.sample_column (the column of sample ids)")
+    default = {"immune": "samples_as_rows", "plain": "features_as_rows", "metabolome": "auto"}[fmt]
+    current = resolved if resolved in pair else options.get("orientation", default)
+    # samples were read from the header when the current orientation puts them as columns
+    wanted = pair[1] if current == pair[0] else pair[0]
+    shape = "samples as rows" if wanted == pair[1] else "samples as columns"
+    return Problem(label, "sample ids", what, f"set options.orientation: {wanted} ({shape})")
 
 
 def import_modality(
@@ -51,10 +169,21 @@ def import_modality(
         ``features`` annotations aligned to the table's columns, ``dropped``
         with ``kind`` (sample/feature), ``id`` and ``reason``.
     """
-    imported = read_table(spec["path"], spec["format"], **spec.get("options", {}))
+    options = dict(spec.get("options") or {})
+    id_column = options.pop("sample_id_column", None)
+    label = path_label(spec["path"])
+    imported = read_table(spec["path"], spec["format"], **options)
+    keep_technical = spec["kind"] == "metabolome"
+    sheet_keys = sample_keys(samples, id_column, spec["sample_type"], keep_technical, label, samples_label)
+    problem = orientation_problem(imported.table, set(sheet_keys), spec, label, id_column,
+                                  imported.notes.get("orientation"))
+    if problem is not None:
+        raise InputError(problem)
+    table, import_dropped = imported.table, imported.dropped
+    if id_column:
+        table, import_dropped = relabel_samples(table, import_dropped, sheet_keys)
     excluded = set(map(str, excluded))
-    table = imported.table.loc[~imported.table.index.astype(str).isin(excluded)]
-    import_dropped = imported.dropped
+    table = table.loc[~table.index.astype(str).isin(excluded)]
     if "sample_id" in import_dropped.columns:
         import_dropped = import_dropped[~import_dropped["sample_id"].fillna("").astype(str).isin(excluded)]
     reconciled = reconcile_with_sheet(
@@ -62,9 +191,9 @@ def import_modality(
         samples,
         import_dropped,
         sample_type=spec["sample_type"],
-        table_label=spec["path"],
+        table_label=label,
         sheet_label=samples_label,
-        keep_technical=spec["kind"] == "metabolome",
+        keep_technical=keep_technical,
         min_total=spec.get("min_total", 0.0),
         duplicates=duplicates,
     )
@@ -87,10 +216,13 @@ def import_modality(
     return ImportedModality(table, features, dropped, dict(imported.notes))
 
 
-def load_study(config: dict) -> dict:
+def load_study(config: dict, preflight: bool = False, warn=sys.stderr) -> dict:
     """Validate the config and the sheets and plan the study, reporting all problems together.
 
-    What the workflow does when it is parsed (``snakemake -n``), before any table is read.
+    What the workflow does when it is parsed (``snakemake -n``). With ``preflight``
+    (the workflow's main process) every omics table is checked too
+    (:func:`gutaxis.preflight.preflight`): its errors join the plan's, its warnings
+    are printed to ``warn``, one line each.
 
     Returns
     -------
@@ -105,8 +237,18 @@ def load_study(config: dict) -> dict:
         without it), then the sheets', then those of the study plan.
     """
     config = validate_config(config)
+    paths = path_problems(config)
+    if paths:
+        raise InputError(paths)
     sheets = load_sheets(config)
     plan, problems = plan_study(config, sheets["subjects"], sheets["samples"])
+    problems = list(problems)
+    if preflight:
+        errors, warnings = check_tables(config, sheets["samples"])
+        problems += errors
+        if not problems and warn is not None:
+            for warning in warnings:
+                print(f"gutaxis: note: {warning}", file=warn)
     if problems:
         raise InputError(problems)
     return {"config": config, "sheets": sheets, "plan": plan}
@@ -126,7 +268,7 @@ def validate_study(config: dict) -> dict:
     InputError
         With every problem found: those of :func:`load_study`, then every modality's.
     """
-    study = load_study(config)
+    study = load_study(config, preflight=True, warn=None)
     config, sheets = study["config"], study["sheets"]
     collector = ProblemCollector()
     modalities = {}

@@ -57,6 +57,8 @@ DROPPED_COLUMNS = ["feature_id", "sample_id", "reason"]
 
 #: How many offending cells/rows a message lists before it says "and N more".
 MAX_LISTED = 5
+#: A number written with a decimal comma (German/French spreadsheets): 12,5 or -0,003
+DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,10 @@ def check_file(path, what: str = "input table") -> Path:
         raise InputError(Problem(str(path), "file", f"{what} does not exist",
                                  "check the path in config/config.yaml"))
     if p.is_dir():
+        inside = sorted(f.name for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+        example = f" (e.g. {p / inside[0]})" if inside else ""
         raise InputError(Problem(str(path), "file", f"{what} is a directory, not a file",
-                                 "give the path of the table itself"))
+                                 f"give the file of the table itself{example}"))
     if p.stat().st_size == 0:
         raise InputError(Problem(str(path), "file", f"{what} is empty (0 bytes)",
                                  "re-export the table from the tool; the file has no content"))
@@ -132,6 +136,44 @@ def leading_lines(path: Path, n: int = 200) -> list[str]:
             if len(out) >= n:
                 break
     return out
+
+
+SEP_NAMES = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}
+
+
+def last_line(path: Path, max_bytes: int = 1 << 16) -> tuple[str, bool] | None:
+    """The last non-empty line of an uncompressed file and whether the file ends in a newline.
+
+    Reads only the file's tail; returns None for gzip files (their tail cannot be
+    read without decompressing everything).
+    """
+    with open(path, "rb") as fh:
+        if fh.read(2) == b"\x1f\x8b":
+            return None
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - max_bytes))
+        tail = fh.read().decode("utf-8", errors="replace")
+    ends_newline = tail.endswith("\n")
+    lines = [line for line in tail.replace("\r", "").split("\n") if line.strip()]
+    return (lines[-1], ends_newline) if lines else None
+
+
+def check_last_line(path: Path, sep: str, n_fields: int) -> None:
+    """Raise when the last line has fewer fields than the header: the file was cut short.
+
+    A copy or download that stopped part-way leaves a last line with fewer fields
+    than the header (pandas would read the missing cells as empty and the message
+    would ask to fill them).
+    """
+    tail = last_line(path)
+    if tail is None:
+        return
+    line, _ = tail
+    found = len(line.split(sep))
+    if 1 < n_fields and found < n_fields:
+        raise InputError(Problem(str(path), "last line", f"has {found} of the header's {n_fields} "
+                                 f"fields ({line[:60]!r}): the file looks truncated (cut short)",
+                                 "copy or export the file again; the end of the file is missing"))
 
 
 def guess_separator(path: Path, header: str | None = None) -> str:
@@ -171,6 +213,14 @@ def read_id_table(path: Path, sep: str, skiprows: int = 0, *, column_kind: str =
                                      "the first non-comment line must name the columns"))
         header_line = lines[skiprows]
     header = split_header(header_line, sep)
+    if len(header) == 1:
+        other = next((c for c in (";", "\t", ",", "|") if c != sep and c in header_line), None)
+        if other is not None:
+            raise InputError(Problem(file, "header", f"the header is one single field "
+                                     f"({header_line[:50]!r}): the file is {SEP_NAMES.get(other, repr(other))}-"
+                                     f"separated, not {SEP_NAMES.get(sep, repr(sep))}-separated",
+                                     f"save it tab-separated, or set options.sep: {other!r} "
+                                     "(plain, metabolome and immune formats)"))
     first = lines[skiprows + n_head] if len(lines) > skiprows + n_head else None
     if first is None:
         raise InputError(Problem(file, "rows", "the table has a header but no data rows",
@@ -183,6 +233,8 @@ def read_id_table(path: Path, sep: str, skiprows: int = 0, *, column_kind: str =
     check_unique(header[1:], column_kind, file, problems,
                  fix=f"rename the duplicated {column_kind} columns in the header")
     problems.raise_if_any()
+    # the first data row is complete: a last row with fewer fields was cut short
+    check_last_line(path, sep, min(len(header), len(first.split(sep))))
     dtypes = {header[0]: str, **{c: str for c in text_columns if c in header}}
     try:
         frame = pd.read_csv(path, sep=sep, skiprows=skiprows + n_head, header=None, names=header,
@@ -244,14 +296,17 @@ def check_nonempty_ids(ids: Sequence, kind: str, file: str, problems: ProblemCol
 
 def coerce_numeric(raw: pd.DataFrame, file: str, problems: ProblemCollector, *,
                    row_kind: str = "feature", col_kind: str = "sample",
-                   allow_missing: bool = False, allow_negative: bool = False) -> pd.DataFrame:
+                   allow_missing: bool = False, allow_negative: bool = False,
+                   na_option: bool = False) -> pd.DataFrame:
     """Return ``raw`` as floats, collecting problems per column.
 
     Cells that are present but not numbers, missing cells (unless
     ``allow_missing``) and negative values (unless ``allow_negative``) are each
     reported per column, naming up to :data:`MAX_LISTED` rows.  Columns pandas
     already parsed as numbers pass through untouched; only text columns are
-    coerced.
+    coerced.  With ``na_option`` (readers that have the ``na_values`` option) the
+    message for text cells names that option and the codes found; numbers written
+    with a decimal comma (``12,5``) get their own fix.
     """
     numeric = np.array([d.kind in "iuf" for d in raw.dtypes], dtype=bool)
     text_cols = list(raw.columns[~numeric])
@@ -266,9 +321,20 @@ def coerce_numeric(raw: pd.DataFrame, file: str, problems: ProblemCollector, *,
     arr = values.to_numpy()
     if text_cols:
         present = raw.notna().to_numpy()
-        _report_cells(present & np.isnan(arr), raw, file, problems, row_kind, col_kind,
-                      what=lambda cells: f"non-numeric value(s) {cells}",
-                      fix="replace text with numbers (leave a cell empty or NA if not measured)",
+        bad = present & np.isnan(arr)
+        fix = "replace text with numbers (leave a cell empty or NA if not measured)"
+        if bad.any():
+            tokens = [str(t) for t in pd.unique(raw.to_numpy()[bad].astype(str))]
+            if all(DECIMAL_COMMA.match(t.strip()) for t in tokens[:50]):
+                fix = ("the numbers use a decimal comma; save the file with decimal points "
+                       "(and tab or comma as the field separator)")
+            elif na_option:
+                shown = ", ".join(repr(t) for t in tokens[:MAX_LISTED])
+                fix = (f"if {shown} mean 'not measured', list them in options.na_values "
+                       f"(e.g. na_values: [{', '.join(tokens[:MAX_LISTED])}]); otherwise "
+                       "replace the text with numbers")
+        _report_cells(bad, raw, file, problems, row_kind, col_kind,
+                      what=lambda cells: f"non-numeric value(s) {cells}", fix=fix,
                       show_values=True)
     if not allow_missing:
         _report_cells(raw.isna().to_numpy(), raw, file, problems, row_kind, col_kind,

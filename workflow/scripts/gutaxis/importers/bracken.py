@@ -11,8 +11,8 @@ import pandas as pd
 from gutaxis.errors import InputError, Problem, ProblemCollector
 from gutaxis.importers._common import (
     RANK_ALIASES, ImportResult, check_file, check_integer, check_unique, coerce_numeric,
-    concat_dropped, finish_features, finish_table, leading_lines, list_ids, read_id_table,
-    strip_sample_suffix, to_fractions,
+    concat_dropped, dropped_frame, finish_features, finish_table, leading_lines, list_ids,
+    open_text, read_id_table, strip_sample_suffix, to_fractions,
 )
 
 PER_SAMPLE_COLUMNS = ("name", "taxonomy_id", "taxonomy_lvl", "kraken_assigned_reads",
@@ -51,13 +51,40 @@ def _sample_name(name: str, strip: str | None) -> str:
     return strip_sample_suffix([name], strip if strip is not None else DEFAULT_STRIP)[0]
 
 
-def _read_per_sample(file: Path, problems: ProblemCollector) -> pd.DataFrame:
-    head = leading_lines(file, 1)
+def _ragged_lines(file: Path, n_fields: int) -> list[tuple[int, int]]:
+    """(line number, fields) of the lines whose field count differs from the header's."""
+    out = []
+    with open_text(file) as fh:
+        for number, line in enumerate(fh, start=1):
+            line = line.rstrip("\r\n")
+            if number > 1 and line.strip() and len(line.split("\t")) != n_fields:
+                out.append((number, len(line.split("\t"))))
+    return out
+
+
+def _read_per_sample(file: Path, problems: ProblemCollector) -> pd.DataFrame | None:
+    """One per-sample Bracken output as a frame; None when it has a header and no taxa."""
+    head = leading_lines(file, 2)
     fields = head[0].split("\t") if head else []
     missing = [c for c in PER_SAMPLE_COLUMNS if c not in fields]
     if missing:
-        problems.add(str(file), "header", f"not a Bracken output: columns {list_ids(missing)} missing",
-                     "give Bracken's -o output files (not the kreport), or select them with pattern=")
+        present = [c for c in PER_SAMPLE_COLUMNS if c in fields]
+        if present and fields[: len(present)] == list(PER_SAMPLE_COLUMNS[: len(present)]):
+            problems.add(str(file), "header", f"ends after column '{present[-1]}': columns "
+                         f"{list_ids(missing)} are missing, the file looks truncated (cut short)",
+                         "copy the Bracken output again, or re-run Bracken for this sample")
+        else:
+            problems.add(str(file), "header", f"not a Bracken output: columns {list_ids(missing)} missing",
+                         "give Bracken's -o output files (not the kreport), or select them with pattern=")
+        return pd.DataFrame()
+    if len(head) < 2 or not head[1].strip():
+        return None
+    ragged = _ragged_lines(file, len(fields))
+    if ragged:
+        shown = ", ".join(f"line {n} ({k} fields)" for n, k in ragged[:5])
+        problems.add(str(file), shown, f"rows with other than the header's {len(fields)} fields: "
+                     "the file looks truncated (cut short) or damaged",
+                     "copy the Bracken output again, or re-run Bracken for this sample")
         return pd.DataFrame()
     frame = read_id_table(file, "\t", 0, column_kind="column",
                           text_columns=["taxonomy_id", "taxonomy_lvl"])
@@ -139,9 +166,16 @@ def read_bracken(
         long, levels = _read_combined(files[0], sample_suffix_strip, problems)
         notes["layout"] = "combine_bracken_outputs"
     else:
-        long, levels = _read_files(files, sample_suffix_strip, problems)
+        long, levels, empty = _read_files(files, sample_suffix_strip, problems)
         notes["layout"] = "per-sample files"
     problems.raise_if_any()
+    if combined:
+        empty = []
+    if empty and long.empty:
+        raise InputError(Problem(label, "rows", "every Bracken file has a header and no taxa",
+                                 "check that Bracken ran on the right Kraken2 reports"))
+    empty_dropped = dropped_frame(sample_ids=empty, reason="Bracken file has a header and no taxa "
+                                  "(no reads estimated: failed sample)")
 
     present = sorted(levels.unique())
     if wanted_codes is None:
@@ -203,14 +237,18 @@ def read_bracken(
                   "n_features": int(table.shape[1]), "n_samples": int(table.shape[0]),
                   "feature_id": feature_id})
     return ImportResult(table=table, features=finish_features(features, table.columns),
-                        dropped=concat_dropped([dropped_samples]), notes=notes,
+                        dropped=concat_dropped([dropped_samples, empty_dropped]), notes=notes,
                         sample_info=info, counts=kept_counts)
 
 
 def _read_files(files: list[Path], strip: str | None, problems: ProblemCollector):
-    frames, levels = [], {}
+    frames, levels, empty = [], {}, []
     for f in files:
         frame = _read_per_sample(f, problems)
+        if frame is None:
+            # a header and no taxa: Bracken found nothing to estimate (failed sample)
+            empty.append(_sample_name(f.name, strip))
+            continue
         if frame.empty:
             continue
         local = ProblemCollector()
@@ -233,7 +271,7 @@ def _read_files(files: list[Path], strip: str | None, problems: ProblemCollector
                                     "count": reads.iloc[:, 0].to_numpy()}))
     long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["source", "sample", "name", "taxonomy_id", "count"])
-    return long, pd.Series(levels, dtype=object)
+    return long, pd.Series(levels, dtype=object), empty
 
 
 def _read_combined(file: Path, strip: str | None, problems: ProblemCollector):

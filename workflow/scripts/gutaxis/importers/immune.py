@@ -61,6 +61,7 @@ def read_immune(
     unit_column: str | None = None,
     sample_ids: Sequence[str] | None = None,
     metadata_columns: Sequence[str] | None = None,
+    na_values: Sequence[str] = (),
     sep: str | None = None,
 ) -> ImportResult:
     """Read immune-cell subsets into samples x subsets, values as given.
@@ -98,7 +99,11 @@ def read_immune(
         Keep only these samples (others go to ``dropped``).
     metadata_columns : sequence of str, optional
         Wide, samples as rows: non-subset columns (default: mostly-text columns).
+    na_values : sequence of str
+        Extra codes for "not measured" (besides empty cells and ``NA``), e.g.
+        ``["n/a", "<LOD"]``; such cells stay missing.
     sep : str, optional
+        Field separator (default: tab, or comma for .csv).
 
     Returns
     -------
@@ -121,7 +126,7 @@ def read_immune(
     p = check_file(path, "immune table")
     head = leading_lines(p, 1)
     sep = sep or guess_separator(p, head[0] if head else None)
-    frame = read_id_table(p, sep, 0, column_kind="column").reset_index()
+    frame = read_id_table(p, sep, 0, column_kind="column", na_values=na_values).reset_index()
     frame.columns = [str(c) for c in frame.columns]
     for c in [c for c in frame.columns if _is_row_number_column(c, frame[c])]:
         frame = frame.drop(columns=c)
@@ -129,6 +134,14 @@ def read_immune(
     sub_col = subset_column or next((c for c in frame.columns if keys[c] in SUBSET_KEYS), None)
     if layout == "auto":
         layout = "long" if sub_col is not None and value_column in frame.columns else "wide"
+        if (layout == "wide" and orientation == "samples_as_rows" and sub_col is not None
+                and len(frame) >= 4 and frame[sub_col].astype(str).duplicated().mean() > 0.5):
+            raise InputError(Problem(file, f"column '{sub_col}'", "the table looks long (one row per "
+                                     f"sample and subset: '{sub_col}' repeats) but has no "
+                                     f"'{value_column}' column",
+                                     "set options.value_column to the column holding the values "
+                                     f"(one of {list_ids(list(frame.columns), 12)}), or "
+                                     "options.layout: wide"))
 
     def find_sample_column() -> str:
         if sample_column is not None:
@@ -147,7 +160,9 @@ def read_immune(
         if sub_col is None or need:
             raise InputError(Problem(file, "columns", "a long immune table needs sample, subset and "
                                      f"value columns; missing: {list_ids(need or ['subset'])}",
-                                     "set subset_column/value_column, or layout='wide'"))
+                                     "set options.subset_column / options.value_column to columns of "
+                                     f"the table ({list_ids(list(frame.columns), 12)}), or "
+                                     "options.layout: wide"))
         long = frame[[sid, sub_col, value_column] + ([unit_column] if unit_column else [])].copy()
         long[sid] = long[sid].astype(str)
         long[sub_col] = long[sub_col].astype(str)
@@ -159,7 +174,7 @@ def read_immune(
                          "keep one measurement per sample and subset")
         vals = coerce_numeric(long[[value_column]].set_axis(
             long[sid] + " / " + long[sub_col]), file, problems, row_kind="sample / subset",
-            col_kind="value", allow_missing=True)
+            col_kind="value", allow_missing=True, na_option=True)
         problems.raise_if_any()
         long["__value"] = vals.iloc[:, 0].to_numpy()
         raw = long.pivot(index=sid, columns=sub_col, values="__value")
@@ -185,7 +200,7 @@ def read_immune(
         check_unique(body.index, "sample", file, problems)
         problems.raise_if_any()
         values = coerce_numeric(body.drop(columns=meta), file, problems, row_kind="sample",
-                                col_kind="subset", allow_missing=True)
+                                col_kind="subset", allow_missing=True, na_option=True)
         notes["sample_column"], notes["metadata_columns"] = sid, meta
     else:
         fid = sub_col or frame.columns[0]
@@ -195,14 +210,15 @@ def read_immune(
         check_unique(body.index, "subset", file, problems)
         problems.raise_if_any()
         values = coerce_numeric(body, file, problems, row_kind="subset", col_kind="sample",
-                                allow_missing=True).T
+                                allow_missing=True, na_option=True).T
         notes["subset_column"] = fid
     problems.raise_if_any()
     values.index = values.index.astype(str)
     values.columns = values.columns.astype(str)
     if values.shape[1] == 0 or values.shape[0] == 0:
         raise InputError(Problem(file, "columns", "no subset values found",
-                                 "check layout/orientation and the column options"))
+                                 "check options.layout (wide|long), options.orientation "
+                                 "(samples_as_rows|subsets_as_rows) and options.sep"))
     check_unique(values.index, "sample", file, problems)
     problems.raise_if_any()
 

@@ -32,6 +32,65 @@ METADATA_KEYS = ("", "idx", "index", "unnamed0", "sampletype", "class", "group",
                  "order", "injectionorder", "runorder", "subject", "subjectid", "timepoint",
                  "type")
 ORIENTATIONS = ("auto", "features_as_rows", "samples_as_rows")
+DECIMAL_COMMA_SUB = r"^(-?\d+),(\d+)$"
+LAYOUTS = ("wide", "long")
+#: Header names of the metabolite column of a long table (normalised).
+LONG_FEATURE_KEYS = ("analyte", "metabolite", "compound", "compoundname", "metabolitename",
+                     "feature", "featureid", "biochemical", "name")
+#: Header names of the value column of a long table (normalised).
+LONG_VALUE_KEYS = ("value", "values", "result", "results", "concentration", "amount", "intensity")
+
+
+def _long_to_wide(frame: pd.DataFrame, keys: dict, file: str, sample_column, feature_column,
+                  value_column) -> pd.DataFrame:
+    """A long table (one row per sample and metabolite) as samples x metabolites (text cells)."""
+    def pick(given, candidates, what, option):
+        if given is not None:
+            if given not in frame.columns:
+                raise InputError(Problem(file, f"option '{option}'", f"column '{given}' not found",
+                                         f"use one of {list_ids(list(frame.columns), 20)}"))
+            return given
+        hit = next((c for c in frame.columns if keys[c] in candidates), None)
+        if hit is None:
+            raise InputError(Problem(file, "columns", f"no {what} column found for the long layout",
+                                     f"set options.{option} to one of {list_ids(list(frame.columns), 20)}"))
+        return hit
+
+    sid = pick(sample_column, SAMPLE_ID_KEYS, "sample id", "sample_column")
+    fid = pick(feature_column, LONG_FEATURE_KEYS, "metabolite", "feature_column")
+    vid = pick(value_column, LONG_VALUE_KEYS, "value", "value_column")
+    long = frame[[sid, fid, vid]].copy()
+    long[sid] = long[sid].astype(str).str.strip()
+    long[fid] = long[fid].astype(str).str.strip()
+    dup = long.duplicated([sid, fid], keep=False)
+    if dup.any():
+        pairs = long.loc[dup, [sid, fid]].drop_duplicates().agg(" / ".join, axis=1)
+        raise InputError(Problem(file, f"rows {list_ids([i + 2 for i in long.index[dup]])} (line numbers)",
+                                 f"the same sample and metabolite appear more than once: "
+                                 f"{list_ids(list(pairs))}",
+                                 "keep one measurement per sample and metabolite (or set "
+                                 "options.sample_column to the column that tells them apart)"))
+    wide = long.pivot(index=sid, columns=fid, values=vid)
+    wide = wide.reindex(index=long[sid].drop_duplicates(), columns=long[fid].drop_duplicates())
+    wide.index.name = "sample_id"
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def _refuse_long(frame: pd.DataFrame, keys: dict, file: str, value_column) -> None:
+    """Raise when a table read as wide is plainly long (a metabolite column repeats)."""
+    value = value_column if value_column in frame.columns else next(
+        (c for c in frame.columns if keys[c] in LONG_VALUE_KEYS), None)
+    feature = next((c for c in frame.columns if keys[c] in LONG_FEATURE_KEYS and keys[c] != "name"),
+                   None)
+    if value is None or feature is None or len(frame) < 4:
+        return
+    repeated = frame[feature].astype(str).duplicated().mean()
+    if repeated > 0.5:
+        raise InputError(Problem(file, f"column '{feature}'", "the table is long (one row per sample "
+                                 f"and metabolite: '{feature}' repeats), but it is read as wide",
+                                 f"set options.layout: long, options.value_column: '{value}', "
+                                 f"options.feature_column: '{feature}' and options.sample_column"))
 
 
 def _mostly_text(col: pd.Series) -> bool:
@@ -41,7 +100,9 @@ def _mostly_text(col: pd.Series) -> bool:
     present = col.dropna()
     if present.empty:
         return False
-    parsed = pd.to_numeric(present.astype(str), errors="coerce")
+    text = present.astype(str).str.strip()
+    # '12,5' is a number with a decimal comma, not text: coerce_numeric says so
+    parsed = pd.to_numeric(text.str.replace(DECIMAL_COMMA_SUB, r"\1.\2", regex=True), errors="coerce")
     return bool(parsed.notna().mean() < 0.5)
 
 
@@ -90,6 +151,8 @@ def read_metabolome(
     path: str | Path,
     *,
     orientation: str = "auto",
+    layout: str = "wide",
+    value_column: str | None = None,
     feature_column: str | None = None,
     sample_column: str | None = None,
     sample_ids: Sequence[str] | None = None,
@@ -114,14 +177,23 @@ def read_metabolome(
     path : path
         TSV (or CSV by extension), plain or gzip.
     orientation : {"auto", "features_as_rows", "samples_as_rows"}
-        ``auto``: with ``sample_ids``, the side where more of them appear; without,
-        samples as rows when a column is called ``Sample``/``SampleID``, else
-        features as rows (peak tables as XCMS, MS-DIAL and metaX write them).
+        Wide tables: ``auto``: with ``sample_ids``, the side where more of them
+        appear; without, samples as rows when a column is called
+        ``Sample``/``SampleID``, else features as rows (peak tables as XCMS, MS-DIAL
+        and metaX write them).
+    layout : {"wide", "long"}
+        ``long`` = one row per sample and metabolite (as targeted-assay reports,
+        e.g. a Metabolon SCFA sheet), with ``sample_column``, ``feature_column``
+        and ``value_column``.
+    value_column : str, optional
+        Long tables: the column holding the values (e.g. ``Results``).
     feature_column : str, optional
-        Features-as-rows: column of feature ids (default the first).
+        Features-as-rows: column of feature ids (default the first). Long tables:
+        the column naming the metabolite (default a column named like
+        analyte/metabolite/compound).
     sample_column : str, optional
-        Samples-as-rows: column of sample ids (default ``SampleID``/``Sample`` or the
-        first column).
+        Samples-as-rows and long tables: column of sample ids (default
+        ``SampleID``/``Sample`` or the first column).
     sample_ids : sequence of str, optional
         Sample ids of the sample sheet: only these become samples; other value
         columns (rows) go to ``dropped``.
@@ -160,6 +232,9 @@ def read_metabolome(
     if orientation not in ORIENTATIONS:
         raise InputError(Problem(file, "option 'orientation'", f"unknown value {orientation!r}",
                                  f"use one of {', '.join(ORIENTATIONS)}"))
+    if layout not in LAYOUTS:
+        raise InputError(Problem(file, "option 'layout'", f"unknown value {layout!r}",
+                                 f"use one of {', '.join(LAYOUTS)}"))
     if zeros not in ("keep", "missing"):
         raise InputError(Problem(file, "option 'zeros'", f"unknown value {zeros!r}",
                                  "use 'keep' or 'missing'"))
@@ -171,6 +246,12 @@ def read_metabolome(
     frame.columns = [str(c) for c in frame.columns]
     keys = {c: norm_key(c) for c in frame.columns}
     sheet = None if sample_ids is None else pd.Index([str(s) for s in sample_ids])
+    if layout == "long":
+        frame = _long_to_wide(frame, keys, file, sample_column, feature_column, value_column)
+        keys = {c: norm_key(c) for c in frame.columns}
+        orientation, sample_column, metadata_columns = "samples_as_rows", "sample_id", []
+    else:
+        _refuse_long(frame, keys, file, value_column)
 
     if orientation == "auto":
         if sheet is not None:
@@ -192,6 +273,8 @@ def read_metabolome(
     dropped = []
     notes: dict = {"format": "metabolome", "orientation": orientation, "units": units,
                    "separator": sep}
+    if layout == "long":
+        notes["layout"] = layout
     if orientation == "features_as_rows":
         id_col = feature_column or frame.columns[0]
         if id_col not in frame.columns:
@@ -230,7 +313,8 @@ def read_metabolome(
         raw = body[sample_cols]
         features = _canonical_annotations(body, ann_cols)
         values = coerce_numeric(raw, file, problems, row_kind="feature", col_kind="sample",
-                                allow_missing=True, allow_negative=allow_negative).T
+                                allow_missing=True, allow_negative=allow_negative,
+                                na_option=True).T
         notes["feature_column"] = id_col
     else:
         sid = sample_column
@@ -262,7 +346,8 @@ def read_metabolome(
                                      "give one numeric column per metabolite"))
         features = pd.DataFrame(index=pd.Index(raw.columns.astype(str)))
         values = coerce_numeric(raw, file, problems, row_kind="sample", col_kind="feature",
-                                allow_missing=True, allow_negative=allow_negative)
+                                allow_missing=True, allow_negative=allow_negative,
+                                na_option=True)
         notes.update({"sample_column": sid, "metadata_columns": meta})
     problems.raise_if_any()
 

@@ -185,10 +185,16 @@ def read_metaphlan(
     problems.raise_if_any()
     for part in numeric:
         part.columns = strip_sample_suffix(part.columns, sample_suffix_strip)
-    all_samples = [s for part in numeric for s in part.columns]
-    check_unique(all_samples, "sample", file, problems,
-                 fix="sample names must be unique (after sample_suffix_strip); rename or "
-                     "remove the duplicated columns/files")
+    seen: dict[str, str] = {}
+    for part, p in zip(numeric, paths):
+        check_unique(part.columns, "sample", str(p), problems,
+                     fix="sample names must be unique (after sample_suffix_strip); rename or "
+                         "remove the duplicated columns")
+        for sample in dict.fromkeys(map(str, part.columns)):
+            if sample in seen:
+                problems.add(str(p), f"sample '{sample}'", f"the sample is also in {seen[sample]}",
+                             "each sample may appear in one file of the list; remove or rename one")
+            seen.setdefault(sample, str(p))
     problems.raise_if_any()
     # Clades absent from a profile were not detected there: 0, as merge_metaphlan_tables does.
     values = numeric[0] if len(numeric) == 1 else pd.concat(numeric, axis=1, join="outer").fillna(0.0)
