@@ -142,6 +142,36 @@ def test_example_dry_run_plans_the_study(name, tmp_path):
         assert "models_fit" in out and "diversity_permanova" in out
 
 
+#: samples each modality keeps after import (the sheet's samples minus the excluded ones)
+IMPORTED = {
+    "thriene_yogurt_oats": {"taxa": 438, "scfa": 438},
+    "michlmayr_chikv_cytof_pbmc": {"immune": 86},
+    "mmcd_mars_ibs": {"taxa": 434, "metabolites": 434},
+    "ici_responders_ogu_11cohorts": {"taxa": 627},
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_example_tables_import_with_the_config_options(name, tmp_path):
+    """Each modality read with its configured importer options (what the import jobs will do),
+    without running the workflow: an option the importer does not know fails here."""
+    from gutaxis.sheets import split_excluded
+    from gutaxis.study import import_modality
+    from gutaxis.tables import read_sheet
+
+    config = yaml.safe_load(prepare(name, tmp_path).read_text())
+    sheet, excluded, problems = split_excluded(read_sheet(config["samples"]), config["samples"])
+    assert not problems
+    assert set(config["modalities"]) == set(IMPORTED[name])
+    for modality, spec in config["modalities"].items():
+        spec = {"options": {}, "min_total": 0.0, **spec}
+        imported = import_modality(spec, sheet, config["samples"], "error", excluded["sample_id"])
+        assert imported.table.shape[0] == IMPORTED[name][modality], modality
+        assert not set(imported.table.index) & set(excluded["sample_id"])
+        if spec["kind"] == "taxonomy" and imported.notes.get("units") != "counts":
+            assert np.allclose(imported.table.sum(axis=1), 1.0)
+
+
 def _logit(p):
     return np.log(p / (1 - p))
 
