@@ -12,7 +12,11 @@ and period) and writes, without changing any data value:
   ``scfa_id`` is the integer ``Client Sample ID`` of the SCFA report (JH-007 -> 7),
   which the SCFA modality matches through ``options.sample_id_column``.
   JH379 and JH380 (participant ID016, yogurt period) are excluded with the
-  authors' reason;
+  authors' reason. The SCFA report also holds 22 repeat samples (JH441-JH462,
+  ``Number`` 2 in ``metadata_metabolome.tsv``: a second sample of a participant's
+  visit, without metagenome); they are listed with that visit's timepoint and
+  period and excluded with that reason, so the first sample of the visit is the
+  one analysed;
 * ``subjects.tsv`` - one row per participant; ``cohort`` is the crossover sequence
   (group A = yogurt first, B = oats first), ``sex`` (w -> F, m -> M), ``age``, ``bmi``.
 
@@ -59,6 +63,30 @@ def build(data: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     })
     samples["exclude"] = samples["sample_id"].map(lambda s: "yes" if s in EXCLUDED else "")
     samples["exclude_reason"] = samples["sample_id"].map(EXCLUDED).fillna("")
+
+    # repeat SCFA samples: the visit's labels from the microbiome sample of the same visit
+    scfa_meta = pd.read_csv(data / "metadata_metabolome.tsv", sep="\t", dtype=str)
+    repeats = scfa_meta[scfa_meta["Number"] != "1"]
+    visit = samples.assign(Participant_ID=samples["subject_id"], Timepoint=samples["original_timepoint"])
+    repeats = repeats[["Participant_ID", "Sample_ID", "Timepoint", "Number"]].merge(
+        visit[["Participant_ID", "Timepoint", "timepoint", "period"]], on=["Participant_ID", "Timepoint"],
+        how="left", validate="many_to_one")
+    if repeats["timepoint"].isna().any():
+        sys.exit(f"{data / 'metadata_metabolome.tsv'}: repeat sample(s) "
+                 f"{list(repeats.loc[repeats['timepoint'].isna(), 'Sample_ID'])} match no metagenome visit")
+    extra = pd.DataFrame({
+        "sample_id": repeats["Sample_ID"].str.replace("-", "", regex=False),
+        "subject_id": repeats["Participant_ID"],
+        "timepoint": repeats["timepoint"],
+        "sample_type": "stool",
+        "period": repeats["period"],
+        "scfa_id": repeats["Sample_ID"].str.replace("JH-", "", regex=False).astype(int).astype(str),
+        "original_timepoint": repeats["Timepoint"],
+        "exclude": "yes",
+        "exclude_reason": "repeat SCFA sample of this visit (Number " + repeats["Number"]
+                          + " in Metadata_metabolome; no metagenome); the visit's first sample is analysed",
+    })
+    samples = pd.concat([samples, extra], ignore_index=True)
     samples = samples.sort_values("sample_id", kind="stable").reset_index(drop=True)
 
     people = meta.drop_duplicates("Participant_ID").sort_values("Participant_ID")
