@@ -20,6 +20,9 @@ def pytest_configure(config):
         "markers", "slurm: runs the demo on a real SLURM cluster (skips when none is reachable)"
     )
     config.addinivalue_line("markers", "workflow: runs snakemake end to end on the demo study")
+    config.addinivalue_line(
+        "markers", "slow_example: a full workflow run of a real-data example config (deselect for quick runs)"
+    )
     config.addinivalue_line("markers", "rcheck: cross-checks against an R reference (skips without Rscript)")
 
 

@@ -226,3 +226,11 @@ def test_demo_path_left_in_a_user_config_is_one_line(tmp_path):
     lines = [line for line in result.stderr.splitlines() if "resources/demo/" in line]
     assert len(lines) == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
+
+
+def test_no_survival_endpoints_skip_survival(study_dir):
+    config = good_config()
+    config["clinical"] = {"survival_endpoints": {}}
+    plan = load_study(config)["plan"]
+    assert plan.survival_endpoints == {}
+    assert dict(plan.skipped)["survival analyses"] == "clinical.survival_endpoints is empty"

@@ -202,6 +202,8 @@ def plan_study(config: dict, subjects: pd.DataFrame, samples: pd.DataFrame) -> t
     response, definitions = _response_plan(config, subjects, study_type, label, skipped, problems)
 
     endpoints = {}
+    if not config["clinical"]["survival_endpoints"]:
+        skipped.append(("survival analyses", "clinical.survival_endpoints is empty"))
     for name, columns in config["clinical"]["survival_endpoints"].items():
         absent = [c for c in (columns["time"], columns["event"]) if not _recorded(subjects, c)]
         if absent:
