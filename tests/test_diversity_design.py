@@ -190,3 +190,41 @@ def test_only_the_primary_metric_makes_calls():
     assert sensitivity["called"].tolist() == ["", "", ""]  # but no call
     assert set(sensitivity["role"]) == {"sensitivity"}
     assert "called" not in table  # the input is left alone
+
+
+# ---------------------------------------------------------------------------
+# study types
+
+
+def test_labels_without_response_and_the_crossover_period_column():
+    from gutaxis.diversity_design import subjects_without_response, tidy_alpha
+
+    subjects = pd.DataFrame({"subject_id": ["B", "A"], "cohort": ["x", "y"], "best_response": ["PR", "PD"]})
+    labels = subjects_without_response(subjects)
+    assert list(labels["subject_id"]) == ["A", "B"] and (labels["response"] == "").all()
+    samples = pd.DataFrame({"sample_id": ["s1", "s2", "s3"], "subject_id": ["A", "A", "B"],
+                            "timepoint": ["pre", "post", "pre"], "period": ["1", "1", "2"]})
+    meta = sample_metadata(samples, labels, ["s3", "s1"], period="period")
+    assert list(meta.columns) == ["sample_id", "subject_id", "timepoint", "cohort", "response", "period"]
+    assert list(meta["period"]) == ["2", "1"] and list(meta["cohort"]) == ["x", "y"]
+    # without a period the table keeps its columns (the demo's outputs do not change)
+    assert list(sample_metadata(samples, labels, ["s1"]).columns) == ["sample_id", "subject_id", "timepoint",
+                                                                     "cohort", "response"]
+    with pytest.raises(InputError, match="period"):
+        sample_metadata(samples.drop(columns="period"), labels, ["s1"], period="period")
+    values = pd.DataFrame({"shannon": [1.0, 2.0]}, index=pd.Index(["s1", "s3"], name="sample_id"))
+    tidy = tidy_alpha(values, pd.DataFrame(columns=["sample_id", "metric", "reason"]),
+                      sample_metadata(samples, labels, ["s1", "s3"], period="period"), ["shannon"])
+    assert list(tidy.columns) == ALPHA_TABLE_COLUMNS[:5] + ["period"] + ALPHA_TABLE_COLUMNS[5:]
+    _, design_samples, _ = alpha_design(tidy)
+    assert list(design_samples["period"]) == ["1", "2"]
+
+
+def test_shift_tests_without_response_keep_only_within_vs_between():
+    rng = np.random.default_rng(7)
+    ids = [f"S{i}_{t}" for t in ("pre", "post") for i in range(8)]
+    x = rng.normal(size=(16, 3))
+    d = pd.DataFrame(np.linalg.norm(x[:, None] - x[None, :], axis=2), index=ids, columns=ids)
+    pairs = pd.DataFrame({"subject_id": [f"S{i}" for i in range(8)], "pre_sample": ids[:8], "post_sample": ids[8:]})
+    table = shift_tests_table(None, shift_vs_between(d, pairs).test)
+    assert list(table["test"]) == ["within_vs_between"] and list(table.columns) == SHIFT_TEST_COLUMNS
