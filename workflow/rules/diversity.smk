@@ -21,6 +21,8 @@
 # metrics are defined for every sample pair and which one is primary
 # (diversity.undefined_pairs).
 
+from gutaxis.diversity_design import beta_metric_summary
+
 DIVERSITY = config["diversity"]
 DIVERSITY_MODALITIES = modalities_of_kind("taxonomy")
 # patterns that match no name when there is no taxonomy modality / beta metric
@@ -89,11 +91,11 @@ rule diversity_filter:
 
 rule diversity_alpha:
     input:
+        **DIVERSITY_RESPONDERS,
         filtered=f"{DIVERSITY_DIR}/filtered.tsv",
         parameters=f"{DIVERSITY_DIR}/filter_parameters.tsv",
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
-        **DIVERSITY_RESPONDERS,
     output:
         alpha=f"{DIVERSITY_DIR}/alpha.tsv",
     wildcard_constraints:
@@ -209,7 +211,10 @@ rule diversity_beta_metrics:
             caption="../report/diversity_beta_metrics.rst",
             category="Microbiome diversity",
             subcategory="{modality}",
-            labels={"modality": "{modality}", "table": "β metrics defined for every pair"},
+            labels={
+                "modality": "{modality}",
+                "table": "β metrics defined for every pair",
+            },
         ),
     wildcard_constraints:
         modality=DIVERSITY_MODALITY_PATTERN,
@@ -233,11 +238,11 @@ rule diversity_beta_metrics:
 
 rule diversity_beta:
     input:
+        **DIVERSITY_RESPONDERS,
         filtered=f"{DIVERSITY_DIR}/filtered.tsv",
         check=f"{DIVERSITY_DIR}/beta_metrics.tsv",
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
-        **DIVERSITY_RESPONDERS,
     output:
         distances=f"{DIVERSITY_DIR}/distances/{{metric}}.tsv",
         # binary copy read by the rules below: parsing an n x n TSV dominates
@@ -271,12 +276,12 @@ rule diversity_beta:
 
 rule diversity_permanova:
     input:
+        **DIVERSITY_RESPONDERS,
         matrix=f"{DIVERSITY_DIR}/distances/{{metric}}.npy",
         matrix_ids=f"{DIVERSITY_DIR}/distances/{{metric}}.sample_ids.tsv",
         check=f"{DIVERSITY_DIR}/beta_metrics.tsv",
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
-        **DIVERSITY_RESPONDERS,
     output:
         permanova=report(
             f"{DIVERSITY_DIR}/permanova/{{metric}}.tsv",
@@ -317,12 +322,12 @@ rule diversity_permanova:
 
 rule diversity_shift:
     input:
+        **DIVERSITY_RESPONDERS,
         matrix=f"{DIVERSITY_DIR}/distances/{{metric}}.npy",
         matrix_ids=f"{DIVERSITY_DIR}/distances/{{metric}}.sample_ids.tsv",
         check=f"{DIVERSITY_DIR}/beta_metrics.tsv",
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
-        **DIVERSITY_RESPONDERS,
     output:
         shift=f"{DIVERSITY_DIR}/shift/{{metric}}.tsv",
         tests=f"{DIVERSITY_DIR}/shift/{{metric}}.tests.tsv",
@@ -581,29 +586,9 @@ else:
     )
 
 
-def diversity_summary():
-    """Run-summary lines: the β metrics left out because they are undefined for
-    some sample pairs, and the primary metric used instead (beta_metrics.tsv)."""
-    import pandas as pd
-
-    lines = []
-    for modality in DIVERSITY_MODALITIES:
-        path = Path(f"results/diversity/{modality}/beta_metrics.tsv")
-        if not path.is_file():
-            continue
-        check = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-        left_out = check[check["role"] == "not computed"]
-        for row in left_out.itertuples():
-            lines.append(
-                f"diversity {modality}: {row.metric} undefined for {int(row.n_pairs_undefined):,} "
-                f"of {int(row.n_pairs):,} sample pairs; not computed"
-            )
-        moved = check[(check["role"] == "primary") & (check["configured_role"] != "primary")]
-        for row in moved.itertuples():
-            lines.append(
-                f"diversity {modality}: {row.metric} is the primary beta metric ({row.note})"
-            )
-    return lines
-
-
-RUN_SUMMARY.append(diversity_summary)
+# end of run: the β metrics left out as undefined for some pairs, the primary used instead
+RUN_SUMMARY.append(
+    lambda: beta_metric_summary(
+        {m: f"results/diversity/{m}/beta_metrics.tsv" for m in DIVERSITY_MODALITIES}
+    )
+)

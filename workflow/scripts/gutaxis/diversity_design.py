@@ -356,3 +356,32 @@ def shift_tests_table(by_response: pd.DataFrame | None, within_between: pd.DataF
          "between-subject medians share samples: descriptive"],
     ]
     return pd.DataFrame(rows, columns=SHIFT_TEST_COLUMNS)
+
+
+def beta_metric_summary(paths: dict) -> list[str]:
+    """End-of-run lines: the β metrics not computed because they are undefined for some
+    sample pairs, and the metric that became primary (from ``beta_metrics.tsv``).
+
+    Parameters
+    ----------
+    paths : dict
+        Modality -> path of its ``beta_metrics.tsv`` (absent files are skipped).
+
+    Returns
+    -------
+    list of str
+    """
+    from pathlib import Path
+
+    lines = []
+    for modality, path in paths.items():
+        if not Path(path).is_file():
+            continue
+        check = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        for row in check[check["role"] == "not computed"].itertuples():
+            lines.append(f"diversity {modality}: {row.metric} is undefined for {int(row.n_pairs_undefined):,} "
+                         f"of {int(row.n_pairs):,} sample pairs; not computed ({path})")
+        moved = check[(check["role"] == "primary") & (check["configured_role"] != "primary")]
+        for row in moved.itertuples():
+            lines.append(f"diversity {modality}: {row.metric} is the primary β metric ({row.note})")
+    return lines

@@ -337,8 +337,8 @@ def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataF
                           frameon=False, title="Response", alignment="left")
         ax.add_artist(first)
         first.set_clip_on(False)  # add_artist clips to the axes: the saved bbox would cut it
-    ax.legend(handles=symbols, loc="upper left", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False,
-              title="Sample (arrow: pre \u2192 post)", alignment="left")
+    ax.legend(handles=symbols, loc="upper left", bbox_to_anchor=(0.5 if response else -0.02, -0.2), ncol=1,
+              frameon=False, title="Sample (arrow: pre \u2192 post)", alignment="left")
     ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.yaxis.set_major_locator(MaxNLocator(6))
     ax.axhline(0, color="#DDDDDD", lw=0.5, zorder=0)
