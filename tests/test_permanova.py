@@ -535,7 +535,8 @@ def test_period_enters_the_time_test_as_a_covariate():
     assert list(time["term"]) == ["period", "timepoint", "Residual", "Total"]
     assert time.set_index("term").loc["timepoint", "p_value"] <= 0.02
     # period is constant within subject: adjusted for, not tested; PERMDISP only for timepoint
-    assert "cannot test" in time.set_index("term").loc["period", "note"]
+    assert time.set_index("term").loc["period", "note"] == "covariate: adjusted for, not tested"
+    assert np.isnan(time.set_index("term").loc["period", "p_value"])
     assert list(out.permdisp.loc[out.permdisp["test"] == "time_within_subject", "term"]) == ["timepoint"]
     # removing the period variance from the residual raises the time F
     plain = pm.standard_beta_tests(d, samples, subjects, "pre", "post", response_column=None, permutations=9)

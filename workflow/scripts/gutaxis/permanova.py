@@ -748,13 +748,18 @@ def standard_beta_tests(
     notes: list[list[str]] = []
     permanova_tables, permdisp_tables, group_tables = [], [], []
 
-    def run(test, frame, terms, strata, dispersion_terms=None):
+    def run(test, frame, terms, strata, dispersion_terms=None, adjusted=()):
         meta = frame.set_index("sample_id")
         keep = sorted(meta.index)
         index = np.array([position[s] for s in keep])
         sub = pd.DataFrame(matrix[np.ix_(index, index)], index=keep, columns=keep)
-        permanova_tables.append(permanova(sub, meta, terms, strata=strata, permutations=permutations,
-                                          seed=seed, test=test))
+        table = permanova(sub, meta, terms, strata=strata, permutations=permutations, seed=seed, test=test)
+        # covariates adjusted for (constant within each stratum) have no valid permutation p
+        if adjusted:
+            covariate = table["term"].isin(list(adjusted))
+            table.loc[covariate, "p_value"] = np.nan
+            table.loc[covariate, "note"] = "covariate: adjusted for, not tested"
+        permanova_tables.append(table)
         for term in terms if dispersion_terms is None else dispersion_terms:
             result = permdisp(sub, meta[term].rename(term),
                               strata=meta[strata].rename(strata) if strata else None,
@@ -777,7 +782,7 @@ def standard_beta_tests(
                               "samples; left out of the model"])
         if len(pairs) >= 2:
             run("time_within_subject", paired[["sample_id", "subject_id", "timepoint", *used]].astype(str),
-                [*used, "timepoint"], "subject_id", dispersion_terms=["timepoint"])
+                [*used, "timepoint"], "subject_id", dispersion_terms=["timepoint"], adjusted=used)
         else:
             notes.append(["time_within_subject", "", f"only {len(pairs)} subjects with both samples; not run"])
 
