@@ -292,3 +292,107 @@ write.table(out, "{tmp_path}/out.tsv", sep = "\\t", row.names = FALSE, quote = F
     np.testing.assert_allclose(out.loc[r["ours"], "estimate"], r["est"], atol=1e-5)
     np.testing.assert_allclose(out.loc[r["ours"], "std_error"], r["se"], rtol=1e-3)
     assert out.loc["subject_variance", "estimate"] == pytest.approx(r["vc"][0], rel=1e-3)
+
+
+# ---------------------------------------------------------------------------
+# study types: no response, a crossover period, baseline-only comparisons
+
+
+def test_mixed_model_without_response_never_mentions_it():
+    rng = np.random.default_rng(11)
+    table, samples, subjects = trial(rng, n_subjects=30)
+    no_response = subjects.assign(response="")
+    out = alpha.alpha_mixed_models(table, samples, no_response, ["baseline", "post"], response=False)
+    assert out["formula_requested"].iloc[0] == "shannon ~ timepoint + cohort + (1|subject)"
+    assert out["formula_fitted"].iloc[0] == "shannon ~ timepoint + cohort + (1|subject)"
+    assert out["dropped_terms"].iloc[0] == ""
+    assert not out["term"].str.contains("response").any()
+    # with response=True the same data would report a dropped response term
+    default = alpha.alpha_mixed_models(table, samples, no_response, ["baseline", "post"])
+    assert "response" in default["dropped_terms"].iloc[0]
+
+
+def test_mixed_model_period_covariate_recovers_a_planted_period_effect():
+    rng = np.random.default_rng(12)
+    table, samples, subjects = trial(rng, n_subjects=40, shift=0.3, responder_extra=0.0)
+    # half the subjects had this intervention in period 2, where every value is 0.8 higher
+    period = samples["subject_id"].str[1:].astype(int) % 2 + 1
+    samples = samples.assign(period=period.astype(str))
+    table.loc[samples.loc[period.to_numpy() == 2, "sample_id"], "shannon"] += 0.8
+    out = alpha.alpha_mixed_models(table, samples, subjects.assign(response=""), ["baseline", "post"],
+                                   response=False, covariates=["period"]).set_index("term")
+    assert out["formula_fitted"].iloc[0] == "shannon ~ timepoint + cohort + period + (1|subject)"
+    assert out.loc["period[2]", "p_value"] < 1e-3
+    assert out.loc["period[2]", "ci_low"] < 0.8 < out.loc["period[2]", "ci_high"]
+    assert out.loc["timepoint[post]", "ci_low"] < 0.3 < out.loc["timepoint[post]", "ci_high"]
+    # one period only: dropped, and said so
+    single = alpha.alpha_mixed_models(table, samples.assign(period="1"), subjects, ["baseline", "post"],
+                                      covariates=["period"])
+    assert "period (single level: 1)" in single["dropped_terms"].iloc[0]
+
+
+def baseline_cohort(rng, n=60, effect=0.6, cohorts=("a", "b", "c")):
+    subjects = pd.DataFrame({"subject_id": [f"S{i:03d}" for i in range(n)],
+                             "cohort": [cohorts[i % len(cohorts)] for i in range(n)],
+                             "response": ["responder" if i % 2 else "non_responder" for i in range(n)]})
+    subjects.loc[::10, "response"] = ""  # not evaluable
+    samples = pd.DataFrame({"sample_id": subjects["subject_id"] + "_bl", "subject_id": subjects["subject_id"],
+                            "timepoint": "baseline"})
+    cohort_shift = subjects["cohort"].map({c: 0.5 * k for k, c in enumerate(cohorts)}).to_numpy()
+    value = 3.0 + cohort_shift + effect * (subjects["response"] == "responder").to_numpy() + rng.normal(0, 0.3, n)
+    table = pd.DataFrame({"shannon": value}, index=pd.Index(samples["sample_id"], name="sample_id"))
+    return table, samples, subjects
+
+
+def test_baseline_tests_find_a_planted_difference_and_equal_scipy():
+    rng = np.random.default_rng(13)
+    table, samples, subjects = baseline_cohort(rng)
+    out = alpha.baseline_alpha_tests(table, samples, subjects, "baseline")
+    assert list(zip(out["group_by"], out["group"])) == [("overall", "all"), ("cohort", "a"), ("cohort", "b"),
+                                                        ("cohort", "c")]
+    overall = out.iloc[0]
+    labels = subjects.set_index("subject_id")["response"]
+    by = labels.loc[samples["subject_id"]].to_numpy()
+    r = table["shannon"].to_numpy()[by == "responder"]
+    nr = table["shannon"].to_numpy()[by == "non_responder"]
+    assert (overall["n_responder"], overall["n_non_responder"]) == (len(r), len(nr))
+    # R's wilcox.test rule: exact below 50 per group without ties
+    assert len(r) < 50 and len(nr) < 50 and overall["method"].endswith("exact")
+    expected = stats.mannwhitneyu(r, nr, method="exact")
+    assert overall["p_value"] == pytest.approx(expected.pvalue, rel=1e-12)
+    assert overall["u_statistic"] == expected.statistic
+    assert overall["hl_shift"] == pytest.approx(np.median(r[:, None] - nr[None, :]))
+    assert overall["p_value"] < 1e-3 and overall["hl_shift"] > 0
+    models = alpha.baseline_alpha_models(table, samples, subjects, "baseline").set_index("term")
+    assert models["formula_fitted"].iloc[0] == "shannon ~ response + cohort"
+    row = models.loc["response[responder]"]
+    assert row["p_value"] < 1e-6 and row["ci_low"] < 0.6 < row["ci_high"]
+    # the same coefficients by least squares on a hand-built design
+    keep = by != ""
+    x = np.column_stack([np.ones(keep.sum()), (by[keep] == "responder"),
+                         subjects.set_index("subject_id").loc[samples["subject_id"], "cohort"].to_numpy()[keep] == "b",
+                         subjects.set_index("subject_id").loc[samples["subject_id"], "cohort"].to_numpy()[keep] == "c"])
+    beta_hat = np.linalg.lstsq(x.astype(float), table["shannon"].to_numpy()[keep], rcond=None)[0]
+    np.testing.assert_allclose(models.loc[["Intercept", "response[responder]", "cohort[b]", "cohort[c]"],
+                                          "estimate"], beta_hat, rtol=1e-10)
+    assert "left out" in models["note"].iloc[0]
+
+
+def test_baseline_tests_do_not_call_shuffled_labels():
+    rng = np.random.default_rng(14)
+    table, samples, subjects = baseline_cohort(rng, effect=0.0)
+    calls = 0
+    for k in range(100):
+        shuffled = subjects.assign(response=rng.permutation(subjects["response"].to_numpy()))
+        p = alpha.baseline_alpha_tests(table, samples, shuffled, "baseline")["p_value"].iloc[0]
+        calls += p < 0.05
+    assert calls <= 12  # about 5 expected; 12 has a binomial(100, 0.05) tail below 0.001
+
+
+def test_baseline_model_drops_single_level_terms():
+    rng = np.random.default_rng(15)
+    table, samples, subjects = baseline_cohort(rng, cohorts=("only",))
+    out = alpha.baseline_alpha_models(table, samples, subjects.assign(response=""), "baseline")
+    assert out["formula_fitted"].iloc[0] == "shannon ~ 1"
+    assert "response (0 level(s): none)" in out["dropped_terms"].iloc[0]
+    assert "cohort (1 level(s): only)" in out["dropped_terms"].iloc[0]

@@ -234,3 +234,69 @@ write.table(as.matrix(vegdist(x, "jaccard", binary = TRUE)), "{tmp_path}/jac.tsv
         r = pd.read_csv(tmp_path / f"{name}.tsv", sep="\t", index_col=0)
         np.testing.assert_allclose(ours.loc[r.index.astype(str), r.index.astype(str)].to_numpy(), r.to_numpy(),
                                    atol=1e-10)
+
+
+# ---------------------------------------------------------------------------
+# metric availability (issue 15 item 9)
+
+
+def hand_sparse_table():
+    """s0 and s1 share nothing, s3 shares nothing with anyone: 4 of 6 pairs undefined."""
+    x = np.array([[1.0, 0.0, 0.0, 0.0],
+                  [0.0, 1.0, 0.0, 0.0],
+                  [1.0, 1.0, 0.0, 0.0],
+                  [0.0, 0.0, 1.0, 1.0]])
+    return table_from(x / x.sum(axis=1, keepdims=True))
+
+
+def test_undefined_pairs_equal_a_hand_count():
+    table = hand_sparse_table()
+    count, examples = beta.undefined_pairs(table, "robust_aitchison")
+    assert count == 4
+    assert examples == [("s00", "s01"), ("s00", "s03"), ("s01", "s03"), ("s02", "s03")]
+    for metric in ("braycurtis", "jaccard", "aitchison"):
+        assert beta.undefined_pairs(table, metric) == (0, [])
+    with pytest.raises(InputError, match="4 sample pairs share no feature"):
+        beta.beta_distances(table, "robust_aitchison")
+    d = beta.beta_distances(table, "robust_aitchison", allow_undefined=True).matrix.to_numpy()
+    undefined = np.isnan(d[np.triu_indices(4, 1)])
+    assert undefined.sum() == 4 and not np.isnan(d[0, 2])
+
+
+def test_metric_check_falls_back_to_the_first_defined_metric_with_one_message():
+    table = hand_sparse_table()
+    metrics = ["robust_aitchison", "jaccard", "braycurtis", "aitchison"]
+    check, message = beta.check_metric_availability(table, metrics, "robust_aitchison", "fallback")
+    roles = dict(zip(check["metric"], check["role"]))
+    assert roles == {"robust_aitchison": "not computed", "jaccard": "primary", "braycurtis": "sensitivity",
+                     "aitchison": "sensitivity"}
+    assert check.set_index("metric").loc["robust_aitchison", "n_pairs_undefined"] == 4
+    assert "4 of 6 sample pairs" in message and "jaccard, braycurtis, aitchison" in message
+    assert message.count("\n") == 0
+    assert beta.metric_roles(check)[0] == "jaccard"
+    # a defined primary stays primary; the undefined sensitivity metric is only left out
+    check, _ = beta.check_metric_availability(table, metrics, "aitchison", "fallback")
+    assert beta.metric_roles(check)[0] == "aitchison"
+    with pytest.raises(InputError, match="4 of 6 sample pairs") as err:
+        beta.check_metric_availability(table, metrics, "robust_aitchison", "stop")
+    assert "diversity.undefined_pairs: fallback" in str(err.value)
+    with pytest.raises(InputError, match="add aitchison"):
+        beta.check_metric_availability(table, ["robust_aitchison"], "robust_aitchison", "fallback")
+
+
+def test_metric_check_is_silent_when_every_pair_is_defined():
+    rng = np.random.default_rng(21)
+    table = table_from(sparse_compositions(rng))
+    check, message = beta.check_metric_availability(table, list(beta.BETA_METRICS), "robust_aitchison")
+    assert message == "" and (check["n_pairs_undefined"] == 0).all()
+    assert dict(zip(check["metric"], check["role"]))["robust_aitchison"] == "primary"
+
+
+def test_undefined_pairs_count_matches_a_loop_on_random_sparse_tables():
+    rng = np.random.default_rng(22)
+    x = (rng.random((25, 12)) < 0.12) * rng.random((25, 12))
+    x[x.sum(axis=1) == 0, 0] = 1.0
+    table = table_from(x)
+    expected = sum(1 for i in range(25) for j in range(i + 1, 25) if not ((x[i] > 0) & (x[j] > 0)).any())
+    assert expected > 0
+    assert beta.undefined_pairs(table, "robust_aitchison")[0] == expected

@@ -190,3 +190,112 @@ def test_only_the_primary_metric_makes_calls():
     assert sensitivity["called"].tolist() == ["", "", ""]  # but no call
     assert set(sensitivity["role"]) == {"sensitivity"}
     assert "called" not in table  # the input is left alone
+
+
+# ---------------------------------------------------------------------------
+# study types
+
+
+def test_labels_without_response_and_the_crossover_period_column():
+    from gutaxis.diversity_design import subjects_without_response, tidy_alpha
+
+    subjects = pd.DataFrame({"subject_id": ["B", "A"], "cohort": ["x", "y"], "best_response": ["PR", "PD"]})
+    labels = subjects_without_response(subjects)
+    assert list(labels["subject_id"]) == ["A", "B"] and (labels["response"] == "").all()
+    samples = pd.DataFrame({"sample_id": ["s1", "s2", "s3"], "subject_id": ["A", "A", "B"],
+                            "timepoint": ["pre", "post", "pre"], "period": ["1", "1", "2"]})
+    meta = sample_metadata(samples, labels, ["s3", "s1"], period="period")
+    assert list(meta.columns) == ["sample_id", "subject_id", "timepoint", "cohort", "response", "period"]
+    assert list(meta["period"]) == ["2", "1"] and list(meta["cohort"]) == ["x", "y"]
+    # without a period the table keeps its columns (the demo's outputs do not change)
+    assert list(sample_metadata(samples, labels, ["s1"]).columns) == ["sample_id", "subject_id", "timepoint",
+                                                                     "cohort", "response"]
+    with pytest.raises(InputError, match="period"):
+        sample_metadata(samples.drop(columns="period"), labels, ["s1"], period="period")
+    values = pd.DataFrame({"shannon": [1.0, 2.0]}, index=pd.Index(["s1", "s3"], name="sample_id"))
+    tidy = tidy_alpha(values, pd.DataFrame(columns=["sample_id", "metric", "reason"]),
+                      sample_metadata(samples, labels, ["s1", "s3"], period="period"), ["shannon"])
+    assert list(tidy.columns) == ALPHA_TABLE_COLUMNS[:5] + ["period"] + ALPHA_TABLE_COLUMNS[5:]
+    _, design_samples, _ = alpha_design(tidy)
+    assert list(design_samples["period"]) == ["1", "2"]
+
+
+def test_shift_tests_without_response_keep_only_within_vs_between():
+    rng = np.random.default_rng(7)
+    ids = [f"S{i}_{t}" for t in ("pre", "post") for i in range(8)]
+    x = rng.normal(size=(16, 3))
+    d = pd.DataFrame(np.linalg.norm(x[:, None] - x[None, :], axis=2), index=ids, columns=ids)
+    pairs = pd.DataFrame({"subject_id": [f"S{i}" for i in range(8)], "pre_sample": ids[:8], "post_sample": ids[8:]})
+    table = shift_tests_table(None, shift_vs_between(d, pairs).test)
+    assert list(table["test"]) == ["within_vs_between"] and list(table.columns) == SHIFT_TEST_COLUMNS
+
+
+def _figure_text(fig):
+    from matplotlib.text import Text
+
+    return "\n".join(t.get_text() for t in fig.findobj(Text))
+
+
+def test_figures_of_a_study_without_response_show_no_response_groups(repo):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import yaml
+
+    from gutaxis.configuration import validate_config
+    from gutaxis.plots import diversity as plots
+    from gutaxis.style import resolve_style
+
+    config = validate_config(yaml.safe_load((repo / "config" / "config.yaml").read_text()))
+    style = resolve_style(config["style"], "diversity/taxa/c/alpha_paired")
+    rng = np.random.default_rng(9)
+    n = 10
+    ids = [f"S{i}_{t}" for t in ("pre", "post") for i in range(n)]
+    samples = pd.DataFrame({"sample_id": ids, "subject_id": [f"S{i}" for i in range(n)] * 2,
+                            "timepoint": ["pre"] * n + ["post"] * n})
+    labels = pd.DataFrame({"subject_id": [f"S{i}" for i in range(n)], "cohort": ["a", "b"] * (n // 2),
+                           "response": ""})
+    values = pd.DataFrame({"shannon": rng.normal(3, 0.3, 2 * n)}, index=pd.Index(ids, name="sample_id"))
+    meta = sample_metadata(samples, labels, ids)
+    tidy = meta.merge(values.rename(columns={"shannon": "value"}).reset_index(), on="sample_id")
+    tidy = tidy.assign(metric="shannon", reason="")
+    tests = paired_alpha_tests(values, samples, labels, "pre", "post")
+    data = plots.paired_alpha_data(tidy, ["shannon"], "pre", "post", response=False)
+    assert set(data["response"]) == {"all"}
+    for response, expect_ne in ((False, False), (True, True)):
+        fig = plots.plot_paired_alpha(plots.paired_alpha_data(tidy, ["shannon"], "pre", "post", response=response),
+                                      tests, ["shannon"], ["a", "b"], style, pre="pre", post="post",
+                                      response=response)
+        text = _figure_text(fig)
+        plt.close(fig)
+        # the old behaviour (response=True on unlabelled subjects) is what the issue saw
+        assert ("Not evaluable" in text) is expect_ne and ("R: no pairs" in text) is expect_ne
+    d = pd.DataFrame(np.abs(rng.normal(size=(2 * n, 2 * n))), index=ids, columns=ids)
+    d = (d + d.T) / 2
+    np.fill_diagonal(d.values, 0.0)
+    pairs = pd.DataFrame({"subject_id": labels["subject_id"], "pre_sample": ids[:n], "post_sample": ids[n:]})
+    between = shift_vs_between(d, pairs)
+    shift = within_subject_shift(d, pairs).merge(between.per_subject.drop(columns="within_distance"))
+    shift = shift.assign(metric="braycurtis", cohort="a", response="")
+    table = shift_tests_table(None, between.test).assign(metric="braycurtis")
+    fig = plots.plot_shift(plots.shift_plot_data([shift], response=False), table, ["braycurtis"], style,
+                           response=False)
+    text = _figure_text(fig)
+    plt.close(fig)
+    assert "Not evaluable" not in text and "NE" not in text and "Mann" not in text
+    assert "within vs between subjects" in text
+
+
+def test_run_summary_names_the_metric_left_out_and_the_primary_used(tmp_path):
+    from gutaxis.beta import check_metric_availability
+    from gutaxis.diversity_design import beta_metric_summary
+
+    x = np.array([[1.0, 0, 0], [0, 1.0, 0], [0.5, 0.5, 0], [0.2, 0.3, 0.5]])
+    table = pd.DataFrame(x, index=pd.Index([f"s{i}" for i in range(4)], name="sample_id"))
+    check, _ = check_metric_availability(table, ["robust_aitchison", "braycurtis"], "robust_aitchison")
+    check.to_csv(tmp_path / "beta_metrics.tsv", sep="\t", index=False)
+    lines = beta_metric_summary({"taxa": tmp_path / "beta_metrics.tsv", "other": tmp_path / "absent.tsv"})
+    assert len(lines) == 2
+    assert "robust_aitchison is undefined for 1 of 6 sample pairs" in lines[0]
+    assert lines[1].startswith("diversity taxa: braycurtis is the primary β metric")

@@ -270,3 +270,76 @@ def test_figures_show_the_tables(demo_run, out, modality, config):
                                values.loc[list(zip(source["metric"], source["pre_sample"]))], rtol=1e-9)
     pcoa = tsv(figures / f"pcoa_{config['diversity']['beta_metrics'][0]}.source.tsv")
     assert set(pcoa["timepoint"]) == {contrast["pre"], contrast["post"]}
+
+
+# ---------------------------------------------------------------------------
+# other study types: what the dry run plans (no demo run needed)
+
+
+def _study_workdir(tmp_path, repo, study_type):
+    """A user's study built from the demo files: stool samples and the taxa table only."""
+    import shutil
+
+    data = tmp_path / "data"
+    data.mkdir(parents=True)
+    config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    samples = pd.read_csv(repo / "resources" / "demo" / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
+    samples = samples[samples["sample_type"] == "stool"]
+    if study_type == "baseline_only":
+        samples = samples[samples["timepoint"] == config["design"]["baseline"]]
+        config["design"]["contrasts"] = []
+    samples.to_csv(data / "samples.tsv", sep="\t", index=False)
+    shutil.copy(repo / "resources" / "demo" / "subjects.tsv", data / "subjects.tsv")
+    shutil.copy(repo / "resources" / "demo" / "metaphlan4_merged.txt", data / "taxa.txt")
+    config["design"]["study_type"] = study_type
+    config.update(samples="data/samples.tsv", subjects="data/subjects.tsv", adverse_events="")
+    config["modalities"] = {"taxa": dict(config["modalities"]["taxa"], path="data/taxa.txt")}
+    for section in ("models", "integration", "metabolome"):  # their demo settings name other modalities
+        config.pop(section, None)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return tmp_path
+
+
+def _planned(workdir, *targets):
+    from conftest import run_snakemake
+
+    result = run_snakemake(workdir, *targets, "-n", "--configfile", str(workdir / "config.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = result.stdout + result.stderr
+    stats = text.split("Job stats:", 1)[1].split("\n\n", 1)[0].splitlines()[3:]
+    jobs = {line.split()[0]: int(line.split()[1]) for line in stats if line.strip()}
+    return jobs, text
+
+
+def test_intervention_study_plans_paired_diversity_without_responders(tmp_path, repo):
+    workdir = _study_workdir(tmp_path, repo, "intervention")
+    jobs, text = _planned(workdir)
+    metrics = 4  # the demo config's beta_metrics
+    for rule, count in {"diversity_alpha_tests": 1, "diversity_beta_metrics": 1, "diversity_beta": metrics,
+                        "diversity_permanova": metrics, "diversity_shift": metrics, "plot_diversity_alpha": 1,
+                        "plot_diversity_pcoa": metrics, "plot_diversity_shift": 1}.items():
+        assert jobs.get(rule) == count, (rule, jobs)
+    assert "diversity_alpha_baseline" not in jobs and "plot_diversity_pcoa_baseline" not in jobs
+    assert "skipped: response analyses" in text
+    # the diversity tables of a study without response do not need the responders table
+    targets = ["results/diversity/taxa/alpha_tests.tsv", "results/diversity/taxa/shift/braycurtis.tests.tsv",
+               "results/diversity/taxa/permanova/braycurtis.tsv",
+               "results/figures/diversity/taxa/post_vs_baseline/shift.png"]
+    jobs, _ = _planned(workdir, *targets)
+    assert "clinical_responders" not in jobs and jobs["diversity_shift"] == metrics
+
+
+def test_baseline_only_study_plans_baseline_diversity_and_no_shift(tmp_path, repo):
+    workdir = _study_workdir(tmp_path, repo, "baseline_only")
+    jobs, text = _planned(workdir)
+    metrics = 4
+    for rule, count in {"diversity_alpha": 1, "diversity_alpha_baseline": 1, "diversity_beta_metrics": 1,
+                        "diversity_beta": metrics, "diversity_permanova": metrics,
+                        "plot_diversity_pcoa_baseline": metrics}.items():
+        assert jobs.get(rule) == count, (rule, jobs)
+    for rule in ("diversity_alpha_tests", "diversity_shift", "plot_diversity_alpha", "plot_diversity_shift",
+                 "plot_diversity_pcoa"):
+        assert rule not in jobs, (rule, jobs)
+    assert "skipped: paired analyses (within-subject changes, shifts" in text
+    jobs, _ = _planned(workdir, "results/diversity/taxa/alpha_baseline_tests.tsv")
+    assert "clinical_responders" in jobs  # baseline-only studies compare responders

@@ -454,3 +454,91 @@ write.table(out, "{tmp_path}/out.tsv", sep = "\\t", row.names = FALSE, quote = F
     np.testing.assert_allclose(ours.distances.loc[r["sample"]].to_numpy(), r["z"], rtol=1e-8, atol=1e-10)
     assert ours.table.loc[0, "f"] == pytest.approx(r["F"][0], rel=1e-8)
     assert ours.table.loc[0, "p_value"] == pytest.approx(r["p"][0], rel=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# study types: baseline-only, no response, crossover period
+
+
+def baseline_study(rng, n=48, effect=1.5, cohort_effect=4.0, p=5):
+    """One baseline sample per subject, three cohorts far apart, responders shifted by `effect`."""
+    cohorts = np.array(["a", "b", "c"])[np.arange(n) % 3]
+    response = np.where(np.arange(n) % 2 == 0, "responder", "non_responder")
+    x = rng.normal(size=(n, p))
+    x[:, 1] += cohort_effect * (np.arange(n) % 3)
+    x[:, 0] += effect * (response == "responder")
+    ids = [f"S{i:02d}_bl" for i in range(n)]
+    samples = pd.DataFrame({"sample_id": ids, "subject_id": [f"S{i:02d}" for i in range(n)],
+                            "timepoint": "baseline"})
+    subjects = pd.DataFrame({"subject_id": samples["subject_id"], "cohort": cohorts, "response": response})
+    return euclidean_frame(x, ids), samples, subjects
+
+
+def test_baseline_only_tests_find_a_planted_response_within_cohorts():
+    rng = np.random.default_rng(31)
+    d, samples, subjects = baseline_study(rng)
+    out = pm.standard_beta_tests(d, samples, subjects, "baseline", None, permutations=199, seed=3,
+                                 response_within_cohort=True)
+    table = out.permanova.set_index(["test", "term"])
+    assert set(out.permanova["test"]) == {"response_at_baseline", "cohort_at_baseline", "sequential_at_baseline",
+                                          "response_within_cohort"}
+    within = table.loc[("response_within_cohort", "response")]
+    assert within["strata"] == "cohort" and within["permutation_scheme"].startswith("within cohort")
+    assert within["p_value"] <= 0.01
+    assert table.loc[("sequential_at_baseline", "response"), "p_value"] <= 0.01
+    # the within-cohort test has the same statistic as the free one (same model), other permutations
+    free = table.loc[("response_at_baseline", "response")]
+    assert within["pseudo_f"] == pytest.approx(free["pseudo_f"])
+    assert "time_within_subject" not in set(out.notes["test"])
+
+
+def test_baseline_only_tests_do_not_call_shuffled_labels():
+    rng = np.random.default_rng(32)
+    d, samples, subjects = baseline_study(rng, n=36, effect=0.0)
+    calls = 0
+    for k in range(20):
+        shuffled = subjects.assign(response=rng.permutation(subjects["response"].to_numpy()))
+        out = pm.standard_beta_tests(d, samples, shuffled, "baseline", None, permutations=99, seed=k,
+                                     response_within_cohort=True)
+        rows = out.permanova[(out.permanova["term"] == "response")
+                             & (out.permanova["test"] == "response_within_cohort")]
+        calls += rows["p_value"].item() < 0.05
+    assert calls <= 4  # about 1 expected; 5 or more has a binomial(20, 0.05) tail below 0.003
+
+
+def test_study_without_response_has_no_response_tests_or_notes():
+    rng = np.random.default_rng(33)
+    x, ids, meta = paired_design(10, effect=2.0, rng=rng)
+    samples = pd.DataFrame({"sample_id": ids, "subject_id": meta["subject_id"].to_numpy(),
+                            "timepoint": meta["timepoint"].to_numpy()})
+    subjects = pd.DataFrame({"subject_id": [f"S{i:02d}" for i in range(10)], "cohort": ["a", "b"] * 5})
+    out = pm.standard_beta_tests(euclidean_frame(x, ids), samples, subjects, "pre", "post",
+                                 response_column=None, permutations=99, seed=1)
+    assert set(out.permanova["test"]) == {"time_within_subject", "cohort_at_baseline"}
+    assert not out.notes["reason"].str.contains("response").any()
+    assert not out.permanova["term"].eq("response").any()
+
+
+def test_period_enters_the_time_test_as_a_covariate():
+    rng = np.random.default_rng(34)
+    x, ids, meta = paired_design(12, effect=2.0, rng=rng)
+    period = np.where(np.arange(12) % 2 == 0, "1", "2")
+    x[np.r_[period, period] == "2", 1] += 3.0  # a period effect on both samples of the subject
+    samples = pd.DataFrame({"sample_id": ids, "subject_id": meta["subject_id"].to_numpy(),
+                            "timepoint": meta["timepoint"].to_numpy(), "period": np.r_[period, period]})
+    subjects = pd.DataFrame({"subject_id": [f"S{i:02d}" for i in range(12)], "cohort": "a"})
+    d = euclidean_frame(x, ids)
+    out = pm.standard_beta_tests(d, samples, subjects, "pre", "post", response_column=None, permutations=99,
+                                 seed=1, covariates=["period"])
+    time = out.permanova[out.permanova["test"] == "time_within_subject"]
+    assert time["formula"].iloc[0] == "distance ~ period + timepoint"
+    assert list(time["term"]) == ["period", "timepoint", "Residual", "Total"]
+    assert time.set_index("term").loc["timepoint", "p_value"] <= 0.02
+    # period is constant within subject: adjusted for, not tested; PERMDISP only for timepoint
+    assert time.set_index("term").loc["period", "note"] == "covariate: adjusted for, not tested"
+    assert np.isnan(time.set_index("term").loc["period", "p_value"])
+    assert list(out.permdisp.loc[out.permdisp["test"] == "time_within_subject", "term"]) == ["timepoint"]
+    # removing the period variance from the residual raises the time F
+    plain = pm.standard_beta_tests(d, samples, subjects, "pre", "post", response_column=None, permutations=9)
+    plain_f = plain.permanova.set_index(["test", "term"]).loc[("time_within_subject", "timepoint"), "pseudo_f"]
+    assert time.set_index("term").loc["timepoint", "pseudo_f"] > plain_f

@@ -47,6 +47,8 @@ RESPONSE = STUDY.response or ""
 FIGURE_FORMATS = config["style"]["formats"]
 # Every rule's outputs that `rule all` builds; each module file adds its own.
 FINAL_OUTPUTS = []
+# Functions returning lines for the end-of-run summary; a module adds its own.
+RUN_SUMMARY = []
 
 
 wildcard_constraints:
@@ -209,6 +211,9 @@ def print_run_summary():
     """At the end of a run: the study type and what was skipped, then the samples not
     analysed per modality with their reasons (results/qc/samples.tsv)."""
     print(f"gutaxis: {STUDY.summary()}", file=sys.stderr)
+    for lines in RUN_SUMMARY:
+        for line in lines():
+            print(f"gutaxis: {line}", file=sys.stderr)
     status_path = Path("results/qc/samples.tsv")
     if status_path.is_file():
         import pandas as pd

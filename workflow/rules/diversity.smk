@@ -9,6 +9,19 @@
 # the response definition and the seed). Outputs: results/diversity/<modality>/;
 # figures: results/figures/diversity/<modality>/<contrast>/. Plot rules read the
 # result tables and compute nothing.
+#
+# Study types (gutaxis.design): without response (intervention, crossover) no rule
+# reads the responders table and no test or figure has a response term or group;
+# a crossover's sample-sheet `period` is a covariate of the α mixed models and of
+# the time PERMANOVA; a baseline-only study (no contrasts) has no paired tests or
+# shift (skipped in the study plan) and gets the baseline comparisons instead:
+# alpha_baseline_tests.tsv / alpha_baseline_models.tsv, PERMANOVA rows of contrast
+# "baseline" and the PCoA of the baseline samples by response
+# (results/figures/diversity/<modality>/baseline/). beta_metrics.tsv says which β
+# metrics are defined for every sample pair and which one is primary
+# (diversity.undefined_pairs).
+
+from gutaxis.diversity_design import beta_metric_summary
 
 DIVERSITY = config["diversity"]
 DIVERSITY_MODALITIES = modalities_of_kind("taxonomy")
@@ -16,16 +29,25 @@ DIVERSITY_MODALITIES = modalities_of_kind("taxonomy")
 DIVERSITY_MODALITY_PATTERN = "|".join(DIVERSITY_MODALITIES) or "(?!)"
 DIVERSITY_METRICS = DIVERSITY["beta_metrics"]
 DIVERSITY_METRIC_PATTERN = "|".join(DIVERSITY_METRICS) or "(?!)"
-DIVERSITY_CONTRASTS = {c["name"]: c for c in config["design"]["contrasts"]}
+DIVERSITY_CONTRASTS = {c["name"]: c for c in STUDY.contrasts}
 DIVERSITY_DIR = "results/diversity/{modality}"
 DIVERSITY_FIGURES = "diversity/{modality}/{contrast}"
 DIVERSITY_RESPONSE = RESPONSE
+# the responders table is an input only when the study has a response
+DIVERSITY_RESPONDERS = (
+    {"responders": "results/clinical/responders.tsv"} if DIVERSITY_RESPONSE else {}
+)
+# the sample-sheet column of a crossover's periods ("" otherwise)
+DIVERSITY_PERIOD = STUDY.period or ""
+# a baseline-only study: baseline comparisons instead of paired tests and shifts
+DIVERSITY_BASELINE_ONLY = not DIVERSITY_CONTRASTS
 
 
 # plots run on the submitting host, not as cluster jobs
 localrules:
     plot_diversity_alpha,
     plot_diversity_pcoa,
+    plot_diversity_pcoa_baseline,
     plot_diversity_shift,
 
 
@@ -69,10 +91,11 @@ rule diversity_filter:
 
 rule diversity_alpha:
     input:
+        **DIVERSITY_RESPONDERS,
         filtered=f"{DIVERSITY_DIR}/filtered.tsv",
         parameters=f"{DIVERSITY_DIR}/filter_parameters.tsv",
         samples="results/inputs/samples.tsv",
-        responders="results/clinical/responders.tsv",
+        subjects="results/inputs/subjects.tsv",
     output:
         alpha=f"{DIVERSITY_DIR}/alpha.tsv",
     wildcard_constraints:
@@ -90,6 +113,7 @@ rule diversity_alpha:
         metrics=DIVERSITY["alpha_metrics"],
         rarefaction_depth=DIVERSITY["rarefaction_depth"],
         primary=DIVERSITY_RESPONSE,
+        period=DIVERSITY_PERIOD,
     script:
         "../scripts/diversity_alpha.py"
 
@@ -129,15 +153,96 @@ rule diversity_alpha_tests:
         baseline=config["design"]["baseline"],
         conf_level=DIVERSITY["conf_level"],
         significance_level=DIVERSITY["significance_level"],
+        response=bool(DIVERSITY_RESPONSE),
+        period=DIVERSITY_PERIOD,
     script:
         "../scripts/diversity_alpha_tests.py"
 
 
-rule diversity_beta:
+rule diversity_alpha_baseline:
+    input:
+        alpha=f"{DIVERSITY_DIR}/alpha.tsv",
+    output:
+        tests=report(
+            f"{DIVERSITY_DIR}/alpha_baseline_tests.tsv",
+            caption="../report/diversity_alpha_baseline_tests.rst",
+            category="Microbiome diversity",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "table": "α diversity at baseline: responders vs non-responders",
+            },
+        ),
+        models=report(
+            f"{DIVERSITY_DIR}/alpha_baseline_models.tsv",
+            caption="../report/diversity_alpha_baseline_models.rst",
+            category="Microbiome diversity",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "table": "α diversity at baseline: linear models",
+            },
+        ),
+    wildcard_constraints:
+        modality=DIVERSITY_MODALITY_PATTERN,
+    log:
+        "logs/diversity/alpha_baseline_{modality}.log",
+    benchmark:
+        "logs/benchmarks/diversity/diversity_alpha_baseline_{modality}.tsv"
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        mem_mb=lambda wc, input, attempt: max(1000, 10 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(10, input.size_mb // 5) * attempt,
+    params:
+        baseline=config["design"]["baseline"],
+        significance_level=DIVERSITY["significance_level"],
+        response=bool(DIVERSITY_RESPONSE),
+    script:
+        "../scripts/diversity_alpha_baseline.py"
+
+
+rule diversity_beta_metrics:
     input:
         filtered=f"{DIVERSITY_DIR}/filtered.tsv",
+    output:
+        check=report(
+            f"{DIVERSITY_DIR}/beta_metrics.tsv",
+            caption="../report/diversity_beta_metrics.rst",
+            category="Microbiome diversity",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "table": "β metrics defined for every pair",
+            },
+        ),
+    wildcard_constraints:
+        modality=DIVERSITY_MODALITY_PATTERN,
+    log:
+        "logs/diversity/beta_metrics_{modality}.log",
+    benchmark:
+        "logs/benchmarks/diversity/diversity_beta_metrics_{modality}.tsv"
+    conda:
+        "../envs/stats.yaml"
+    resources:
+        # the samples x samples count of shared features
+        mem_mb=lambda wc, input, attempt: max(1000, 20 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(10, input.size_mb // 5) * attempt,
+    params:
+        metrics=DIVERSITY_METRICS,
+        primary=DIVERSITY["primary_metric"],
+        undefined_pairs=DIVERSITY["undefined_pairs"],
+    script:
+        "../scripts/diversity_beta_metrics.py"
+
+
+rule diversity_beta:
+    input:
+        **DIVERSITY_RESPONDERS,
+        filtered=f"{DIVERSITY_DIR}/filtered.tsv",
+        check=f"{DIVERSITY_DIR}/beta_metrics.tsv",
         samples="results/inputs/samples.tsv",
-        responders="results/clinical/responders.tsv",
+        subjects="results/inputs/subjects.tsv",
     output:
         distances=f"{DIVERSITY_DIR}/distances/{{metric}}.tsv",
         # binary copy read by the rules below: parsing an n x n TSV dominates
@@ -164,16 +269,19 @@ rule diversity_beta:
         pseudocount=DIVERSITY["pseudocount"],
         n_axes=max([10] + DIVERSITY["pcoa_axes"]),
         primary=DIVERSITY_RESPONSE,
+        period=DIVERSITY_PERIOD,
     script:
         "../scripts/diversity_beta.py"
 
 
 rule diversity_permanova:
     input:
+        **DIVERSITY_RESPONDERS,
         matrix=f"{DIVERSITY_DIR}/distances/{{metric}}.npy",
         matrix_ids=f"{DIVERSITY_DIR}/distances/{{metric}}.sample_ids.tsv",
+        check=f"{DIVERSITY_DIR}/beta_metrics.tsv",
         samples="results/inputs/samples.tsv",
-        responders="results/clinical/responders.tsv",
+        subjects="results/inputs/subjects.tsv",
     output:
         permanova=report(
             f"{DIVERSITY_DIR}/permanova/{{metric}}.tsv",
@@ -199,7 +307,9 @@ rule diversity_permanova:
         mem_mb=lambda wc, input, attempt: max(1000, 400 + 6 * input.size_mb) * attempt,
         runtime=lambda wc, input, attempt: max(10, input.size_mb // 2) * attempt,
     params:
-        contrasts=config["design"]["contrasts"],
+        contrasts=STUDY.contrasts,
+        baseline=config["design"]["baseline"],
+        period=DIVERSITY_PERIOD,
         sequential_terms=DIVERSITY["sequential_terms"],
         permutations=DIVERSITY["permutations"],
         seed=config["seed"],
@@ -212,10 +322,12 @@ rule diversity_permanova:
 
 rule diversity_shift:
     input:
+        **DIVERSITY_RESPONDERS,
         matrix=f"{DIVERSITY_DIR}/distances/{{metric}}.npy",
         matrix_ids=f"{DIVERSITY_DIR}/distances/{{metric}}.sample_ids.tsv",
+        check=f"{DIVERSITY_DIR}/beta_metrics.tsv",
         samples="results/inputs/samples.tsv",
-        responders="results/clinical/responders.tsv",
+        subjects="results/inputs/subjects.tsv",
     output:
         shift=f"{DIVERSITY_DIR}/shift/{{metric}}.tsv",
         tests=f"{DIVERSITY_DIR}/shift/{{metric}}.tests.tsv",
@@ -232,7 +344,7 @@ rule diversity_shift:
         mem_mb=lambda wc, input, attempt: max(1000, 4 * input.size_mb) * attempt,
         runtime=lambda wc, input, attempt: max(10, input.size_mb // 20) * attempt,
     params:
-        contrasts=config["design"]["contrasts"],
+        contrasts=STUDY.contrasts,
         primary=DIVERSITY_RESPONSE,
         conf_level=DIVERSITY["conf_level"],
         primary_metric=DIVERSITY["primary_metric"],
@@ -276,6 +388,7 @@ rule plot_diversity_alpha:
         "../envs/plots.yaml"
     params:
         style=plot_style(f"{DIVERSITY_FIGURES}/alpha_paired"),
+        response=bool(DIVERSITY_RESPONSE),
         cohorts=config["design"]["cohorts"],
         metrics=DIVERSITY["alpha_plot_metrics"],
         contrast=lambda wc: DIVERSITY_CONTRASTS[wc.contrast],
@@ -317,6 +430,7 @@ rule plot_diversity_pcoa:
         "../envs/plots.yaml"
     params:
         style=plot_style(f"{DIVERSITY_FIGURES}/pcoa_{{metric}}"),
+        response=bool(DIVERSITY_RESPONSE),
         axes=DIVERSITY["pcoa_axes"],
         contrast=lambda wc: DIVERSITY_CONTRASTS[wc.contrast],
         title=lambda wc: "{}: {} \u2192 {}".format(
@@ -363,6 +477,7 @@ rule plot_diversity_shift:
         "../envs/plots.yaml"
     params:
         style=plot_style(f"{DIVERSITY_FIGURES}/shift"),
+        response=bool(DIVERSITY_RESPONSE),
         metrics=DIVERSITY_METRICS,
         contrast=lambda wc: DIVERSITY_CONTRASTS[wc.contrast],
         title=lambda wc: "{}: {} \u2192 {}".format(
@@ -374,6 +489,44 @@ rule plot_diversity_shift:
         "../scripts/plot_diversity_shift.py"
 
 
+rule plot_diversity_pcoa_baseline:
+    input:
+        coordinates=f"{DIVERSITY_DIR}/pcoa/{{metric}}.tsv",
+        axes=f"{DIVERSITY_DIR}/pcoa/{{metric}}.axes.tsv",
+        permanova=f"{DIVERSITY_DIR}/permanova/{{metric}}.tsv",
+    output:
+        figures=report(
+            figure_paths("diversity/{modality}/baseline/pcoa_{metric}"),
+            caption="../report/diversity_pcoa_baseline.rst",
+            category="Microbiome diversity",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "baseline",
+                "figure": "PCoA at baseline ({metric})",
+            },
+        ),
+        source="results/figures/diversity/{modality}/baseline/pcoa_{metric}.source.tsv",
+    wildcard_constraints:
+        modality=DIVERSITY_MODALITY_PATTERN,
+        metric=DIVERSITY_METRIC_PATTERN,
+    log:
+        "logs/figures/diversity_pcoa_baseline_{modality}_{metric}.log",
+    benchmark:
+        "logs/benchmarks/figures/diversity_pcoa_baseline_{modality}_{metric}.tsv"
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=plot_style("diversity/{modality}/baseline/pcoa_{metric}"),
+        axes=DIVERSITY["pcoa_axes"],
+        baseline=config["design"]["baseline"],
+        response=bool(DIVERSITY_RESPONSE),
+        title=lambda wc: f"{modality_title(wc.modality)}: {config['design']['baseline']}",
+    script:
+        "../scripts/plot_diversity_pcoa_baseline.py"
+
+
+# every study: filter, alpha, the metric check, distances, PCoA and PERMANOVA
 FINAL_OUTPUTS.extend(
     expand(
         f"{DIVERSITY_DIR}/{{table}}.tsv",
@@ -384,27 +537,58 @@ FINAL_OUTPUTS.extend(
             "dropped_samples",
             "renormalisation",
             "alpha",
-            "alpha_tests",
-            "alpha_mixed",
+            "beta_metrics",
         ],
     )
     + expand(
         f"{DIVERSITY_DIR}/{{table}}/{{metric}}.tsv",
         modality=DIVERSITY_MODALITIES,
         metric=DIVERSITY_METRICS,
-        table=["pcoa", "permanova", "permdisp", "shift"],
+        table=["pcoa", "permanova", "permdisp"],
     )
-    + expand(
-        f"{DIVERSITY_DIR}/shift/{{metric}}.tests.tsv",
-        modality=DIVERSITY_MODALITIES,
-        metric=DIVERSITY_METRICS,
+)
+if DIVERSITY_BASELINE_ONLY:
+    # baseline comparisons; the paired tests and the shift are skipped (study plan)
+    FINAL_OUTPUTS.extend(
+        expand(
+            f"{DIVERSITY_DIR}/{{table}}.tsv",
+            modality=DIVERSITY_MODALITIES,
+            table=["alpha_baseline_tests", "alpha_baseline_models"],
+        )
+        + [
+            path
+            for modality in DIVERSITY_MODALITIES
+            for metric in DIVERSITY_METRICS
+            for path in figure_paths(f"diversity/{modality}/baseline/pcoa_{metric}")
+        ]
     )
-    + [
-        path
-        for modality in DIVERSITY_MODALITIES
-        for contrast in DIVERSITY_CONTRASTS
-        for stem in ["alpha_paired", "shift"]
-        + [f"pcoa_{metric}" for metric in DIVERSITY_METRICS]
-        for path in figure_paths(f"diversity/{modality}/{contrast}/{stem}")
-    ]
+else:
+    FINAL_OUTPUTS.extend(
+        expand(
+            f"{DIVERSITY_DIR}/{{table}}.tsv",
+            modality=DIVERSITY_MODALITIES,
+            table=["alpha_tests", "alpha_mixed"],
+        )
+        + expand(
+            f"{DIVERSITY_DIR}/shift/{{metric}}{{suffix}}.tsv",
+            modality=DIVERSITY_MODALITIES,
+            metric=DIVERSITY_METRICS,
+            suffix=["", ".tests"],
+        )
+        + [
+            path
+            for modality in DIVERSITY_MODALITIES
+            for contrast in DIVERSITY_CONTRASTS
+            for stem in ["alpha_paired", "shift"]
+            + [f"pcoa_{metric}" for metric in DIVERSITY_METRICS]
+            for path in figure_paths(f"diversity/{modality}/{contrast}/{stem}")
+        ]
+    )
+
+
+# end of run: the β metrics left out as undefined for some pairs, the primary used instead
+RUN_SUMMARY.append(
+    lambda: beta_metric_summary(
+        {m: f"results/diversity/{m}/beta_metrics.tsv" for m in DIVERSITY_MODALITIES}
+    )
 )

@@ -17,18 +17,20 @@ def main(smk):
     tidy["value"] = pd.to_numeric(tidy["value"], errors="coerce")
     values, samples, subjects = alpha_design(tidy)
     level = smk.params.significance_level
+    # without response the model is metric ~ timepoint + cohort (+ period) + (1|subject)
+    options = {"response": smk.params.response, "covariates": ["period"] if smk.params.period else []}
     tests, models = [], []
     for contrast in smk.params.contrasts:
         pre, post = contrast["pre"], contrast["post"]
         table = paired_alpha_tests(values, samples, subjects, pre, post, "response", "cohort",
                                    conf_level=smk.params.conf_level)
         tests.append(table.assign(contrast=contrast["name"], pre=pre, post=post))
-        fitted = alpha_mixed_models(values, samples, subjects, [pre, post], "response", "cohort")
+        fitted = alpha_mixed_models(values, samples, subjects, [pre, post], "response", "cohort", **options)
         models.append(fitted.assign(contrast=contrast["name"], timepoints=f"{pre}, {post}"))
     # the full design: every timepoint with data, baseline as the reference
     timepoints = full_design_timepoints(smk.params.timepoints, smk.params.baseline, samples["timepoint"])
     if len(timepoints) > 2:
-        fitted = alpha_mixed_models(values, samples, subjects, timepoints, "response", "cohort")
+        fitted = alpha_mixed_models(values, samples, subjects, timepoints, "response", "cohort", **options)
         models.append(fitted.assign(contrast="all_timepoints", timepoints=", ".join(timepoints)))
     tests = pd.concat(tests, ignore_index=True)
     tests["significant"] = call_significant(tests["p_value"], level)

@@ -13,11 +13,13 @@ from gutaxis.tables import read_sheet, read_tsv
 def main(smk):
     apply_style(smk.params.style)
     contrast = smk.params.contrast
-    data = paired_alpha_data(read_sheet(smk.input.alpha), smk.params.metrics, contrast["pre"], contrast["post"])
+    response = smk.params.response
+    data = paired_alpha_data(read_sheet(smk.input.alpha), smk.params.metrics, contrast["pre"], contrast["post"],
+                             response=response)
     tests = read_tsv(smk.input.tests)
     fig = plot_paired_alpha(data, tests, smk.params.metrics, smk.params.cohorts, smk.params.style,
                             pre=contrast["pre"], post=contrast["post"], title=smk.params.title,
-                            contrast=contrast["name"])
+                            contrast=contrast["name"], response=response)
     save_figure(fig, smk.output.figures, smk.params.style, source_data=data)
     if "panel" in smk.output.keys():
         # the main-figure panel: the first metric only
@@ -25,7 +27,7 @@ def main(smk):
         part = data[data["metric"].isin(first)].reset_index(drop=True)
         fig = plot_paired_alpha(part, tests, first, smk.params.cohorts, smk.params.style,
                                 pre=contrast["pre"], post=contrast["post"], title=smk.params.title,
-                                contrast=contrast["name"])
+                                contrast=contrast["name"], response=response)
         save_figure(fig, [smk.output.panel], smk.params.style, source_data=part)
 
 

@@ -16,10 +16,11 @@ def main(smk):
     coordinates = read_tsv(smk.input.coordinates, dtype={"sample_id": str, "subject_id": str, "timepoint": str,
                                                          "cohort": str, "response": str})
     axes = read_tsv(smk.input.axes)
-    data = pcoa_arrow_data(coordinates, smk.params.axes, contrast["pre"], contrast["post"])
+    data = pcoa_arrow_data(coordinates, smk.params.axes, contrast["pre"], contrast["post"],
+                           response=smk.params.response)
     fig = plot_pcoa_arrows(data, axes, read_tsv(smk.input.permanova), smk.params.axes, smk.wildcards.metric,
                            contrast["pre"], contrast["post"], smk.params.style, title=smk.params.title,
-                           contrast=contrast["name"])
+                           contrast=contrast["name"], response=smk.params.response)
     save_figure(fig, smk.output.figures, smk.params.style, source_data=data)
 
 

@@ -503,7 +503,7 @@ def paired_alpha_tests(
 # linear mixed model
 
 
-def _design(frame, timepoints, use_response, use_cohort, use_interaction):
+def _design(frame, timepoints, use_response, use_cohort, use_interaction, covariates=()):
     """Treatment-coded fixed-effect design and its column names."""
     columns = {"Intercept": np.ones(len(frame))}
     time_columns = []
@@ -519,15 +519,19 @@ def _design(frame, timepoints, use_response, use_cohort, use_interaction):
     if use_cohort:
         for level in sorted(frame["cohort"].unique())[1:]:
             columns[f"cohort[{level}]"] = (frame["cohort"] == level).to_numpy(float)
+    for covariate in covariates:
+        for level in sorted(frame[covariate].astype(str).unique())[1:]:
+            columns[f"{covariate}[{level}]"] = (frame[covariate].astype(str) == level).to_numpy(float)
     return pd.DataFrame(columns, index=frame.index)
 
 
-def _formula(metric, use_response, use_cohort, use_interaction, random):
+def _formula(metric, use_response, use_cohort, use_interaction, random, covariates=()):
     rhs = "timepoint"
     if use_response:
         rhs += " * response" if use_interaction else " + response"
     if use_cohort:
         rhs += " + cohort"
+    rhs += "".join(f" + {c}" for c in covariates)
     return f"{metric} ~ {rhs}" + (" + (1|subject)" if random else "")
 
 
@@ -535,6 +539,8 @@ def fit_mixed_model(
     frame: pd.DataFrame,
     metric: str,
     timepoints: Sequence[str],
+    response: bool = True,
+    covariates: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Fit ``metric ~ timepoint * response + cohort + (1|subject)``, dropping what the data cannot support.
 
@@ -545,10 +551,12 @@ def fit_mixed_model(
     first in sorted order. Terms are dropped, and the reason written, when:
     response has fewer than two levels (response and interaction dropped); a
     timepoint x response cell is empty (interaction dropped); there is one cohort
-    (cohort dropped); the design is rank-deficient (interaction, then cohort, then
-    response dropped until it is not); no subject has two observations (OLS without
-    the random intercept). With response in the model, observations of subjects
-    without a response label are left out.
+    (cohort dropped); a covariate has one level (dropped); the design is
+    rank-deficient (interaction, then the covariates, then cohort, then response
+    dropped until it is not); no subject has two observations (OLS without the
+    random intercept). With response in the model, observations of subjects
+    without a response label are left out; so are observations without a
+    covariate value.
 
     Parameters
     ----------
@@ -559,6 +567,13 @@ def fit_mixed_model(
         Name written in the output and formulas.
     timepoints : sequence of str
         Timepoints to model, in order; the first is the reference.
+    response : bool
+        False in a study without response: the model is
+        ``metric ~ timepoint + cohort + (1|subject)`` and response is not mentioned.
+    covariates : sequence of str
+        Categorical sample-level columns of `frame` added as fixed effects
+        (treatment coding, first level in sorted order as reference), e.g. the
+        ``period`` of a crossover study.
 
     Returns
     -------
@@ -569,9 +584,11 @@ def fit_mixed_model(
         was dropped and why. One row with ``term = ""`` and a ``note`` when nothing
         can be fitted.
     """
-    requested = f"{metric} ~ timepoint * response + cohort + (1|subject)"
+    covariates = list(covariates)
+    requested = (f"{metric} ~ timepoint{' * response' if response else ''} + cohort"
+                 + "".join(f" + {c}" for c in covariates) + " + (1|subject)")
     data = frame.copy()
-    for column in ("subject_id", "timepoint", "response", "cohort"):
+    for column in ("subject_id", "timepoint", "response", "cohort", *covariates):
         data[column] = data[column].where(~_missing(data[column]), None)
     data = data[data["value"].notna() & data["subject_id"].notna() & data["timepoint"].isin(list(timepoints))]
     dropped, notes = [], []
@@ -585,10 +602,10 @@ def fit_mixed_model(
     if len(present_times) < 2:
         return empty(f"fewer than two timepoints with values ({', '.join(present_times) or 'none'}); not fitted")
     responses = sorted(data["response"].dropna().unique())
-    use_response = len(responses) >= 2
-    if not use_response:
+    use_response = response and len(responses) >= 2
+    if response and not use_response:
         dropped.append(f"response, timepoint:response (response levels: {', '.join(responses) or 'none'})")
-    else:
+    elif use_response:
         lacking = data["response"].isna()
         if lacking.any():
             notes.append(f"{int(lacking.sum())} observations of {data.loc[lacking, 'subject_id'].nunique()} "
@@ -609,31 +626,45 @@ def fit_mixed_model(
     elif data["cohort"].isna().any():
         notes.append(f"{int(data['cohort'].isna().sum())} observations without a cohort left out")
         data = data[data["cohort"].notna()]
+    used_covariates = []
+    for covariate in covariates:
+        lacking = data[covariate].isna()
+        if lacking.any():
+            notes.append(f"{int(lacking.sum())} observations without a {covariate} left out")
+            data = data[~lacking]
+        levels = sorted(data[covariate].astype(str).unique())
+        if len(levels) >= 2:
+            used_covariates.append(covariate)
+        else:
+            dropped.append(f"{covariate} (single level: {', '.join(levels) or 'none'})")
     present_times = [t for t in timepoints if t in set(data["timepoint"])]
     if len(present_times) < 2:
         return empty("fewer than two timepoints after leaving out unlabelled subjects; not fitted")
 
-    for term in ("interaction", "cohort", "response"):
-        x = _design(data, present_times, use_response, use_cohort, use_interaction)
+    for term in ("interaction", "covariates", "cohort", "response"):
+        x = _design(data, present_times, use_response, use_cohort, use_interaction, used_covariates)
         if np.linalg.matrix_rank(x.to_numpy()) == x.shape[1]:
             break
         if term == "interaction" and use_interaction:
             use_interaction = False
             dropped.append("timepoint:response (aliased with other terms)")
+        elif term == "covariates" and used_covariates:
+            dropped.append(f"{', '.join(used_covariates)} (aliased with other terms)")
+            used_covariates = []
         elif term == "cohort" and use_cohort:
             use_cohort = False
             dropped.append("cohort (aliased with other terms)")
         elif term == "response" and use_response:
             use_response = False
             dropped.append("response (aliased with other terms)")
-    x = _design(data, present_times, use_response, use_cohort, use_interaction)
+    x = _design(data, present_times, use_response, use_cohort, use_interaction, used_covariates)
     if np.linalg.matrix_rank(x.to_numpy()) < x.shape[1] or len(data) <= x.shape[1]:
         return empty("design cannot be estimated (too few observations); not fitted")
 
     y = data["value"].to_numpy(float)
     groups = data["subject_id"].to_numpy()
     random = bool((pd.Series(groups).value_counts() >= 2).any())
-    formula = _formula(metric, use_response, use_cohort, use_interaction, random)
+    formula = _formula(metric, use_response, use_cohort, use_interaction, random, used_covariates)
     captured = []
     if random:
         with warnings.catch_warnings(record=True) as caught:
@@ -688,6 +719,8 @@ def alpha_mixed_models(
     timepoints: Sequence[str],
     response_column: str = "response",
     cohort_column: str = "cohort",
+    response: bool = True,
+    covariates: Sequence[str] = (),
 ) -> pd.DataFrame:
     """:func:`fit_mixed_model` for every α metric.
 
@@ -701,6 +734,8 @@ def alpha_mixed_models(
         ``subject_id`` plus `response_column` and `cohort_column`.
     timepoints : sequence of str
         Timepoints in order (first = reference).
+    response, covariates :
+        As :func:`fit_mixed_model`; covariates are columns of `samples`.
 
     Returns
     -------
@@ -708,12 +743,231 @@ def alpha_mixed_models(
         Columns :data:`LMM_COLUMNS`, metrics in the column order of `values`.
     """
     clinical = _subject_frame(subjects, response_column, cohort_column)
-    sheet = samples[["sample_id", "subject_id", "timepoint"]].astype(str)
+    sheet = samples[["sample_id", "subject_id", "timepoint", *covariates]].astype(str)
     sheet = sheet[sheet["sample_id"].isin(values.index.astype(str))].set_index("sample_id")
     table = values.set_axis(values.index.astype(str), axis=0)
     base = sheet.join(clinical, on="subject_id")
     tables = []
     for metric in values.columns:
         frame = base.assign(value=table.loc[base.index, metric].to_numpy(dtype=float))
-        tables.append(fit_mixed_model(frame.reset_index(drop=True), str(metric), list(timepoints)))
+        tables.append(fit_mixed_model(frame.reset_index(drop=True), str(metric), list(timepoints),
+                                      response=response, covariates=covariates))
+    return pd.concat(tables, ignore_index=True)
+
+
+# ---------------------------------------------------------------------------
+# baseline comparisons (baseline-only studies: one sample per subject)
+
+BASELINE_TEST_COLUMNS = [
+    "metric", "group_by", "group", "n_responder", "n_non_responder", "median_responder",
+    "median_non_responder", "hl_shift", "u_statistic", "p_value", "method",
+]
+BASELINE_MODEL_COLUMNS = [
+    "metric", "term", "estimate", "std_error", "t_value", "df_residual", "p_value", "ci_low", "ci_high",
+    "formula_requested", "formula_fitted", "dropped_terms", "n_obs", "method", "note",
+]
+
+
+def mann_whitney(a, b) -> dict:
+    """Two-sided Mann–Whitney U test of `a` against `b`, as R's ``wilcox.test(a, b)``.
+
+    Exact when both groups have fewer than 50 values and there are no ties,
+    otherwise the normal approximation with tie and continuity correction (scipy
+    ``mannwhitneyu``). ``u_statistic`` is the U of `a` (R's W); ``hl_shift`` the
+    Hodges–Lehmann shift, the median of all differences :math:`a_i - b_j`.
+
+    Returns
+    -------
+    dict
+        ``n_a, n_b, median_a, median_b, hl_shift, u_statistic, p_value, method``
+        (NaN and ``not tested: a group is empty`` when one group is empty).
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    out = {"n_a": len(a), "n_b": len(b), "median_a": float(np.median(a)) if len(a) else np.nan,
+           "median_b": float(np.median(b)) if len(b) else np.nan, "hl_shift": np.nan,
+           "u_statistic": np.nan, "p_value": np.nan, "method": "not tested: a group is empty"}
+    if len(a) and len(b):
+        tied = len(np.unique(np.concatenate([a, b]))) < len(a) + len(b)
+        exact = len(a) < 50 and len(b) < 50 and not tied
+        result = stats.mannwhitneyu(a, b, alternative="two-sided", use_continuity=True,
+                                    method="exact" if exact else "asymptotic")
+        out.update(hl_shift=float(np.median(a[:, None] - b[None, :])), u_statistic=float(result.statistic),
+                   p_value=float(result.pvalue),
+                   method="Mann-Whitney U, two-sided, " + (
+                       "exact" if exact else "normal approximation with tie and continuity correction"))
+    return out
+
+
+def _baseline_frame(values, samples, subjects, baseline, response_column, cohort_column, covariates=()):
+    """One row per subject at `baseline`: sample_id, subject_id, response, cohort, covariates, metrics."""
+    clinical = _subject_frame(subjects, response_column, cohort_column)
+    sheet = samples[["sample_id", "subject_id", "timepoint", *covariates]].astype(str)
+    sheet = sheet[sheet["sample_id"].isin(values.index.astype(str)) & (sheet["timepoint"] == baseline)
+                  & (sheet["subject_id"].str.strip() != "")]
+    sheet = sheet.sort_values("sample_id", kind="stable").drop_duplicates("subject_id")
+    table = values.set_axis(values.index.astype(str), axis=0)
+    frame = sheet.join(clinical, on="subject_id").set_index("sample_id")
+    return frame.join(table), list(values.columns)
+
+
+def baseline_alpha_tests(
+    values: pd.DataFrame,
+    samples: pd.DataFrame,
+    subjects: pd.DataFrame,
+    baseline: str,
+    response_column: str = "response",
+    cohort_column: str = "cohort",
+) -> pd.DataFrame:
+    """α diversity at baseline, responders against non-responders (Mann–Whitney U).
+
+    For every metric the baseline values of responders and non-responders are
+    compared with :func:`mann_whitney`, overall and within each cohort (levels
+    sorted). Subjects without a response label are left out.
+
+    Parameters
+    ----------
+    values : DataFrame
+        Samples x metrics.
+    samples : DataFrame
+        ``sample_id, subject_id, timepoint``.
+    subjects : DataFrame
+        ``subject_id`` plus `response_column` and `cohort_column`.
+    baseline : str
+        The baseline timepoint (``design.baseline``).
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`BASELINE_TEST_COLUMNS`; ``group_by`` ``overall`` (group
+        ``all``) or ``cohort``; ``hl_shift`` is responders minus non-responders.
+    """
+    frame, metrics = _baseline_frame(values, samples, subjects, baseline, response_column, cohort_column)
+    groups = [("overall", "all", pd.Series(True, index=frame.index))]
+    for level in sorted(frame["cohort"].dropna().unique()):
+        groups.append(("cohort", level, frame["cohort"] == level))
+    rows = []
+    for metric in metrics:
+        for group_by, level, members in groups:
+            part = frame[members]
+            result = mann_whitney(part.loc[part["response"] == RESPONDER, metric],
+                                  part.loc[part["response"] == NON_RESPONDER, metric])
+            rows.append([metric, group_by, level, result["n_a"], result["n_b"], result["median_a"],
+                         result["median_b"], result["hl_shift"], result["u_statistic"], result["p_value"],
+                         result["method"]])
+    return pd.DataFrame(rows, columns=BASELINE_TEST_COLUMNS)
+
+
+def fit_baseline_model(frame: pd.DataFrame, metric: str, covariates: Sequence[str] = ()) -> pd.DataFrame:
+    """Fit ``metric ~ response + cohort (+ covariates)`` by least squares, one subject per row.
+
+    :math:`y_i = x_i'\\beta + \\varepsilon_i`, :math:`\\varepsilon_i \\sim N(0, \\sigma^2)`
+    (statsmodels OLS, R's ``lm``); t tests with n - p residual degrees of freedom
+    and 95% t intervals. Treatment coding: reference response ``non_responder``,
+    reference cohort the first in sorted order. Response is dropped when it has
+    fewer than two levels, cohort and covariates when they have one level or are
+    aliased with the other terms (the reason written in ``dropped_terms``);
+    subjects without a response label are left out (``note``).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        ``response, cohort, value`` (+ covariate columns), one row per subject.
+    metric : str
+    covariates : sequence of str
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`BASELINE_MODEL_COLUMNS`: one row per coefficient, then
+        ``residual_variance``; one row with ``term = ""`` and a note when nothing
+        can be fitted.
+    """
+    covariates = list(covariates)
+    requested = f"{metric} ~ response + cohort" + "".join(f" + {c}" for c in covariates)
+    data = frame.copy()
+    for column in ("response", "cohort", *covariates):
+        data[column] = data[column].where(~_missing(data[column]), None)
+    data = data[data["value"].notna()]
+    dropped, notes = [], []
+    lacking = data["response"].isna()
+    if lacking.any() and data["response"].notna().any():
+        notes.append(f"{int(lacking.sum())} subjects without a response label left out")
+        data = data[~lacking]
+    for column in ("cohort", *covariates):
+        gap = data[column].isna()
+        if gap.any():
+            notes.append(f"{int(gap.sum())} subjects without a {column} left out")
+            data = data[~gap]
+    terms = []
+    for column in ("response", "cohort", *covariates):
+        levels = sorted(data[column].dropna().astype(str).unique())
+        if len(levels) >= 2:
+            terms.append(column)
+        else:
+            dropped.append(f"{column} ({len(levels)} level(s): {', '.join(levels) or 'none'})")
+
+    def design(used):
+        columns = {"Intercept": np.ones(len(data))}
+        for column in used:
+            if column == "response":
+                columns[f"response[{RESPONDER}]"] = (data["response"] == RESPONDER).to_numpy(float)
+                continue
+            for level in sorted(data[column].astype(str).unique())[1:]:
+                columns[f"{column}[{level}]"] = (data[column].astype(str) == level).to_numpy(float)
+        return pd.DataFrame(columns, index=data.index)
+
+    for term in [*reversed(covariates), "cohort", "response"]:
+        x = design(terms)
+        if np.linalg.matrix_rank(x.to_numpy()) == x.shape[1]:
+            break
+        if term in terms:
+            terms.remove(term)
+            dropped.append(f"{term} (aliased with other terms)")
+    x = design(terms)
+    formula = f"{metric} ~ " + (" + ".join(terms) if terms else "1")
+
+    def row(term, estimate=np.nan, se=np.nan, t=np.nan, df=np.nan, p=np.nan, low=np.nan, high=np.nan,
+            method="", note=""):
+        return [metric, term, estimate, se, t, df, p, low, high, requested, formula, "; ".join(dropped),
+                len(data), method, note]
+
+    if np.linalg.matrix_rank(x.to_numpy()) < x.shape[1] or len(data) <= x.shape[1]:
+        return pd.DataFrame([row("", note="; ".join(notes + ["too few subjects for the model; not fitted"]))],
+                            columns=BASELINE_MODEL_COLUMNS)
+    fit = sm.OLS(data["value"].to_numpy(float), x).fit()
+    ci = np.asarray(fit.conf_int(0.05))
+    method = "statsmodels OLS, t tests"
+    note = "; ".join(notes)
+    df = float(fit.df_resid)
+    rows = [row(name, float(fit.params.iloc[i]), float(fit.bse.iloc[i]), float(fit.tvalues.iloc[i]), df,
+                float(fit.pvalues.iloc[i]), float(ci[i, 0]), float(ci[i, 1]), method, note)
+            for i, name in enumerate(x.columns)]
+    rows.append(row("residual_variance", float(fit.scale), df=df, method=method, note=note))
+    return pd.DataFrame(rows, columns=BASELINE_MODEL_COLUMNS)
+
+
+def baseline_alpha_models(
+    values: pd.DataFrame,
+    samples: pd.DataFrame,
+    subjects: pd.DataFrame,
+    baseline: str,
+    response_column: str = "response",
+    cohort_column: str = "cohort",
+    covariates: Sequence[str] = (),
+) -> pd.DataFrame:
+    """:func:`fit_baseline_model` of every α metric on the baseline samples.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`BASELINE_MODEL_COLUMNS`, metrics in the column order of `values`.
+    """
+    frame, metrics = _baseline_frame(values, samples, subjects, baseline, response_column, cohort_column,
+                                     covariates)
+    tables = [fit_baseline_model(frame[["response", "cohort", *covariates]].assign(value=frame[m].to_numpy(float)),
+                                 str(m), covariates) for m in metrics]
+    if not tables:
+        return pd.DataFrame(columns=BASELINE_MODEL_COLUMNS)
     return pd.concat(tables, ignore_index=True)

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from skbio import DistanceMatrix
 from skbio.diversity import beta_diversity
 from skbio.stats.composition import clr, rclr
 from skbio.stats.ordination import pcoa as skbio_pcoa
 
-from gutaxis.alpha import RESPONDER, NON_RESPONDER, wilcoxon_signed_rank
+from gutaxis.alpha import NON_RESPONDER, RESPONDER, mann_whitney, wilcoxon_signed_rank
 from gutaxis.errors import InputError, Problem, ProblemCollector
 from gutaxis.permanova import distance_array
 
@@ -121,6 +120,7 @@ def beta_distances(
     metric: str,
     pseudocount: float | str = "half_minimum",
     source: str = "feature table",
+    allow_undefined: bool = False,
 ) -> DistanceResult:
     """Distance matrix between samples.
 
@@ -139,7 +139,8 @@ def beta_distances(
       These are the entries DEICODE/Gemelli's matrix completion is fitted to; we do
       not run that low-rank completion (OptSpace), so the matrix need not be
       Euclidean-embeddable (PCoA may show negative eigenvalues). Two samples that
-      share no feature are an input error.
+      share no feature are an input error, or NaN with ``allow_undefined``
+      (see :func:`undefined_pairs`).
 
     Parameters
     ----------
@@ -150,6 +151,9 @@ def beta_distances(
         For ``aitchison`` only.
     source : str
         Name of the table in error messages.
+    allow_undefined : bool
+        Write NaN for the pairs where the metric is undefined instead of stopping
+        (robust Aitchison of samples that share no feature).
 
     Returns
     -------
@@ -186,7 +190,7 @@ def beta_distances(
         m = observed.astype(float)
         shared = m @ m.T
         lonely = np.argwhere(np.triu(shared == 0, k=1))
-        if len(lonely):
+        if len(lonely) and not allow_undefined:
             raise InputError(Problem(source, ", ".join(f"({ids[i]}, {ids[j]})" for i, j in lonely[:5]),
                                      f"{len(lonely)} sample pairs share no feature: robust Aitchison "
                                      "distance is undefined",
@@ -196,9 +200,145 @@ def beta_distances(
         params.update(transform="rclr (scikit-bio), zeros left missing",
                       distance="Euclidean over features non-zero in both samples",
                       min_shared_features=int(shared.min()))
+        if len(lonely):
+            d[shared == 0] = np.nan
+            params["undefined_pairs"] = len(lonely)
     matrix = pd.DataFrame(np.asarray(d, dtype=float), index=pd.Index(ids, name="sample_id"),
                           columns=pd.Index(ids, name="sample_id"))
     return DistanceResult(matrix, metric, params)
+
+
+#: columns of ``results/diversity/<modality>/beta_metrics.tsv``
+METRIC_CHECK_COLUMNS = [
+    "metric", "configured_role", "role", "n_samples", "n_pairs", "n_pairs_undefined", "example_pairs", "note",
+]
+#: what to do when a configured metric is undefined for some sample pairs
+UNDEFINED_PAIR_CHOICES = ("fallback", "stop")
+
+
+def undefined_pairs(table: pd.DataFrame, metric: str) -> tuple[int, list[tuple[str, str]]]:
+    """Number of sample pairs for which `metric` is undefined, and the first few of them.
+
+    - ``robust_aitchison``: the distance is taken over the features non-zero in
+      *both* samples; two samples that share no non-zero feature have none, so
+      :math:`d_{ij}` is undefined when :math:`\\sum_k [x_{ik}>0][x_{jk}>0] = 0`
+      (counted for all pairs at once from :math:`M M'`, M the presence matrix).
+    - ``braycurtis`` and ``jaccard``: undefined only when both samples are empty
+      (0/0); ``aitchison`` (with a pseudocount) is defined for every pair.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Samples x features (non-negative).
+    metric : str
+        One of :data:`BETA_METRICS`.
+
+    Returns
+    -------
+    count : int
+        Undefined pairs i < j.
+    examples : list of (str, str)
+        Up to five of them, in table order.
+    """
+    x = table.to_numpy(dtype=float)
+    ids = [str(i) for i in table.index]
+    present = x > 0
+    if metric == "robust_aitchison":
+        m = present.astype(float)
+        undefined = (m @ m.T) == 0
+    elif metric in ("braycurtis", "jaccard"):
+        empty = ~present.any(axis=1)
+        undefined = empty[:, None] & empty[None, :]
+    else:
+        undefined = np.zeros((len(ids), len(ids)), dtype=bool)
+    pairs = np.argwhere(np.triu(undefined, k=1))
+    return int(len(pairs)), [(ids[i], ids[j]) for i, j in pairs[:5]]
+
+
+def check_metric_availability(
+    table: pd.DataFrame,
+    metrics: list[str],
+    primary: str,
+    on_undefined: str = "fallback",
+    source: str = "feature table",
+) -> tuple[pd.DataFrame, str]:
+    """Which configured β metrics are defined for every sample pair, and which one is primary.
+
+    Every metric of `metrics` is checked with :func:`undefined_pairs`. When one is
+    undefined for some pairs, one message gives the count and names the metrics
+    defined for all pairs; then, with ``on_undefined = "fallback"``, the undefined
+    metrics are not computed and, if the primary metric is one of them, the first
+    fully defined metric of `metrics` (configured order) becomes the primary one;
+    with ``"stop"`` an :class:`InputError` carries the message.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The filtered samples x features table.
+    metrics : list of str
+        ``diversity.beta_metrics`` (in order).
+    primary : str
+        ``diversity.primary_metric``.
+    on_undefined : {"fallback", "stop"}
+    source : str
+        Name of the table in messages.
+
+    Returns
+    -------
+    table : DataFrame
+        :data:`METRIC_CHECK_COLUMNS`, one row per metric; ``role`` is ``primary``,
+        ``sensitivity`` or ``not computed``.
+    message : str
+        The one message (empty when every metric is defined for every pair).
+    """
+    if on_undefined not in UNDEFINED_PAIR_CHOICES:
+        raise InputError(Problem("config", "key 'diversity.undefined_pairs'", f"unknown choice {on_undefined!r}",
+                                 f"use one of {', '.join(UNDEFINED_PAIR_CHOICES)}"))
+    n = table.shape[0]
+    n_pairs = n * (n - 1) // 2
+    counts = {metric: undefined_pairs(table, metric) for metric in metrics}
+    defined = [m for m in metrics if counts[m][0] == 0]
+    undefined = [m for m in metrics if counts[m][0] > 0]
+    used = primary
+    message = ""
+    if undefined:
+        what = "; ".join(f"{m} is undefined for {counts[m][0]:,} of {n_pairs:,} sample pairs "
+                         f"(e.g. {counts[m][1][0][0]} and {counts[m][1][0][1]})" for m in undefined)
+        why = ("samples that share no non-zero feature" if "robust_aitchison" in undefined
+               else "pairs of empty samples")
+        works = ", ".join(defined) if defined else "none of diversity.beta_metrics"
+        if on_undefined == "stop" or not defined:
+            fix = (f"use a metric defined for every pair as diversity.primary_metric ({works}), or set "
+                   "diversity.undefined_pairs: fallback" if defined else
+                   "add aitchison (defined for every pair) to diversity.beta_metrics")
+            raise InputError(Problem(source, "sample pairs", f"{what} ({why}); metrics defined for every "
+                                     f"pair: {works}", fix))
+        if primary in undefined:
+            used = defined[0]
+        message = (f"{source}: {what} ({why}); metrics defined for every pair: {works}. "
+                   f"diversity.undefined_pairs is fallback: {', '.join(undefined)} not computed"
+                   + (f", {used} is the primary metric instead of {primary}" if used != primary else "")
+                   + ". Fix (to keep the configured metric): relax the feature filter or drop near-empty "
+                   "samples")
+    rows = []
+    for metric in metrics:
+        count, examples = counts[metric]
+        role = "not computed" if count else ("primary" if metric == used else "sensitivity")
+        note = ""
+        if count:
+            note = "undefined for some sample pairs; not computed (diversity.undefined_pairs: fallback)"
+        elif metric == used and used != primary:
+            note = f"primary in place of {primary} (undefined for some sample pairs)"
+        rows.append([metric, "primary" if metric == primary else "sensitivity", role, n, n_pairs, count,
+                     "; ".join(f"{a}|{b}" for a, b in examples), note])
+    return pd.DataFrame(rows, columns=METRIC_CHECK_COLUMNS), message
+
+
+def metric_roles(check: pd.DataFrame) -> tuple[str, dict]:
+    """The primary metric in use and the role of each metric, from ``beta_metrics.tsv``."""
+    roles = dict(zip(check["metric"].astype(str), check["role"].astype(str)))
+    primary = [m for m, r in roles.items() if r == "primary"]
+    return (primary[0] if primary else ""), roles
 
 
 @dataclass(frozen=True)
@@ -293,9 +433,9 @@ def compare_shift_by_response(
 ) -> pd.DataFrame:
     """Mann–Whitney test of the pre→post distance, responders vs non-responders.
 
-    As R's ``wilcox.test(x, y)``: exact when both groups have fewer than 50 subjects
-    and there are no ties, otherwise the normal approximation with tie and
-    continuity correction (scipy ``mannwhitneyu`` with that ``method``); two-sided.
+    As R's ``wilcox.test(x, y)`` (:func:`gutaxis.alpha.mann_whitney`): exact when both
+    groups have fewer than 50 subjects and there are no ties, otherwise the normal
+    approximation with tie and continuity correction; two-sided.
     ``u_statistic`` is the Mann–Whitney U of the responders (R's W);
     ``hl_shift`` the Hodges–Lehmann shift, the median of all responder minus
     non-responder differences.
@@ -320,19 +460,9 @@ def compare_shift_by_response(
     a = shift.loc[response == RESPONDER, "distance"].to_numpy(float)
     b = shift.loc[response == NON_RESPONDER, "distance"].to_numpy(float)
     n_other = int(len(shift) - len(a) - len(b))
-    row = ["responder vs non_responder", len(a), len(b), n_other,
-           float(np.median(a)) if len(a) else np.nan, float(np.median(b)) if len(b) else np.nan,
-           np.nan, np.nan, np.nan, "not tested: a group is empty"]
-    if len(a) and len(b):
-        tied = len(np.unique(np.concatenate([a, b]))) < len(a) + len(b)
-        exact = len(a) < 50 and len(b) < 50 and not tied
-        result = stats.mannwhitneyu(a, b, alternative="two-sided", use_continuity=True,
-                                    method="exact" if exact else "asymptotic")
-        row[6] = float(np.median(a[:, None] - b[None, :]))
-        row[7] = float(result.statistic)
-        row[8] = float(result.pvalue)
-        row[9] = "Mann-Whitney U, two-sided, " + (
-            "exact" if exact else "normal approximation with tie and continuity correction")
+    result = mann_whitney(a, b)
+    row = ["responder vs non_responder", len(a), len(b), n_other, result["median_a"], result["median_b"],
+           result["hl_shift"], result["u_statistic"], result["p_value"], result["method"]]
     return pd.DataFrame([row], columns=RESPONSE_SHIFT_COLUMNS)
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from gutaxis.alpha import NON_RESPONDER, RESPONDER
 from gutaxis.errors import InputError, Problem, ProblemCollector
+from gutaxis.tables import read_sheet
 
 #: columns of the tidy α table (``results/diversity/<modality>/alpha.tsv``)
 ALPHA_TABLE_COLUMNS = [
@@ -73,8 +74,33 @@ def subject_labels(responders: pd.DataFrame, primary: str, source: str = "respon
     return frame.sort_values("subject_id", kind="stable").reset_index(drop=True)
 
 
+def subjects_without_response(subjects: pd.DataFrame, source: str = "subjects.tsv") -> pd.DataFrame:
+    """Cohort of every subject of a study without response analyses (response empty).
+
+    Parameters
+    ----------
+    subjects : DataFrame
+        The checked subjects table (``subject_id, cohort``).
+
+    Returns
+    -------
+    DataFrame
+        ``subject_id, cohort, response`` as :func:`subject_labels`, response ``""``.
+    """
+    responders = subjects[["subject_id", "cohort"]].astype(object).assign(response="")
+    return subject_labels(responders, "response", source)
+
+
+def study_labels(responders_path: str | None, primary: str, subjects_path: str) -> pd.DataFrame:
+    """:func:`subject_labels` from the responders table when the study has a response
+    (`responders_path` given), else :func:`subjects_without_response` of the subjects table."""
+    if responders_path:
+        return subject_labels(read_sheet(responders_path), primary, responders_path)
+    return subjects_without_response(read_sheet(subjects_path), subjects_path)
+
+
 def sample_metadata(samples: pd.DataFrame, labels: pd.DataFrame, sample_ids: Sequence[str],
-                    source: str = "samples.tsv") -> pd.DataFrame:
+                    source: str = "samples.tsv", period: str | None = None) -> pd.DataFrame:
     """Subject, timepoint, cohort and response of each sample of a feature table.
 
     Parameters
@@ -85,14 +111,20 @@ def sample_metadata(samples: pd.DataFrame, labels: pd.DataFrame, sample_ids: Seq
         :func:`subject_labels` output.
     sample_ids : sequence of str
         The samples of the feature table, in its order.
+    period : str, optional
+        Sample-sheet column of a crossover study's periods; added as column
+        ``period`` after ``response``.
 
     Returns
     -------
     DataFrame
-        :data:`METADATA_COLUMNS`, one row per id of `sample_ids` in that order;
-        cohort/response empty for subjects absent from `labels`.
+        :data:`METADATA_COLUMNS` (+ ``period``), one row per id of `sample_ids` in
+        that order; cohort/response empty for subjects absent from `labels`.
     """
-    sheet = samples[["sample_id", "subject_id", "timepoint"]].astype(str)
+    if period and period not in samples.columns:
+        raise InputError(Problem(source, f"column '{period}'", "the crossover period column is missing",
+                                 f"add '{period}' (1, 2, ...) to the sample sheet"))
+    sheet = samples[["sample_id", "subject_id", "timepoint"] + ([period] if period else [])].astype(str)
     sheet = sheet.drop_duplicates("sample_id").set_index("sample_id")
     ids = pd.Index([str(s) for s in sample_ids], name="sample_id")
     absent = ids.difference(sheet.index)
@@ -104,6 +136,8 @@ def sample_metadata(samples: pd.DataFrame, labels: pd.DataFrame, sample_ids: Seq
     info = labels.set_index("subject_id")
     out["cohort"] = out["subject_id"].map(info["cohort"]).fillna("").astype(str)
     out["response"] = out["subject_id"].map(info["response"]).fillna("").astype(str)
+    if period:
+        return out[METADATA_COLUMNS + [period]].rename(columns={period: "period"})
     return out[METADATA_COLUMNS]
 
 
@@ -162,8 +196,12 @@ def tidy_alpha(values: pd.DataFrame, not_computed: pd.DataFrame, metadata: pd.Da
     Returns
     -------
     DataFrame
-        :data:`ALPHA_TABLE_COLUMNS`, rows by metric (in `metrics` order) then sample id.
+        :data:`ALPHA_TABLE_COLUMNS` (with ``period`` after ``response`` when the
+        metadata has it), rows by metric (in `metrics` order) then sample id.
     """
+    columns = list(ALPHA_TABLE_COLUMNS)
+    if "period" in metadata.columns:
+        columns.insert(columns.index("response") + 1, "period")
     missing_reason = missing_reason or {}
     meta = metadata.set_index("sample_id").sort_index(kind="stable")
     reasons = not_computed.set_index(["sample_id", "metric"])["reason"]
@@ -178,8 +216,8 @@ def tidy_alpha(values: pd.DataFrame, not_computed: pd.DataFrame, metadata: pd.Da
             why = [missing_reason.get(metric, "not computed")] * len(meta)
         frames.append(meta.reset_index().assign(metric=metric, value=column, reason=why))
     if not frames:
-        return pd.DataFrame(columns=ALPHA_TABLE_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[ALPHA_TABLE_COLUMNS]
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def alpha_design(tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -192,18 +230,19 @@ def alpha_design(tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     values : DataFrame
         Samples x metrics (metrics in table order).
     samples : DataFrame
-        ``sample_id, subject_id, timepoint``.
+        ``sample_id, subject_id, timepoint`` (+ ``period`` when the table has it).
     subjects : DataFrame
         ``subject_id, cohort, response``.
     """
     tidy = tidy.copy()
-    for column in METADATA_COLUMNS + ["metric"]:
+    extra = ["period"] if "period" in tidy.columns else []
+    for column in METADATA_COLUMNS + extra + ["metric"]:
         tidy[column] = tidy[column].where(~_blank(tidy[column]), "").astype(str)
     order = list(dict.fromkeys(tidy["metric"]))
     values = tidy.pivot(index="sample_id", columns="metric", values="value").astype(float)
     values = values[[m for m in order if values[m].notna().any()]]
     values.columns.name = None
-    samples = tidy[["sample_id", "subject_id", "timepoint"]].drop_duplicates("sample_id")
+    samples = tidy[["sample_id", "subject_id", "timepoint"] + extra].drop_duplicates("sample_id")
     samples = samples.sort_values("sample_id", kind="stable").reset_index(drop=True)
     subjects = tidy[tidy["subject_id"] != ""][["subject_id", "cohort", "response"]].drop_duplicates("subject_id")
     subjects = subjects.sort_values("subject_id", kind="stable").reset_index(drop=True)
@@ -281,13 +320,14 @@ SHIFT_TEST_COLUMNS = [
 ]
 
 
-def shift_tests_table(by_response: pd.DataFrame, within_between: pd.DataFrame) -> pd.DataFrame:
+def shift_tests_table(by_response: pd.DataFrame | None, within_between: pd.DataFrame) -> pd.DataFrame:
     """The two tests of the within-subject shift in one tidy table.
 
     Parameters
     ----------
-    by_response : DataFrame
-        :func:`gutaxis.beta.compare_shift_by_response` output (one row).
+    by_response : DataFrame or None
+        :func:`gutaxis.beta.compare_shift_by_response` output (one row); None in a
+        study without response (the row is left out).
     within_between : DataFrame
         ``WithinBetween.test`` of :func:`gutaxis.beta.shift_vs_between` (one row).
 
@@ -295,22 +335,53 @@ def shift_tests_table(by_response: pd.DataFrame, within_between: pd.DataFrame) -
     -------
     DataFrame
         Columns :data:`SHIFT_TEST_COLUMNS`, rows ``responder_vs_non_responder``
-        (Mann-Whitney U of the pre→post distance; estimate = Hodges-Lehmann shift,
+        (only with `by_response`; Mann-Whitney U of the pre→post distance; estimate = Hodges-Lehmann shift,
         responders minus non-responders) and ``within_vs_between`` (Wilcoxon
         signed-rank of within-subject minus median between-subject baseline
         distance; estimate = Hodges-Lehmann with its CI).
     """
-    r = by_response.iloc[0]
     w = within_between.iloc[0]
-    rows = [
-        ["responder_vs_non_responder", RESPONDER, NON_RESPONDER, int(r["n_responder"]),
-         int(r["n_non_responder"]), r["median_responder"], r["median_non_responder"], r["hl_shift"],
-         np.nan, np.nan, np.nan, r["u_statistic"], "U (responders)", r["p_value"], r["method"],
-         f"{int(r['n_not_evaluable'])} subjects without a response label left out"
-         if int(r["n_not_evaluable"]) else ""],
+    rows = []
+    if by_response is not None:
+        r = by_response.iloc[0]
+        rows.append(["responder_vs_non_responder", RESPONDER, NON_RESPONDER, int(r["n_responder"]),
+                     int(r["n_non_responder"]), r["median_responder"], r["median_non_responder"],
+                     r["hl_shift"], np.nan, np.nan, np.nan, r["u_statistic"], "U (responders)", r["p_value"],
+                     r["method"], f"{int(r['n_not_evaluable'])} subjects without a response label left out"
+                     if int(r["n_not_evaluable"]) else ""])
+    rows += [
         ["within_vs_between", "within_subject", "between_subject_baseline_median", int(w["n_subjects"]),
          int(w["n_subjects"]), w["median_within"], w["median_between"], w["hl_estimate"], w["ci_low"],
          w["ci_high"], w["conf_level"], w["v_statistic"], "V (signed-rank)", w["p_value"], w["method"],
          "between-subject medians share samples: descriptive"],
     ]
     return pd.DataFrame(rows, columns=SHIFT_TEST_COLUMNS)
+
+
+def beta_metric_summary(paths: dict) -> list[str]:
+    """End-of-run lines: the β metrics not computed because they are undefined for some
+    sample pairs, and the metric that became primary (from ``beta_metrics.tsv``).
+
+    Parameters
+    ----------
+    paths : dict
+        Modality -> path of its ``beta_metrics.tsv`` (absent files are skipped).
+
+    Returns
+    -------
+    list of str
+    """
+    from pathlib import Path
+
+    lines = []
+    for modality, path in paths.items():
+        if not Path(path).is_file():
+            continue
+        check = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        for row in check[check["role"] == "not computed"].itertuples():
+            lines.append(f"diversity {modality}: {row.metric} is undefined for {int(row.n_pairs_undefined):,} "
+                         f"of {int(row.n_pairs):,} sample pairs; not computed ({path})")
+        moved = check[(check["role"] == "primary") & (check["configured_role"] != "primary")]
+        for row in moved.itertuples():
+            lines.append(f"diversity {modality}: {row.metric} is the primary β metric ({row.note})")
+    return lines

@@ -674,12 +674,14 @@ def standard_beta_tests(
     samples: pd.DataFrame,
     subjects: pd.DataFrame,
     pre: str,
-    post: str,
-    response_column: str = "response",
+    post: str | None,
+    response_column: str | None = "response",
     cohort_column: str = "cohort",
     sequential_terms: Sequence[str] = ("cohort", "response"),
     permutations: int = 999,
     seed: int = 0,
+    covariates: Sequence[str] = (),
+    response_within_cohort: bool = False,
 ) -> BetaTests:
     """PERMANOVA (+ PERMDISP beside each) for time, response and cohort.
 
@@ -692,6 +694,16 @@ def standard_beta_tests(
     - ``cohort_at_baseline``: ``distance ~ cohort`` on `pre` samples, free.
     - ``sequential_at_baseline``: `sequential_terms` added in order (type I),
       free permutations.
+    - ``response_within_cohort`` (with `response_within_cohort`):
+      ``distance ~ response`` on `pre` samples, labels permuted within cohort
+      (``strata = cohort``), so a pooled multi-cohort set is not tested on its
+      cohort differences.
+
+    Without `post` (a baseline-only study) the time test is left out; without
+    `response_column` (a study without response) every response test is left out
+    and `sequential_terms` keeps cohort only. `covariates` (sample-sheet columns,
+    e.g. a crossover's ``period``) enter the time test before ``timepoint``
+    (``distance ~ period + timepoint``, type I; PERMDISP for timepoint only).
 
     A test whose factor has fewer than two levels is not run and is listed in
     ``notes``; so are samples without a pair, a response or a cohort.
@@ -705,10 +717,15 @@ def standard_beta_tests(
         ``subject_id`` plus `response_column` (``responder``/``non_responder``/empty)
         and `cohort_column`.
     pre, post : str
-        Timepoints compared.
+        Timepoints compared (`post` None: baseline tests only).
+    response_column : str or None
     sequential_terms : sequence of str
         Baseline model terms in order, among ``"cohort"`` and ``"response"``.
     permutations, seed : int
+    covariates : sequence of str
+        Sample-sheet columns added to the time test.
+    response_within_cohort : bool
+        Add the response test with permutations within cohort.
 
     Returns
     -------
@@ -719,22 +736,31 @@ def standard_beta_tests(
     in_matrix = samples[samples["sample_id"].astype(str).isin(ids)]
     problems = ProblemCollector()
     for column in ("subject_id", response_column, cohort_column):
-        if column not in subjects.columns:
+        if column is not None and column not in subjects.columns:
             problems.add("subjects", f"column '{column}'", "the column is missing",
                          f"add '{column}' to the subjects table")
+    for column in covariates:
+        if column not in samples.columns:
+            problems.add("samples", f"column '{column}'", "the column is missing",
+                         f"add '{column}' to the sample sheet")
     problems.raise_if_any()
     clinical = subjects.set_index(subjects["subject_id"].astype(str))
     notes: list[list[str]] = []
     permanova_tables, permdisp_tables, group_tables = [], [], []
 
-    def run(test, frame, terms, strata):
+    def run(test, frame, terms, strata, dispersion_terms=None, adjusted=()):
         meta = frame.set_index("sample_id")
         keep = sorted(meta.index)
         index = np.array([position[s] for s in keep])
         sub = pd.DataFrame(matrix[np.ix_(index, index)], index=keep, columns=keep)
-        permanova_tables.append(permanova(sub, meta, terms, strata=strata, permutations=permutations,
-                                          seed=seed, test=test))
-        for term in terms:
+        table = permanova(sub, meta, terms, strata=strata, permutations=permutations, seed=seed, test=test)
+        # covariates adjusted for (constant within each stratum) have no valid permutation p
+        if adjusted:
+            covariate = table["term"].isin(list(adjusted))
+            table.loc[covariate, "p_value"] = np.nan
+            table.loc[covariate, "note"] = "covariate: adjusted for, not tested"
+        permanova_tables.append(table)
+        for term in terms if dispersion_terms is None else dispersion_terms:
             result = permdisp(sub, meta[term].rename(term),
                               strata=meta[strata].rename(strata) if strata else None,
                               permutations=permutations, seed=seed, test=test, term=term)
@@ -742,25 +768,34 @@ def standard_beta_tests(
             group_tables.append(result.group_distances)
 
     # time within subject
-    pairs = pair_samples(in_matrix, pre, post)
-    for row in unpaired_samples(in_matrix, pre, post).itertuples():
-        notes.append(["time_within_subject", row.sample_id, row.reason])
-    paired = in_matrix[in_matrix["sample_id"].astype(str).isin(
-        set(pairs["pre_sample"]) | set(pairs["post_sample"]))][["sample_id", "subject_id", "timepoint"]]
-    if len(pairs) >= 2:
-        run("time_within_subject", paired.astype(str), ["timepoint"], "subject_id")
-    else:
-        notes.append(["time_within_subject", "", f"only {len(pairs)} subjects with both samples; not run"])
+    if post is not None:
+        pairs = pair_samples(in_matrix, pre, post)
+        for row in unpaired_samples(in_matrix, pre, post).itertuples():
+            notes.append(["time_within_subject", row.sample_id, row.reason])
+        columns = ["sample_id", "subject_id", "timepoint", *covariates]
+        paired = in_matrix[in_matrix["sample_id"].astype(str).isin(
+            set(pairs["pre_sample"]) | set(pairs["post_sample"]))][columns]
+        used = [c for c in covariates if paired[c].astype(str).nunique() >= 2]
+        for column in covariates:
+            if column not in used:
+                notes.append(["time_within_subject", column, f"{column} has one level among the paired "
+                              "samples; left out of the model"])
+        if len(pairs) >= 2:
+            run("time_within_subject", paired[["sample_id", "subject_id", "timepoint", *used]].astype(str),
+                [*used, "timepoint"], "subject_id", dispersion_terms=["timepoint"], adjusted=used)
+        else:
+            notes.append(["time_within_subject", "", f"only {len(pairs)} subjects with both samples; not run"])
 
     # baseline tests
     baseline = in_matrix[in_matrix["timepoint"].astype(str) == pre][["sample_id", "subject_id"]].astype(str)
     baseline = baseline[~_missing(baseline["subject_id"])]
-    baseline["response"] = baseline["subject_id"].map(clinical[response_column]).astype(object)
+    if response_column is not None:
+        baseline["response"] = baseline["subject_id"].map(clinical[response_column]).astype(object)
     baseline["cohort"] = baseline["subject_id"].map(clinical[cohort_column]).astype(object)
 
-    def baseline_test(test, terms):
+    def baseline_test(test, terms, strata=None):
         usable = pd.Series(True, index=baseline.index)
-        for term in terms:
+        for term in [*terms, *([strata] if strata else [])]:
             gap = _missing(baseline[term])
             for sample in baseline.loc[usable & gap, "sample_id"]:
                 notes.append([test, sample, f"no {term} for the subject"])
@@ -775,13 +810,23 @@ def standard_beta_tests(
         if len(frame) <= sum(frame[t].nunique() - 1 for t in terms) + 1:
             notes.append([test, "", "too few baseline samples for the model; not run"])
             return
-        run(test, frame[["sample_id"] + list(terms)].astype(str), list(terms), None)
+        extra = [strata] if strata and strata not in terms else []
+        run(test, frame[["sample_id"] + list(terms) + extra].astype(str), list(terms), strata)
 
-    baseline_test("response_at_baseline", ["response"])
+    if response_column is not None:
+        baseline_test("response_at_baseline", ["response"])
     baseline_test("cohort_at_baseline", ["cohort"])
-    sequential = [t for t in sequential_terms if t in ("cohort", "response")]
+    allowed = ("cohort", "response") if response_column is not None else ("cohort",)
+    sequential = [t for t in sequential_terms if t in allowed]
     if len(sequential) >= 2:
         baseline_test("sequential_at_baseline", sequential)
+    if response_column is not None and response_within_cohort:
+        cohorts = baseline.loc[~_missing(baseline["cohort"]), "cohort"].astype(str).nunique()
+        if cohorts >= 2:
+            baseline_test("response_within_cohort", ["response"], strata="cohort")
+        else:
+            notes.append(["response_within_cohort", "cohort", f"{cohorts} cohort(s) among baseline samples; "
+                          "response_at_baseline is the same test"])
 
     def stack(tables, columns):
         return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)

@@ -18,8 +18,11 @@ from matplotlib.ticker import MaxNLocator
 from gutaxis.style import figure_size, mark_title, paired_lines, palette
 
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
-RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder", "not_evaluable": "Not evaluable"}
-RESPONSE_SHORT = {"responder": "R", "non_responder": "NR", "not_evaluable": "NE"}
+RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder", "not_evaluable": "Not evaluable",
+                   "all": "All subjects"}
+RESPONSE_SHORT = {"responder": "R", "non_responder": "NR", "not_evaluable": "NE", "all": "All"}
+#: the one group of a study without response (no responder / not-evaluable split)
+NO_RESPONSE_COLOUR = "#444444"
 ALPHA_LABELS = {
     "shannon": "Shannon index H (nats)",
     "gini_simpson": "Gini\u2013Simpson 1 \u2212 \u03a3p\u00b2",
@@ -55,16 +58,26 @@ def _number(x, digits: int = 2, sign: bool = True) -> str:
     return text.replace("-", "\u2212")
 
 
-def _response_key(values: pd.Series) -> pd.Series:
+def _response_key(values: pd.Series, response: bool = True) -> pd.Series:
+    """responder / non_responder / not_evaluable; ``all`` for every subject of a study
+    without response (there is nobody to call not evaluable)."""
     values = values.fillna("").astype(str)
+    if not response:
+        return pd.Series("all", index=values.index)
     return values.where(values.isin(["responder", "non_responder"]), "not_evaluable")
+
+
+def _levels_and_colours(style: dict, response: bool) -> tuple[list[str], dict]:
+    if not response:
+        return ["all"], {"all": NO_RESPONSE_COLOUR}
+    return RESPONSE_LEVELS, palette(style, "response", RESPONSE_LEVELS)
 
 
 # ---------------------------------------------------------------------------
 # paired α
 
 
-def paired_alpha_data(alpha: pd.DataFrame, metrics, pre: str, post: str) -> pd.DataFrame:
+def paired_alpha_data(alpha: pd.DataFrame, metrics, pre: str, post: str, response: bool = True) -> pd.DataFrame:
     """One row per subject and metric with the pre and post value (the data of the paired figure).
 
     Parameters
@@ -75,6 +88,8 @@ def paired_alpha_data(alpha: pd.DataFrame, metrics, pre: str, post: str) -> pd.D
     metrics : list of str
     pre, post : str
         Timepoints of the contrast.
+    response : bool
+        False in a study without response (every subject's response is ``all``).
 
     Returns
     -------
@@ -98,7 +113,7 @@ def paired_alpha_data(alpha: pd.DataFrame, metrics, pre: str, post: str) -> pd.D
     }).dropna().reset_index()
     info = rows.drop_duplicates("subject_id").set_index("subject_id")
     out["cohort"] = out["subject_id"].map(info["cohort"]).fillna("").astype(str)
-    out["response"] = _response_key(out["subject_id"].map(info["response"]))
+    out["response"] = _response_key(out["subject_id"].map(info["response"]), response)
     order = {m: i for i, m in enumerate(metrics)}
     out = out.assign(_o=out["metric"].map(order)).sort_values(["_o", "subject_id"], kind="stable")
     return out[columns].reset_index(drop=True)
@@ -116,7 +131,8 @@ def _test_line(test: pd.Series | None, label: str, split: bool = False) -> str:
 
 
 def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts, style: dict,
-                      pre: str = "pre", post: str = "post", title: str = "", contrast: str | None = None):
+                      pre: str = "pre", post: str = "post", title: str = "", contrast: str | None = None,
+                      response: bool = True):
     """Paired α figure: one line per subject (pre → post), rows = metrics, columns = all + cohorts.
 
     Parameters
@@ -134,6 +150,9 @@ def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts,
     title : str
     contrast : str, optional
         Selects the rows of `tests` (column ``contrast``).
+    response : bool
+        False in a study without response: one colour, no responder test lines
+        and no response legend.
 
     Returns
     -------
@@ -145,7 +164,7 @@ def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts,
     present += sorted(set(data["cohort"]) - set(present) - {""})
     columns = ["all"] + present
     metrics = [m for m in metrics if m in set(data["metric"])] or list(metrics)
-    colours = palette(style, "response", RESPONSE_LEVELS)
+    levels, colours = _levels_and_colours(style, response)
     width, _ = figure_size(style, "double")
     n_rows = max(1, len(metrics))
     # the first column carries three test lines (all, responders, non-responders): wider
@@ -168,7 +187,7 @@ def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts,
         for c, column in enumerate(columns):
             ax = axes[r, c]
             panel = rows if column == "all" else rows[rows["cohort"] == column]
-            for level in RESPONSE_LEVELS:
+            for level in levels:
                 part = panel[panel["response"] == level]
                 if part.empty:
                     continue
@@ -176,7 +195,7 @@ def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts,
                              lw=0.7, alpha=0.75, ms=2.2)
             if column == "all":
                 lines = [(_test_line(find(metric, "overall", "all"), "All"), "black")]
-                for level, short in (("responder", "R"), ("non_responder", "NR")):
+                for level, short in (("responder", "R"), ("non_responder", "NR")) if response else ():
                     lines.append((_test_line(find(metric, "response", level), short), colours[level]))
                 n = len(panel)
                 ax.set_title(f"All subjects (n = {n})")
@@ -195,9 +214,10 @@ def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts,
     short = {"responder": " (R)", "non_responder": " (NR)", "not_evaluable": ""}
     handles = [Line2D([], [], color=colours[level], marker="o", ms=3, lw=1,
                       label=RESPONSE_LABELS[level] + short[level])
-               for level in RESPONSE_LEVELS if (data["response"] == level).any()]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
-               bbox_to_anchor=(0.5, -0.01))
+               for level in levels if response and (data["response"] == level).any()]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
+                   bbox_to_anchor=(0.5, -0.01))
     fig.suptitle(title + ("\n" if title else "") + "Wilcoxon signed-rank on post \u2212 pre; "
                  "\u0394 = Hodges\u2013Lehmann estimate [CI]", fontsize=plt.rcParams["axes.titlesize"])
     fig.tight_layout(rect=(0, 0.04, 1, 1))
@@ -208,7 +228,8 @@ def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts,
 # PCoA with arrows
 
 
-def pcoa_arrow_data(coordinates: pd.DataFrame, axes_pair, pre: str, post: str) -> pd.DataFrame:
+def pcoa_arrow_data(coordinates: pd.DataFrame, axes_pair, pre: str, post: str,
+                    response: bool = True) -> pd.DataFrame:
     """Coordinates of the `pre` and `post` samples on two axes, with the subject's pairing.
 
     Parameters
@@ -224,35 +245,54 @@ def pcoa_arrow_data(coordinates: pd.DataFrame, axes_pair, pre: str, post: str) -
     DataFrame
         ``sample_id, subject_id, timepoint, cohort, response, paired, x, y`` with
         ``paired`` True when the subject has both samples; sorted by subject and time.
+        Empty when the coordinates have no such axes (a metric not computed).
     """
     x_name, y_name = (f"PC{a}" for a in axes_pair)
+    columns = ["sample_id", "subject_id", "timepoint", "cohort", "response", "paired", "x", "y"]
+    if x_name not in coordinates.columns or y_name not in coordinates.columns:
+        return pd.DataFrame(columns=columns)
     rows = coordinates[coordinates["timepoint"].isin([pre, post])].copy()
     rows = rows[rows["subject_id"].fillna("").astype(str) != ""]
     both = rows.groupby("subject_id")["timepoint"].transform("nunique") == 2
     out = pd.DataFrame({
         "sample_id": rows["sample_id"].astype(str), "subject_id": rows["subject_id"].astype(str),
         "timepoint": rows["timepoint"].astype(str), "cohort": rows["cohort"].fillna("").astype(str),
-        "response": _response_key(rows["response"]), "paired": both.to_numpy(),
+        "response": _response_key(rows["response"], response), "paired": both.to_numpy(),
         "x": rows[x_name].astype(float), "y": rows[y_name].astype(float),
     })
     out["_t"] = (out["timepoint"] == post).astype(int)
     return out.sort_values(["subject_id", "_t"], kind="stable").drop(columns="_t").reset_index(drop=True)
 
 
+def _not_computed_figure(style: dict, metric: str, title: str):
+    """A figure that says the metric was not computed (undefined for some sample pairs)."""
+    fig, ax = plt.subplots(figsize=figure_size(style, "single", 1.1))
+    ax.axis("off")
+    label = BETA_LABELS.get(metric, metric)
+    ax.text(0.5, 0.5, f"{label}: not computed\n(undefined for some sample pairs;\nsee beta_metrics.tsv)",
+            ha="center", va="center", transform=ax.transAxes)
+    mark_title(ax.set_title(f"{label} PCoA{(', ' + title) if title else ''}", fontsize=plt.rcParams["font.size"]))
+    return fig
+
+
 def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataFrame, axes_pair,
-                     metric: str, pre: str, post: str, style: dict, title: str = "", contrast: str | None = None):
+                     metric: str, pre: str, post: str, style: dict, title: str = "", contrast: str | None = None,
+                     response: bool = True):
     """PCoA of the pre and post samples with an arrow from each subject's pre to its post sample.
 
     The title gives the PERMANOVA of time within subject (pseudo-F, R², p, number
     of permutations) read from `permanova` (row ``test == time_within_subject``).
+    Without `response` every subject has one colour and there is no response legend.
 
     Returns
     -------
     matplotlib Figure
     """
-    colours = palette(style, "response", RESPONSE_LEVELS)
+    if axes.empty:
+        return _not_computed_figure(style, metric, title)
+    levels, colours = _levels_and_colours(style, response)
     fig, ax = plt.subplots(figsize=figure_size(style, "single", 1.1))
-    for level in RESPONSE_LEVELS:
+    for level in levels:
         part = data[data["response"] == level]
         if part.empty:
             continue
@@ -288,16 +328,17 @@ def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataF
                             fontsize=plt.rcParams["font.size"]))
     # two legends under the axis: what the colours mean, and what the symbols and arrows mean
     responses = [Line2D([], [], color=colours[level], marker="o", lw=0.8, ms=3.5, label=RESPONSE_LABELS[level])
-                 for level in RESPONSE_LEVELS if (data["response"] == level).any()]
+                 for level in levels if (data["response"] == level).any()]
     symbols = [Line2D([], [], ls="", marker="o", ms=3.5, mfc="white", mec="black", label=pre),
                Line2D([], [], ls="", marker="o", ms=3.5, color="black", label=post),
                Line2D([], [], ls="-", marker=">", ms=3, lw=0.8, color="black", label="same subject")]
-    first = ax.legend(handles=responses, loc="upper left", bbox_to_anchor=(-0.02, -0.2), ncol=1,
-                      frameon=False, title="Response", alignment="left")
-    ax.add_artist(first)
-    first.set_clip_on(False)  # add_artist clips to the axes: the saved bbox would cut it
-    ax.legend(handles=symbols, loc="upper left", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False,
-              title="Sample (arrow: pre \u2192 post)", alignment="left")
+    if response:
+        first = ax.legend(handles=responses, loc="upper left", bbox_to_anchor=(-0.02, -0.2), ncol=1,
+                          frameon=False, title="Response", alignment="left")
+        ax.add_artist(first)
+        first.set_clip_on(False)  # add_artist clips to the axes: the saved bbox would cut it
+    ax.legend(handles=symbols, loc="upper left", bbox_to_anchor=(0.5 if response else -0.02, -0.2), ncol=1,
+              frameon=False, title="Sample (arrow: pre \u2192 post)", alignment="left")
     ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.yaxis.set_major_locator(MaxNLocator(6))
     ax.axhline(0, color="#DDDDDD", lw=0.5, zorder=0)
@@ -310,14 +351,16 @@ def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataF
 # within-subject shift
 
 
-def shift_plot_data(shifts: list[pd.DataFrame], contrast: str | None = None) -> pd.DataFrame:
+def shift_plot_data(shifts: list[pd.DataFrame], contrast: str | None = None, response: bool = True) -> pd.DataFrame:
     """The per-subject shift tables of all metrics stacked (the data of the shift figure)."""
     table = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame()
     if contrast is not None and "contrast" in table.columns:
         table = table[table["contrast"] == contrast]
     columns = ["metric", "subject_id", "cohort", "response", "pre_sample", "post_sample", "distance",
                "median_between_distance"]
-    table = table.assign(response=_response_key(table["response"]))
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    table = table.assign(response=_response_key(table["response"], response))
     return table[columns].reset_index(drop=True)
 
 
@@ -329,11 +372,13 @@ def _offsets(n: int, width: float = 0.28) -> np.ndarray:
 
 
 def plot_shift(data: pd.DataFrame, tests: pd.DataFrame, metrics, style: dict, title: str = "",
-               contrast: str | None = None):
+               contrast: str | None = None, response: bool = True):
     """Box and strip plot of each subject's pre→post distance by response, one panel per metric.
 
     Each panel gives the Mann–Whitney test (responders vs non-responders) and the
     Hodges–Lehmann shift read from `tests` (``test == responder_vs_non_responder``).
+    Without `response`: one box of all subjects and the Wilcoxon test of
+    within- against between-subject distance (``test == within_vs_between``).
 
     Returns
     -------
@@ -342,8 +387,8 @@ def plot_shift(data: pd.DataFrame, tests: pd.DataFrame, metrics, style: dict, ti
     if contrast is not None and "contrast" in tests.columns:
         tests = tests[tests["contrast"] == contrast]
     metrics = [m for m in metrics if m in set(data["metric"])] or list(metrics)
-    colours = palette(style, "response", RESPONSE_LEVELS)
-    levels = [lv for lv in RESPONSE_LEVELS if (data["response"] == lv).any()]
+    all_levels, colours = _levels_and_colours(style, response)
+    levels = [lv for lv in all_levels if (data["response"] == lv).any()]
     width, _ = figure_size(style, "double")
     n_cols = min(4, len(metrics))
     n_rows = math.ceil(len(metrics) / n_cols)
@@ -365,12 +410,19 @@ def plot_shift(data: pd.DataFrame, tests: pd.DataFrame, metrics, style: dict, ti
         ax.set_xticks(positions)
         ax.set_xticklabels([f"{RESPONSE_SHORT[lv]}\nn = {len(g)}" for lv, g in zip(levels, groups)])
         ax.set_title(BETA_LABELS.get(metric, metric))
-        hit = tests[(tests["metric"] == metric) & (tests["test"] == "responder_vs_non_responder")]
-        if len(hit):
+        test = "responder_vs_non_responder" if response else "within_vs_between"
+        hit = tests[(tests["metric"] == metric) & (tests["test"] == test)]
+        if len(hit) and response:
             row = hit.iloc[0]
             text = f"Mann\u2013Whitney {format_p(row['p_value'])}\nHL shift R \u2212 NR {_number(row['estimate'])}"
-        else:
+        elif len(hit):
+            row = hit.iloc[0]
+            text = (f"within vs between subjects: Wilcoxon {format_p(row['p_value'])}\n"
+                    f"HL within \u2212 between {_number(row['estimate'])}")
+        elif response:
             text = "Mann\u2013Whitney: not tested"
+        else:
+            text = "not tested"
         values = rows["distance"].to_numpy(float)
         if values.size:
             low, high = float(np.nanmin(values)), float(np.nanmax(values))
@@ -382,9 +434,83 @@ def plot_shift(data: pd.DataFrame, tests: pd.DataFrame, metrics, style: dict, ti
     for k in range(len(metrics), n_rows * n_cols):
         axes[k // n_cols, k % n_cols].set_visible(False)
     handles = [Line2D([], [], ls="", marker="o", ms=3.5, color=colours[lv],
-                      label=f"{RESPONSE_SHORT[lv]} = {RESPONSE_LABELS[lv].lower()}") for lv in levels]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, bbox_to_anchor=(0.5, -0.01))
+                      label=f"{RESPONSE_SHORT[lv]} = {RESPONSE_LABELS[lv].lower()}") for lv in levels if response]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
+                   bbox_to_anchor=(0.5, -0.01))
     if title:
         fig.suptitle(title, fontsize=plt.rcParams["axes.titlesize"])
     fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# PCoA of the baseline samples (baseline-only studies)
+
+
+def pcoa_baseline_data(coordinates: pd.DataFrame, axes_pair, baseline: str, response: bool = True) -> pd.DataFrame:
+    """Coordinates of the baseline samples on two axes with their cohort and response.
+
+    Returns
+    -------
+    DataFrame
+        ``sample_id, subject_id, cohort, response, x, y`` sorted by sample (empty
+        when the coordinates lack the axes, i.e. the metric was not computed).
+    """
+    x_name, y_name = (f"PC{a}" for a in axes_pair)
+    columns = ["sample_id", "subject_id", "cohort", "response", "x", "y"]
+    if x_name not in coordinates.columns or y_name not in coordinates.columns:
+        return pd.DataFrame(columns=columns)
+    rows = coordinates[coordinates["timepoint"].astype(str) == baseline]
+    out = pd.DataFrame({"sample_id": rows["sample_id"].astype(str), "subject_id": rows["subject_id"].astype(str),
+                        "cohort": rows["cohort"].fillna("").astype(str),
+                        "response": _response_key(rows["response"], response),
+                        "x": rows[x_name].astype(float), "y": rows[y_name].astype(float)}, columns=columns)
+    return out.sort_values("sample_id", kind="stable").reset_index(drop=True)
+
+
+def plot_pcoa_baseline(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataFrame, axes_pair, metric: str,
+                       style: dict, title: str = "", response: bool = True):
+    """PCoA of the baseline samples coloured by response, with the baseline PERMANOVA.
+
+    The title gives ``response_at_baseline`` (free permutations) and, when run,
+    ``response_within_cohort`` (permutations within cohort) read from `permanova`
+    (rows of contrast ``baseline``).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    if axes.empty:
+        return _not_computed_figure(style, metric, title)
+    levels, colours = _levels_and_colours(style, response)
+    fig, ax = plt.subplots(figsize=figure_size(style, "single", 1.1))
+    for level in levels:
+        part = data[data["response"] == level]
+        if len(part):
+            ax.scatter(part["x"], part["y"], s=10, color=colours[level], lw=0, alpha=0.8, zorder=3,
+                       label=f"{RESPONSE_LABELS[level]} (n = {len(part)})")
+    percent = axes.set_index("axis")["percent_explained"]
+    for setter, a in ((ax.set_xlabel, axes_pair[0]), (ax.set_ylabel, axes_pair[1])):
+        value = percent.get(f"PC{a}", np.nan)
+        setter(f"PC{a} ({value:.1f}% of variance)" if np.isfinite(value) else f"PC{a}")
+    rows = permanova[permanova["term"] == "response"] if "term" in permanova.columns else permanova.iloc[:0]
+    stats = []
+    for test, label in (("response_at_baseline", "response"), ("response_within_cohort", "within cohort")):
+        hit = rows[rows["test"] == test]
+        if len(hit):
+            row = hit.iloc[0]
+            stats.append(f"PERMANOVA {label}: R\u00b2 = {row['r2']:.3f}, {format_p(row['p_value'])}")
+    label = BETA_LABELS.get(metric, metric)
+    text = "\n".join(stats) if stats else ("PERMANOVA response: not run (see notes)" if response else "")
+    mark_title(ax.set_title(f"{label} PCoA{(', ' + title) if title else ''}" + (f"\n{text}" if text else ""),
+                            fontsize=plt.rcParams["font.size"]))
+    if response and len(data):
+        ax.legend(loc="upper left", bbox_to_anchor=(-0.02, -0.2), frameon=False, title="Response",
+                  alignment="left")
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(6))
+    ax.axhline(0, color="#DDDDDD", lw=0.5, zorder=0)
+    ax.axvline(0, color="#DDDDDD", lw=0.5, zorder=0)
+    fig.tight_layout()
     return fig
