@@ -79,14 +79,18 @@ def build_intervention(workdir: Path) -> Path:
 
 
 def build_baseline_only(workdir: Path) -> Path:
-    """The demo's baseline samples only, no contrasts, no PFS2 columns (a responder cohort)."""
+    """The demo's baseline samples only (the others excluded), no contrasts, no PFS2 columns
+    (a responder cohort)."""
     data = _copy_demo(workdir)
     config = _point_to(_demo_config(), data)
     config["design"]["study_type"] = "baseline_only"
     config["design"]["contrasts"] = []
-    config["design"]["timepoints"] = ["baseline"]
+    # the on-treatment samples are excluded (the omics tables stay as they are)
     samples = _read(data / "samples.tsv")
-    _write(samples[(samples["timepoint"] == "baseline") | (samples["subject_id"] == "")], data / "samples.tsv")
+    later = (samples["timepoint"] != "baseline") & (samples["subject_id"] != "")
+    samples["exclude"] = later.map({True: "yes", False: ""})
+    samples["exclude_reason"] = later.map({True: "baseline-only cohort", False: ""})
+    _write(samples, data / "samples.tsv")
     subjects = _read(data / "subjects.tsv")
     _write(subjects.drop(columns=["pfs2_months", "pfs2_event"]), data / "subjects.tsv")
     path = workdir / "config.yaml"
@@ -123,6 +127,7 @@ def build_crossover(workdir: Path) -> Path:
                          period=[("2" if first[s] else "1") for s in blood["subject_id"]])
     _write(pd.concat([arm_a, arm_b], ignore_index=True), data / "samples.tsv")
     immune = pd.read_csv(data / "immune_subsets.tsv", sep="\t")
+    immune = immune[immune["sample_id"].isin(blood["sample_id"])]
     copy = immune.copy()
     copy["sample_id"] = copy["sample_id"] + "_B"
     numeric = copy.columns[1:]
@@ -237,7 +242,7 @@ def test_baseline_only_differential_runs_and_finds_no_paired_rows(baseline_only)
     immune = pd.read_csv(workdir / "data" / "immune_subsets.tsv", sep="\t")
     assert results.groupby("method")["feature"].nunique().eq(immune.shape[1] - 1).all()
     formulas = pd.read_csv(workdir / "results/differential/immune/baseline_response.formulas.tsv", sep="\t")
-    assert formulas["formula"].str.contains("response + cohort").any()
+    assert formulas["formula"].str.startswith("feature ~ response + cohort").any()
 
 
 def _study_plan(workdir: Path, config: Path) -> str:
@@ -250,3 +255,16 @@ def _study_plan(workdir: Path, config: Path) -> str:
 def _rule_blocks(text: str, rule: str) -> list[str]:
     """The input lines of one rule's jobs in a dry-run listing."""
     return re.findall(rf"^(?:local)?rule {rule}:\n    input: (.*)$", text, flags=re.MULTILINE)
+
+
+def test_crossover_mixed_models_adjust_for_the_period(crossover):
+    """A real run of one intervention's differential job: the period is a covariate."""
+    workdir, config = crossover
+    target = "results/differential/immune/arm_a.tsv"
+    done = run_snakemake(workdir, "--configfile", str(config), "--cores", "1", target, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    formulas = pd.read_csv(workdir / "results/differential/immune/arm_a.formulas.tsv", sep="\t")
+    lmm = formulas.set_index("model").loc["lmm_time", "formula"]
+    assert lmm == "feature ~ timepoint + cohort + period + (1 | subject_id)"
+    results = pd.read_csv(workdir / target, sep="\t")
+    assert not results["term"].str.contains("response").any()
