@@ -197,6 +197,7 @@ def test_baseline_only_plans_the_baseline_comparison_and_no_paired_jobs(baseline
     workdir, config = baseline_only
     jobs = planned_jobs(workdir, config)
     assert jobs["differential_baseline"] == len(MODALITIES)
+    assert jobs["plot_differential_baseline_volcano"] == len(MODALITIES)
     for rule in ("differential", "plot_differential_paired", "plot_differential_heatmap",
                  "plot_differential_volcano", "integration_mofa", "integration_triads",
                  "plot_integration_immune_dynamics", "models_survival", "plot_models_km"):

@@ -127,6 +127,7 @@ DIFFERENTIAL_TITLES = {
 # plots run on the submitting host, not as cluster jobs
 localrules:
     plot_differential_volcano,
+    plot_differential_baseline_volcano,
     plot_differential_heatmap,
     plot_differential_paired,
 
@@ -297,6 +298,41 @@ rule plot_differential_volcano:
         "../scripts/plot_differential_volcano.py"
 
 
+rule plot_differential_baseline_volcano:
+    input:
+        results=f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.tsv",
+    output:
+        figures=report(
+            figure_paths("differential/{modality}/baseline/volcano"),
+            caption="../report/differential_volcano.rst",
+            category="Differential testing",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "baseline",
+                "figure": "Volcano plots",
+            },
+        ),
+        source="results/figures/differential/{modality}/baseline/volcano.source.tsv",
+    log:
+        "logs/figures/differential_baseline_volcano_{modality}.log",
+    benchmark:
+        "logs/benchmarks/figures/differential_baseline_volcano_{modality}.tsv"
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=plot_style("differential/{modality}/baseline/volcano"),
+        alpha=DIFFERENTIAL["alpha"],
+        n_labels=DIFFERENTIAL["volcano_labels"],
+        method=DIFFERENTIAL["plot_method"],
+        contrast={"pre": config["design"]["baseline"], "post": ""},
+        scale_label=lambda wc: DIFFERENTIAL_SCALE[wc.modality],
+        title=lambda wc: f"{modality_title(wc.modality)}: responders vs non-responders at "
+        f"{config['design']['baseline']}",
+    script:
+        "../scripts/plot_differential_volcano.py"
+
+
 rule plot_differential_heatmap:
     input:
         results=f"{DIFFERENTIAL_DIR}/{{contrast}}.tsv",
@@ -410,4 +446,9 @@ if not CONTRASTS and RESPONSE:
             modality=MODALITIES,
             table=DIFFERENTIAL_BASELINE_TABLES,
         )
+        + [
+            path
+            for modality in MODALITIES
+            for path in figure_paths(f"differential/{modality}/baseline/volcano")
+        ]
     )
