@@ -245,6 +245,9 @@ def _module_skips(config: dict, subjects: pd.DataFrame, study_type: str, respons
         skips.append(("integration MOFA+ factors and axis triads",
                       "they need pre and post samples; a baseline-only study has the baseline view only"))
     if response is None:
+        if study_type == "baseline_only":
+            skips.append(("differential testing", "a baseline-only study without responder labels "
+                                                  "has neither contrasts nor a responder comparison"))
         skips.append(("responder models", "the study has no responder labels"))
         return skips
     for name, reason in unavailable_sets(config, bool(contrasts)).items():
