@@ -25,7 +25,7 @@ DIFFERENTIAL_CONTRASTS = {c["name"]: c for c in config["design"]["contrasts"]}
 DIFFERENTIAL_DIR = "results/differential/{modality}"
 DIFFERENTIAL_FIGURES = "differential/{modality}/{contrast}"
 # the responder labels, read only when the study has a response
-DIFFERENTIAL_RESPONDERS = ["results/clinical/responders.tsv"] if RESPONSE else []
+DIFFERENTIAL_RESPONDERS = "results/clinical/responders.tsv" if RESPONSE else []
 # covariates: the configured ones, plus the crossover period (a sample-sheet column)
 DIFFERENTIAL_COVARIATES = list(DIFFERENTIAL["covariates"]) + (
     [STUDY.period]

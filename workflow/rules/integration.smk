@@ -20,7 +20,7 @@ INTEGRATION = config["integration"]
 INTEGRATION_DIR = "results/integration"
 INTEGRATION_RESPONSE = RESPONSE
 # the responder labels, read only when the study has a response
-INTEGRATION_RESPONDERS = ["results/clinical/responders.tsv"] if RESPONSE else []
+INTEGRATION_RESPONDERS = "results/clinical/responders.tsv" if RESPONSE else []
 INTEGRATION_FIGURES = "integration"
 
 from gutaxis.integration_design import count_pairs, integration_design
