@@ -269,3 +269,24 @@ def test_crossover_mixed_models_adjust_for_the_period(crossover):
     assert lmm == "feature ~ timepoint + cohort + period + (1 | subject_id)"
     results = pd.read_csv(workdir / target, sep="\t")
     assert not results["term"].str.contains("response").any()
+
+
+def test_intervention_differential_and_mofa_run_without_response(intervention):
+    """A real run: no response terms, no response column in pairs.tsv, MOFA+ factors
+    tested against time only, figures' source data without response groups."""
+    workdir, config = intervention
+    base = "results/differential/immune/post_vs_baseline"
+    targets = [f"{base}.tsv", f"results/figures/{base.replace('results/', '')}/paired.png",
+               "results/integration/mofa/factor_tests.tsv", "results/figures/integration/mofa_scores.png"]
+    done = run_snakemake(workdir, "--configfile", str(config), "--cores", "1", *targets, timeout=1500)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = pd.read_csv(workdir / f"{base}.tsv", sep="\t")
+    assert not results["term"].str.contains("response").any()
+    assert {"paired_t", "wilcoxon", "lmm"} == set(results["method"])
+    assert "response" not in pd.read_csv(workdir / f"{base}.pairs.tsv", sep="\t").columns
+    tests = pd.read_csv(workdir / "results/integration/mofa/factor_tests.tsv", sep="\t")
+    assert set(tests["test"]) == {"time_paired_wilcoxon"}
+    for source in (f"results/figures/{base.replace('results/', '')}/paired.source.tsv",
+                   "results/figures/integration/mofa_scores.source.tsv"):
+        groups = set(pd.read_csv(workdir / source, sep="\t", keep_default_na=False)["response"])
+        assert groups == {"all"}, source
