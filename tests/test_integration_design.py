@@ -51,11 +51,22 @@ def test_config_mistakes_are_reported_together():
         integration_design(config(triads={"microbes": "", "metabolites": "", "immune": "taxa"}))
 
 
-def test_nothing_to_integrate_without_a_contrast_or_a_second_modality():
+def test_nothing_to_integrate_without_a_second_modality():
+    assert integration_design(config(modalities=["taxa"])).modalities == []
+    assert integration_design(config(modalities=["taxa"])).blocks == {}
+
+
+def test_a_study_without_contrasts_integrates_its_baseline_view_only():
     no_contrast = config()
     no_contrast["design"]["contrasts"] = []
-    assert integration_design(no_contrast).modalities == []
-    assert integration_design(config(modalities=["taxa"])).blocks == {}
+    no_contrast["design"]["baseline"] = "screening"
+    design = integration_design(no_contrast)
+    assert design.modalities == ["taxa", "metabolites", "immune"]
+    assert design.views == ["screening"]
+    assert (design.pre, design.post) == ("screening", "")
+    assert len(design.blocks) == 3
+    # triads chain change-view links: none without a change view
+    assert design.triad_blocks == []
 
 
 def test_count_pairs_reads_headers(tmp_path):

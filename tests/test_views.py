@@ -106,3 +106,13 @@ def test_same_sample_ids_in_both_modalities_work():
     res = build_views(_sheet(), taxa, metabolites)
     change_a, change_b = res.views["change"]
     np.testing.assert_array_equal(change_b.to_numpy(), 10 * change_a.to_numpy())
+
+
+def test_without_a_post_timepoint_only_the_baseline_view_is_built():
+    taxa, immune = _tables()
+    res = build_views(_sheet(), taxa, immune, pre="baseline", post="", name_a="taxa", name_b="immune")
+    assert list(res.views) == ["baseline"]
+    base_a, base_b = res.views["baseline"]
+    assert list(base_a.index) == ["P1", "P2", "P3"]
+    assert base_a.loc["P2", "t1"] == 2.0 and base_b.loc["P3", "cd8"] == 30.0
+    assert set(res.membership["view"]) <= {"baseline", "none"}

@@ -14,11 +14,53 @@
 # only from the config's `differential` section (plus the design, the
 # modality's transform, the CLR pseudocount and the primary response
 # definition). Plot rules read the result tables and compute nothing.
+# Study types: without a response (intervention, crossover) the response terms
+# are left out and responders.tsv is not read; without contrasts (baseline-only)
+# each modality gets the baseline responder comparison alone,
+# results/differential/<modality>/baseline_response.tsv; in a crossover the
+# sample sheet's period is a covariate of the mixed models (period_covariate).
 
 DIFFERENTIAL = config["differential"]
 DIFFERENTIAL_CONTRASTS = {c["name"]: c for c in config["design"]["contrasts"]}
 DIFFERENTIAL_DIR = "results/differential/{modality}"
 DIFFERENTIAL_FIGURES = "differential/{modality}/{contrast}"
+# the responder labels, read only when the study has a response
+DIFFERENTIAL_RESPONDERS = "results/clinical/responders.tsv" if RESPONSE else []
+# covariates: the configured ones, plus the crossover period (a sample-sheet column)
+DIFFERENTIAL_COVARIATES = list(DIFFERENTIAL["covariates"]) + (
+    [STUDY.period]
+    if STUDY.period
+    and DIFFERENTIAL["period_covariate"]
+    and STUDY.period not in DIFFERENTIAL["covariates"]
+    else []
+)
+DIFFERENTIAL_SETTINGS = {
+    key: DIFFERENTIAL[key]
+    for key in (
+        "alpha",
+        "min_prevalence",
+        "min_mean_abundance",
+        "min_pairs",
+        "min_group_size",
+        "methods",
+        "covariates",
+        "effect",
+        "confidence",
+        "wilcoxon_zero_method",
+        "mixed_df",
+        "ancombc2_max_subjects",
+    )
+} | {"covariates": DIFFERENTIAL_COVARIATES}
+# a study without contrasts but with a response: responders vs non-responders at
+# baseline per modality (results/differential/<modality>/baseline_response.tsv)
+DIFFERENTIAL_BASELINE = "baseline_response"
+DIFFERENTIAL_BASELINE_TABLES = [
+    "untested",
+    "formulas",
+    "notes",
+    "dropped_samples",
+    "transformed",
+]
 DIFFERENTIAL_TABLES = [
     "untested",
     "model_fits",
@@ -91,6 +133,7 @@ DIFFERENTIAL_TITLES = {
 # plots run on the submitting host, not as cluster jobs
 localrules:
     plot_differential_volcano,
+    plot_differential_baseline_volcano,
     plot_differential_heatmap,
     plot_differential_paired,
 
@@ -101,7 +144,7 @@ rule differential:
         features=analysis_features,
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
-        responders="results/clinical/responders.tsv",
+        responders=DIFFERENTIAL_RESPONDERS,
     output:
         results=report(
             f"{DIFFERENTIAL_DIR}/{{contrast}}.tsv",
@@ -159,23 +202,59 @@ rule differential:
         timepoints=lambda wc: DIFFERENTIAL_TIMEPOINTS[wc.contrast],
         response_column=RESPONSE,
         sensitivity=lambda wc: DIFFERENTIAL_SENSITIVITY[wc.modality],
-        settings={
-            key: DIFFERENTIAL[key]
-            for key in (
-                "alpha",
-                "min_prevalence",
-                "min_mean_abundance",
-                "min_pairs",
-                "min_group_size",
-                "methods",
-                "covariates",
-                "effect",
-                "confidence",
-                "wilcoxon_zero_method",
-                "mixed_df",
-                "ancombc2_max_subjects",
-            )
-        },
+        settings=DIFFERENTIAL_SETTINGS,
+        table_label=lambda wc: config["modalities"][wc.modality]["path"],
+        samples_label=config["samples"],
+    script:
+        "../scripts/differential_run.py"
+
+
+rule differential_baseline:
+    input:
+        table=analysis_table,
+        features=analysis_features,
+        samples="results/inputs/samples.tsv",
+        subjects="results/inputs/subjects.tsv",
+        responders="results/clinical/responders.tsv",
+    output:
+        results=report(
+            f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.tsv",
+            caption="../report/differential_baseline.rst",
+            category="Differential testing",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "baseline",
+                "table": "Responders vs non-responders at baseline",
+            },
+        ),
+        untested=f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.untested.tsv",
+        formulas=f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.formulas.tsv",
+        notes=f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.notes.tsv",
+        dropped_samples=f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.dropped_samples.tsv",
+        transformed=f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.transformed.tsv",
+    log:
+        "logs/differential/{modality}_baseline_response.log",
+    benchmark:
+        "logs/benchmarks/differential/differential_baseline_{modality}.tsv"
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        # one OLS and one rank test per feature on the baseline samples
+        mem_mb=lambda wc, input, attempt: max(2000, 10 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(15, input.size_mb // 4) * attempt,
+    params:
+        modality=lambda wc: wc.modality,
+        kind=lambda wc: config["modalities"][wc.modality]["kind"],
+        transform=lambda wc: config["modalities"][wc.modality].get("transform", "none"),
+        transform_options=lambda wc: DIFFERENTIAL_TRANSFORM_OPTIONS[wc.modality],
+        clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
+        contrast=None,
+        baseline=config["design"]["baseline"],
+        baseline_name="baseline",
+        response_column=RESPONSE,
+        settings=DIFFERENTIAL_SETTINGS,
         table_label=lambda wc: config["modalities"][wc.modality]["path"],
         samples_label=config["samples"],
     script:
@@ -221,6 +300,41 @@ rule plot_differential_volcano:
         contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
         scale_label=lambda wc: DIFFERENTIAL_SCALE[wc.modality],
         title=lambda wc: f"{modality_title(wc.modality)}: {DIFFERENTIAL_TITLES[wc.contrast]}",
+    script:
+        "../scripts/plot_differential_volcano.py"
+
+
+rule plot_differential_baseline_volcano:
+    input:
+        results=f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.tsv",
+    output:
+        figures=report(
+            figure_paths("differential/{modality}/baseline/volcano"),
+            caption="../report/differential_volcano.rst",
+            category="Differential testing",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "baseline",
+                "figure": "Volcano plots",
+            },
+        ),
+        source="results/figures/differential/{modality}/baseline/volcano.source.tsv",
+    log:
+        "logs/figures/differential_baseline_volcano_{modality}.log",
+    benchmark:
+        "logs/benchmarks/figures/differential_baseline_volcano_{modality}.tsv"
+    conda:
+        "../envs/plots.yaml"
+    params:
+        style=plot_style("differential/{modality}/baseline/volcano"),
+        alpha=DIFFERENTIAL["alpha"],
+        n_labels=DIFFERENTIAL["volcano_labels"],
+        method=DIFFERENTIAL["plot_method"],
+        contrast={"pre": config["design"]["baseline"], "post": ""},
+        scale_label=lambda wc: DIFFERENTIAL_SCALE[wc.modality],
+        title=lambda wc: f"{modality_title(wc.modality)}: responders vs non-responders at "
+        f"{config['design']['baseline']}",
     script:
         "../scripts/plot_differential_volcano.py"
 
@@ -326,3 +440,21 @@ FINAL_OUTPUTS.extend(
         for path in figure_paths(f"differential/{modality}/{contrast}/{stem}")
     ]
 )
+# a baseline-only study: the responder comparison at baseline of every modality
+if not CONTRASTS and RESPONSE:
+    FINAL_OUTPUTS.extend(
+        expand(
+            f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.tsv",
+            modality=MODALITIES,
+        )
+        + expand(
+            f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.{{table}}.tsv",
+            modality=MODALITIES,
+            table=DIFFERENTIAL_BASELINE_TABLES,
+        )
+        + [
+            path
+            for modality in MODALITIES
+            for path in figure_paths(f"differential/{modality}/baseline/volcano")
+        ]
+    )

@@ -11,10 +11,16 @@
 # analysis. Parameters come from the config's `integration` section (plus the
 # design, the response definition and the seed). Outputs: results/integration/;
 # figures: results/figures/integration/. Plot rules read result tables only.
+# Study types: without a response the factors are tested against time only and
+# the figures show no response groups (responders.tsv is not read); without
+# contrasts (baseline-only) only the baseline view of each block runs (no
+# change view, no MOFA+, no triads; see results/study.tsv).
 
 INTEGRATION = config["integration"]
 INTEGRATION_DIR = "results/integration"
 INTEGRATION_RESPONSE = RESPONSE
+# the responder labels, read only when the study has a response
+INTEGRATION_RESPONDERS = "results/clinical/responders.tsv" if RESPONSE else []
 INTEGRATION_FIGURES = "integration"
 
 from gutaxis.integration_design import count_pairs, integration_design
@@ -166,7 +172,7 @@ rule integration_mofa:
             modality=INTEGRATION_MOFA_MODALITIES,
         ),
         samples="results/inputs/samples.tsv",
-        responders="results/clinical/responders.tsv",
+        responders=INTEGRATION_RESPONDERS,
     output:
         status=report(
             f"{INTEGRATION_DIR}/mofa/status.tsv",
@@ -269,7 +275,7 @@ rule plot_integration_immune_dynamics:
         table=f"{INTEGRATION_DIR}/prepared/{{modality}}.tsv",
         notes=f"{INTEGRATION_DIR}/prepared/{{modality}}.notes.tsv",
         samples="results/inputs/samples.tsv",
-        responders="results/clinical/responders.tsv",
+        responders=INTEGRATION_RESPONDERS,
     output:
         figures=report(
             figure_paths(f"{INTEGRATION_FIGURES}/{{modality}}_dynamics"),
@@ -395,7 +401,7 @@ rule plot_integration_mofa_scores:
         factors=f"{INTEGRATION_DIR}/mofa/factors.tsv",
         factor_tests=f"{INTEGRATION_DIR}/mofa/factor_tests.tsv",
         status=f"{INTEGRATION_DIR}/mofa/status.tsv",
-        responders="results/clinical/responders.tsv",
+        responders=INTEGRATION_RESPONDERS,
     output:
         figures=report(
             figure_paths(f"{INTEGRATION_FIGURES}/mofa_scores"),
@@ -428,7 +434,7 @@ rule plot_integration_triads:
         summary=f"{INTEGRATION_DIR}/triads_summary.tsv",
         features=INTEGRATION_TRIAD_FEATURES,
         notes=INTEGRATION_TRIAD_NOTES,
-        responders="results/clinical/responders.tsv",
+        responders=INTEGRATION_RESPONDERS,
     output:
         figures=report(
             figure_paths(f"{INTEGRATION_FIGURES}/triads"),
@@ -464,6 +470,8 @@ rule plot_integration_triads:
         "../scripts/plot_integration.py"
 
 
+# the last view (change; the baseline view of a baseline-only study) gets heatmaps
+INTEGRATION_FIGURE_VIEW = INTEGRATION_VIEWS[-1] if INTEGRATION_VIEWS else ""
 if INTEGRATION_MODALITIES:
     FINAL_OUTPUTS.extend(
         [INTEGRATION_PREPARED.format(m, "tsv") for m in INTEGRATION_MODALITIES]
@@ -473,6 +481,17 @@ if INTEGRATION_MODALITIES:
             view=INTEGRATION_VIEWS,
         )
         + [
+            path
+            for block in INTEGRATION_BLOCKS
+            for path in figure_paths(
+                f"{INTEGRATION_FIGURES}/heatmap_{block}_{INTEGRATION_FIGURE_VIEW}"
+            )
+        ]
+    )
+# MOFA+ and the immune dynamics need the pre and post samples of a contrast
+if INTEGRATION_MODALITIES and INTEGRATION_POST:
+    FINAL_OUTPUTS.extend(
+        [
             f"{INTEGRATION_DIR}/mofa/{name}.tsv"
             for name in (
                 "status",
@@ -484,11 +503,6 @@ if INTEGRATION_MODALITIES:
         ]
         + figure_paths(f"{INTEGRATION_FIGURES}/mofa_variance")
         + figure_paths(f"{INTEGRATION_FIGURES}/mofa_scores")
-        + [
-            path
-            for block in INTEGRATION_BLOCKS
-            for path in figure_paths(f"{INTEGRATION_FIGURES}/heatmap_{block}_change")
-        ]
         + [
             path
             for modality in INTEGRATION_IMMUNE

@@ -15,12 +15,19 @@
 # results/models/; figures: results/figures/models/. Exploratory with a few
 # dozen patients: README.txt states the sample sizes and says so.
 
+# Study types: without responder labels (intervention, crossover) no model is
+# fitted; without contrasts (baseline-only) the sets of view change or of an
+# on-treatment timepoint are left out; the survival step runs only when the
+# subjects table records models.survival's time and event columns. Each is a
+# `skipped` line of results/study.tsv (gutaxis.design.plan_study).
+
 from gutaxis.model_config import config_problems as _models_config_problems
-from gutaxis.model_config import feature_sets_from_config, label_column, set_estimators
+from gutaxis.model_config import label_column, set_estimators, usable_sets
 
 MODELS = config["models"]
 MODELS_DIR = "results/models"
-MODEL_SETS = feature_sets_from_config(config)
+# the feature sets this study can have (none without a response)
+MODEL_SETS = usable_sets(config, paired=bool(CONTRASTS)) if RESPONSE else {}
 MODEL_LABEL = label_column(config)
 MODEL_ESTIMATOR_ORDER = ["l1_logistic", "elastic_net", "random_forest"]
 MODEL_SET_PATTERN = "|".join(MODEL_SETS) or "(?!)"
@@ -28,6 +35,10 @@ MODEL_MODALITIES = sorted(
     {block for spec in MODEL_SETS.values() for block in spec.get("blocks", [])}
 )
 MODEL_CONTRASTS = {c["name"]: c for c in config["design"]["contrasts"]}
+# a study without contrasts links its features to the baseline responder comparison
+# (results/differential/<modality>/baseline_response.tsv, contrast "baseline")
+if not MODEL_CONTRASTS and RESPONSE:
+    MODEL_CONTRASTS = {"baseline": {"name": "baseline", "pre": "", "post": ""}}
 MODEL_FIRST_CONTRAST = next(iter(MODEL_CONTRASTS), "")
 # the keys a fitting job uses: editing a plot or survival setting (or another
 # feature set) does not refit the models
@@ -50,11 +61,20 @@ MODEL_FIT_KEYS = [
     "conf_level",
 ]
 
-_models_problems = _models_config_problems(config)
+# without a response the section is not used, so its names are not checked
+_models_problems = _models_config_problems(config) if MODEL_SETS else []
 if _models_problems:
     # same behaviour as common.smk: one message naming the key and the fix
     print(InputError(_models_problems), file=sys.stderr)
     sys.exit(1)
+
+
+# the Cox / Kaplan-Meier step needs the endpoint's columns in the subjects table
+MODEL_SURVIVAL = bool(MODEL_SETS) and all(
+    column in SHEETS["subjects"].columns
+    and bool((SHEETS["subjects"][column].astype(str).str.strip() != "").any())
+    for column in (MODELS["survival"]["time"], MODELS["survival"]["event"])
+)
 
 
 # Inputs of the link step: the differential tables of the modelled modalities at
@@ -70,7 +90,12 @@ MODEL_LINK_CONTRASTS = sorted(
 )
 MODEL_DIFFERENTIAL = (
     [
-        (m, c, f"results/differential/{m}/{c}.tsv")
+        (
+            m,
+            c,
+            f"results/differential/{m}/"
+            f"{c if CONTRASTS else DIFFERENTIAL_BASELINE}.tsv",
+        )
         for m in MODEL_MODALITIES
         for c in MODEL_LINK_CONTRASTS
     ]
@@ -390,27 +415,26 @@ rule plot_models_km:
         "../scripts/plot_models_figure.py"
 
 
-FINAL_OUTPUTS.extend(
-    [
-        f"{MODELS_DIR}/{name}"
-        for name in (
-            "performance.tsv",
-            "predictions.tsv",
-            "features.tsv",
-            "survival.tsv",
-            "km_curves.tsv",
-            "roc_curves.tsv",
-            "calibration.tsv",
-            "excluded.tsv",
-            "README.txt",
+MODEL_FIGURES = ["roc", "stability", "calibration"] + (["km"] if MODEL_SURVIVAL else [])
+if MODEL_SETS:
+    FINAL_OUTPUTS.extend(
+        [
+            f"{MODELS_DIR}/{name}"
+            for name in (
+                "performance.tsv",
+                "predictions.tsv",
+                "features.tsv",
+                "roc_curves.tsv",
+                "calibration.tsv",
+                "excluded.tsv",
+                "README.txt",
+            )
+        ]
+        + (
+            [f"{MODELS_DIR}/survival.tsv", f"{MODELS_DIR}/km_curves.tsv"]
+            if MODEL_SURVIVAL
+            else []
         )
-    ]
-    + [
-        f"results/figures/models/{name}.source.tsv"
-        for name in ("roc", "stability", "calibration", "km")
-    ]
-    + figure_paths("models/roc")
-    + figure_paths("models/stability")
-    + figure_paths("models/calibration")
-    + figure_paths("models/km")
-)
+        + [f"results/figures/models/{name}.source.tsv" for name in MODEL_FIGURES]
+        + [path for name in MODEL_FIGURES for path in figure_paths(f"models/{name}")]
+    )

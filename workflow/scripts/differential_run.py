@@ -1,4 +1,5 @@
-"""Differential tests of one modality and one contrast (gutaxis.differential.run_contrast)."""
+"""Differential tests of one modality and one contrast (gutaxis.differential.run_contrast), or the
+baseline responder comparison of a study without contrasts (gutaxis.differential.run_baseline)."""
 
 import os
 import sys
@@ -14,7 +15,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from gutaxis.differential import UNTESTED_COLUMNS, run_contrast
+from gutaxis.differential import UNTESTED_COLUMNS, run_baseline, run_contrast
 from gutaxis.errors import InputError, Problem
 from gutaxis.filtering import filter_features
 from gutaxis.paired import pair_samples, paired_differences
@@ -63,16 +64,32 @@ def prevalence_filter(table, frame_ids, settings, modality, contrast, annotation
     return table[kept], untested, result.parameters
 
 
+def write_common(smk, result, notes, untested_filter) -> pd.DataFrame:
+    """The tables of a contrast and of the baseline comparison alike; returns the untested rows."""
+    untested = pd.concat([untested_filter, result.untested], ignore_index=True)
+    write_tsv(result.results, smk.output.results)
+    write_tsv(untested, smk.output.untested)
+    write_tsv(pd.DataFrame(list(result.formulas.items()), columns=["model", "formula"]),
+              smk.output.formulas)
+    write_tsv(pd.concat([pd.DataFrame(notes, columns=["step", "message"]), result.notes],
+                        ignore_index=True), smk.output.notes)
+    write_tsv(result.dropped_samples, smk.output.dropped_samples)
+    return untested
+
+
 def main(smk):
     p = smk.params
     settings = p.settings
-    modality, contrast = p.modality, dict(p.contrast)
+    # a paired contrast, or None: the baseline responder comparison of a study without contrasts
+    contrast = dict(p.contrast) if p.contrast else None
+    modality = p.modality
     table = read_feature_table(smk.input.table)
     annotations = read_sheet(smk.input.features).set_index("feature_id")
     samples = read_sheet(smk.input.samples)
     subjects = numeric_where_possible(read_sheet(smk.input.subjects), settings["covariates"])
-    responders = read_sheet(smk.input.responders)
-    if p.response_column not in responders.columns:
+    # no response (an intervention study): the response analyses are left out
+    responders = read_sheet(smk.input.responders) if p.response_column else None
+    if responders is not None and p.response_column not in responders.columns:
         raise InputError(Problem(smk.input.responders, f"column '{p.response_column}'",
                                  "the primary response definition has no column",
                                  "set response.primary to one of response.definitions"))
@@ -80,14 +97,21 @@ def main(smk):
     sheet = samples.set_index("sample_id")
     in_table = sheet.loc[sheet.index.isin(table.index)]
     present = set(in_table.loc[in_table["subject_id"] != "", "timepoint"])
-    timepoints = [t for t in p.timepoints if t in present]
-    for needed in (contrast["pre"], contrast["post"]):
+    if contrast is None:
+        name, needed_timepoints, timepoints = p.baseline_name, [p.baseline], [p.baseline]
+        what = f"the baseline responder comparison at '{p.baseline}'"
+    else:
+        name, needed_timepoints = contrast["name"], [contrast["pre"], contrast["post"]]
+        timepoints = [t for t in p.timepoints if t in present]
+        what = f"contrast '{contrast['name']}'"
+    for needed in needed_timepoints:
         if needed not in present:
             raise InputError(Problem(
                 p.samples_label, f"timepoint '{needed}'",
-                f"no sample of modality '{modality}' at this timepoint of contrast "
-                f"'{contrast['name']}'", "check the sample sheet or the contrast"))
-    contrast["timepoints"] = timepoints
+                f"no sample of modality '{modality}' at this timepoint of {what}",
+                "check the sample sheet or the contrast"))
+    if contrast is not None:
+        contrast["timepoints"] = timepoints
     analysed = in_table.index[in_table["timepoint"].isin(timepoints)
                               & (in_table["subject_id"] != "")]
     table = table.loc[table.index.isin(analysed)]
@@ -96,7 +120,7 @@ def main(smk):
     untested_filter = pd.DataFrame(columns=UNTESTED_COLUMNS)
     if p.transform in COMPOSITIONAL:
         table, untested_filter, params = prevalence_filter(
-            table, table.index, settings, modality, contrast["name"], annotations)
+            table, table.index, settings, modality, name, annotations)
         notes.append(("filter", f"kept {params['n_features_kept']} of {params['n_features_in']} "
                                 f"features (min_prevalence {settings['min_prevalence']:g}, "
                                 f"min_mean_abundance {settings['min_mean_abundance']:g})"))
@@ -113,7 +137,20 @@ def main(smk):
                                    f"of the filtered table ({smallest:.6g})"))
     transformed = transform_table(table, p.transform, file=p.table_label, **options)
     notes.append(("transform", transformed.description))
-    log.info("%s / %s: %s", modality, contrast["name"], transformed.description)
+    log.info("%s / %s: %s", modality, name, transformed.description)
+
+    if contrast is None:
+        result = run_baseline(
+            table, samples, p.baseline, transformed, responders=responders,
+            response_column=p.response_column, covariates=settings["covariates"],
+            subjects=subjects, annotations=annotations, modality=modality,
+            alpha=settings["alpha"], min_group_size=settings["min_group_size"],
+            effect=settings["effect"], confidence=settings["confidence"], name=name,
+            file_table=p.table_label, file_samples=p.samples_label)
+        write_common(smk, result, notes, untested_filter)
+        write_feature_table(transformed.values, smk.output.transformed)
+        log.info("%d result rows", len(result.results))
+        return
 
     result = run_contrast(
         table, samples, contrast, transformed, responders=responders,
@@ -126,23 +163,21 @@ def main(smk):
         sensitivity=p.sensitivity, mixed_df=settings["mixed_df"],
         ancombc2_max_subjects=settings["ancombc2_max_subjects"], file_table=p.table_label, file_samples=p.samples_label)
 
-    untested = pd.concat([untested_filter, result.untested], ignore_index=True)
-    write_tsv(result.results, smk.output.results)
-    write_tsv(untested, smk.output.untested)
+    untested = write_common(smk, result, notes, untested_filter)
     write_tsv(result.model_fits, smk.output.model_fits)
     write_tsv(result.coefficients, smk.output.coefficients)
-    write_tsv(pd.DataFrame(list(result.formulas.items()), columns=["model", "formula"]),
-              smk.output.formulas)
-    write_tsv(pd.concat([pd.DataFrame(notes, columns=["step", "message"]), result.notes],
-                        ignore_index=True), smk.output.notes)
-    write_tsv(result.dropped_samples, smk.output.dropped_samples)
 
     pairs = pair_samples(samples, contrast["pre"], contrast["post"], sample_ids=table.index,
                          file=p.samples_label).pairs
-    labels = responders.set_index("subject_id")
-    pairs["cohort"] = pairs["subject_id"].map(labels["cohort"]).fillna("")
-    response = pairs["subject_id"].map(labels[p.response_column]).fillna("")
-    pairs["response"] = response.where(response != "", "not_evaluable")
+    if responders is not None:
+        labels = responders.set_index("subject_id")
+        pairs["cohort"] = pairs["subject_id"].map(labels["cohort"]).fillna("")
+        response = pairs["subject_id"].map(labels[p.response_column]).fillna("")
+        pairs["response"] = response.where(response != "", "not_evaluable")
+    else:
+        # no response column at all: the figures then show no response groups
+        cohorts = subjects.set_index("subject_id")["cohort"] if "cohort" in subjects else {}
+        pairs["cohort"] = pairs["subject_id"].map(cohorts).fillna("")
     write_tsv(pairs, smk.output.pairs)
     changes = paired_differences(transformed.values, pairs)
     write_tsv(changes.rename_axis(columns=None).reset_index(), smk.output.changes)

@@ -27,7 +27,8 @@ def main(smk):
                                 max_features=p.mofa["max_features_per_view"])
     fit = fit_mofa(views, n_factors=p.mofa["n_factors"], seed=p.seed, max_iter=p.mofa["max_iter"],
                    convergence_mode=p.mofa["convergence_mode"], min_samples=p.mofa["min_samples"])
-    responders = read_sheet(smk.input.responders).set_index("subject_id")[p.response]
+    # no response (an intervention study): the factors are tested against time only
+    responders = read_sheet(smk.input.responders).set_index("subject_id")[p.response] if p.response else None
     tests = factor_tests(fit.scores, pre=p.pre, post=p.post, response=responders)
     status = fit.status.iloc[0]
     log.info("MOFA %s on %s samples (%s subjects) %s", status["status"], status["n_samples"],

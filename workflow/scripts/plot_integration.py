@@ -16,6 +16,15 @@ def _labels(path) -> pd.Series:
     return read_tsv(path, dtype=str, keep_default_na=False).set_index("feature_id")["label"]
 
 
+def _responders(smk):
+    """The responder labels, None when the study has no response (no input then)."""
+    return read_sheet(smk.input.responders) if smk.params.response else None
+
+
+def _by_response(smk) -> str:
+    return f" by response ({smk.params.response})" if smk.params.response else ""
+
+
 def _scale(path) -> str:
     notes = read_sheet(path).set_index("key")["value"]
     return plots.scale_name(notes.get("kind", ""), notes.get("transform", ""))
@@ -24,10 +33,10 @@ def _scale(path) -> str:
 def dynamics(smk):
     p = smk.params
     data = plots.dynamics_data(read_feature_table(smk.input.table), read_sheet(smk.input.samples),
-                               read_sheet(smk.input.responders), p.response, p.pre, p.post)
+                               _responders(smk), p.response, p.pre, p.post)
     scale = _scale(smk.input.notes)
-    fig = plots.plot_dynamics(data, p.style, p.pre, p.post, scale, title=f"{p.title}: {p.pre} \u2192 {p.post} "
-                              f"by response ({p.response})")
+    fig = plots.plot_dynamics(data, p.style, p.pre, p.post, scale, title=f"{p.title}: {p.pre} \u2192 {p.post}"
+                              + _by_response(smk))
     return fig, data
 
 
@@ -72,10 +81,12 @@ def mofa_variance(smk):
 def mofa_scores(smk):
     p = smk.params
     data = plots.mofa_scores_data(read_tsv(smk.input.factors, dtype={"subject_id": str}),
-                                  read_sheet(smk.input.responders), p.response)
+                                  _responders(smk), p.response)
+    title = ("MOFA+ factor scores by timepoint and response " + f"({p.response})" if p.response
+             else "MOFA+ factor scores by timepoint")
     fig = plots.plot_mofa_scores(data, read_tsv(smk.input.factor_tests),
                                  read_tsv(smk.input.status, keep_default_na=False), p.style, p.pre, p.post,
-                                 title=f"MOFA+ factor scores by timepoint and response ({p.response})")
+                                 title=title)
     return fig, data
 
 
@@ -85,7 +96,7 @@ def triads(smk, top: int | None = None):
     labels = [_labels(path) for path in smk.input.features]
     scales = [_scale(path) for path in smk.input.notes]
     data = plots.triads_plot_data(read_tsv(smk.input.data, dtype={"subject_id": str}),
-                                  read_sheet(smk.input.responders), p.response)
+                                  _responders(smk), p.response)
     if top is not None:
         data = data[data["rank"].isin(list(pd.unique(data["rank"]))[:top])].reset_index(drop=True)
     summary = read_tsv(smk.input.summary).iloc[0]

@@ -226,6 +226,8 @@ def plan_study(config: dict, subjects: pd.DataFrame, samples: pd.DataFrame) -> t
             why = f"column {column} not in {label}" if recist else "no best-response column"
             skipped.append((f"{plot} plot", why))
 
+    skipped += _module_skips(config, subjects, study_type, response, contrasts, label)
+
     period = None
     if study_type == "crossover":
         period = PERIOD_COLUMN
@@ -233,6 +235,31 @@ def plan_study(config: dict, subjects: pd.DataFrame, samples: pd.DataFrame) -> t
     plan = StudyPlan(study_type, response, definitions, contrasts, endpoints, period, frozenset(plots),
                      adverse_events, skipped)
     return plan, problems + clinical_problems(plan, subjects, label)
+
+
+def _module_skips(config: dict, subjects: pd.DataFrame, study_type: str, response: str | None,
+                  contrasts: list, label: str) -> list:
+    """What the integration and models modules leave out for this study, (analysis, reason)."""
+    from gutaxis.model_config import unavailable_sets
+
+    skips = []
+    if study_type == "baseline_only":
+        skips.append(("integration MOFA+ factors and axis triads",
+                      "they need pre and post samples; a baseline-only study has the baseline view only"))
+    if response is None:
+        if study_type == "baseline_only":
+            skips.append(("differential testing", "a baseline-only study without responder labels "
+                                                  "has neither contrasts nor a responder comparison"))
+        skips.append(("responder models", "the study has no responder labels"))
+        return skips
+    for name, reason in unavailable_sets(config, bool(contrasts)).items():
+        skips.append((f"model feature set {name}", reason))
+    survival = config["models"]["survival"]
+    absent = [c for c in (survival["time"], survival["event"]) if not _recorded(subjects, c)]
+    if absent:
+        skips.append(("biomarker survival models (models.survival)",
+                      f"column{'s' if len(absent) > 1 else ''} {', '.join(absent)} not in {label}"))
+    return skips
 
 
 def clinical_problems(plan: StudyPlan, subjects: pd.DataFrame, label: str) -> list[Problem]:

@@ -56,6 +56,8 @@ UNTESTED_COLUMNS = ["feature", "annotation", "modality", "contrast", "method", "
 DROPPED_COLUMNS = ["sample_id", "subject_id", "timepoint", "analysis", "reason"]
 METHOD_ORDER = ["paired_t", "wilcoxon", "lmm", "ols", "mann_whitney", "ancombc2"]
 RESPONDER, NON_RESPONDER = "responder", "non_responder"
+#: the ``contrast`` of the baseline responder comparison of a study without contrasts
+BASELINE_NAME = "baseline"
 
 
 @dataclass(frozen=True)
@@ -307,7 +309,7 @@ def _validate(table, samples, contrast, responders, response_column, covariates,
         problems.add(file_samples, f"columns {missing}", "required column(s) missing",
                      "add sample_id, subject_id and timepoint")
     problems.raise_if_any()
-    if contrast["pre"] == contrast["post"]:
+    if contrast["post"] is not None and contrast["pre"] == contrast["post"]:
         problems.add("config", f"contrast {contrast['name']}",
                      "pre and post are the same timepoint", "name two different timepoints")
     sheet_ids = set(samples["sample_id"].astype(str))
@@ -317,7 +319,7 @@ def _validate(table, samples, contrast, responders, response_column, covariates,
                      f"{len(unknown)} sample(s) of {file_table} are not in the sample sheet",
                      "add them to the sample sheet or remove them from the table")
     for tp in [contrast["pre"], contrast["post"], *contrast.get("timepoints", [])]:
-        if not (samples["timepoint"] == tp).any():
+        if tp is not None and not (samples["timepoint"] == tp).any():
             problems.add(file_samples, "column 'timepoint'", f"no sample at timepoint '{tp}'",
                          "check the contrast's timepoints against the sample sheet")
     if responders is not None:
@@ -845,6 +847,14 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
         raise InputError(Problem("config", "sensitivity", f"unknown method {sensitivity!r}",
                                  "use 'ancombc2' or leave it empty"))
 
+    return _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotations,
+                     annotation_column, modality, name, alpha, agreement_term=f"timepoint[{post}]")
+
+
+def _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotations,
+              annotation_column, modality, name, alpha, agreement_term) -> DifferentialResult:
+    """The tables of one analysis from its parts: BH q within each family, direction,
+    fold changes, annotations, a fixed row order."""
     results = (pd.concat(rows, ignore_index=True) if rows
                else pd.DataFrame(columns=RESULT_COLUMNS))
     results["modality"] = modality
@@ -863,7 +873,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
               else np.full(len(results), np.nan))
         results[col] = np.where(results["method"] == "ancombc2",
                                 np.exp(results[src].astype(float)), fc)
-    results["sensitivity_agrees"] = _agreement(results, f"timepoint[{post}]", alpha)
+    results["sensitivity_agrees"] = _agreement(results, agreement_term, alpha)
     if "note" not in results:
         results["note"] = ""
     results["note"] = results["note"].fillna("")
@@ -900,6 +910,80 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
     notes_df = pd.DataFrame(notes, columns=["step", "message"])
     return DifferentialResult(results, untested_df, formulas, fits_df, dropped_df, notes_df,
                               tr.description, coef_df)
+
+
+def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
+                 transform: str | TransformResult = "clr", transform_options: dict | None = None,
+                 responders: pd.DataFrame | None = None, response_column: str = "dcr_recist",
+                 covariates=("cohort",), subjects: pd.DataFrame | None = None,
+                 annotations: pd.DataFrame | None = None, annotation_column: str | None = None,
+                 modality: str = "", alpha: float = 0.1, min_group_size: int = 3,
+                 effect: str = "hodges_lehmann", confidence: float = 0.95,
+                 name: str = BASELINE_NAME, file_table: str = "feature table",
+                 file_samples: str = "samples.tsv") -> DifferentialResult:
+    r"""Responders vs non-responders at one timepoint, without a paired contrast.
+
+    The analysis of a baseline-only study (one sample per subject): the
+    ``baseline`` rows of :func:`run_contrast` on the samples at ``baseline``,
+
+    * ``ols``, ``response[responder]``: :math:`y = \beta_0 + \beta_1
+      \,[\text{responder}] + \gamma' z + \varepsilon` per feature, adjusted
+      for the covariates ``z`` (e.g. ``cohort`` of a multi-cohort study; a
+      covariate with one value is dropped with a note);
+    * ``mann_whitney``, ``response[responder]``: the unadjusted Mann-Whitney U
+      test (Mann & Whitney 1947), effect = Hodges-Lehmann shift.
+
+    BH q values within each method (family ``modality|name|method|term``).
+
+    Parameters
+    ----------
+    table, samples, transform, transform_options, covariates, subjects, annotations,
+    annotation_column, modality, alpha, min_group_size, effect, confidence
+        As in :func:`run_contrast`.
+    baseline : str
+        The timepoint compared (``design.baseline``).
+    responders : DataFrame
+        ``subject_id`` + the ``response_column`` labels (``responder`` /
+        ``non_responder`` / empty = left out and listed in ``dropped_samples``).
+    name : str
+        Written in the ``contrast`` column (default ``baseline``).
+
+    Returns
+    -------
+    DifferentialResult
+        ``results`` has the rows of methods ``ols`` and ``mann_whitney`` only;
+        ``model_fits`` and ``coefficients`` are empty.
+
+    Raises
+    ------
+    InputError
+        Bad table, sheet or responder labels, or ``responders`` not given.
+    """
+    covariates = tuple(covariates or ())
+    if responders is None:
+        raise InputError(Problem("config", "key 'response.primary'",
+                                 "the baseline responder comparison needs responder labels",
+                                 "define a response (response.definitions) or leave the baseline "
+                                 "comparison out"))
+    pseudo = {"name": name, "pre": baseline, "post": None}
+    _validate(table, samples, pseudo, responders, response_column, covariates, subjects,
+              file_table, file_samples)
+    if effect not in ("hodges_lehmann", "mean"):
+        raise InputError(Problem("config", "effect", f"unknown effect {effect!r}",
+                                 "use 'hodges_lehmann' or 'mean'"))
+    table = table.copy()
+    table.index = table.index.astype(str)
+    table.columns = table.columns.astype(str)
+    tr = (transform if isinstance(transform, TransformResult)
+          else transform_table(table, transform, file=file_table, **(transform_options or {})))
+    frame = _sample_frame(table, samples, responders, response_column, covariates, subjects)
+    frame = frame[(frame["timepoint"] == baseline) & frame["subject_id"].notna()]
+    notes: list = []
+    rows, untested, dropped, formulas = _baseline_analysis(
+        table, tr.values, frame, baseline, covariates, min_group_size, confidence, notes,
+        effect == "hodges_lehmann")
+    return _assemble(rows, untested, dropped, [], [], formulas, notes, tr, annotations,
+                     annotation_column, modality, name, alpha, agreement_term="")
 
 
 def _annotation_lookup(annotations, column):

@@ -27,10 +27,12 @@ class IntegrationDesign:
     ----------
     modalities : list of str
         Integrated modalities, microbial first, then metabolome, then immune
-        (by name within a kind). Empty when there is nothing to integrate (no
-        contrast, or fewer than two modalities).
+        (by name within a kind). Empty when there is nothing to integrate
+        (fewer than two modalities).
     pre, post : str
-        Timepoints of the contrast; ``views`` = ``[pre, post, "change"]``.
+        Timepoints of the contrast; ``views`` = ``[pre, post, "change"]``. A
+        study without contrasts (baseline-only) has ``pre`` = ``design.baseline``,
+        ``post`` = "" and the one view ``[pre]``.
     blocks : dict of str -> (str, str)
         ``"<a>__<b>"`` -> (a, b) for every pair of integrated modalities at
         different positions on the axis.
@@ -38,7 +40,7 @@ class IntegrationDesign:
         Modalities of the microbe, metabolite and immune layers.
     triad_blocks : list of str
         The microbe-metabolite and metabolite-immune blocks, empty without a
-        complete triad.
+        complete triad or without a change view.
     covariates : list of str
         Subjects-table columns adjusted for (empty for plain Spearman).
     kinds : dict of str -> str
@@ -105,6 +107,9 @@ def integration_design(config: dict) -> IntegrationDesign:
     chosen = listed or [m for m in kinds if kinds[m] in DEFAULT_KINDS]
     modalities = sorted(chosen, key=lambda m: (KIND_ROLES[kinds[m]], m))
     contrast = contrasts.get(wanted)
+    if not contrasts:
+        # a baseline-only study: one view, the baseline samples; no change view, no triads
+        contrast = {"pre": config["design"]["baseline"], "post": ""}
     if contrast is None or len(modalities) < 2:
         return IntegrationDesign(modalities=[])
 
@@ -136,11 +141,13 @@ def integration_design(config: dict) -> IntegrationDesign:
                      "list two or more integrated modalities, or leave the list empty for all of them")
     problems.raise_if_any()
     mofa_modalities = [m for m in modalities if m in mofa_listed] if mofa_listed else list(modalities)
-    triad_blocks = [f"{triad[0]}__{triad[1]}", f"{triad[1]}__{triad[2]}"] if all(triad) else []
+    paired = bool(contrast["post"])
+    triad_blocks = [f"{triad[0]}__{triad[1]}", f"{triad[1]}__{triad[2]}"] if all(triad) and paired else []
     covariates = list(section.get("covariates", [])) if section.get("method") == "partial_spearman" else []
+    views = [contrast["pre"], contrast["post"], CHANGE_VIEW] if paired else [contrast["pre"]]
     return IntegrationDesign(
         modalities=modalities, pre=contrast["pre"], post=contrast["post"],
-        views=[contrast["pre"], contrast["post"], CHANGE_VIEW], blocks=blocks, triad=tuple(triad),
+        views=views, blocks=blocks, triad=tuple(triad),
         triad_blocks=triad_blocks, covariates=covariates, kinds={m: kinds[m] for m in modalities},
         mofa_modalities=mofa_modalities,
     )

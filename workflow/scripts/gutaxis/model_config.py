@@ -23,6 +23,37 @@ def feature_sets_from_config(config: dict) -> dict:
                           "permutation_test": True}}
 
 
+def unavailable_sets(config: dict, paired: bool) -> dict:
+    """Feature sets a study without paired samples cannot have, name -> reason.
+
+    A baseline-only study (``paired`` False: no ``design.contrasts``) has one sample per
+    subject before treatment, so a set of view ``change``, of an on-treatment timepoint,
+    or of view ``samples`` at on-treatment timepoints is skipped (the reason goes to
+    ``results/study.tsv``). Empty for paired studies.
+    """
+    if paired:
+        return {}
+    baseline = config["design"]["baseline"]
+    out = {}
+    for name, spec in feature_sets_from_config(config).items():
+        view = spec.get("view", "baseline")
+        later = [t for t in spec.get("timepoints", []) if t != baseline]
+        if view == "change":
+            out[name] = "view change needs paired samples; the study has no design.contrasts"
+        elif view not in ("baseline", "samples", baseline):
+            out[name] = f"view {view} is an on-treatment timepoint; the study has baseline samples only"
+        elif view == "samples" and later:
+            out[name] = (f"timepoints {', '.join(later)} are on treatment; the study has baseline "
+                         "samples only")
+    return out
+
+
+def usable_sets(config: dict, paired: bool) -> dict:
+    """The configured feature sets minus :func:`unavailable_sets`."""
+    skip = unavailable_sets(config, paired)
+    return {name: spec for name, spec in feature_sets_from_config(config).items() if name not in skip}
+
+
 def set_estimators(config: dict, spec: dict) -> list[str]:
     """Estimators of one feature set: its own list, else ``models.estimators``."""
     return list(spec.get("estimators") or config["models"]["estimators"])
@@ -65,9 +96,6 @@ def config_problems(config: dict) -> list:
         if view == "change" and spec.get("contrast") and spec["contrast"] not in contrasts:
             problems.append(Problem("config", where + ".contrast", f"'{spec['contrast']}' is not a contrast",
                                     f"use one of {', '.join(contrasts)}"))
-        if view == "change" and not contrasts:
-            problems.append(Problem("config", where + ".view", "view change needs a design contrast",
-                                    "add a contrast to design.contrasts"))
         for tp in spec.get("timepoints", []):
             if tp not in timepoints:
                 problems.append(Problem("config", where + ".timepoints", f"unknown timepoint '{tp}'",

@@ -161,7 +161,8 @@ def build_views(
         Feature tables (index = sample ids, columns = features) on the scale
         on which changes are meaningful (CLR, log2, logit ...).
     pre, post : str
-        Timepoint labels of the two timepoints compared.
+        Timepoint labels of the two timepoints compared; ``post`` = "" gives the
+        ``pre`` view alone (a study without paired samples).
     name_a, name_b : str
         Modality names for messages and reasons (e.g. ``"taxa"``, ``"immune"``).
     samples_file : str
@@ -175,6 +176,8 @@ def build_views(
     """
     if pre == post:
         raise ValueError("pre and post timepoints must differ")
+    # no post timepoint (a baseline-only study): the pre view alone
+    timepoints = (pre, post) if post else (pre,)
     loc_a, unassigned_a = locate_samples(samples, table_a, source=name_a, samples_file=samples_file)
     loc_b, unassigned_b = locate_samples(samples, table_b, source=name_b, samples_file=samples_file)
 
@@ -184,7 +187,7 @@ def build_views(
     subjects = sorted(set(wide_a.index) | set(wide_b.index))
     sample_of = pd.DataFrame(index=pd.Index(subjects, name="subject_id"))
     for label, wide in (("a", wide_a), ("b", wide_b)):
-        for tp in (pre, post):
+        for tp in timepoints:
             col = wide[tp] if tp in wide.columns else pd.Series(dtype=object)
             sample_of[f"{label}_{tp}"] = col.reindex(sample_of.index)
 
@@ -193,7 +196,8 @@ def build_views(
     names = {"a": name_a, "b": name_b}
     views = {}
     membership = []
-    for view, needed in ((pre, (pre,)), (post, (post,)), ("change", (pre, post))):
+    plan = [(pre, (pre,)), (post, (post,)), ("change", (pre, post))] if post else [(pre, (pre,))]
+    for view, needed in plan:
         present = {(lab, tp): sample_of[f"{lab}_{tp}"].notna().to_numpy()
                    for lab in "ab" for tp in needed}
         used = np.logical_and.reduce(list(present.values()))

@@ -22,9 +22,19 @@ from matplotlib.patches import Patch, Rectangle
 
 from gutaxis.style import figure_size, mark_title, message_figure, paired_lines, palette
 
-RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
+#: response groups; ``all`` = every subject of a study without a response (no groups shown)
+RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable", "all"]
 RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder",
-                   "not_evaluable": "Not evaluable"}
+                   "not_evaluable": "Not evaluable", "all": "Subject"}
+NO_RESPONSE = "all"
+
+
+def _responses(pairs: pd.DataFrame) -> pd.Series:
+    """The response group of each pair: its label (empty = not evaluable), or ``all`` when
+    the pairs table has no response column (a study without a response)."""
+    if "response" not in pairs.columns:
+        return pd.Series(NO_RESPONSE, index=pairs.index)
+    return pairs["response"].fillna("not_evaluable").astype(str)
 METHOD_ORDER = ["paired_t", "wilcoxon", "lmm", "ols", "mann_whitney", "ancombc2"]
 METHOD_LABELS = {"paired_t": "Paired t", "wilcoxon": "Wilcoxon", "lmm": "Mixed model",
                  "ols": "OLS (adjusted)", "mann_whitney": "Mann\u2013Whitney",
@@ -302,9 +312,9 @@ def heatmap_data(results: pd.DataFrame, changes: pd.DataFrame, pairs: pd.DataFra
         ["_g", "effect"], ascending=[True, False], kind="mergesort")
     info["row"] = np.arange(len(info))
 
-    subj = pairs[["subject_id", "cohort", "response"]].copy()
+    subj = pairs[["subject_id", "cohort"]].copy()
     subj["cohort"] = subj["cohort"].fillna("").astype(str)
-    subj["response"] = subj["response"].fillna("not_evaluable").astype(str)
+    subj["response"] = _responses(pairs)
     cohort_rank = {c: i for i, c in enumerate(cohorts)}
     subj["_c"] = subj["cohort"].map(cohort_rank).fillna(len(cohort_rank))
     subj["_r"] = subj["response"].map({r: i for i, r in enumerate(RESPONSE_LEVELS)}).fillna(9)
@@ -355,6 +365,8 @@ def plot_heatmap(data: pd.DataFrame, style: dict, alpha: float, method: str, pre
     cohorts = list(dict.fromkeys(cols["cohort"]))
     cohort_colours = palette(style, "cohort", cohorts)
     response_colours = palette(style, "response", RESPONSE_LEVELS)
+    # a study without a response: no response strip, no response legend
+    grouped = bool((cols["response"] != NO_RESPONSE).any())
     group_colours = {g: CALLED_BY_COLOURS[g] for g in CALLED_BY_COLOURS
                      if g in set(rows["called_by"])}
     small = plt.rcParams["font.size"] - 1.5
@@ -394,10 +406,13 @@ def plot_heatmap(data: pd.DataFrame, style: dict, alpha: float, method: str, pre
     ax.set_xticks([])
     ax.set_yticks([])
     bounds = np.flatnonzero(cols["cohort"].to_numpy()[1:] != cols["cohort"].to_numpy()[:-1])
-    ax.set_xlabel(f"Subjects with both samples (n = {len(cols)}), grouped by cohort, then "
-                  "response")
-    for strip, key, colours, name in ((ax_cohort, "cohort", cohort_colours, "Cohort"),
-                                      (ax_resp, "response", response_colours, "Response")):
+    ax.set_xlabel(f"Subjects with both samples (n = {len(cols)}), grouped by cohort"
+                  + (", then response" if grouped else ""))
+    if not grouped:
+        ax_resp.axis("off")
+    strips = [(ax_cohort, "cohort", cohort_colours, "Cohort")]
+    strips += [(ax_resp, "response", response_colours, "Response")] if grouped else []
+    for strip, key, colours, name in strips:
         codes = {lvl: i for i, lvl in enumerate(colours)}
         strip.imshow(cols[key].map(codes).to_numpy()[None, :], aspect="auto",
                      cmap=ListedColormap(list(colours.values())), vmin=-0.5,
@@ -427,18 +442,19 @@ def plot_heatmap(data: pd.DataFrame, style: dict, alpha: float, method: str, pre
     # one legend column per key (cohort, response, called by, missing cells)
     groups = [[Patch(color=c, label=f"Cohort: {lvl}") for lvl, c in cohort_colours.items()],
               [Patch(color=response_colours[lvl], label=RESPONSE_LABELS[lvl])
-               for lvl in RESPONSE_LEVELS if lvl in set(cols["response"])],
+               for lvl in RESPONSE_LEVELS if lvl in set(cols["response"]) and lvl != NO_RESPONSE],
               [Patch(color=c, label=f"Called: {g}") for g, c in group_colours.items()]]
     if np.isnan(matrix).any():
         groups.append([Patch(facecolor="white", edgecolor=MISSING_COLOUR, hatch=MISSING_HATCH, lw=0,
                              label="No value (absent in a sample)")])
+    groups = [g for g in groups if g]
     n_rows = max(len(g) for g in groups)
     handles = [h for g in groups for h in g + [Patch(visible=False, label=" ")] * (n_rows - len(g))]
     fig.legend(handles=handles, loc="lower center", ncol=len(groups), frameon=False, fontsize=small,
                bbox_to_anchor=(0.5, 0.0), handlelength=1.2, columnspacing=1.2)
     fig.suptitle((title + "\n" if title else "")
                  + f"Features called (q < {alpha:g}): {METHOD_LABELS.get(method, method)} on "
-                   f"time, or the mixed-model time \u00d7 response term",
+                   + ("time, or the mixed-model time \u00d7 response term" if grouped else "time"),
                  fontsize=plt.rcParams["axes.titlesize"], y=1 - 1.5 / height_mm, va="top")
     return fig
 
@@ -481,7 +497,7 @@ def paired_data(results: pd.DataFrame, transformed: pd.DataFrame, pairs: pd.Data
             "effect": row.effect, "ci_low": row.ci_low, "ci_high": row.ci_high, "q": row.q,
             "subject_id": pairs["subject_id"].to_numpy(),
             "cohort": pairs["cohort"].fillna("").to_numpy(),
-            "response": pairs["response"].fillna("not_evaluable").to_numpy(),
+            "response": _responses(pairs).to_numpy(),
             "pre_value": values.reindex(pairs["pre_sample"]).to_numpy(dtype=float),
             "post_value": values.reindex(pairs["post_sample"]).to_numpy(dtype=float)}))
     return pd.concat(frames, ignore_index=True)[cols]

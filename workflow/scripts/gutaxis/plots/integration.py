@@ -21,9 +21,12 @@ from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from gutaxis.style import figure_size, mark_title, message_figure, paired_lines, palette
 
-RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
-RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder", "not_evaluable": "Not evaluable"}
-RESPONSE_SHORT = {"responder": "R", "non_responder": "NR", "not_evaluable": "NE"}
+#: response groups; ``all`` = every subject of a study without a response (no groups shown)
+RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable", "all"]
+RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder", "not_evaluable": "Not evaluable",
+                   "all": "Subject"}
+RESPONSE_SHORT = {"responder": "R", "non_responder": "NR", "not_evaluable": "NE", "all": "All"}
+NO_RESPONSE = "all"
 #: edge colours of positive / negative correlations: the red and blue ends of the heatmaps' RdBu
 #: scale, apart from the Okabe-Ito response colours of the figures they share (Figure 4)
 SIGN_COLOURS = {"positive": "#B2182B", "negative": "#2166AC"}
@@ -37,6 +40,16 @@ def response_key(values: pd.Series) -> pd.Series:
     """responder / non_responder, anything else (empty, NE) not_evaluable."""
     values = values.fillna("").astype(str)
     return values.where(values.isin(["responder", "non_responder"]), "not_evaluable")
+
+
+def subject_groups(subject_ids: pd.Series, responders: pd.DataFrame | None, response_column: str) -> pd.Series:
+    """The response group of each subject (:func:`response_key`), or ``all`` for every subject
+    when the study has no response (``response_column`` empty or ``responders`` None)."""
+    if not response_column or responders is None:
+        return pd.Series(NO_RESPONSE, index=subject_ids.index)
+    labels = responders.set_index("subject_id")[response_column] if response_column in responders.columns \
+        else pd.Series(dtype=str)
+    return response_key(subject_ids.astype(str).map(labels))
 
 
 def format_p(p, name: str = "p") -> str:
@@ -109,9 +122,7 @@ def dynamics_data(table: pd.DataFrame, samples: pd.DataFrame, responders: pd.Dat
     long = long[long["timepoint"].isin([pre, post]) & long["value"].notna()]
     both = long.groupby(["subject_id", "feature_id"])["timepoint"].transform("nunique") == 2
     long = long[both]
-    labels = responders.set_index("subject_id")[response_column] if response_column in responders.columns \
-        else pd.Series(dtype=str)
-    long["response"] = response_key(long["subject_id"].map(labels))
+    long["response"] = subject_groups(long["subject_id"], responders, response_column)
     order = {f: i for i, f in enumerate(table.columns)}
     long["_f"] = long["feature_id"].map(order)
     long["_t"] = (long["timepoint"] == post).astype(int)
@@ -130,7 +141,8 @@ def plot_dynamics(data: pd.DataFrame, style: dict, pre: str, post: str, scale: s
     width, _ = figure_size(style, "double")
     height = 1.45 * nrows + 0.55
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
-    levels = [lev for lev in ("non_responder", "responder", "not_evaluable") if (data["response"] == lev).any()]
+    levels = [lev for lev in ("non_responder", "responder", "not_evaluable", NO_RESPONSE)
+              if (data["response"] == lev).any()]
     colours = palette(style, "response", RESPONSE_LEVELS)
     x0 = {lev: 1.5 * i for i, lev in enumerate(levels)}
     for ax, feature in zip(axes.ravel(), features):
@@ -143,7 +155,8 @@ def plot_dynamics(data: pd.DataFrame, style: dict, pre: str, post: str, scale: s
                          lw=0.5, alpha=0.55, ms=1.6, marker_alpha=0.8)
         ax.set_title(_wrap(feature, 20), fontsize=style["font_size"] - 1, pad=2)
         ax.set_xticks([x0[lev] + 0.5 for lev in levels])
-        ax.set_xticklabels([RESPONSE_SHORT[lev] for lev in levels], fontsize=style["font_size"] - 2)
+        ax.set_xticklabels([RESPONSE_SHORT[lev] if lev != NO_RESPONSE else "" for lev in levels],
+                           fontsize=style["font_size"] - 2)
         ax.tick_params(axis="x", length=0)
         ax.set_xlim(-0.3, x0[levels[-1]] + 1.3)
         ax.tick_params(axis="y", labelsize=style["font_size"] - 2)
@@ -151,9 +164,11 @@ def plot_dynamics(data: pd.DataFrame, style: dict, pre: str, post: str, scale: s
         ax.axis("off")
     for row in axes:
         row[0].set_ylabel(scale, fontsize=style["font_size"] - 1)
-    handles = _response_handles(colours, levels)
-    fig.legend(handles=handles, labels=[f"{RESPONSE_SHORT[lev]}: {RESPONSE_LABELS[lev]}" for lev in levels],
-               loc="upper center", ncol=len(levels), frameon=False, bbox_to_anchor=(0.5, 1 - 0.3 / height))
+    shown = [lev for lev in levels if lev != NO_RESPONSE]
+    if shown:
+        handles = _response_handles(colours, shown)
+        fig.legend(handles=handles, labels=[f"{RESPONSE_SHORT[lev]}: {RESPONSE_LABELS[lev]}" for lev in shown],
+                   loc="upper center", ncol=len(shown), frameon=False, bbox_to_anchor=(0.5, 1 - 0.3 / height))
     # fig.text, not suptitle: tight_layout would reserve the suptitle's space a second time
     mark_title(fig.text(0.5, 1.0, f"{title}\neach line: one subject, {pre} (left) \u2192 {post} (right)",
                         ha="center", va="top", fontsize=style["title_size"]))
@@ -352,10 +367,8 @@ def plot_mofa_variance(variance: pd.DataFrame, status: pd.DataFrame, style: dict
 
 def mofa_scores_data(factors: pd.DataFrame, responders: pd.DataFrame, response_column: str) -> pd.DataFrame:
     """Factor scores with the subject's response label."""
-    labels = responders.set_index("subject_id")[response_column] if response_column in responders.columns \
-        else pd.Series(dtype=str)
     out = factors.copy()
-    out["response"] = response_key(out["subject_id"].map(labels))
+    out["response"] = subject_groups(out["subject_id"], responders, response_column)
     return out[["subject_id", "timepoint", "response", "factor", "score"]]
 
 
@@ -402,10 +415,13 @@ def plot_mofa_scores(data: pd.DataFrame, tests: pd.DataFrame, status: pd.DataFra
     for row in axes:
         row[0].set_ylabel("Factor score")
     height = fig.get_figheight()
-    fig.legend(handles=_response_handles(colours, levels), loc="upper center", ncol=len(levels),
-               frameon=False, bbox_to_anchor=(0.5, 1 - 0.3 / height))
-    mark_title(fig.text(0.5, 1.0, f"{title}\ntime: paired Wilcoxon {post} vs {pre}; "
-                        f"R vs NR: Mann\u2013Whitney at {pre}", ha="center", va="top", fontsize=style["title_size"]))
+    shown = [lev for lev in levels if lev != NO_RESPONSE]
+    if shown:
+        fig.legend(handles=_response_handles(colours, shown), loc="upper center", ncol=len(shown),
+                   frameon=False, bbox_to_anchor=(0.5, 1 - 0.3 / height))
+    tests_text = f"time: paired Wilcoxon {post} vs {pre}" + (
+        f"; R vs NR: Mann\u2013Whitney at {pre}" if shown else "")
+    mark_title(fig.text(0.5, 1.0, f"{title}\n{tests_text}", ha="center", va="top", fontsize=style["title_size"]))
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.55 / height))
     return fig
 
@@ -413,10 +429,8 @@ def plot_mofa_scores(data: pd.DataFrame, tests: pd.DataFrame, status: pd.DataFra
 # --------------------------------------------------------------------------- triads
 def triads_plot_data(data: pd.DataFrame, responders: pd.DataFrame, response_column: str) -> pd.DataFrame:
     """Per-subject changes of the top triads with the subject's response label."""
-    labels = responders.set_index("subject_id")[response_column] if response_column in responders.columns \
-        else pd.Series(dtype=str)
     out = data.copy()
-    out["response"] = response_key(out["subject_id"].astype(str).map(labels))
+    out["response"] = subject_groups(out["subject_id"], responders, response_column)
     return out
 
 
@@ -464,9 +478,11 @@ def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series
                       f"mediation: ACME {number(t['acme'])} [{number(t['acme_ci_low'])}, "
                       f"{number(t['acme_ci_high'])}], proportion mediated {number(t['prop_mediated'])}, "
                       f"{q_text} ({called} at FDR {fdr_level:g})"))
-    fig.legend(handles=[Line2D([], [], ls="none", marker="o", ms=3, color=colours[lev],
-                               label=RESPONSE_LABELS[lev]) for lev in levels],
-               loc="upper center", ncol=len(levels), frameon=False, bbox_to_anchor=(0.5, 1 - 0.2 / height))
+    shown = [lev for lev in levels if lev != NO_RESPONSE]
+    if shown:
+        fig.legend(handles=[Line2D([], [], ls="none", marker="o", ms=3, color=colours[lev],
+                                   label=RESPONSE_LABELS[lev]) for lev in shown],
+                   loc="upper center", ncol=len(shown), frameon=False, bbox_to_anchor=(0.5, 1 - 0.2 / height))
     mark_title(fig.text(0.5, 1.0, title, ha="center", va="top", fontsize=style["title_size"]))
     # h_pad leaves room for each row's two-line heading above its panels
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / height), h_pad=3.4, w_pad=1.0)
