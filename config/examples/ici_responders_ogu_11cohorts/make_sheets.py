@@ -24,13 +24,14 @@ Usage (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from sheet_cli import make_sheets  # noqa: E402  (the examples' shared command line)
 
 
 def cohort_folders(data: Path) -> list[Path]:
@@ -60,22 +61,9 @@ def build(data: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/ici_responders_ogu_11cohorts"),
-                        help="the data set's directory (the one holding SOURCE.md)")
-    parser.add_argument("--out", type=Path, default=HERE / "sheets",
-                        help="where samples.tsv and subjects.tsv go (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if not (args.data / "per_cohort").is_dir():
-        sys.exit(f"{args.data}: per_cohort/ not found; give the data set's directory with --data")
-    samples, subjects = build(args.data)
-    args.out.mkdir(parents=True, exist_ok=True)
-    samples.to_csv(args.out / "samples.tsv", sep="\t", index=False)
-    subjects.to_csv(args.out / "subjects.tsv", sep="\t", index=False)
-    counts = subjects.groupby("cohort")["response"].value_counts().unstack(fill_value=0)
-    print(f"wrote {args.out / 'samples.tsv'} ({len(samples)} samples) and "
-          f"{args.out / 'subjects.tsv'} ({len(subjects)} subjects, {subjects['cohort'].nunique()} cohorts)")
-    print(counts.to_string())
+    samples, subjects = make_sheets(__doc__, "ici_responders_ogu_11cohorts", ["per_cohort"], build, HERE, argv)
+    print(f"{subjects['cohort'].nunique()} cohorts")
+    print(subjects.groupby("cohort")["response"].value_counts().unstack(fill_value=0).to_string())
 
 
 if __name__ == "__main__":

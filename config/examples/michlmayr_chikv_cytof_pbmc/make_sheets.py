@@ -21,7 +21,6 @@ Usage (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
@@ -29,6 +28,8 @@ from pathlib import Path
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from sheet_cli import make_sheets  # noqa: E402  (the examples' shared command line)
 TABLE = "assigment_subset_frequencies.csv"
 ANNOTATIONS = "Flowrepository_annotations_2.csv"
 NAME = re.compile(r"^(?P<date>\d+)_(?P<batch>[a-z0-9]+)_(?P<patient>\d+)_1_patients_(?P<state>acute|conv)$")
@@ -69,21 +70,7 @@ def build(data: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/michlmayr_chikv_cytof_pbmc"),
-                        help="the data set's directory (the one holding SOURCE.md)")
-    parser.add_argument("--out", type=Path, default=HERE / "sheets",
-                        help="where samples.tsv and subjects.tsv go (default: %(default)s)")
-    args = parser.parse_args(argv)
-    for name in (TABLE, ANNOTATIONS):
-        if not (args.data / name).is_file():
-            sys.exit(f"{args.data}: {name} not found; give the data set's directory with --data")
-    samples, subjects = build(args.data)
-    args.out.mkdir(parents=True, exist_ok=True)
-    samples.to_csv(args.out / "samples.tsv", sep="\t", index=False)
-    subjects.to_csv(args.out / "subjects.tsv", sep="\t", index=False)
-    print(f"wrote {args.out / 'samples.tsv'} ({len(samples)} samples) and "
-          f"{args.out / 'subjects.tsv'} ({len(subjects)} subjects)")
+    make_sheets(__doc__, "michlmayr_chikv_cytof_pbmc", [TABLE, ANNOTATIONS], build, HERE, argv)
 
 
 if __name__ == "__main__":

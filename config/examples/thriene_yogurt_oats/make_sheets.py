@@ -28,13 +28,14 @@ Usage (from the repository root)::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from sheet_cli import make_sheets  # noqa: E402  (the examples' shared command line)
 #: intervention of the metadata -> timepoint prefix
 INTERVENTIONS = {"Yogurt": "yogurt", "YogurtOatmeal": "oats"}
 SIDES = {"Before": "pre", "After": "post"}
@@ -101,21 +102,7 @@ def build(data: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/thriene_yogurt_oats"),
-                        help="the data set's directory (the one holding SOURCE.md)")
-    parser.add_argument("--out", type=Path, default=HERE / "sheets",
-                        help="where samples.tsv and subjects.tsv go (default: %(default)s)")
-    args = parser.parse_args(argv)
-    if not (args.data / "metadata_microbiome.tsv").is_file():
-        sys.exit(f"{args.data}: metadata_microbiome.tsv not found; give the data set's directory with --data")
-    samples, subjects = build(args.data)
-    args.out.mkdir(parents=True, exist_ok=True)
-    samples.to_csv(args.out / "samples.tsv", sep="\t", index=False)
-    subjects.to_csv(args.out / "subjects.tsv", sep="\t", index=False)
-    print(f"wrote {args.out / 'samples.tsv'} ({len(samples)} samples, "
-          f"{int((samples['exclude'] == 'yes').sum())} excluded) and "
-          f"{args.out / 'subjects.tsv'} ({len(subjects)} subjects)")
+    make_sheets(__doc__, "thriene_yogurt_oats", ["metadata_microbiome.tsv"], build, HERE, argv)
 
 
 if __name__ == "__main__":
