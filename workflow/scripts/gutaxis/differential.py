@@ -709,6 +709,21 @@ def _agreement(results: pd.DataFrame, term: str, alpha: float) -> pd.Series:
     return agree
 
 
+
+def _prepared_table(table: pd.DataFrame, effect: str, transform, transform_options,
+                    file_table: str) -> tuple[pd.DataFrame, TransformResult]:
+    """The table with text ids and its transform (given, or computed here); the effect
+    name checked."""
+    if effect not in ("hodges_lehmann", "mean"):
+        raise InputError(Problem("config", "effect", f"unknown effect {effect!r}",
+                                 "use 'hodges_lehmann' or 'mean'"))
+    table = table.copy()
+    table.index = table.index.astype(str)
+    table.columns = table.columns.astype(str)
+    tr = (transform if isinstance(transform, TransformResult)
+          else transform_table(table, transform, file=file_table, **(transform_options or {})))
+    return table, tr
+
 def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
                  transform: str | TransformResult = "clr", transform_options: dict | None = None,
                  responders: pd.DataFrame | None = None, response_column: str = "dcr_recist",
@@ -784,14 +799,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
     wilcoxon_options = dict(wilcoxon_options or {})
     _validate(table, samples, contrast, responders, response_column, covariates, subjects,
               file_table, file_samples)
-    if effect not in ("hodges_lehmann", "mean"):
-        raise InputError(Problem("config", "effect", f"unknown effect {effect!r}",
-                                 "use 'hodges_lehmann' or 'mean'"))
-    table = table.copy()
-    table.index = table.index.astype(str)
-    table.columns = table.columns.astype(str)
-    tr = (transform if isinstance(transform, TransformResult)
-          else transform_table(table, transform, file=file_table, **(transform_options or {})))
+    table, tr = _prepared_table(table, effect, transform, transform_options, file_table)
     tvals = tr.values
     name, pre, post = contrast["name"], contrast["pre"], contrast["post"]
     timepoints = list(contrast.get("timepoints", [pre, post]))
@@ -968,14 +976,7 @@ def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
     pseudo = {"name": name, "pre": baseline, "post": None}
     _validate(table, samples, pseudo, responders, response_column, covariates, subjects,
               file_table, file_samples)
-    if effect not in ("hodges_lehmann", "mean"):
-        raise InputError(Problem("config", "effect", f"unknown effect {effect!r}",
-                                 "use 'hodges_lehmann' or 'mean'"))
-    table = table.copy()
-    table.index = table.index.astype(str)
-    table.columns = table.columns.astype(str)
-    tr = (transform if isinstance(transform, TransformResult)
-          else transform_table(table, transform, file=file_table, **(transform_options or {})))
+    table, tr = _prepared_table(table, effect, transform, transform_options, file_table)
     frame = _sample_frame(table, samples, responders, response_column, covariates, subjects)
     frame = frame[(frame["timepoint"] == baseline) & frame["subject_id"].notna()]
     notes: list = []
