@@ -209,3 +209,12 @@ def test_fast_example_runs_end_to_end(name, tmp_path):
         t_row = results[(results["feature"] == subset) & (results["method"] == "paired_t")].iloc[0]
         assert t_row["effect"] == pytest.approx(np.mean(_logit(post) - _logit(pre)), rel=1e-9)
         assert t_row["p"] == pytest.approx(stats.ttest_rel(_logit(post), _logit(pre)).pvalue, rel=1e-6)
+
+    # nothing in the figures or the report pretends there is a response
+    for source in (tmp_path / "results/figures").rglob("*.source.tsv"):
+        text = source.read_text()
+        assert "Not evaluable" not in text and "no pairs" not in text, source
+    report = run_snakemake(tmp_path, "--configfile", str(config), "--report", str(tmp_path / "report.zip"))
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "WARNING" not in report.stderr, report.stderr[-3000:]
+    assert (tmp_path / "report.zip").stat().st_size > 0
