@@ -33,7 +33,10 @@ MODALITIES = ("taxa", "metabolites", "immune")
 
 
 def _demo_config() -> dict:
-    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    """The demo config without its tissue table (tests/test_tissue.py covers that one)."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    del config["modalities"]["tissue"]
+    return config
 
 
 def _copy_demo(workdir: Path) -> Path:
@@ -217,6 +220,12 @@ def test_baseline_only_plans_the_baseline_comparison_and_no_paired_jobs(baseline
     # the models link their features to the baseline comparison
     feature_table = _rule_blocks(text, "models_feature_table")
     assert feature_table and "differential/taxa/baseline_response.tsv" in feature_table[0]
+    # main figures 2 and 3 show the baseline comparison (PCoA by response, baseline volcanos)
+    mains = _rule_blocks(text, "plot_main_figure")
+    assert any("figures/diversity/taxa/baseline/pcoa_" in block
+               and "figures/differential/taxa/baseline/volcano" in block for block in mains)
+    assert any("figures/differential/metabolites/baseline/volcano" in block
+               and "figures/differential/immune/baseline/volcano" in block for block in mains)
 
 
 def test_crossover_plans_one_differential_job_per_intervention(crossover):

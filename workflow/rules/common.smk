@@ -174,6 +174,15 @@ def _main_figure_panels():
         "4": [[["integration/network"]], [[f"{P}integration/triads"]]],
         "5": [[[f"{P}models/roc"]], [["models/stability"]]],
     }
+    if not CONTRASTS:
+        # baseline-only: responders against non-responders at baseline
+        layouts["2"] = [
+            [[f"diversity/{m}/baseline/pcoa_{metric}" for m in taxa]],
+            [[f"differential/{m}/baseline/volcano" for m in taxa]],
+        ]
+        layouts["3"] = [
+            [[f"differential/{m}/baseline/volcano"] for m in metabolome + immune]
+        ]
     figures = {}
     for number, rows in layouts.items():
         kept = [[[s for s in cell if _main_panel(s)] for cell in row] for row in rows]
