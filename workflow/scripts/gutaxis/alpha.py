@@ -27,6 +27,7 @@ from scipy import stats
 from scipy.special import gammaln
 from skbio.diversity import alpha_diversity as skbio_alpha_diversity
 
+from gutaxis.clinical_checks import NON_RESPONDER, RESPONDER
 from gutaxis.errors import InputError, Problem, ProblemCollector
 from gutaxis.paired_design import pair_samples
 
@@ -57,7 +58,6 @@ LMM_COLUMNS = [
 ]
 NOT_COMPUTED_COLUMNS = ["sample_id", "metric", "reason"]
 
-RESPONDER, NON_RESPONDER = "responder", "non_responder"
 
 
 def _missing(values: pd.Series) -> pd.Series:

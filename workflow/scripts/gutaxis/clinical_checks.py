@@ -37,6 +37,9 @@ import pandas as pd
 
 from gutaxis.errors import ProblemCollector
 
+#: the labels of results/clinical/responders.tsv (an empty cell: not evaluable)
+RESPONDER, NON_RESPONDER = "responder", "non_responder"
+
 RECIST_CODES: tuple[str, ...] = ("CR", "PR", "SD", "PD", "NE")
 IRECIST_CODES: tuple[str, ...] = ("iCR", "iPR", "iSD", "iUPD", "iCPD", "NE")
 ABSCOPAL_CODES: tuple[str, ...] = ("yes", "no", "NE")

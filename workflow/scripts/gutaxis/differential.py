@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import special, stats
 from statsmodels.stats.multitest import multipletests
 
+from gutaxis.clinical_checks import NON_RESPONDER, RESPONDER
 from gutaxis.errors import InputError, Problem, ProblemCollector
 from gutaxis.mixed import build_design, fit_random_intercept
 from gutaxis.paired import (average_ranks, hodges_lehmann, paired_differences,
@@ -55,7 +56,6 @@ UNTESTED_COLUMNS = ["feature", "annotation", "modality", "contrast", "method", "
                     "n_subjects", "n_pairs"]
 DROPPED_COLUMNS = ["sample_id", "subject_id", "timepoint", "analysis", "reason"]
 METHOD_ORDER = ["paired_t", "wilcoxon", "lmm", "ols", "mann_whitney", "ancombc2"]
-RESPONDER, NON_RESPONDER = "responder", "non_responder"
 #: the ``contrast`` of the baseline responder comparison of a study without contrasts
 BASELINE_NAME = "baseline"
 

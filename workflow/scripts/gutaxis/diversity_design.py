@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from gutaxis.alpha import NON_RESPONDER, RESPONDER
+from gutaxis.clinical_checks import NON_RESPONDER, RESPONDER
 from gutaxis.errors import InputError, Problem, ProblemCollector
 from gutaxis.tables import read_sheet
 

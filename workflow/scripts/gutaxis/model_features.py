@@ -25,10 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gutaxis.clinical_checks import NON_RESPONDER, RESPONDER
 from gutaxis.errors import InputError, Problem, ProblemCollector
 from gutaxis.model_pipeline import NAME_SEPARATOR, Block
 
-RESPONDER, NON_RESPONDER = "responder", "non_responder"
 CLINICAL_BLOCK = "clinical"
 VIEWS_SPECIAL = ("change", "samples")
 EXCLUSION_COLUMNS = ["feature_set", "subject_id", "reason"]
