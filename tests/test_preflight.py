@@ -103,6 +103,25 @@ def test_sample_id_column_relabels_the_table(study, tmp_path):
     np.testing.assert_allclose(imported.table.loc["L1_baseline_BL", "CD8+ T cells"], 8.86)
 
 
+def test_sample_id_column_never_falls_back_to_sample_id(study):
+    # a table id missing from the id column must not be matched to a sample_id of that
+    # name: that would give one sample another sample's values
+    samples = pd.read_csv("samples.tsv", sep="\t", dtype=str, keep_default_na=False)
+    blood = samples["sample_type"] == "blood"
+    samples["flow_id"] = ""
+    samples.loc[blood, "flow_id"] = [f"F{i}" for i in range(1, blood.sum() + 1)]
+    samples.to_csv("samples.tsv", sep="\t", index=False)
+    immune = pd.read_csv("immune_subsets.tsv", sep="\t", index_col=0)
+    first = samples.loc[blood, "sample_id"].iloc[0]
+    immune.index = ["F2", first] + [f"F{i}" for i in range(3, len(immune) + 1)]
+    immune.to_csv("immune_subsets.tsv", sep="\t")
+    study["modalities"]["immune"]["options"]["sample_id_column"] = "flow_id"
+    with pytest.raises(InputError) as err:
+        validate_study(study)
+    message = str(err.value)
+    assert f"sample(s) {first}" in message and "not in column 'flow_id'" in message
+
+
 def test_sample_id_column_missing_from_the_sheet(study):
     study["modalities"]["immune"]["options"]["sample_id_column"] = "flow_id"
     with pytest.raises(InputError) as err:

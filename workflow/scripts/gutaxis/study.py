@@ -95,12 +95,22 @@ def sample_keys(samples: pd.DataFrame, id_column, sample_type: str, keep_technic
     return dict(zip(values, rows["sample_id"].astype(str)))
 
 
-def relabel_samples(table: pd.DataFrame, dropped: pd.DataFrame, keys: dict[str, str]):
+def relabel_samples(table: pd.DataFrame, dropped: pd.DataFrame, keys: dict[str, str],
+                    id_column: str = "", table_label: str = "", samples_label: str = ""):
     """Rename the table's samples (ids of ``sample_id_column``) to the sheet's sample_id.
 
-    Ids not in the sheet column keep their name (the sheet check then names them).
+    Every id must be in that sheet column: an id that is not is an error, never matched
+    to a ``sample_id`` of the same name (which could give one sample another's values).
     """
-    rename = {s: keys.get(id_key(s), str(s)) for s in table.index.astype(str)}
+    ids = pd.Index(table.index.astype(str))
+    unknown = [s for s in ids if id_key(s) not in keys]
+    if unknown:
+        shown = ", ".join(unknown[:8]) + (f" and {len(unknown) - 8} more" if len(unknown) > 8 else "")
+        raise InputError(Problem(table_label, f"sample(s) {shown}",
+                                 f"not in column '{id_column}' of {samples_label} (options.sample_id_column)",
+                                 f"add these ids to column '{id_column}' (rows with exclude: yes for samples "
+                                 "not to analyse)"))
+    rename = {s: keys[id_key(s)] for s in ids}
     table = table.rename(index=rename)
     table.index.name = "sample_id"
     if "sample_id" in dropped.columns and len(dropped):
@@ -181,7 +191,8 @@ def import_modality(
         raise InputError(problem)
     table, import_dropped = imported.table, imported.dropped
     if id_column:
-        table, import_dropped = relabel_samples(table, import_dropped, sheet_keys)
+        table, import_dropped = relabel_samples(table, import_dropped, sheet_keys, id_column, label,
+                                                samples_label)
     excluded = set(map(str, excluded))
     table = table.loc[~table.index.astype(str).isin(excluded)]
     if "sample_id" in import_dropped.columns:
