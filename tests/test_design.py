@@ -234,3 +234,23 @@ def test_no_survival_endpoints_skip_survival(study_dir):
     plan = load_study(config)["plan"]
     assert plan.survival_endpoints == {}
     assert dict(plan.skipped)["survival analyses"] == "clinical.survival_endpoints is empty"
+
+
+def test_an_excluded_row_needs_no_declared_timepoint_or_known_subject(study_dir):
+    # a flare visit of a withdrawn subject, excluded: no fake timepoint, no fake subject
+    edit_sheet(study_dir / "samples.tsv", lambda t: pd.concat([t, pd.DataFrame([{
+        "sample_id": "X9_flare_ST", "subject_id": "X9", "timepoint": "flare", "sample_type": "stool",
+        "exclude": "Yes", "exclude_reason": "flare visit of a withdrawn subject"}])], ignore_index=True).fillna(""))
+    study = load_study(good_config())
+    assert list(study["sheets"]["excluded"]["sample_id"]) == ["X9_flare_ST"]
+    # a kept row after the excluded one is still named by its own line of the file
+    edit_sheet(study_dir / "samples.tsv", lambda t: pd.concat([t, pd.DataFrame([{
+        "sample_id": "L1_late_ST", "subject_id": "L1", "timepoint": "late", "sample_type": "stool",
+        "exclude": "no", "exclude_reason": ""}])], ignore_index=True).fillna(""))
+    n_lines = len((study_dir / "samples.tsv").read_text().splitlines())
+    message = problems_of(good_config())
+    assert f"line {n_lines} (L1_late_ST)" in message and "flare" not in message
+    # an excluded row may not reuse another row's id
+    edit_sheet(study_dir / "samples.tsv", lambda t: t.assign(
+        sample_id=t["sample_id"].where(t["sample_id"] != "X9_flare_ST", "L1_post_ST")).iloc[:-1])
+    assert "an excluded sample shares its id with another row" in problems_of(good_config())

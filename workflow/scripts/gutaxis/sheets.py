@@ -97,9 +97,11 @@ def read_text_table(path: str | Path, label: str | None = None) -> pd.DataFrame:
 def _rows_text(table: pd.DataFrame, mask: pd.Series, id_column: str | None) -> str:
     """Describe offending rows as 'rows 3 (S01), 7 (S02)' using 1-based file line numbers."""
     positions = [i for i, flag in enumerate(mask.to_numpy()) if flag]
+    # a sheet as read keeps its row numbers in the index, also once rows are set aside
+    numbered = pd.api.types.is_integer_dtype(table.index)
     parts = []
     for pos in positions[:MAX_ROWS_LISTED]:
-        line = pos + 2  # header is line 1
+        line = (int(table.index[pos]) if numbered else pos) + 2  # header is line 1
         if id_column and id_column in table.columns and table.iloc[pos][id_column]:
             parts.append(f"{line} ({table.iloc[pos][id_column]})")
         else:
@@ -414,12 +416,24 @@ def load_sheets(config: dict) -> dict[str, pd.DataFrame]:
     subject_ids = set(subjects["subject_id"]) if subjects is not None and "subject_id" in subjects else set()
     excluded = pd.DataFrame(columns=[*DROPPED_COLUMNS], dtype=str)
     if samples is not None:
+        # excluded rows are set aside before the checks: a sample left out (a flare visit,
+        # a withdrawn subject) needs no declared timepoint or known subject, only an id
+        # that no other row uses and a reason
+        if "sample_id" in samples.columns:
+            if "exclude" in samples.columns:
+                samples["exclude"] = samples["exclude"].str.strip().str.lower()
+            full = samples
+            samples, excluded, problems = split_excluded(full, samples_label)
+            collector.problems.extend(problems)
+            clash = full["sample_id"].isin(set(excluded["sample_id"])) & full["sample_id"].duplicated(keep=False)
+            if clash.any():
+                collector.problems.append(Problem(
+                    samples_label, f"column 'sample_id', {_rows_text(full, clash, 'sample_id')}",
+                    "an excluded sample shares its id with another row",
+                    "give every row of the sample sheet its own sample_id"))
         collector.problems.extend(
             check_samples(samples, subject_ids, design["timepoints"], samples_label, subjects_label)
         )
-        if "sample_id" in samples.columns:
-            samples, excluded, problems = split_excluded(samples, samples_label)
-            collector.problems.extend(problems)
     ae_path = config.get("adverse_events") or ""
     if ae_path:
         try:
