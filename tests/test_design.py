@@ -254,3 +254,30 @@ def test_an_excluded_row_needs_no_declared_timepoint_or_known_subject(study_dir)
     edit_sheet(study_dir / "samples.tsv", lambda t: t.assign(
         sample_id=t["sample_id"].where(t["sample_id"] != "X9_flare_ST", "L1_post_ST")).iloc[:-1])
     assert "an excluded sample shares its id with another row" in problems_of(good_config())
+
+
+def test_crossover_timepoint_labels_shared_by_both_periods_are_refused(study_dir):
+    # every sample repeated in a second period under the same labels: the duplicate rule
+    # would otherwise pair a period-1 pre sample with a period-2 post sample
+    def two_periods(t):
+        first = t.assign(period=["1" if s else "" for s in t["subject_id"]])
+        second = first[first["subject_id"] != ""].assign(
+            sample_id=lambda x: x["sample_id"] + "_p2", period="2")
+        return pd.concat([first, second], ignore_index=True)
+
+    edit_sheet(study_dir / "samples.tsv", two_periods)
+    config = good_config()
+    config["design"]["study_type"] = "crossover"
+    message = problems_of(config)
+    assert "hold samples of more than one period" in message and "label the timepoints by intervention" in message
+
+
+def test_crossover_periods_written_as_numbers_are_one_period(study_dir):
+    # a spreadsheet writes 1.0; a hand-typed sheet 01: both are period 1
+    edit_sheet(study_dir / "samples.tsv", lambda t: t.assign(
+        period=[("1.0" if tp == "baseline" else "01") if s else "" for tp, s in zip(t["timepoint"], t["subject_id"])]))
+    config = good_config()
+    config["design"]["study_type"] = "crossover"
+    study = load_study(config)
+    periods = study["sheets"]["samples"]
+    assert set(periods.loc[periods["subject_id"] != "", "period"]) == {"1"}

@@ -286,6 +286,20 @@ def crossover_problems(samples: pd.DataFrame, contrasts: list, label: str) -> li
             f" and {len(empty) - 8} more" if len(empty) > 8 else ""),
             "the period is empty", "give the period (1, 2, ...) of every biological sample")]
     problems = []
+    # one timepoint label per intervention: a label shared by both periods would let the
+    # duplicate rule pair a pre sample of one period with a post sample of the other
+    periods = biological.groupby(["subject_id", "timepoint", "sample_type"])[PERIOD_COLUMN].nunique()
+    shared = periods[periods > 1]
+    if len(shared):
+        shown = ", ".join(f"{s} at {t}" for s, t, _ in shared.index[:5])
+        labels = sorted({t for _, t, _ in shared.index})
+        problems.append(Problem(
+            label, f"columns 'timepoint' and '{PERIOD_COLUMN}', subjects {shown}"
+            + (f" and {len(shared) - 5} more" if len(shared) > 5 else ""),
+            f"timepoint(s) {', '.join(labels)} hold samples of more than one period",
+            "label the timepoints by intervention (e.g. yogurt_pre, yogurt_post, oats_pre, oats_post) so "
+            "each contrast compares the pre and post sample of one period"))
+        return problems
     for contrast in contrasts:
         sides = []
         for side in ("pre", "post"):

@@ -422,6 +422,11 @@ def load_sheets(config: dict) -> dict[str, pd.DataFrame]:
         if "sample_id" in samples.columns:
             if "exclude" in samples.columns:
                 samples["exclude"] = samples["exclude"].str.strip().str.lower()
+            if "period" in samples.columns:
+                # 1, 01 and 1.0 (a spreadsheet's number) are one period
+                whole = samples["period"].str.strip().str.fullmatch(r"[0-9]+(\.0*)?")
+                samples.loc[whole, "period"] = samples.loc[whole, "period"].str.strip().map(
+                    lambda v: str(int(float(v))))
             full = samples
             samples, excluded, problems = split_excluded(full, samples_label)
             collector.problems.extend(problems)
