@@ -49,5 +49,5 @@ onsuccess:
 
 # a job that stopped on bad input says why here, after Snakemake's job blocks
 onerror:
-    print_run_summary()
+    print_run_summary(failed=True)
     print_input_errors()

@@ -216,7 +216,7 @@ def final_outputs():
     return FINAL_OUTPUTS
 
 
-def print_run_summary():
+def print_run_summary(failed=False):
     """At the end of a run: the study type and what was skipped, then the samples not
     analysed per modality with their reasons (results/qc/samples.tsv)."""
     print(f"gutaxis: {STUDY.summary()}", file=sys.stderr)
@@ -224,7 +224,9 @@ def print_run_summary():
         for line in lines():
             print(f"gutaxis: {line}", file=sys.stderr)
     status_path = Path("results/qc/samples.tsv")
-    if status_path.is_file():
+    # after a failed run, a table older than the run may not describe its inputs
+    fresh = status_path.is_file() and status_path.stat().st_mtime >= RUN_STARTED - 1
+    if status_path.is_file() and (fresh or not failed):
         import pandas as pd
 
         status = pd.read_csv(status_path, sep="\t", dtype=str, keep_default_na=False)
