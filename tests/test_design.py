@@ -281,3 +281,16 @@ def test_crossover_periods_written_as_numbers_are_one_period(study_dir):
     study = load_study(config)
     periods = study["sheets"]["samples"]
     assert set(periods.loc[periods["subject_id"] != "", "period"]) == {"1"}
+
+
+def test_crossover_covariate_that_the_period_determines_is_refused(study_dir):
+    # cohort = randomised sequence: lung takes the intervention in period 1, esophageal in 2
+    edit_sheet(study_dir / "samples.tsv", lambda t: t.assign(
+        period=[("1" if s.startswith("L") else "2") if s else "" for s in t["subject_id"]]))
+    config = good_config()
+    config["design"]["study_type"] = "crossover"
+    config["differential"] = {"covariates": ["cohort"]}
+    message = problems_of(config)
+    assert "the period is determined by 'cohort'" in message and "period_covariate: false" in message
+    config["differential"] = {"covariates": []}
+    assert load_study(config)["plan"].period == "period"

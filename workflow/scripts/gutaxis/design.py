@@ -232,6 +232,8 @@ def plan_study(config: dict, subjects: pd.DataFrame, samples: pd.DataFrame) -> t
     if study_type == "crossover":
         period = PERIOD_COLUMN
         problems += crossover_problems(samples, contrasts, samples_label)
+        if not problems:
+            problems += aliased_period_problems(config, subjects, samples, contrasts)
     plan = StudyPlan(study_type, response, definitions, contrasts, endpoints, period, frozenset(plots),
                      adverse_events, skipped)
     return plan, problems + clinical_problems(plan, subjects, label)
@@ -315,4 +317,39 @@ def crossover_problems(samples: pd.DataFrame, contrasts: list, label: str) -> li
                 "are in different periods",
                 "a contrast compares the pre and post sample of one intervention period; check the "
                 "timepoint and period of these samples"))
+    return problems
+
+
+def aliased_period_problems(config: dict, subjects: pd.DataFrame, samples: pd.DataFrame,
+                            contrasts: list) -> list[Problem]:
+    """A covariate of the differential mixed models that the period determines.
+
+    Within one contrast of a crossover, each subject contributes one period; when the
+    covariate is the randomised sequence (every subject of a cohort takes the
+    intervention in the same period), period and covariate are the same column and no
+    mixed model can be fitted. Said before any job runs, with the two ways out.
+    """
+    section = config.get("differential", {})
+    if not section.get("period_covariate", True):
+        return []
+    covariates = [c for c in section.get("covariates", []) if c in subjects.columns]
+    biological = samples[samples["subject_id"].astype(str) != ""]
+    problems = []
+    for contrast in contrasts:
+        rows = biological[biological["timepoint"].isin([contrast["pre"], contrast["post"]])]
+        if rows.empty:
+            continue
+        frame = rows[["subject_id", PERIOD_COLUMN]].merge(subjects, on="subject_id", how="left")
+        for covariate in covariates:
+            if frame[PERIOD_COLUMN].nunique() < 2:
+                break
+            per_level = frame.groupby(covariate)[PERIOD_COLUMN].nunique()
+            if len(per_level) > 1 and (per_level == 1).all():
+                problems.append(Problem(
+                    "config", "key 'differential.covariates'",
+                    f"within contrast '{contrast['name']}' the period is determined by '{covariate}' "
+                    "(each of its values takes this intervention in one period), so the mixed models "
+                    "cannot have both",
+                    f"remove '{covariate}' from differential.covariates (the period then stands for "
+                    "the sequence), or set differential.period_covariate: false"))
     return problems
