@@ -62,6 +62,16 @@ def test_metabolites_absent_from_one_file_are_missing_not_zero(tmp_path):
     assert res.table.loc["S2", "m1"] == 3.0 and np.isnan(res.table.loc["S2", "m2"])
 
 
+def test_absent_fill_follows_the_kind_not_the_reader(tmp_path):
+    # cell subsets in plain tables: a subset one file lacks was not measured there (NaN)
+    write_plain(tmp_path / "a.tsv", pd.DataFrame({"S1": [60.0, 40.0]}, index=["f1", "f2"]))
+    write_plain(tmp_path / "b.tsv", pd.DataFrame({"S2": [25.0]}, index=["f1"]))
+    res = read_table([tmp_path / "a.tsv", tmp_path / "b.tsv"], "plain", absent_fill=float("nan"))
+    assert not np.isnan(res.table.loc["S2", "f1"]) and np.isnan(res.table.loc["S2", "f2"])
+    zero = read_table([tmp_path / "a.tsv", tmp_path / "b.tsv"], "plain")
+    assert zero.table.loc["S2", "f2"] == 0.0
+
+
 def test_a_sample_in_two_files_names_both(tmp_path):
     write_plain(tmp_path / "a.tsv", pd.DataFrame({"S1": [1.0]}, index=["f1"]))
     write_plain(tmp_path / "b.tsv", pd.DataFrame({"S1": [1.0]}, index=["f2"]))

@@ -182,7 +182,10 @@ def import_modality(
     options = dict(spec.get("options") or {})
     id_column = options.pop("sample_id_column", None)
     label = path_label(spec["path"])
-    imported = read_table(spec["path"], spec["format"], **options)
+    # a feature absent from one of several files: not measured (NaN) for metabolites and
+    # cell subsets, not detected (0) for abundances
+    absent = float("nan") if spec["kind"] in ("metabolome", "immune") else None
+    imported = read_table(spec["path"], spec["format"], absent_fill=absent, **options)
     keep_technical = spec["kind"] == "metabolome"
     sheet_keys = sample_keys(samples, id_column, spec["sample_type"], keep_technical, label, samples_label)
     problem = orientation_problem(imported.table, set(sheet_keys), spec, label, id_column,

@@ -41,7 +41,7 @@ READERS = {
 FORMATS = tuple(READERS)
 
 
-def read_table(path, format: str, **options) -> ImportResult:
+def read_table(path, format: str, *, absent_fill: float | None = None, **options) -> ImportResult:
     """Read ``path`` written by a tool of family ``format`` with reader ``options``.
 
     Parameters
@@ -53,6 +53,11 @@ def read_table(path, format: str, **options) -> ImportResult:
         :func:`join_results`.
     format : str
         One of :data:`FORMATS` (case-insensitive; ``-`` and ``_`` are equivalent).
+    absent_fill : float, optional
+        For a list of files: what a feature absent from one file is in that file's
+        samples. Default by reader (:data:`MISSING_FILL`: 0 for abundances, NaN for
+        metabolome and immune readers); the workflow passes NaN for every modality of
+        kind metabolome or immune, whatever reader it uses.
     **options
         Keyword options of the reader (see each ``read_*`` function).
 
@@ -85,7 +90,7 @@ def read_table(path, format: str, **options) -> ImportResult:
         raise InputError(Problem(label, "path", "an empty list of files", "give one or more files"))
     if len(paths) == 1:
         return reader(paths[0], **options)
-    fill = MISSING_FILL.get(reader, 0.0)
+    fill = MISSING_FILL.get(reader, 0.0) if absent_fill is None else absent_fill
     return join_results([reader(p, **options) for p in paths], paths, fill)
 
 
