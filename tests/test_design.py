@@ -294,3 +294,11 @@ def test_crossover_covariate_that_the_period_determines_is_refused(study_dir):
     assert "the period is determined by 'cohort'" in message and "period_covariate: false" in message
     config["differential"] = {"covariates": []}
     assert load_study(config)["plan"].period == "period"
+
+
+def test_a_stale_response_primary_does_not_stop_a_study_without_response(study_dir):
+    config = good_config()
+    config["response"] = {"primary": "orr_recist_old"}
+    assert "'orr_recist_old' is not one of response.definitions" in problems_of(config)
+    config["design"]["study_type"] = "intervention"
+    assert load_study(config)["plan"].response is None

@@ -6,6 +6,7 @@ import copy
 
 import jsonschema
 
+from gutaxis.design import RESPONSE_TYPES
 from gutaxis.errors import InputError, Problem
 from gutaxis.sheets import load_schema
 
@@ -111,7 +112,9 @@ def meaning_problems(config: dict) -> list[Problem]:
             Problem(CONFIG_LABEL, "key 'design.contrasts'", "contrast names repeat", "give each contrast a unique name")
         )
     response = config["response"]
-    if response["primary"] and response["primary"] not in response["definitions"]:
+    # a study without response never reads it (the plan says so); a stale name is harmless there
+    if (response["primary"] and response["primary"] not in response["definitions"]
+            and config["design"]["study_type"] in RESPONSE_TYPES):
         problems.append(
             Problem(
                 CONFIG_LABEL,
