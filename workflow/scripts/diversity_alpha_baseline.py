@@ -7,15 +7,13 @@ sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd
 
 from gutaxis.alpha import BASELINE_TEST_COLUMNS, baseline_alpha_models, baseline_alpha_tests
-from gutaxis.diversity_design import alpha_design, call_significant
+from gutaxis.diversity_design import call_significant, read_alpha
 from gutaxis.runner import run
-from gutaxis.tables import read_sheet, write_tsv
+from gutaxis.tables import write_tsv
 
 
 def main(smk):
-    tidy = read_sheet(smk.input.alpha)
-    tidy["value"] = pd.to_numeric(tidy["value"], errors="coerce")
-    values, samples, subjects = alpha_design(tidy)
+    values, samples, subjects = read_alpha(smk.input.alpha)
     level = smk.params.significance_level
     baseline = smk.params.baseline
     if smk.params.response:

@@ -7,15 +7,13 @@ sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd
 
 from gutaxis.alpha import alpha_mixed_models, paired_alpha_tests
-from gutaxis.diversity_design import alpha_design, call_significant, full_design_timepoints
+from gutaxis.diversity_design import call_significant, full_design_timepoints, read_alpha
 from gutaxis.runner import run
-from gutaxis.tables import read_sheet, write_tsv
+from gutaxis.tables import write_tsv
 
 
 def main(smk):
-    tidy = read_sheet(smk.input.alpha)
-    tidy["value"] = pd.to_numeric(tidy["value"], errors="coerce")
-    values, samples, subjects = alpha_design(tidy)
+    values, samples, subjects = read_alpha(smk.input.alpha)
     level = smk.params.significance_level
     # without response the model is metric ~ timepoint + cohort (+ period) + (1|subject)
     options = {"response": smk.params.response, "covariates": ["period"] if smk.params.period else []}

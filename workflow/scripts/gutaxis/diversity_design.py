@@ -249,6 +249,13 @@ def alpha_design(tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     return values, samples, subjects
 
 
+def read_alpha(path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """:func:`alpha_design` of the tidy table ``results/diversity/<modality>/alpha.tsv``."""
+    tidy = read_sheet(path)
+    tidy["value"] = pd.to_numeric(tidy["value"], errors="coerce")
+    return alpha_design(tidy)
+
+
 def full_design_timepoints(timepoints: Sequence[str], baseline: str, present: Sequence[str]) -> list[str]:
     """Every design timepoint with data, baseline first (the LMM reference), then in time order."""
     present = set(present)
