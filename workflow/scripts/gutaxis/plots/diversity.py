@@ -308,10 +308,7 @@ def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataF
             ax.annotate("", xy=(x1, y1), xytext=(x0, y0), zorder=2,
                         arrowprops={"arrowstyle": "-|>", "color": colours[level], "lw": 0.6, "alpha": 0.7,
                                     "mutation_scale": 6, "shrinkA": 2, "shrinkB": 2})
-    percent = axes.set_index("axis")["percent_explained"]
-    for setter, a in ((ax.set_xlabel, axes_pair[0]), (ax.set_ylabel, axes_pair[1])):
-        value = percent.get(f"PC{a}", np.nan)
-        setter(f"PC{a} ({value:.1f}% of variance)" if np.isfinite(value) else f"PC{a}")
+    _label_pcoa_axes(ax, axes, axes_pair)
     rows = permanova
     if contrast is not None and "contrast" in rows.columns:
         rows = rows[rows["contrast"] == contrast]
@@ -469,6 +466,14 @@ def pcoa_baseline_data(coordinates: pd.DataFrame, axes_pair, baseline: str, resp
     return out.sort_values("sample_id", kind="stable").reset_index(drop=True)
 
 
+def _label_pcoa_axes(ax, axes: pd.DataFrame, axes_pair) -> None:
+    """``PC1 (20.3% of variance)`` on each axis, from the PCoA's ``percent_explained``."""
+    percent = axes.set_index("axis")["percent_explained"]
+    for setter, a in ((ax.set_xlabel, axes_pair[0]), (ax.set_ylabel, axes_pair[1])):
+        value = percent.get(f"PC{a}", np.nan)
+        setter(f"PC{a} ({value:.1f}% of variance)" if np.isfinite(value) else f"PC{a}")
+
+
 def plot_pcoa_baseline(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataFrame, axes_pair, metric: str,
                        style: dict, title: str = "", response: bool = True):
     """PCoA of the baseline samples coloured by response, with the baseline PERMANOVA.
@@ -490,10 +495,7 @@ def plot_pcoa_baseline(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.Dat
         if len(part):
             ax.scatter(part["x"], part["y"], s=10, color=colours[level], lw=0, alpha=0.8, zorder=3,
                        label=f"{RESPONSE_LABELS[level]} (n = {len(part)})")
-    percent = axes.set_index("axis")["percent_explained"]
-    for setter, a in ((ax.set_xlabel, axes_pair[0]), (ax.set_ylabel, axes_pair[1])):
-        value = percent.get(f"PC{a}", np.nan)
-        setter(f"PC{a} ({value:.1f}% of variance)" if np.isfinite(value) else f"PC{a}")
+    _label_pcoa_axes(ax, axes, axes_pair)
     rows = permanova[permanova["term"] == "response"] if "term" in permanova.columns else permanova.iloc[:0]
     stats = []
     for test, label in (("response_at_baseline", "response"), ("response_within_cohort", "within cohort")):
