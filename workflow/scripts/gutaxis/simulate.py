@@ -1074,15 +1074,19 @@ def simulate_immune(plan: SamplePlan, metab: MetabolomeSimulation, design: Study
     return ImmuneSimulation(subsets=subsets, percent=percent, effects=effects)
 
 
+def write_samples_wide(path: Path, sample_ids, columns, values: np.ndarray, decimals: int = 2) -> None:
+    """``sample_id`` + one column per feature, rows sorted by sample id, fixed decimals."""
+    order = np.argsort(sample_ids, kind="stable")
+    cells = format_fixed(values[order], decimals)
+    with open(path, "wb") as fh:
+        fh.write(("\t".join(["sample_id"] + list(columns)) + "\n").encode())
+        for sample, row in zip(sample_ids[order], cells):
+            fh.write(sample.encode() + row + b"\n")
+
+
 def write_immune(immune: ImmuneSimulation, plan: SamplePlan, path: Path) -> None:
     """Wide table: ``sample_id`` + one column per subset (% of parent, 2 decimals)."""
-    order = np.argsort(plan.blood["sample_id"].to_numpy(), kind="stable")
-    ids = plan.blood["sample_id"].to_numpy()[order]
-    cells = format_fixed(immune.percent[order], 2)
-    with open(path, "wb") as fh:
-        fh.write(("\t".join(["sample_id"] + list(immune.subsets["name"])) + "\n").encode())
-        for sample, row in zip(ids, cells):
-            fh.write(sample.encode() + row + b"\n")
+    write_samples_wide(path, plan.blood["sample_id"].to_numpy(), immune.subsets["name"], immune.percent)
 
 
 # =============================================================================================
@@ -1192,13 +1196,7 @@ def simulate_tissue(plan: SamplePlan, metab: MetabolomeSimulation, design: Study
 
 def write_tissue(tissue: TissueSimulation, path: Path) -> None:
     """Wide table: ``sample_id`` + one column per marker (cells/mm^2, 2 decimals)."""
-    order = np.argsort(tissue.sheet["sample_id"].to_numpy(), kind="stable")
-    ids = tissue.sheet["sample_id"].to_numpy()[order]
-    cells = format_fixed(tissue.density[order], 2)
-    with open(path, "wb") as fh:
-        fh.write(("\t".join(["sample_id"] + list(tissue.markers["name"])) + "\n").encode())
-        for sample, row in zip(ids, cells):
-            fh.write(sample.encode() + row + b"\n")
+    write_samples_wide(path, tissue.sheet["sample_id"].to_numpy(), tissue.markers["name"], tissue.density)
 
 
 def tissue_truth(tissue: TissueSimulation, metab: MetabolomeSimulation) -> dict[str, float]:
