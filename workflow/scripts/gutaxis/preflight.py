@@ -36,6 +36,7 @@ import pandas as pd
 
 from gutaxis.errors import Problem
 from gutaxis.importers._common import DECIMAL_COMMA, SEP_NAMES, UNCLASSIFIED_LABELS, open_text
+from gutaxis.sheets import id_key
 
 #: files up to this size are read whole (values checked); larger ones by header and ids only
 FULL_SCAN_BYTES = 32 * 1024 * 1024
@@ -62,11 +63,6 @@ def _listed(ids) -> str:
     ids = [str(i) for i in ids]
     more = f" and {len(ids) - LISTED} more" if len(ids) > LISTED else ""
     return ", ".join(ids[:LISTED]) + more
-
-
-def _id_key(value) -> str:
-    text = str(value).strip()
-    return str(int(float(text))) if re.fullmatch(r"\d+(\.0+)?", text) else text
 
 
 def _strip(names, pattern):
@@ -224,7 +220,7 @@ def _expected(samples: pd.DataFrame, spec: dict) -> dict[str, str]:
     if id_column:
         if id_column not in rows.columns:
             return {}
-        keys = rows[id_column].fillna("").astype(str).map(_id_key)
+        keys = rows[id_column].fillna("").astype(str).map(id_key)
         return {k: s for k, s in zip(keys, rows["sample_id"].astype(str)) if k}
     return {str(s): str(s) for s in rows["sample_id"]}
 
@@ -338,8 +334,8 @@ def _table_problems(name: str, spec: dict, samples: pd.DataFrame, cache: bool):
                    "immune": options.get("orientation", "samples_as_rows") == "samples_as_rows",
                    "metabolome": options.get("orientation", "auto") == "samples_as_rows"}.get(fmt, False)
         keys = set(expected)
-        in_header = sum(_id_key(h) in keys for h in header_ids)
-        in_rows = sum(_id_key(r) in keys for r in row_ids)
+        in_header = sum(id_key(h) in keys for h in header_ids)
+        in_rows = sum(id_key(r) in keys for r in row_ids)
         if fmt == "metabolome" and options.get("orientation", "auto") == "auto":
             as_rows = in_rows > in_header
         if fmt == "immune" and options.get("sample_column"):
@@ -360,7 +356,7 @@ def _table_problems(name: str, spec: dict, samples: pd.DataFrame, cache: bool):
                                   f"set options.orientation: {wanted} ({shape})"))
             continue
         for sid in ids:
-            found.setdefault(_id_key(sid), path)
+            found.setdefault(id_key(sid), path)
         totals = None
         if not as_rows and facts["col_totals"] is not None:
             totals = {h: facts["col_totals"].get(raw) for raw, h in zip(
@@ -369,7 +365,7 @@ def _table_problems(name: str, spec: dict, samples: pd.DataFrame, cache: bool):
         elif as_rows and facts["row_totals"] is not None:
             totals = dict(zip(row_ids, facts["row_totals"]))
         if totals and spec["kind"] in ("taxonomy", "function"):
-            zero += [(h, path) for h, t in totals.items() if t == 0 and _id_key(h) in keys]
+            zero += [(h, path) for h, t in totals.items() if t == 0 and id_key(h) in keys]
         if fmt in ("metaphlan", "plain"):
             errors += _composition_units(spec, facts["top_totals"] or totals, path)
         if fmt == "immune" and facts["max_value"] is not None:

@@ -9,6 +9,8 @@ Every problem of a file is collected and reported together as one
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import jsonschema
@@ -92,6 +94,15 @@ def read_text_table(path: str | Path, label: str | None = None) -> pd.DataFrame:
             Problem(label, "header", "the file looks comma-separated", "save it as tab-separated text (TSV)")
         )
     return table.apply(lambda col: col.str.strip())
+
+
+def id_key(value) -> str:
+    """A sample id as compared with the sheet: stripped, integers without leading zeros
+    or a trailing '.0' (``007``, ``7.0`` and ``7`` are the same id)."""
+    text = str(value).strip()
+    if re.fullmatch(r"\d+(\.0+)?", text):
+        return str(int(float(text)))
+    return text
 
 
 def _rows_text(table: pd.DataFrame, mask: pd.Series, id_column: str | None) -> str:
@@ -424,9 +435,7 @@ def load_sheets(config: dict) -> dict[str, pd.DataFrame]:
                 samples["exclude"] = samples["exclude"].str.strip().str.lower()
             if "period" in samples.columns:
                 # 1, 01 and 1.0 (a spreadsheet's number) are one period
-                whole = samples["period"].str.strip().str.fullmatch(r"[0-9]+(\.0*)?")
-                samples.loc[whole, "period"] = samples.loc[whole, "period"].str.strip().map(
-                    lambda v: str(int(float(v))))
+                samples["period"] = samples["period"].map(id_key)
             full = samples
             samples, excluded, problems = split_excluded(full, samples_label)
             collector.problems.extend(problems)

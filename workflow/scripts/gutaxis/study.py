@@ -15,7 +15,7 @@ from gutaxis.importers import read_table
 from gutaxis.preflight import path_problems
 from gutaxis.preflight import preflight as check_tables
 from gutaxis.reconcile import reconcile_with_sheet
-from gutaxis.sheets import load_sheets
+from gutaxis.sheets import id_key, load_sheets
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,6 @@ def path_label(path) -> str:
     if isinstance(path, (list, tuple)):
         return str(path[0]) if len(path) == 1 else f"{path[0]} (+{len(path) - 1} files)"
     return str(path)
-
-
-def id_key(value) -> str:
-    """A sample id as compared with the sheet: stripped, integers without leading zeros
-    or a trailing '.0' (``007``, ``7.0`` and ``7`` are the same id)."""
-    text = str(value).strip()
-    if re.fullmatch(r"\d+(\.0+)?", text):
-        return str(int(float(text)))
-    return text
 
 
 def sample_keys(samples: pd.DataFrame, id_column, sample_type: str, keep_technical: bool,
