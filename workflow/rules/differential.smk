@@ -7,9 +7,11 @@
 # features at once: paired t and Wilcoxon signed-rank on the within-subject
 # changes, random-intercept mixed models (time; time x response, the
 # "changes differently in responders" term), the baseline responder comparison
-# adjusted for the covariates, and ANCOM-BC2 as compositional sensitivity
-# analysis where configured. BH q values within each family (modality x
-# contrast x method x term). Outputs: results/differential/<modality>/;
+# adjusted for the covariates; for compositions every abundance effect is
+# corrected for the compositional bias (reference shift) and presence/absence
+# tests sit beside it; rank tests confirm the parametric calls
+# (sensitivity_agrees). BH q values within each family (modality x contrast x
+# method x term). Outputs: results/differential/<modality>/;
 # figures: results/figures/differential/<modality>/<contrast>/. Parameters come
 # only from the config's `differential` section (plus the design, the
 # modality's transform, the CLR pseudocount and the primary response
@@ -48,7 +50,8 @@ DIFFERENTIAL_SETTINGS = {
         "confidence",
         "wilcoxon_zero_method",
         "mixed_df",
-        "ancombc2_max_subjects",
+        "bias_correction",
+        "presence_tests",
     )
 } | {"covariates": DIFFERENTIAL_COVARIATES}
 # a study without contrasts but with a response: responders vs non-responders at
@@ -98,13 +101,17 @@ DIFFERENTIAL_TRANSFORM_OPTIONS = {
     )
     for m, spec in config["modalities"].items()
 }
-# Sensitivity method per modality (None: no sensitivity analysis).
+# Sensitivity analysis per modality (rank_tests or none).
 DIFFERENTIAL_SENSITIVITY = {
-    m: None if method == "none" else method
-    for m, method in (
-        (m, DIFFERENTIAL["sensitivity"].get(spec["kind"], "none"))
-        for m, spec in config["modalities"].items()
-    )
+    m: DIFFERENTIAL["sensitivity"].get(spec["kind"], "none")
+    for m, spec in config["modalities"].items()
+}
+# Compositions (proportions, zeros = not detected): bias correction and
+# presence/absence tests apply to them only.
+DIFFERENTIAL_COMPOSITIONAL = {
+    m: spec["kind"] in ("taxonomy", "function")
+    and spec.get("transform", "none") in ("clr", "rclr")
+    for m, spec in config["modalities"].items()
 }
 # Name of the scale the effects are on, for axis labels (processed metabolomics
 # is log2 already, hence transform none).
@@ -189,7 +196,7 @@ rule differential:
     resources:
         # the transformed table, the change matrix and the mixed models'
         # per-subject statistics (chunks of 2,000 features) are a few copies
-        # of the input; ANCOM-BC2 (taxa) dominates the run time of the demo
+        # of the input
         mem_mb=lambda wc, input, attempt: max(2000, 15 * input.size_mb) * attempt,
         runtime=lambda wc, input, attempt: max(15, input.size_mb // 2) * attempt,
     params:
@@ -202,6 +209,7 @@ rule differential:
         timepoints=lambda wc: DIFFERENTIAL_TIMEPOINTS[wc.contrast],
         response_column=RESPONSE,
         sensitivity=lambda wc: DIFFERENTIAL_SENSITIVITY[wc.modality],
+        compositional=lambda wc: DIFFERENTIAL_COMPOSITIONAL[wc.modality],
         settings=DIFFERENTIAL_SETTINGS,
         table_label=lambda wc: config["modalities"][wc.modality]["path"],
         samples_label=config["samples"],
@@ -254,6 +262,8 @@ rule differential_baseline:
         baseline=config["design"]["baseline"],
         baseline_name="baseline",
         response_column=RESPONSE,
+        sensitivity=lambda wc: DIFFERENTIAL_SENSITIVITY[wc.modality],
+        compositional=lambda wc: DIFFERENTIAL_COMPOSITIONAL[wc.modality],
         settings=DIFFERENTIAL_SETTINGS,
         table_label=lambda wc: config["modalities"][wc.modality]["path"],
         samples_label=config["samples"],

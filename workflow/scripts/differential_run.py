@@ -64,6 +64,14 @@ def prevalence_filter(table, frame_ids, settings, modality, contrast, annotation
     return table[kept], untested, result.parameters
 
 
+def compositional_options(p) -> dict:
+    """Bias correction and presence tests: compositions only (proportions, 0 = not detected)."""
+    if not p.compositional:
+        return {"bias_correction": "none", "presence_tests": False}
+    return {"bias_correction": p.settings["bias_correction"],
+            "presence_tests": p.settings["presence_tests"]}
+
+
 def write_common(smk, result, notes, untested_filter) -> pd.DataFrame:
     """The tables of a contrast and of the baseline comparison alike; returns the untested rows."""
     untested = pd.concat([untested_filter, result.untested], ignore_index=True)
@@ -146,6 +154,7 @@ def main(smk):
             subjects=subjects, annotations=annotations, modality=modality,
             alpha=settings["alpha"], min_group_size=settings["min_group_size"],
             effect=settings["effect"], confidence=settings["confidence"], name=name,
+            sensitivity=p.sensitivity, **compositional_options(p),
             file_table=p.table_label, file_samples=p.samples_label)
         write_common(smk, result, notes, untested_filter)
         write_feature_table(transformed.values, smk.output.transformed)
@@ -160,8 +169,8 @@ def main(smk):
         min_group_size=settings["min_group_size"], methods=settings["methods"],
         wilcoxon_options={"zero_method": settings["wilcoxon_zero_method"]},
         effect=settings["effect"], confidence=settings["confidence"],
-        sensitivity=p.sensitivity, mixed_df=settings["mixed_df"],
-        ancombc2_max_subjects=settings["ancombc2_max_subjects"], file_table=p.table_label, file_samples=p.samples_label)
+        sensitivity=p.sensitivity, mixed_df=settings["mixed_df"], **compositional_options(p),
+        file_table=p.table_label, file_samples=p.samples_label)
 
     untested = write_common(smk, result, notes, untested_filter)
     write_tsv(result.model_fits, smk.output.model_fits)

@@ -15,14 +15,30 @@ scale), the sample sheet, optional responder labels and a contrast such as
 * ``ols``, ``response[responder]``: baseline difference adjusted for covariates;
 * ``mann_whitney``, ``response[responder]``: unadjusted baseline difference;
   effect = Hodges-Lehmann shift;
-* ``ancombc2``, ``timepoint[post]``: compositional sensitivity analysis (taxa).
+* compositions only (``presence_tests=True``), presence/absence beside abundance
+  (:mod:`gutaxis.prevalence`): ``presence_mcnemar`` (``timepoint[post]``, exact
+  McNemar on the discordant pairs), ``presence_interaction``
+  (``timepoint[post]:response[responder]``, the discordant pairs of responders
+  vs non-responders) and ``presence_fisher`` (``response[responder]`` at
+  ``pre``, Fisher's exact test).
 
-Effects are on the transformed scale (``effect_scale``); ``fold_change`` is
-``log_base ** effect`` with the transform's base (see
-:mod:`gutaxis.transforms`). Benjamini-Hochberg q values are computed within
-each family = modality x contrast x method x term (the ``family`` column).
-Features that could not be tested go to ``untested`` with the reason; samples
-not used go to ``dropped_samples``; nothing is dropped silently.
+Compositions (``bias_correction="mode"``): every abundance effect is corrected
+for the compositional bias with the reference shift of
+:mod:`gutaxis.reference_shift` and estimates an *absolute* change under the
+assumption that most features do not change; the uncorrected relative effect
+stays in the columns ``relative_effect``/``relative_ci_*``/``relative_p`` and
+makes no call.
+
+Effects are on the transformed scale (``effect_scale`` says which, and whether
+relative or absolute); ``fold_change`` is ``log_base ** effect`` with the
+transform's base (see :mod:`gutaxis.transforms`). Benjamini-Hochberg q values
+are computed within each family = modality x contrast x method x term (the
+``family`` column). ``sensitivity_agrees`` (``sensitivity="rank_tests"``): for a
+called parametric row, whether the rank test of the same contrast (Wilcoxon for
+the change, Mann-Whitney for the baseline difference) itself calls the same
+direction at q < alpha. Features that could not be tested go to ``untested``
+with the reason; samples not used go to ``dropped_samples``; nothing is dropped
+silently.
 
 The two mixed models are ``y ~ timepoint + covariates + (1|subject)`` on all
 subjects and ``y ~ timepoint * response + covariates + (1|subject)`` on
@@ -44,6 +60,7 @@ from gutaxis.errors import InputError, Problem, ProblemCollector
 from gutaxis.mixed import build_design, fit_random_intercept
 from gutaxis.paired import (average_ranks, hodges_lehmann, paired_differences,
                             paired_t_test, pair_samples, wilcoxon_signed_rank)
+from gutaxis.reference_shift import ASSUMPTION, kernel_mode, reference_feature
 from gutaxis.transforms import TransformResult, transform_table
 
 RESULT_COLUMNS = [
@@ -51,11 +68,20 @@ RESULT_COLUMNS = [
     "n_pairs", "prevalence", "mean_abundance", "effect", "ci_low", "ci_high", "p", "q",
     "direction", "fold_change", "fold_change_ci_low", "fold_change_ci_high",
     "effect_scale", "sensitivity_agrees", "family", "model", "note",
+    "relative_effect", "relative_ci_low", "relative_ci_high", "relative_p", "reference_shift",
+    "prevalence_q", "prevalence_direction", "joint_call",
 ]
 UNTESTED_COLUMNS = ["feature", "annotation", "modality", "contrast", "method", "reason",
                     "n_subjects", "n_pairs"]
 DROPPED_COLUMNS = ["sample_id", "subject_id", "timepoint", "analysis", "reason"]
-METHOD_ORDER = ["paired_t", "wilcoxon", "lmm", "ols", "mann_whitney", "ancombc2"]
+METHOD_ORDER = ["paired_t", "wilcoxon", "lmm", "ols", "mann_whitney", "presence_mcnemar",
+                "presence_interaction", "presence_fisher"]
+#: presence/absence tests (compositions): their effect is a log odds ratio of presence
+PRESENCE_METHODS = ("presence_mcnemar", "presence_interaction", "presence_fisher")
+#: the rank test whose call confirms a parametric row of the same term (``sensitivity_agrees``)
+SENSITIVITY_METHODS = ("rank_tests", "none")
+#: bias corrections of compositional effects
+BIAS_CORRECTIONS = ("mode", "none")
 #: the ``contrast`` of the baseline responder comparison of a study without contrasts
 BASELINE_NAME = "baseline"
 
@@ -435,11 +461,26 @@ def _untested(features, method, reasons, n_subjects, n_pairs) -> pd.DataFrame:
 # --------------------------------------------------------------------------
 
 def _paired_analysis(raw, tvals, frame, pre, post, min_pairs, wilcoxon_options, confidence,
-                     hl_effect):
+                     hl_effect, reference=None):
+    """Paired t and Wilcoxon rows of the change ``post - pre``.
+
+    With ``reference`` (per-sample values of the reference feature), the
+    change of ``tvals - reference`` is tested (the bias-corrected log-ratio),
+    and a pair where the feature is not detected (0) at both timepoints
+    contributes a change of exactly 0: below detection twice is no evidence of
+    change, whereas the reference moving between the two samples would
+    otherwise turn it into one.
+    """
     design = pair_samples(frame.reset_index(), pre, post)
     dropped = [_dropped_rows(frame.loc[design.unpaired["sample_id"]], "paired",
                              design.unpaired["reason"].to_numpy())] if len(design.unpaired) else []
-    diff = paired_differences(tvals, design.pairs)
+    if reference is None:
+        diff = paired_differences(tvals, design.pairs)
+    else:
+        diff = paired_differences(tvals.sub(reference, axis=0), design.pairs)
+        both_zero = ((raw.loc[design.pairs["pre_sample"]].to_numpy() == 0)
+                     & (raw.loc[design.pairs["post_sample"]].to_numpy() == 0))
+        diff = diff.mask(both_zero & diff.notna().to_numpy(), 0.0)
     features = tvals.columns.astype(str)
     n_pairs = (~diff.isna()).sum(axis=0).to_numpy()
     d = diff.to_numpy()
@@ -637,77 +678,124 @@ def _baseline_analysis(raw, tvals, frame, pre, covariates, min_group_size, confi
     return rows, untested, dropped, formulas
 
 
-def _ancombc2_analysis(raw, pairs, features, pre, post, confidence, notes, max_subjects=None):
-    """ANCOM-BC2 on the paired samples with subject as a fixed blocking factor.
+def _presence(raw: pd.DataFrame) -> pd.DataFrame:
+    """1.0 where a feature is detected (> 0), 0.0 where not, NaN where missing."""
+    vals = raw.to_numpy(dtype=float)
+    return pd.DataFrame(np.where(np.isnan(vals), np.nan, (vals > 0).astype(float)),
+                        index=raw.index, columns=raw.columns)
 
-    Its cost grows with features x subjects^3 (one fixed effect per subject), so
-    above ``max_subjects`` paired subjects it is skipped with a note and every
-    feature is listed as untested with that reason.
+
+def _presence_analysis(raw, frame, design, pre, post, with_response, min_pairs,
+                       min_group_size, confidence):
+    """Presence/absence tests beside the abundance tests (compositions).
+
+    ``presence_mcnemar`` (paired: exact McNemar on the discordant pairs),
+    ``presence_interaction`` (does the share of pairs that gain rather than
+    lose the feature differ between responders and non-responders: Fisher's
+    exact test on the discordant pairs, the conditional-logistic interaction of
+    1:1 matched binary data) and ``presence_fisher`` (detected in responders vs
+    non-responders at ``pre``: Fisher's exact test).
     """
-    from skbio.stats.composition import ancombc2
+    from gutaxis.prevalence import (discordant_interaction_test, fisher_presence_test,
+                                    paired_presence_test)
 
-    term = f"timepoint[{post}]"
-    model = "ancombc2: feature ~ timepoint + subject_id (subject as fixed block)"
-    if max_subjects is not None and len(pairs) > max_subjects:
-        reason = (f"ancombc2 skipped: {len(pairs)} paired subjects > differential.ancombc2_max_subjects "
-                  f"= {max_subjects} (its cost grows with the cube of the subjects)")
-        notes.append(("ancombc2", reason))
-        return [], [_untested(pd.Index(features), "ancombc2", reason, len(pairs), len(pairs))]
-    samples = list(pairs["pre_sample"]) + list(pairs["post_sample"])
-    meta = pd.DataFrame({
-        "timepoint": pd.Categorical([pre] * len(pairs) + [post] * len(pairs), [pre, post]),
-        "subject_id": pd.Categorical(list(pairs["subject_id"].astype(str)) * 2)},
-        index=pd.Index(samples, name="sample_id"))
-    counts = raw.loc[samples, list(features)]
-    nonzero = (counts > 0).sum(axis=0)
-    usable = nonzero.index[nonzero >= 2]
-    untested = [_untested(nonzero.index[nonzero < 2], "ancombc2",
-                          "fewer than two non-zero values in the paired samples",
-                          len(pairs), len(pairs))] if (nonzero < 2).any() else []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = ancombc2(counts[usable], meta, formula="timepoint + subject_id", p_adjust=None)
-        table = res.result if hasattr(res, "result") else res
-        part = table.xs(f"timepoint[T.{post}]", level="Covariate")
-    except Exception as err:  # the sensitivity analysis must never stop the main one
-        msg = f"ancombc2 failed: {type(err).__name__}: {err}"
-        notes.append(("ancombc2", msg))
-        return [], untested + [_untested(usable, "ancombc2", msg, len(pairs), len(pairs))]
-    # no wall-clock time here: the same inputs must give byte-identical tables
-    notes.append(("ancombc2", f"ran on {len(samples)} samples x {len(usable)} features"))
-    part = part.reindex(usable.astype(str))
-    lfc, se, p = (part[c].to_numpy(dtype=float) for c in ("Log(FC)", "SE", "pvalue"))
-    good = np.isfinite(lfc) & np.isfinite(p)
-    if (~good).any():
-        untested.append(_untested(usable[~good], "ancombc2", "ancombc2 returned no estimate",
-                                  len(pairs), len(pairs)))
-    z = special.ndtri(0.5 + confidence / 2)
-    prevalence, mean_ab = _abundance_summary(raw[usable], samples)
-    rows = [_rows(usable[good], "ancombc2", term, model, n_subjects=len(pairs),
-                  n_pairs=len(pairs), prevalence=prevalence[good], mean_abundance=mean_ab[good],
-                  effect=lfc[good], ci_low=lfc[good] - z * se[good],
-                  ci_high=lfc[good] + z * se[good], p=p[good],
-                  note="effect: bias-corrected natural-log fold change; CI normal approx.")]
+    rows, untested = [], []
+    features = raw.columns.astype(str)
+    present = _presence(raw)
+    if design is not None and len(design.pairs):
+        pre_p = present.loc[design.pairs["pre_sample"]].to_numpy()
+        post_p = present.loc[design.pairs["post_sample"]].to_numpy()
+        res = paired_presence_test(pre_p, post_p, confidence)
+        n = res["n_pairs"].to_numpy()
+        ok = n >= min_pairs
+        if (~ok).any():
+            untested.append(_untested(features[~ok], "presence_mcnemar",
+                                      [f"too few pairs (n={k} < min_pairs={min_pairs})"
+                                       for k in n[~ok]], n[~ok], n[~ok]))
+        common = dict(n_subjects=n[ok], n_pairs=n[ok], prevalence=np.nan, mean_abundance=np.nan)
+        rows.append(_rows(features[ok], "presence_mcnemar", f"timepoint[{post}]",
+                          f"exact McNemar test of detection (> 0), {post} vs {pre}",
+                          effect=res["effect"].to_numpy()[ok], ci_low=res["ci_low"].to_numpy()[ok],
+                          ci_high=res["ci_high"].to_numpy()[ok], p=res["p"].to_numpy()[ok],
+                          note=[f"lost in {a}, gained in {b} of {c} pairs" for a, b, c in zip(
+                              res["n_lost"].to_numpy()[ok], res["n_gained"].to_numpy()[ok],
+                              n[ok])], **common))
+        if with_response:
+            labels = frame.drop_duplicates("subject_id").set_index("subject_id")["response"]
+            lab = design.pairs["subject_id"].astype(str).map(labels)
+            keep = lab.notna().to_numpy()
+            if lab[keep].nunique() == 2:
+                lost = np.where(np.isnan(pre_p) | np.isnan(post_p), np.nan,
+                                (pre_p == 1) & (post_p == 0))[keep]
+                gained = np.where(np.isnan(pre_p) | np.isnan(post_p), np.nan,
+                                  (pre_p == 0) & (post_p == 1))[keep]
+                inter = discordant_interaction_test(
+                    lost, gained, (lab[keep] == RESPONDER).to_numpy(), confidence)
+                nk = int(keep.sum())
+                rows.append(_rows(
+                    features, "presence_interaction", f"timepoint[{post}]:response[{RESPONDER}]",
+                    "Fisher's exact test: gained vs lost among discordant pairs, responders vs "
+                    "non-responders", n_subjects=nk, n_pairs=nk, prevalence=np.nan,
+                    mean_abundance=np.nan, effect=inter["effect"].to_numpy(),
+                    ci_low=inter["ci_low"].to_numpy(), ci_high=inter["ci_high"].to_numpy(),
+                    p=inter["p"].to_numpy()))
+    if with_response:
+        base = frame[(frame["timepoint"] == pre) & frame["response"].notna()]
+        is_resp = (base["response"] == RESPONDER).to_numpy()
+        if is_resp.any() and (~is_resp).any():
+            vals = present.loc[base.index].to_numpy()
+            res = fisher_presence_test(vals[is_resp], vals[~is_resp], confidence)
+            n1 = (~np.isnan(vals[is_resp])).sum(axis=0)
+            n2 = (~np.isnan(vals[~is_resp])).sum(axis=0)
+            ok = np.minimum(n1, n2) >= min_group_size
+            if (~ok).any():
+                untested.append(_untested(features[~ok], "presence_fisher",
+                                          "too few samples per response group", n1[~ok] + n2[~ok],
+                                          np.nan))
+            rows.append(_rows(features[ok], "presence_fisher", f"response[{RESPONDER}]",
+                              f"Fisher's exact test of detection (> 0) at '{pre}', responder vs "
+                              "non_responder", n_subjects=(n1 + n2)[ok], n_pairs=np.nan,
+                              prevalence=np.nan, mean_abundance=np.nan,
+                              effect=res["effect"].to_numpy()[ok],
+                              ci_low=res["ci_low"].to_numpy()[ok],
+                              ci_high=res["ci_high"].to_numpy()[ok], p=res["p"].to_numpy()[ok]))
     return rows, untested
 
 
-def _agreement(results: pd.DataFrame, term: str, alpha: float) -> pd.Series:
-    """Main method vs ANCOM-BC2: same sign and both significant, or both not."""
-    agree = pd.Series(pd.NA, index=results.index, dtype="boolean")
-    sens = results[(results["method"] == "ancombc2") & (results["term"] == term)]
-    if sens.empty:
-        return agree
-    sens = sens.set_index("feature")
-    main = results[(results["term"] == term) & (results["method"] != "ancombc2")
-                   & results["feature"].isin(sens.index)]
-    s = sens.loc[main["feature"]]
-    sig_main = (main["q"] < alpha).to_numpy()
-    sig_sens = (s["q"] < alpha).to_numpy()
-    same_sign = np.sign(main["effect"].to_numpy()) == np.sign(s["effect"].to_numpy())
-    agree.loc[main.index] = (sig_main & sig_sens & same_sign) | (~sig_main & ~sig_sens)
-    return agree
+def _agreement(results: pd.DataFrame, alpha: float, sensitivity: str) -> pd.Series:
+    """Whether the rank test of the same term calls the same direction (called rows only).
 
+    A called ``paired_t`` or ``lmm`` row of a ``timepoint[...]`` term is
+    confirmed by the ``wilcoxon`` row of the same feature and term, a called
+    ``ols`` or ``lmm`` row of ``response[...]`` by the ``mann_whitney`` row:
+    True when that rank test itself has q < alpha with the same sign, False
+    when it does not; empty for rows not called, for the rank tests
+    themselves and for terms without a rank test (interactions).
+    """
+    agree = pd.Series(pd.NA, index=results.index, dtype="boolean")
+    if sensitivity == "none" or results.empty:
+        return agree
+    sens_of = {"paired_t": "wilcoxon", "lmm": None, "ols": "mann_whitney"}
+    key = results["feature"] + "|" + results["term"]
+    for method, partner in sens_of.items():
+        rows = results[(results["method"] == method) & (results["q"] < alpha)]
+        if rows.empty:
+            continue
+        if partner is None:  # lmm: the Wilcoxon for time terms, Mann-Whitney for response
+            partner_of = np.where(rows["term"].str.startswith("response["), "mann_whitney",
+                                  np.where(rows["term"].str.contains(":"), "", "wilcoxon"))
+        else:
+            partner_of = np.full(len(rows), partner)
+        sens = results[results["method"].isin(["wilcoxon", "mann_whitney"])]
+        lookup = pd.Series(list(zip(sens["q"], np.sign(sens["effect"]))),
+                           index=sens["method"] + "|" + key[sens.index])
+        want = pd.Series(partner_of, index=rows.index) + "|" + key[rows.index]
+        found = want.map(lookup)
+        has = found.notna() & (pd.Series(partner_of, index=rows.index) != "")
+        for idx in rows.index[has.to_numpy()]:
+            q_s, sign_s = found[idx]
+            agree[idx] = bool((q_s < alpha) and sign_s == np.sign(results.at[idx, "effect"]))
+    return agree
 
 
 def _prepared_table(table: pd.DataFrame, effect: str, transform, transform_options,
@@ -732,9 +820,9 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
                  modality: str = "", alpha: float = 0.1, min_pairs: int = 5,
                  min_group_size: int = 3, methods=("paired", "mixed", "baseline"),
                  wilcoxon_options: dict | None = None, effect: str = "hodges_lehmann",
-                 confidence: float = 0.95, sensitivity: str | None = None,
-                 mixed_df: str = "between_within", ancombc2_max_subjects: int | None = None,
-                 file_table: str = "feature table",
+                 confidence: float = 0.95, sensitivity: str = "rank_tests",
+                 mixed_df: str = "between_within", bias_correction: str = "none",
+                 presence_tests: bool = False, file_table: str = "feature table",
                  file_samples: str = "samples.tsv") -> DifferentialResult:
     """Run one contrast on one feature table.
 
@@ -786,8 +874,19 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
         Effect reported on rank-test rows.
     confidence : float
         Level of every confidence interval.
-    sensitivity : {"ancombc2", None}
-        Compositional sensitivity analysis of the paired change (taxa).
+    sensitivity : {"rank_tests", "none"}
+        ``rank_tests``: ``sensitivity_agrees`` of a called parametric row says
+        whether the rank test of the same term calls the same direction.
+    mixed_df : {"between_within", "z"}
+        Reference distribution of the mixed-model tests.
+    bias_correction : {"mode", "none"}
+        ``mode`` (compositions): every abundance effect is corrected by the
+        reference shift (:mod:`gutaxis.reference_shift`) of its method and
+        term, and estimates an absolute change if most features do not
+        change; the relative effect moves to ``relative_*``.
+    presence_tests : bool
+        Add the presence/absence tests (compositions, where 0 means not
+        detected).
     file_table, file_samples : str
         Names used in error messages.
 
@@ -797,6 +896,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
     """
     covariates = tuple(covariates or ())
     wilcoxon_options = dict(wilcoxon_options or {})
+    _check_options(sensitivity, bias_correction)
     _validate(table, samples, contrast, responders, response_column, covariates, subjects,
               file_table, file_samples)
     table, tr = _prepared_table(table, effect, transform, transform_options, file_table)
@@ -810,17 +910,37 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
     rows, untested, dropped, fits, coefs, formulas = [], [], [], [], [], {}
     hl_effect = effect == "hodges_lehmann"
     design = None
+    corrected = bias_correction == "mode"
+
+    def paired(values, reference=None):
+        return _paired_analysis(raw, values, frame, pre, post, min_pairs, wilcoxon_options,
+                                confidence, hl_effect, reference=reference)
+
+    def mixed(values, note_list):
+        return _mixed_analysis(raw, values, frame, timepoints, covariates,
+                               responders is not None, min_pairs, confidence, note_list,
+                               df_method=mixed_df)
+
+    def baseline(values, note_list):
+        return _baseline_analysis(raw, values, frame, pre, covariates, min_group_size,
+                                  confidence, note_list, hl_effect)
+
     if "paired" in methods:
-        design, r, u, dr = _paired_analysis(raw, tvals, frame, pre, post, min_pairs,
-                                            wilcoxon_options, confidence, hl_effect)
+        design, r, u, dr = paired(tvals)
+        if corrected:
+            r, lost = _reference_corrected(r, tvals, "paired_t", notes,
+                                           lambda z: paired(tvals, reference=z)[1])
+            untested += lost
         rows += r
         untested += u
         dropped += dr
         formulas["paired"] = f"{post} - {pre} within subject (paired t, Wilcoxon signed-rank)"
     if "mixed" in methods:
-        r, u, dr, f, fi, co = _mixed_analysis(raw, tvals, frame, timepoints, covariates,
-                                              responders is not None, min_pairs, confidence,
-                                              notes, df_method=mixed_df)
+        r, u, dr, f, fi, co = mixed(tvals, notes)
+        if corrected:
+            r, lost = _reference_corrected(r, tvals, "lmm", notes,
+                                           lambda z: mixed(tvals.sub(z, axis=0), [])[0])
+            untested += lost
         notes.append(("lmm", "tests and intervals: " + (
             "Wald z (as statsmodels MixedLM)" if mixed_df == "z" else
             "Student t with between-within degrees of freedom (column df of the coefficients)")))
@@ -831,57 +951,174 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
         fits += fi
         coefs += co
     if "baseline" in methods and responders is not None:
-        r, u, dr, f = _baseline_analysis(raw, tvals, frame, pre, covariates, min_group_size,
-                                         confidence, notes, hl_effect)
+        r, u, dr, f = baseline(tvals, notes)
+        if corrected:
+            r, lost = _reference_corrected(r, tvals, "ols", notes,
+                                           lambda z: baseline(tvals.sub(z, axis=0), [])[0])
+            untested += lost
         rows += r
         untested += u
         dropped += dr
         formulas.update(f)
     elif "baseline" in methods:
         notes.append(("baseline", "skipped: no responder labels given"))
-    if sensitivity == "ancombc2":
+    if presence_tests:
         if design is None:
             design = pair_samples(frame.reset_index(), pre, post)
-        tested = set()
-        for part in rows:
-            tested |= set(part.loc[part["method"] == "paired_t", "feature"])
-        feats = [f for f in tvals.columns if f in tested] or list(tvals.columns)
-        r, u = _ancombc2_analysis(raw, design.pairs, feats, pre, post, confidence, notes,
-                                  max_subjects=ancombc2_max_subjects)
+        r, u = _presence_analysis(raw, frame, design, pre, post, responders is not None,
+                                  min_pairs, min_group_size, confidence)
         rows += r
         untested += u
-        formulas["ancombc2"] = "feature ~ timepoint + subject_id (ANCOM-BC2, paired samples)"
-    elif sensitivity is not None:
-        raise InputError(Problem("config", "sensitivity", f"unknown method {sensitivity!r}",
-                                 "use 'ancombc2' or leave it empty"))
+        formulas["presence"] = ("detected (> 0) or not: exact McNemar test of the pairs "
+                                "(Fisher's exact test between response groups)")
 
     return _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotations,
-                     annotation_column, modality, name, alpha, agreement_term=f"timepoint[{post}]")
+                     annotation_column, modality, name, alpha, sensitivity, corrected)
+
+
+def _check_options(sensitivity, bias_correction):
+    if sensitivity not in SENSITIVITY_METHODS:
+        hint = (" (ANCOM-BC2 was removed: with subject as a fixed block it called 51% of the "
+                "taxa on a label-swap null)" if sensitivity == "ancombc2" else "")
+        raise InputError(Problem("config", "differential.sensitivity",
+                                 f"unknown sensitivity method {sensitivity!r}{hint}",
+                                 "use 'rank_tests' or 'none'"))
+    if bias_correction not in BIAS_CORRECTIONS:
+        raise InputError(Problem("config", "differential.bias_correction",
+                                 f"unknown bias correction {bias_correction!r}",
+                                 "use 'mode' or 'none'"))
+
+
+def _reference_corrected(rows, tvals, primary, notes, rerun):
+    """Replace each family's rows by their bias-corrected version.
+
+    For every term of the rows of method ``primary`` (the parametric effect:
+    ``paired_t``, ``lmm`` or ``ols``), the mode of that term's effects across
+    features gives the reference weights (:func:`gutaxis.reference_shift.kernel_mode`);
+    ``rerun(z)`` repeats the analysis on the log-ratio to that reference and
+    its rows of the term replace the relative ones (rank tests of the same
+    term included), which move to the ``relative_*`` columns.
+    """
+    if not rows:
+        return rows, []
+    relative = pd.concat(rows, ignore_index=True)
+    out, lost_untested = [], []
+    for term in pd.unique(relative.loc[relative["method"] == primary, "term"]):
+        fam = relative[(relative["method"] == primary) & (relative["term"] == term)]
+        effects = pd.Series(fam["effect"].to_numpy(dtype=float), index=fam["feature"])
+        if np.isfinite(effects.to_numpy()).sum() < 2:
+            out.append(relative[relative["term"] == term])
+            continue
+        shift = kernel_mode(effects)
+        z = reference_feature(tvals[effects.index], shift.weights)
+        again = pd.concat(rerun(z), ignore_index=True)
+        again = again[again["term"] == term].copy()
+        before = relative[relative["term"] == term].set_index(["method", "feature"])
+        keys = pd.MultiIndex.from_frame(again[["method", "feature"]])
+        for col in ("effect", "ci_low", "ci_high", "p"):
+            again[f"relative_{col}"] = before[col].reindex(keys).to_numpy()
+        again["reference_shift"] = shift.shift
+        out.append(again)
+        lost = before.index.difference(keys)
+        if len(lost):
+            lost_rows = before.loc[lost].reset_index()
+            lost_untested.append(_untested(
+                lost_rows["feature"], lost_rows["method"].to_numpy(),
+                "no test of the bias-corrected change (every pair below detection at both "
+                "timepoints, or too few values)", lost_rows["n_subjects"].to_numpy(),
+                lost_rows["n_pairs"].to_numpy()))
+        notes.append(("bias_correction", (
+            f"{primary} {term}: reference shift {shift.shift:.4g} = mode of the {shift.n_features} "
+            f"features' effects (Gaussian kernel, bandwidth {shift.bandwidth:.3g}; effective "
+            f"reference features {shift.n_reference:.1f}); corrected effects are absolute "
+            f"changes if {ASSUMPTION}")))
+    return ([pd.concat(out, ignore_index=True)] if out else rows), lost_untested
+
+
+def effect_scale_label(tr: TransformResult, corrected: bool) -> str:
+    """What an abundance row's ``effect`` estimates, for the ``effect_scale`` column."""
+    if tr.name in ("clr", "rclr"):
+        if corrected:
+            return (f"{tr.name}, bias-corrected: ln ratio to the reference features (an absolute "
+                    f"change if {ASSUMPTION})")
+        return f"{tr.name}: relative (ln ratio to the sample's geometric mean)"
+    return tr.name
+
+
+#: the abundance row whose call joins a presence test's call, per presence method
+_JOINT_PARTNER = {"presence_mcnemar": "paired_t", "presence_interaction": "lmm",
+                  "presence_fisher": "ols"}
+
+
+def _joint_calls(results: pd.DataFrame) -> pd.DataFrame:
+    """``prevalence_q``, ``prevalence_direction`` and ``joint_call`` of every row.
+
+    An abundance row gets the presence test of the same feature and term; a
+    presence row gets its own. ``joint_call`` joins the abundance call of the
+    row (the primary abundance method for presence rows: paired t, the mixed
+    model's interaction, the baseline OLS) and the presence call with " + ",
+    e.g. ``down + lost``; ``lost`` alone when the abundance was not tested or
+    not called; ``none`` when neither calls.
+    """
+    results = results.copy()
+    pres = results[results["method"].isin(PRESENCE_METHODS)]
+    key = results["feature"] + "|" + results["term"]
+    q_of = pd.Series(pres["q"].to_numpy(), index=key[pres.index])
+    dir_of = pd.Series(pres["direction"].to_numpy(), index=key[pres.index])
+    results["prevalence_q"] = key.map(q_of[~q_of.index.duplicated()])
+    results["prevalence_direction"] = key.map(dir_of[~dir_of.index.duplicated()]).fillna("")
+    is_pres = results["method"].isin(PRESENCE_METHODS)
+    partner = results["method"].map(_JOINT_PARTNER)
+    abund = results[~is_pres]
+    abund_dir = pd.Series(abund["direction"].to_numpy(),
+                          index=abund["method"] + "|" + key[abund.index])
+    abund_dir = abund_dir[~abund_dir.index.duplicated()]
+    own = results["direction"].where(~is_pres, (partner + "|" + key).map(abund_dir))
+    own = own.fillna("none")
+    prev = results["prevalence_direction"].replace("", "none")
+    parts = np.where((own != "none") & (prev != "none"), own + " + " + prev,
+                     np.where(own != "none", own, prev))
+    results["joint_call"] = parts
+    return results
 
 
 def _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotations,
-              annotation_column, modality, name, alpha, agreement_term) -> DifferentialResult:
+              annotation_column, modality, name, alpha, sensitivity="rank_tests",
+              corrected=False) -> DifferentialResult:
     """The tables of one analysis from its parts: BH q within each family, direction,
-    fold changes, annotations, a fixed row order."""
+    fold changes, the presence call beside each abundance row, annotations, a fixed
+    row order."""
     results = (pd.concat(rows, ignore_index=True) if rows
                else pd.DataFrame(columns=RESULT_COLUMNS))
+    for col in ("relative_effect", "relative_ci_low", "relative_ci_high", "relative_p",
+                "reference_shift"):
+        if col not in results:
+            results[col] = np.nan
     results["modality"] = modality
     results["contrast"] = name
     results["family"] = (results["modality"] + "|" + name + "|" + results["method"] + "|"
                          + results["term"])
     results["q"] = benjamini_hochberg(results)
+    presence = results["method"].isin(PRESENCE_METHODS).to_numpy()
     sig = results["q"] < alpha
     results["direction"] = np.where(sig & (results["effect"] > 0), "up",
                                     np.where(sig & (results["effect"] < 0), "down", "none"))
+    is_time = results["term"].str.startswith("timepoint[") & ~results["term"].str.contains(":")
+    results.loc[presence & is_time, "direction"] = results.loc[
+        presence & is_time, "direction"].map({"up": "gained", "down": "lost", "none": "none"})
+    results.loc[presence & ~is_time, "direction"] = results.loc[
+        presence & ~is_time, "direction"].map({"up": "more_prevalent", "down": "less_prevalent",
+                                               "none": "none"})
+    results["effect_scale"] = np.where(presence, "ln odds ratio of detection",
+                                       effect_scale_label(tr, corrected))
     base = tr.log_base
-    results["effect_scale"] = np.where(results["method"] == "ancombc2", "ln (ANCOM-BC2)", tr.name)
     for col, src in (("fold_change", "effect"), ("fold_change_ci_low", "ci_low"),
                      ("fold_change_ci_high", "ci_high")):
         fc = (np.power(base, results[src].astype(float)) if base is not None
               else np.full(len(results), np.nan))
-        results[col] = np.where(results["method"] == "ancombc2",
-                                np.exp(results[src].astype(float)), fc)
-    results["sensitivity_agrees"] = _agreement(results, agreement_term, alpha)
+        results[col] = np.where(presence, np.nan, fc)
+    results["sensitivity_agrees"] = _agreement(results, alpha, sensitivity)
+    results = _joint_calls(results)
     if "note" not in results:
         results["note"] = ""
     results["note"] = results["note"].fillna("")
@@ -927,7 +1164,9 @@ def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
                  annotations: pd.DataFrame | None = None, annotation_column: str | None = None,
                  modality: str = "", alpha: float = 0.1, min_group_size: int = 3,
                  effect: str = "hodges_lehmann", confidence: float = 0.95,
-                 name: str = BASELINE_NAME, file_table: str = "feature table",
+                 name: str = BASELINE_NAME, bias_correction: str = "none",
+                 presence_tests: bool = False, sensitivity: str = "rank_tests",
+                 file_table: str = "feature table",
                  file_samples: str = "samples.tsv") -> DifferentialResult:
     r"""Responders vs non-responders at one timepoint, without a paired contrast.
 
@@ -955,6 +1194,8 @@ def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
         ``non_responder`` / empty = left out and listed in ``dropped_samples``).
     name : str
         Written in the ``contrast`` column (default ``baseline``).
+    bias_correction, presence_tests, sensitivity
+        As in :func:`run_contrast` (``presence_fisher`` is the presence test).
 
     Returns
     -------
@@ -968,6 +1209,7 @@ def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
         Bad table, sheet or responder labels, or ``responders`` not given.
     """
     covariates = tuple(covariates or ())
+    _check_options(sensitivity, bias_correction)
     if responders is None:
         raise InputError(Problem("config", "key 'response.primary'",
                                  "the baseline responder comparison needs responder labels",
@@ -980,11 +1222,25 @@ def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
     frame = _sample_frame(table, samples, responders, response_column, covariates, subjects)
     frame = frame[(frame["timepoint"] == baseline) & frame["subject_id"].notna()]
     notes: list = []
-    rows, untested, dropped, formulas = _baseline_analysis(
-        table, tr.values, frame, baseline, covariates, min_group_size, confidence, notes,
-        effect == "hodges_lehmann")
+    tvals = tr.values
+
+    def analysis(values, note_list):
+        return _baseline_analysis(table, values, frame, baseline, covariates, min_group_size,
+                                  confidence, note_list, effect == "hodges_lehmann")
+
+    rows, untested, dropped, formulas = analysis(tvals, notes)
+    corrected = bias_correction == "mode"
+    if corrected:
+        rows, lost = _reference_corrected(rows, tvals, "ols", notes,
+                                          lambda z: analysis(tvals.sub(z, axis=0), [])[0])
+        untested += lost
+    if presence_tests:
+        r, u = _presence_analysis(table, frame, None, baseline, None, True, 0, min_group_size,
+                                  confidence)
+        rows += r
+        untested += u
     return _assemble(rows, untested, dropped, [], [], formulas, notes, tr, annotations,
-                     annotation_column, modality, name, alpha, agreement_term="")
+                     annotation_column, modality, name, alpha, sensitivity, corrected)
 
 
 def _annotation_lookup(annotations, column):
