@@ -269,52 +269,134 @@ def test_rclr_missing_values_use_the_masked_paths():
     assert "zeros treated as missing" in res.transform
 
 
-def test_ancombc2_sensitivity_and_agreement_column():
-    table, samples, responders, truth = simulate_trial(
-        n_subjects=14, n_features=25, n_changed=5, effect=2.0, seed=9, compositional=True)
-    res = run_contrast(table, samples, CONTRAST, transform="clr", responders=responders,
-                       methods=("paired",), sensitivity="ancombc2", modality="taxa")
-    r = res.results
-    sens = r[r["method"] == "ancombc2"].set_index("feature")
-    assert len(sens) == 25 and (sens["term"] == "timepoint[post]").all()
-    main = r[r["method"] == "paired_t"].set_index("feature")
-    sig_m, sig_s = main["q"] < 0.1, sens.loc[main.index, "q"] < 0.1
-    same = np.sign(main["effect"]) == np.sign(sens.loc[main.index, "effect"])
-    expected = (sig_m & sig_s & same) | (~sig_m & ~sig_s)
-    assert (main["sensitivity_agrees"].astype(bool) == expected).all()
-    assert sens["sensitivity_agrees"].isna().all()
-    assert res.notes["message"].str.startswith("ran on").any()
-    assert not res.notes["message"].str.contains(r"[0-9] s\b").any()  # no wall-clock time
-    capped = run_contrast(table, samples, CONTRAST, transform="clr", responders=responders,
-                          methods=("paired",), sensitivity="ancombc2", modality="taxa",
-                          ancombc2_max_subjects=5)
-    assert not (capped.results["method"] == "ancombc2").any()
-    skipped = capped.untested[capped.untested["method"] == "ancombc2"]
-    n_pairs = int(sens["n_pairs"].iloc[0])
-    assert len(skipped) == 25
-    assert skipped["reason"].str.contains(f"{n_pairs} paired subjects > differential.ancombc2_max_subjects = 5").all()
-    # strong planted changes: both methods find them in the same direction
-    strong = truth.index[truth != 0]
-    assert (np.sign(sens.loc[strong, "effect"]) == np.sign(truth[strong])).mean() >= 0.8
+def _bloom(table, samples, n_bloom=15, fold=8.0, seed=3):
+    """Multiply ``n_bloom`` features by ``fold`` in every post sample, then close to 1:
+    the absolute truth is "only the blooms changed"."""
+    rng = np.random.default_rng(seed)
+    post = (samples.set_index("sample_id").loc[table.index, "timepoint"] == "post").to_numpy()
+    bloom = rng.choice(table.shape[1], n_bloom, replace=False)
+    values = table.to_numpy().copy()
+    values[np.ix_(post, bloom)] *= fold
+    values /= values.sum(axis=1, keepdims=True)
+    return pd.DataFrame(values, index=table.index, columns=table.columns), table.columns[bloom]
 
 
-def test_ancombc2_failure_is_reported_not_raised(monkeypatch):
-    table, samples, responders, _ = simulate_trial(n_subjects=10, n_features=12, seed=1,
-                                                   compositional=True)
+def test_bias_correction_removes_the_shift_of_a_bloom_and_its_false_down_calls():
+    table, samples, responders, _ = simulate_trial(n_features=300, n_changed=0, seed=1)
+    table, bloomed = _bloom(table, samples)
+    kwargs = dict(transform="clr", responders=responders, methods=("paired",))
+    relative = run_contrast(table, samples, CONTRAST, bias_correction="none", **kwargs).results
+    corrected = run_contrast(table, samples, CONTRAST, bias_correction="mode", **kwargs).results
+    rel = relative[relative["method"] == "paired_t"].set_index("feature")
+    cor = corrected[corrected["method"] == "paired_t"].set_index("feature")
+    untouched = rel.index.difference(bloomed)
+    # the known shift: 15 of 300 features x8 lowers the CLR of the others by
+    # (15/300) ln 8 = 0.104 in every subject (the geometric mean rises by that much)
+    assert rel.loc[untouched, "effect"].median() == pytest.approx(-15 / 300 * np.log(8), abs=0.02)
+    assert cor.loc[untouched, "effect"].median() == pytest.approx(0.0, abs=0.02)
+    assert cor["reference_shift"].iloc[0] == pytest.approx(-15 / 300 * np.log(8), abs=0.02)
+    # the relative effects stay, labelled, and the corrected effect is relative - shift
+    assert np.allclose(cor["relative_effect"], rel.loc[cor.index, "effect"])
+    assert cor["effect_scale"].str.contains("bias-corrected").all()
+    assert rel["effect_scale"].str.contains("relative").all()
+    false_rel = set(rel.index[rel["direction"] != "none"]) - set(bloomed)
+    false_cor = set(cor.index[cor["direction"] != "none"]) - set(bloomed)
+    assert len(false_rel) > 30  # the false "down" calls of the relative test
+    assert all(rel.loc[sorted(false_rel), "direction"] == "down")
+    n_called = (cor["direction"] != "none").sum()
+    assert set(bloomed) <= set(cor.index[cor["direction"] == "up"])
+    assert len(false_cor) / n_called <= 0.2
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("did not converge")
 
-    import skbio.stats.composition as comp
-    monkeypatch.setattr(comp, "ancombc2", broken)
+def test_corrected_change_is_the_log_ratio_to_the_reference_feature():
+    """Property: without zeros, the corrected paired mean change equals the relative one
+    minus the mode, and its test is the paired t test of y_j - z (z = weighted reference)."""
+    from gutaxis.paired import pair_samples
+    from gutaxis.reference_shift import kernel_mode, reference_feature
+    from gutaxis.transforms import transform_table
+
+    table, samples, responders, _ = simulate_trial(n_features=80, n_changed=6, effect=1.5,
+                                                   seed=4, compositional=True)
     res = run_contrast(table, samples, CONTRAST, transform="clr", methods=("paired",),
-                       covariates=(), sensitivity="ancombc2")
-    assert not (res.results["method"] == "ancombc2").any()
-    failed = res.untested[res.untested["method"] == "ancombc2"]
-    assert len(failed) == 12
-    assert failed["reason"].str.contains("ancombc2 failed: RuntimeError: did not converge").all()
-    assert res.notes["message"].str.contains("did not converge").any()
-    assert (res.results["method"] == "paired_t").sum() == 12
+                       covariates=(), bias_correction="mode").results
+    rows = res[res["method"] == "paired_t"].set_index("feature")
+    shift = rows["reference_shift"].iloc[0]
+    assert np.allclose(rows["effect"], rows["relative_effect"] - shift, atol=1e-10)
+    clr = transform_table(table, "clr").values
+    mode = kernel_mode(rows["relative_effect"])
+    z = reference_feature(clr, mode.weights)
+    pairs = pair_samples(samples, "baseline", "post", sample_ids=table.index).pairs
+    j = rows.index[0]
+    d = (clr.loc[pairs["post_sample"], j].to_numpy() - z[pairs["post_sample"]].to_numpy()
+         - clr.loc[pairs["pre_sample"], j].to_numpy() + z[pairs["pre_sample"]].to_numpy())
+    assert stats.ttest_1samp(d, 0).pvalue == pytest.approx(rows.loc[j, "p"], rel=1e-9)
+
+
+def test_a_taxon_that_drops_below_detection_is_tested_and_called_lost():
+    table, samples, responders, _ = simulate_trial(n_features=60, n_changed=0, seed=2,
+                                                   compositional=True)
+    post = (samples.set_index("sample_id").loc[table.index, "timepoint"] == "post").to_numpy()
+    table = table.copy()
+    table.loc[post, "F0007"] = 0.0
+    res = run_contrast(table, samples, CONTRAST, transform="clr", responders=responders,
+                       bias_correction="mode", presence_tests=True).results
+    row = res[(res["feature"] == "F0007") & (res["method"] == "paired_t")].iloc[0]
+    n_pairs = int(row["n_pairs"])
+    assert n_pairs == int(res.loc[res["method"] == "paired_t", "n_pairs"].max()) >= 30
+    assert row["direction"] == "down" and row["joint_call"] == "down + lost"
+    pres = res[(res["feature"] == "F0007") & (res["method"] == "presence_mcnemar")].iloc[0]
+    assert pres["direction"] == "lost" and pres["note"] == f"lost in {n_pairs}, gained in 0 of {n_pairs} pairs"
+    # rCLR treats those zeros as missing: no pair is left to test
+    rclr = run_contrast(table, samples, CONTRAST, transform="rclr", methods=("paired",),
+                        covariates=())
+    assert "F0007" not in set(rclr.results["feature"])
+    assert "too few pairs" in rclr.untested.set_index("feature").loc["F0007", "reason"].iloc[0]
+
+
+def test_label_swap_null_makes_no_call():
+    """Pre and post swapped in a random half of the subjects of a trial with real planted
+    changes and a bloom: every change is now a null (its sign is random per subject)."""
+    table, samples, responders, _ = simulate_trial(n_subjects=60, n_features=200, n_changed=20,
+                                                   effect=1.0, seed=11, compositional=True)
+    table, _ = _bloom(table, samples, n_bloom=10, fold=3.0, seed=11)
+    swap_rng = np.random.default_rng(11)
+    swapped = set(samples["subject_id"].drop_duplicates().sample(frac=0.5, random_state=11))
+    samples = samples.copy()
+    flip = samples["subject_id"].isin(swapped)
+    samples.loc[flip, "timepoint"] = samples.loc[flip, "timepoint"].map(
+        {"baseline": "post", "post": "baseline"})
+    zero = swap_rng.random(table.shape) < 0.3  # a sparse table
+    table = table.mask(zero, 0.0)
+    res = run_contrast(table, samples, CONTRAST, transform="clr", responders=responders,
+                       methods=("paired", "mixed"), bias_correction="mode",
+                       presence_tests=True).results
+    calls = res[res["direction"] != "none"]
+    per_family = calls.groupby(["method", "term"]).size()
+    assert per_family.max() <= 1 if len(per_family) else True, per_family
+    assert len(calls) <= 2, calls[["feature", "method", "term", "q"]]
+
+
+def test_sensitivity_agrees_means_the_rank_test_calls_the_same_direction():
+    table, samples, responders, truth = simulate_trial(n_features=60, n_changed=10, effect=1.0,
+                                                       seed=5)
+    res = run_contrast(table, samples, CONTRAST, transform="log2", responders=responders).results
+    main = res[res["method"] == "paired_t"].set_index("feature")
+    rank = res[res["method"] == "wilcoxon"].set_index("feature")
+    called = main.index[main["q"] < 0.1]
+    assert len(called) >= 5
+    expected = (rank.loc[called, "q"] < 0.1) & (np.sign(rank.loc[called, "effect"])
+                                                 == np.sign(main.loc[called, "effect"]))
+    assert (main.loc[called, "sensitivity_agrees"].astype(bool) == expected).all()
+    assert main.loc[main.index.difference(called), "sensitivity_agrees"].isna().all()
+    assert rank["sensitivity_agrees"].isna().all()
+    inter = res[res["term"].str.contains(":")]
+    assert inter["sensitivity_agrees"].isna().all()
+    off = run_contrast(table, samples, CONTRAST, transform="log2", responders=responders,
+                       sensitivity="none").results
+    assert off["sensitivity_agrees"].isna().all()
+    with pytest.raises(InputError, match="ANCOM-BC2 was removed"):
+        run_contrast(table, samples, CONTRAST, transform="log2", responders=responders,
+                     sensitivity="ancombc2")
 
 
 def test_input_problems_are_reported_together():

@@ -35,8 +35,8 @@ Nickols, W. A. et al. (2024). MaAsLin 3: refining and extending generalized
 multivariable linear models for meta-omic association discovery. bioRxiv.
 Comaniciu, D. & Meer, P. (2002). Mean shift: a robust approach toward feature
 space analysis. IEEE TPAMI 24, 603-619.
-Silverman, B. W. (1986). Density Estimation for Statistics and Data Analysis.
-Chapman & Hall, eq. 3.31.
+Holland, P. W. & Welsch, R. E. (1977). Robust regression using iteratively
+reweighted least-squares. Commun. Stat. Theory Methods 6, 813-827.
 """
 
 from __future__ import annotations
@@ -76,21 +76,37 @@ class ReferenceShift:
     n_reference: float
 
 
-def silverman_bandwidth(values: np.ndarray) -> float:
-    r"""Silverman's rule of thumb for a Gaussian kernel.
+#: Gaussian-weight (Welsch) tuning constant: c = 2.9846 robust SDs gives 95% efficiency at the
+#: normal; as a Gaussian kernel exp(-r^2 / (2 h^2)) that is h = c / sqrt(2) robust SDs.
+WELSCH_BANDWIDTH = 2.9846 / np.sqrt(2.0)
 
-    .. math:: h = 0.9\,\min(s, \mathrm{IQR}/1.34)\,m^{-1/5}
 
-    Falls back to ``s`` (then to 1) when the IQR (then ``s``) is zero.
+def robust_bandwidth(values: np.ndarray) -> float:
+    r"""Kernel bandwidth of the reference shift: :math:`h = 2.11\,\hat\sigma`,
+    :math:`\hat\sigma = 1.4826\,\mathrm{MAD}`.
+
+    Mean shift with this kernel is the Welsch (Gaussian-weight) M-estimator of
+    location of the effects, 95 % efficient at the normal, whose weights fall to
+    ~0 beyond ~5 robust SDs (the blooms). A narrow density bandwidth (e.g.
+    Silverman's, which shrinks with the number of features) was measured to be
+    wrong here: its mode jumps between noise bumps of the null effects, and the
+    features chosen by the bump bias the reference (a label-swap null of 200
+    features gave shifts of -0.24 to +0.20 and false calls); with this width the
+    null features all share the weight. Falls back to the SD, then to 1, when
+    the MAD is 0.
+
+    References
+    ----------
+    Holland, P. W. & Welsch, R. E. (1977). Robust regression using iteratively
+    reweighted least-squares. Commun. Stat. Theory Methods 6, 813-827.
     """
     x = np.asarray(values, dtype=float)
-    m = x.size
-    sd = float(np.std(x, ddof=1)) if m > 1 else 0.0
-    q75, q25 = np.percentile(x, [75, 25]) if m else (0.0, 0.0)
-    spread = min(sd, (q75 - q25) / 1.34) if q75 > q25 else sd
-    if not spread > 0:
-        spread = sd if sd > 0 else 1.0
-    return 0.9 * spread * m ** (-0.2)
+    sigma = 1.4826 * float(np.median(np.abs(x - np.median(x)))) if x.size else 0.0
+    if not sigma > 0:
+        sigma = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
+    if not sigma > 0:
+        sigma = 1.0
+    return WELSCH_BANDWIDTH * sigma
 
 
 def kernel_mode(effects: pd.Series, bandwidth: float | None = None, grid_size: int = 512,
@@ -108,7 +124,7 @@ def kernel_mode(effects: pd.Series, bandwidth: float | None = None, grid_size: i
     effects : pandas.Series
         One effect per feature (index: feature ids); non-finite values are ignored.
     bandwidth : float, optional
-        Kernel bandwidth; default :func:`silverman_bandwidth`.
+        Kernel bandwidth; default :func:`robust_bandwidth`.
     grid_size, tol, max_iter
         Grid of the starting point; convergence of the mean shift.
 
@@ -126,7 +142,7 @@ def kernel_mode(effects: pd.Series, bandwidth: float | None = None, grid_size: i
     if len(finite) < 2:
         raise ValueError("the reference shift needs at least two features with an effect")
     x = finite.to_numpy()
-    h = float(bandwidth) if bandwidth is not None else silverman_bandwidth(x)
+    h = float(bandwidth) if bandwidth is not None else robust_bandwidth(x)
     grid = np.linspace(x.min(), x.max(), grid_size)
     density = np.zeros(grid_size)
     for start in range(0, x.size, 4096):  # blocks keep the grid x features matrix small
