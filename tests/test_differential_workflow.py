@@ -96,9 +96,13 @@ def test_every_row_has_the_columns_of_the_issue(outputs, contrast, modality):
     assert (res["contrast"] == contrast["name"]).all()
     assert (res["modality"] == modality).all()
     assert res["p"].between(0, 1).all() and res["q"].between(0, 1).all()
-    assert (res["ci_low"] <= res["effect"] + 1e-12).all()
-    assert (res["effect"] <= res["ci_high"] + 1e-12).all()
-    assert set(res["direction"]) <= {"up", "down", "none"}
+    abundance = res[~res["method"].str.startswith("presence_")]
+    assert (abundance["ci_low"] <= abundance["effect"] + 1e-12).all()
+    assert (abundance["effect"] <= abundance["ci_high"] + 1e-12).all()
+    assert set(abundance["direction"]) <= {"up", "down", "none"}
+    presence = res[res["method"].str.startswith("presence_")]
+    assert set(presence["direction"]) <= {"lost", "gained", "more_prevalent", "less_prevalent",
+                                          "none"}
 
 
 @pytest.mark.parametrize("modality", list(TRUTH_LABEL))
@@ -201,19 +205,33 @@ def test_formulas_and_model_fits_are_written(outputs, config):
         assert set(bad["feature"]) <= lmm_untested
 
 
-def test_sensitivity_analysis_runs_for_taxa_only(outputs, contrast):
+def test_compositions_are_bias_corrected_with_presence_tests_beside(outputs, contrast, alpha):
+    """Issue 16: taxa effects are bias-corrected (relative effects kept beside them, no calls
+    from them) and presence tests sit beside them; other kinds are neither."""
     term = f"timepoint[{contrast['post']}]"
     for modality, out in outputs.items():
         res = out["results"]
-        has = (res["method"] == "ancombc2").any()
-        assert has == (modality == "taxa"), modality
-        main = res[(res["term"] == term) & res["method"].isin(["paired_t", "wilcoxon", "lmm"])]
+        abundance = res[~res["method"].str.startswith("presence_")]
         if modality == "taxa":
-            sens = set(res.loc[res["method"] == "ancombc2", "feature"])
-            with_sens = main[main["feature"].isin(sens)]
-            assert with_sens["sensitivity_agrees"].notna().all()
+            assert abundance["effect_scale"].str.contains("bias-corrected").all()
+            assert abundance["relative_effect"].notna().all()
+            paired = abundance[abundance["method"] == "paired_t"]
+            shift = paired["reference_shift"].iloc[0]
+            assert np.allclose(paired["effect"], paired["relative_effect"] - shift, atol=1e-9)
+            assert {"presence_mcnemar", "presence_interaction", "presence_fisher"} <= set(
+                res["method"])
+            assert paired["prevalence_q"].notna().all()
         else:
-            assert main["sensitivity_agrees"].isna().all()
+            assert not res["method"].str.startswith("presence_").any(), modality
+            assert res["relative_effect"].isna().all() and res["reference_shift"].isna().all()
+        # sensitivity_agrees: set on called paired t rows, from the Wilcoxon row of the feature
+        main = res[(res["method"] == "paired_t") & (res["term"] == term)].set_index("feature")
+        rank = res[(res["method"] == "wilcoxon") & (res["term"] == term)].set_index("feature")
+        called = main.index[main["q"] < alpha]
+        assert main.loc[main.index.difference(called), "sensitivity_agrees"].isna().all()
+        expected = ((rank.loc[called, "q"] < alpha)
+                    & (np.sign(rank.loc[called, "effect"]) == np.sign(main.loc[called, "effect"])))
+        assert (main.loc[called, "sensitivity_agrees"].astype(bool) == expected).all(), modality
 
 
 # --------------------------------------------------------------------------- recovery
@@ -289,7 +307,8 @@ def test_figures_and_their_source_data(demo_run, config, outputs, contrast, alph
             assert (folder / f"{stem}.{fmt}").stat().st_size > 0
     res = outputs[modality]["results"]
     volcano = pd.read_csv(folder / "volcano.source.tsv", sep="\t")
-    assert len(volcano) == np.isfinite(res["p"]).sum()
+    abundance = res[~res["method"].str.startswith("presence_")]
+    assert len(volcano) == np.isfinite(abundance["p"]).sum()
     n_labels = config["differential"]["volcano_labels"]
     per_family = volcano.groupby(["method", "term"])["labelled"].sum()
     assert (per_family <= n_labels).all()

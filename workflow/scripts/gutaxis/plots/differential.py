@@ -35,10 +35,14 @@ def _responses(pairs: pd.DataFrame) -> pd.Series:
     if "response" not in pairs.columns:
         return pd.Series(NO_RESPONSE, index=pairs.index)
     return pairs["response"].fillna("not_evaluable").astype(str)
-METHOD_ORDER = ["paired_t", "wilcoxon", "lmm", "ols", "mann_whitney", "ancombc2"]
+METHOD_ORDER = ["paired_t", "wilcoxon", "lmm", "ols", "mann_whitney"]
 METHOD_LABELS = {"paired_t": "Paired t", "wilcoxon": "Wilcoxon", "lmm": "Mixed model",
                  "ols": "OLS (adjusted)", "mann_whitney": "Mann\u2013Whitney",
-                 "ancombc2": "ANCOM-BC2"}
+                 "presence_mcnemar": "Presence (McNemar)",
+                 "presence_interaction": "Presence (Fisher, discordant pairs)",
+                 "presence_fisher": "Presence (Fisher)"}
+#: presence/absence rows (a log odds ratio of detection): not drawn in the abundance volcano
+PRESENCE_METHODS = ("presence_mcnemar", "presence_interaction", "presence_fisher")
 #: colours of called features by direction: the red and blue ends of the change heatmap's RdBu
 #: scale (higher: red), apart from the Okabe-Ito cohort and response colours of the same figures
 DIRECTION_COLOURS = {"up": "#B2182B", "down": "#2166AC", "none": "#BBBBBB"}
@@ -49,7 +53,7 @@ CALLED_BY_COLOURS = {"time": "#D9D9D9", "time \u00d7 response": "#252525", "both
 MISSING_COLOUR = "#8C8C8C"
 MISSING_HATCH = "//////"
 SCALE_LABELS = {"clr": "CLR", "rclr": "robust CLR", "log2": "log2", "log2p1": "log2(x + 1)", "logit": "logit",
-                "none": "value", "ln (ANCOM-BC2)": "ln fold change"}
+                "none": "value"}
 MINUS = "\u2212"
 PLACEHOLDER_EPITHETS = {"bacterium", "sp", "sp.", "unclassified", "uncultured"}
 
@@ -107,9 +111,15 @@ def _format_q(q) -> str:
 
 
 def _scale_text(effect_scale: str, scale_label: str = "") -> str:
-    if effect_scale == "ln (ANCOM-BC2)":
-        return "ln fold change, ANCOM-BC2"
-    return scale_label or SCALE_LABELS.get(effect_scale, effect_scale)
+    """Axis text of an effect scale; compositions say whether the effect is bias-corrected
+    (absolute if most features do not change) or relative."""
+    name = effect_scale.split(",")[0].split(":")[0].strip()
+    text = scale_label or SCALE_LABELS.get(name, effect_scale)
+    if "bias-corrected" in effect_scale:
+        return f"{text}, bias-corrected"
+    if "relative" in effect_scale:
+        return f"{text}, relative"
+    return text
 
 
 def _ordered_families(results: pd.DataFrame) -> list[tuple[str, str]]:
@@ -143,7 +153,8 @@ def volcano_data(results: pd.DataFrame, alpha: float, n_labels: int) -> pd.DataF
         ``method, term, feature, label, effect, p, q, neg_log10_p, direction,
         labelled, effect_scale``, families in panel order, features by p.
     """
-    rows = results[np.isfinite(results["p"].astype(float))].copy()
+    rows = results[np.isfinite(results["p"].astype(float))
+                   & ~results["method"].isin(PRESENCE_METHODS)].copy()
     rows["label"] = [feature_label(f, a) for f, a in
                      zip(rows["feature"], rows["annotation"].fillna(""))]
     with np.errstate(divide="ignore"):
