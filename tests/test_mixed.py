@@ -180,8 +180,12 @@ def test_unfittable_features_are_reported_not_skipped():
     by_term = fit_random_intercept(Y, X, data["subject"]).fits.set_index("feature_id")
     assert by_term.loc["no_responders", "status"] in ("ok", "boundary")
     assert (by_term.loc["no_responders", "dropped_terms"]
-            == "response[responder];timepoint[post]:response[responder]")
-    assert by_term.loc["no_responders", "fitted_terms"] == "Intercept;timepoint[post]"
+            == "response[responder];timepoint[post]:response[responder];"
+            "timepoint[progression]:response[responder]")
+    assert (by_term.loc["no_responders", "fitted_terms"]
+            == "Intercept;timepoint[post];timepoint[progression]")
+    assert by_term.loc["no_responders", "dropped_reasons"] == ";".join(
+        ["zero on every observed row"] * 3)
     assert by_term.loc["constant", "status"] == "failed"
 
 
