@@ -166,7 +166,7 @@ def test_unfittable_features_are_reported_not_skipped():
     degenerate = rng.normal(size=codes.max() + 1)[codes] + (data["timepoint"] == "post") * 1.0
     Y = pd.DataFrame({"good": good, "constant": constant, "sparse": sparse,
                       "no_responders": no_responders, "degenerate": degenerate})
-    res = fit_random_intercept(Y, X, data["subject"])
+    res = fit_random_intercept(Y, X, data["subject"], drop_inestimable=False)
     fits = res.fits.set_index("feature_id")
     assert fits.loc["good", "status"] in ("ok", "boundary")
     assert fits.loc["constant", "status"] == "failed"
@@ -176,6 +176,17 @@ def test_unfittable_features_are_reported_not_skipped():
     assert fits.loc["degenerate", "status"] == "not_converged"
     assert set(res.coefficients["feature_id"]) == {"good", "degenerate"}
     assert len(res.fits) == 5  # every feature has a row
+    # by default only the inestimable columns are dropped: the responder terms
+    by_term = fit_random_intercept(Y, X, data["subject"]).fits.set_index("feature_id")
+    assert by_term.loc["no_responders", "status"] in ("ok", "boundary")
+    assert (by_term.loc["no_responders", "dropped_terms"]
+            == "response[responder];timepoint[post]:response[responder];"
+            "timepoint[progression]:response[responder]")
+    assert (by_term.loc["no_responders", "fitted_terms"]
+            == "Intercept;timepoint[post];timepoint[progression]")
+    assert by_term.loc["no_responders", "dropped_reasons"] == ";".join(
+        ["zero on every observed row"] * 3)
+    assert by_term.loc["constant", "status"] == "failed"
 
 
 def test_single_observation_per_subject_is_not_identifiable():

@@ -524,7 +524,15 @@ def _paired_analysis(raw, tvals, frame, pre, post, min_pairs, wilcoxon_options, 
 
 def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_pairs,
                     confidence, notes, df_method="between_within"):
-    """Fit the LMM family; returns rows, untested, dropped, formulas, fits, coefficients."""
+    """Fit the LMM family; returns rows, untested, dropped, formulas, fits, coefficients.
+
+    Per feature, a fixed-effect column not estimable on its observed rows is dropped
+    (:func:`gutaxis.mixed.estimable_columns`) and the rest fitted: a dropped term of
+    interest is an untested row, and ``formula`` (fits) and ``model`` (rows) give the
+    formula fitted for that feature.
+    """
+    from gutaxis.mixed import fitted_formula
+
     rows, untested, dropped, fits, coefs, formulas = [], [], [], [], [], {}
     features = tvals.columns.astype(str)
     base = frame[frame["timepoint"].isin(timepoints)].copy()
@@ -560,7 +568,9 @@ def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_
         Y = tvals.loc[data.index]
         fit = fit_random_intercept(Y, X, data["subject_id"].astype(str).to_numpy(),
                                    confidence=confidence, df_method=df_method)
-        fit_table = fit.fits.assign(model=model_name, formula=formula)
+        # per feature, the formula actually fitted (inestimable columns dropped)
+        feature_formula = fitted_formula(formula, X.attrs["terms"], fit.fits["fitted_terms"])
+        fit_table = fit.fits.assign(model=model_name, formula=feature_formula)
         fits.append(fit_table)
         coefs.append(fit.coefficients.assign(model=model_name))
         status = fit_table["status"].to_numpy()
@@ -574,13 +584,29 @@ def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_
                            "mixed model " + fit_table["status"].astype(str).to_numpy() + ": "
                            + fit_table["note"].astype(str).to_numpy())
         untested.append(_untested(features[bad], "lmm", reasons[bad], n_grp[bad], n_rep[bad])
-                        .assign(model=formula))
+                        .assign(model=feature_formula[bad]))
         ok_features = set(features[~bad])
         if with_response:
             wanted = [t for t in X.columns if t.startswith("response[")
                       or (t.startswith("timepoint[") and ":response[" in t)]
         else:
             wanted = [t for t in X.columns if t.startswith("timepoint[")]
+        # a term of interest not estimable on a fitted feature's observed rows: untested
+        lost_terms = (fit_table.loc[~bad, ["feature_id", "dropped_terms", "dropped_reasons"]]
+                      .assign(model=feature_formula[~bad], n_groups=n_grp[~bad],
+                              n_repeated=n_rep[~bad]))
+        lost_terms = lost_terms[lost_terms["dropped_terms"] != ""]
+        if len(lost_terms):
+            lost_terms = (lost_terms.assign(term=lost_terms["dropped_terms"].str.split(";"),
+                                            why=lost_terms["dropped_reasons"].str.split(";"))
+                          .explode(["term", "why"]))
+            lost_terms = lost_terms[lost_terms["term"].isin(wanted)]
+            untested.append(_untested(
+                lost_terms["feature_id"], "lmm",
+                ("mixed model: term " + lost_terms["term"] + " not estimable on the rows observed "
+                 "for this feature (" + lost_terms["why"] + "); the other terms were fitted")
+                .to_numpy(), lost_terms["n_groups"].to_numpy(),
+                lost_terms["n_repeated"].to_numpy()).assign(model=lost_terms["model"].to_numpy()))
         co = fit.coefficients
         co = co[co["term"].isin(wanted) & co["feature_id"].isin(ok_features)]
         # a fit whose standard errors cannot be estimated gives no test: list it, never a NaN row
@@ -593,7 +619,7 @@ def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_
                 ("mixed model: standard error of " + lost["term"].astype(str)
                  + " not estimable (" + info_lost["status"].astype(str).to_numpy() + ")").to_numpy(),
                 info_lost["n_groups"].to_numpy(), info_lost["n_repeated_groups"].to_numpy())
-                .assign(model=formula))
+                .assign(model=info_lost["formula"].to_numpy()))
             co = co[~no_se]
         if co.empty:
             continue
@@ -602,7 +628,8 @@ def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_
         pos = pd.Series(np.arange(len(features)), index=features)
         fidx = pos.loc[co["feature_id"]].to_numpy()
         st = info.loc[co["feature_id"], "status"].to_numpy()
-        rows.append(_rows(co["feature_id"], "lmm", co["term"].to_numpy(), formula,
+        rows.append(_rows(co["feature_id"], "lmm", co["term"].to_numpy(),
+                          info.loc[co["feature_id"], "formula"].to_numpy(),
                           n_subjects=info.loc[co["feature_id"], "n_groups"].to_numpy(),
                           n_pairs=info.loc[co["feature_id"], "n_repeated_groups"].to_numpy(),
                           prevalence=prevalence[fidx], mean_abundance=mean_ab[fidx],

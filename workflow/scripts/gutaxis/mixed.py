@@ -33,6 +33,13 @@ Missing values (NaN) drop that observation for that feature only: the
 sufficient statistics are computed with a per-feature mask, so unbalanced and
 incomplete features use the same vectorised path (no per-feature fallback).
 
+A fixed-effect column that is not estimable on the rows a feature observes (all
+zero there, or a linear combination of earlier columns, e.g. a sparse third
+timepoint whose few observed samples are all from responders) is dropped for
+that feature only (:func:`estimable_columns`); features are grouped by their set
+of kept columns and each group is fitted with its reduced design, so one
+inestimable term no longer costs the feature its whole model.
+
 References
 ----------
 Harville, D. A. (1977). Maximum likelihood approaches to variance component
@@ -55,6 +62,12 @@ DF_METHODS = ("z", "between_within")
 # Variance ratios tried before refinement: 0 and a 0.25-decade log grid.
 GAMMA_GRID = np.concatenate([[0.0], np.logspace(-6, 6, 49)])
 _BISECTION_STEPS = 64
+#: a column is dropped when its squared residual on the earlier kept columns,
+#: on the unit-diagonal (correlation) scale of the observed X'X, is below this;
+#: the same threshold as the smallest-eigenvalue rank test, so every feature
+#: that test accepts keeps all its columns
+RANK_TOL = 1e-10
+_KEPT, _ZERO, _DEPENDENT = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -70,7 +83,9 @@ class MixedModelResult:
     fits : pandas.DataFrame
         One row per feature: ``feature_id, status`` ("ok", "boundary",
         "not_converged", "failed"), ``n_obs, n_groups, n_repeated_groups,
-        gamma, group_var, group_var_se, scale, llf, note``.
+        gamma, group_var, group_var_se, scale, llf, note, fitted_terms,
+        dropped_terms, dropped_reasons`` (the last three ";"-joined design
+        column names / reasons, "" when nothing was dropped).
     """
 
     coefficients: pd.DataFrame
@@ -95,10 +110,15 @@ def build_design(data: pd.DataFrame, rhs: str) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Observations x terms, same index as ``data``.
+        Observations x terms, same index as ``data``; ``attrs["terms"]`` maps
+        each formula term (``"timepoint:response"``) to its columns, for
+        :func:`fitted_formula`.
     """
     design = patsy.dmatrix(rhs, data, return_type="dataframe", NA_action="raise")
-    design.columns = [c.replace("[T.", "[") for c in design.columns]
+    names = [c.replace("[T.", "[") for c in design.columns]
+    slices = design.design_info.term_name_slices
+    design.columns = names
+    design.attrs["terms"] = {term: names[sl] for term, sl in slices.items()}
     return design
 
 
@@ -322,8 +342,228 @@ def between_within_df(X: np.ndarray, groups, n_obs, n_groups) -> np.ndarray:
     return np.maximum(df, 1.0)
 
 
+def estimable_columns(XtX: np.ndarray, intercept=None, tol: float = RANK_TOL):
+    r"""Fixed-effect columns estimable on each feature's observed rows.
+
+    With :math:`M = X_{obs}'X_{obs}` (the cross-products over the rows a feature
+    observes) scaled to unit diagonal, :math:`C = D^{-1/2} M D^{-1/2}`, the
+    columns are visited in order (intercept columns first) and column *j* is
+    kept when its squared residual on the columns kept before it,
+
+    .. math:: d_j = C_{jj} - C_{jK} C_{KK}^{-1} C_{Kj} = 1 - R^2_{j \mid K},
+
+    is at least ``tol``; this is a Cholesky factorisation of :math:`C`
+    that skips the columns it drops, so of a dependent set the later column
+    is dropped and the intercept never. A column that is zero on every
+    observed row (:math:`M_{jj} = 0`) is dropped first. Because
+    :math:`d_j \ge \lambda_{\min}(C)`, a feature whose :math:`C` has smallest
+    eigenvalue at least ``tol`` (the full-rank test of this module) keeps all
+    columns. Vectorised over features: a loop over the p columns only.
+
+    Parameters
+    ----------
+    XtX : ndarray, shape (n_features, p, p)
+        Cross-products of the design over each feature's observed rows.
+    intercept : array_like of bool, shape (p,), optional
+        Columns never dropped (default: none).
+    tol : float
+        Threshold on :math:`1 - R^2` (scale free).
+
+    Returns
+    -------
+    keep : ndarray of bool, shape (n_features, p)
+    why : ndarray of int, shape (n_features, p)
+        0 kept, 1 zero on the observed rows, 2 linearly dependent on the
+        earlier kept columns.
+
+    References
+    ----------
+    Golub GH, Van Loan CF (2013) Matrix Computations, 4th ed., sections 4.2
+    (Cholesky) and 5.4.1 (rank-revealing factorisations).
+    """
+    XtX = np.asarray(XtX, dtype=float)
+    F, p = XtX.shape[:2]
+    intercept = np.zeros(p, dtype=bool) if intercept is None else np.asarray(intercept, bool)
+    diag = np.einsum("fpp->fp", XtX)
+    nonzero = diag > 0
+    safe = np.where(nonzero, diag, 1.0)
+    C = XtX / np.sqrt(safe[:, :, None] * safe[:, None, :])
+    order = np.r_[np.flatnonzero(intercept), np.flatnonzero(~intercept)]
+    L = np.zeros((F, p, p))  # lower-triangular factor, in visiting order
+    kept = np.zeros((F, p), dtype=bool)  # in visiting order
+    why = np.full((F, p), _KEPT)
+    for a, j in enumerate(order):
+        for b in range(a):
+            s = C[:, j, order[b]] - np.einsum("fm,fm->f", L[:, a, :b], L[:, b, :b])
+            L[:, a, b] = np.where(kept[:, b], s / np.where(kept[:, b], L[:, b, b], 1.0), 0.0)
+        d = C[:, j, j] - np.einsum("fm,fm->f", L[:, a, :a], L[:, a, :a])
+        ok = nonzero[:, j] & (d >= tol)
+        kept[:, a] = ok | intercept[j]
+        L[:, a, a] = np.where(ok, np.sqrt(np.where(ok, d, 1.0)), np.where(intercept[j], 1.0, 0.0))
+        why[:, j] = np.where(kept[:, a], _KEPT, np.where(nonzero[:, j], _DEPENDENT, _ZERO))
+    keep = np.empty_like(kept)
+    keep[:, order] = kept
+    return keep, why
+
+
+def _dependence(XtX: np.ndarray, cols: np.ndarray, j: int, intercept: np.ndarray) -> np.ndarray:
+    """Which kept columns visited before ``j`` a dropped column ``j`` is a combination of.
+
+    Solves :math:`C_{KK} a = C_{Kj}` on the unit-diagonal scale; returns a
+    boolean (features, len(K)) array (|a| > 1e-6) and the columns K.
+    """
+    visit = np.r_[np.flatnonzero(intercept), np.flatnonzero(~intercept)]
+    rank = np.empty_like(visit)
+    rank[visit] = np.arange(visit.size)
+    before = cols[rank[cols] < rank[j]]
+    diag = np.einsum("fpp->fp", XtX)
+    sub = XtX[:, before][:, :, before] / np.sqrt(diag[:, before, None] * diag[:, None, before])
+    rhs = XtX[:, before, j] / np.sqrt(diag[:, before] * diag[:, j:j + 1])
+    coef = np.linalg.solve(sub, rhs[:, :, None])[:, :, 0]
+    return np.abs(coef) > 1e-6, before
+
+
+def _reduce(st: dict, rows: np.ndarray, cols: np.ndarray) -> dict:
+    """Sufficient statistics of ``rows`` (features) for the design columns ``cols``."""
+    out = _take(st, rows)
+    if cols.size == st["XtX"].shape[1]:
+        return out
+    # C-contiguous like the full statistics: einsum's summation order follows the memory
+    # layout, and a feature's numbers must not depend on how it was grouped
+    out["XtX"] = np.ascontiguousarray(out["XtX"][:, cols][:, :, cols])
+    out["Xty"] = np.ascontiguousarray(out["Xty"][:, cols])
+    out["Sss"] = np.ascontiguousarray(out["Sss"][:, :, cols][:, :, :, cols])
+    out["Sst"] = np.ascontiguousarray(out["Sst"][:, :, cols])
+    return out
+
+
+def _fit_group(st: dict, X: np.ndarray, groups, confidence: float, df_method: str) -> dict:
+    """Fit every feature of ``st`` with the design columns ``X`` (same for all).
+
+    Returns per-feature arrays (status, note, gamma, scale, llf, gv_se) and
+    (features, p) arrays of estimates and tests, NaN for failed features.
+    """
+    p = X.shape[1]
+    F = st["n_obs"].size
+    failed, note = _unfittable(st, p)
+    ok_idx = np.flatnonzero(~failed)
+    out = dict(failed=failed, note=note, status=np.where(failed, "failed", "ok").astype(object),
+               gamma=np.full(F, np.nan), scale=np.full(F, np.nan), llf=np.full(F, np.nan),
+               gv_se=np.full(F, np.nan))
+    for key in ("estimate", "se", "z", "df", "p", "ci_low", "ci_high"):
+        out[key] = np.full((F, p), np.nan)
+    if not ok_idx.size:
+        return out
+    sub = _take(st, ok_idx)
+    g, boundary, at_top = _optimise_gamma(sub, p)
+    fit = _profile(g, sub, p, hessian=True)
+    with np.errstate(invalid="ignore"):
+        cov = np.linalg.inv(-fit["hessian"])
+        se = np.sqrt(np.einsum("fpp->fp", cov)[:, :p])
+        sc = fit["qf"] / (sub["n_obs"] - p)
+        out["gamma"][ok_idx] = g
+        out["scale"][ok_idx] = sc
+        out["llf"][ok_idx] = fit["llf"]
+        out["gv_se"][ok_idx] = np.sqrt(sc * cov[:, p, p])
+    status = out["status"]
+    status[ok_idx[boundary]] = "boundary"
+    note[ok_idx[boundary]] = "random-intercept variance estimated as 0 (boundary)"
+    hess_bad = (np.einsum("fpp->fp", fit["hessian"]) >= 0).any(axis=1) & ~boundary
+    note[ok_idx[hess_bad]] = ("Hessian not negative definite at the estimate "
+                              "(statsmodels warns too); standard errors unreliable")
+    status[ok_idx[at_top]] = "not_converged"
+    note[ok_idx[at_top]] = (f"variance ratio reached the grid maximum "
+                            f"{GAMMA_GRID[-1]:g} (residual variance -> 0)")
+    beta = fit["beta"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = beta / se
+    if df_method == "z":
+        df = np.full(beta.shape, np.inf)
+        p_value = 2 * special.ndtr(-np.abs(z))
+        crit = np.full(beta.shape, special.ndtri(0.5 + confidence / 2))
+    else:
+        df = between_within_df(X, groups, st["n_obs"][ok_idx], st["n_groups"][ok_idx])
+        p_value = 2 * special.stdtr(df, -np.abs(z))
+        crit = special.stdtrit(df, 0.5 + confidence / 2)
+    for key, val in (("estimate", beta), ("se", se), ("z", z), ("df", df), ("p", p_value),
+                     ("ci_low", beta - crit * se), ("ci_high", beta + crit * se)):
+        out[key][ok_idx] = val
+    return out
+
+
+def _drop_reasons(st: dict, keep: np.ndarray, why: np.ndarray, terms: np.ndarray,
+                  intercept: np.ndarray):
+    """";"-joined dropped column names and reasons per feature (vectorised over features)."""
+    F, p = keep.shape
+    dropped = np.full(F, "", dtype=object)
+    reasons = np.full(F, "", dtype=object)
+    patterns, inverse = np.unique(keep, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    for j in range(p):
+        lost = ~keep[:, j]
+        if not lost.any():
+            continue
+        text = np.where(why[:, j] == _ZERO, "zero on every observed row", "").astype(object)
+        for g, pattern in enumerate(patterns):
+            members = np.flatnonzero((inverse == g) & (why[:, j] == _DEPENDENT))
+            if not members.size:
+                continue
+            involved, before = _dependence(st["XtX"][members], np.flatnonzero(pattern), j,
+                                           intercept)
+            names = np.full(members.size, "", dtype=object)
+            for m, col in enumerate(before):
+                names = np.where(involved[:, m],
+                                 names + np.where(names == "", "", ", ") + terms[col], names)
+            text[members] = "a linear combination of " + names + " on the observed rows"
+        sep = np.where(dropped == "", "", ";")
+        dropped = np.where(lost, dropped + sep + terms[j], dropped)
+        reasons = np.where(lost, reasons + sep + text, reasons)
+    return dropped, reasons
+
+
+def fitted_formula(requested: str, term_columns: dict, fitted_terms, lhs: str = "feature",
+                   random: str = "(1 | subject_id)") -> np.ndarray:
+    """Formula actually fitted per feature, from its ``fitted_terms``.
+
+    A feature that kept every column gets ``requested`` unchanged. Otherwise
+    each formula term whose columns were all kept is written by its name
+    (``timepoint``), a term that lost some columns by its kept column names
+    (``timepoint[post]:response[responder]``), and a term that lost all of
+    them is left out; e.g. ``feature ~ timepoint + response +
+    timepoint[post]:response[responder] + cohort + (1 | subject_id)``.
+
+    Parameters
+    ----------
+    requested : str
+        The formula of the full design.
+    term_columns : dict
+        Formula term -> design columns (``build_design(...).attrs["terms"]``).
+    fitted_terms : array_like of str
+        ";"-joined fitted columns per feature (column of the fits table).
+    """
+    fitted_terms = pd.Series(np.asarray(fitted_terms, dtype=object))
+    all_columns = ";".join(c for cols in term_columns.values() for c in cols)
+    out = {}
+    for key in fitted_terms.unique():
+        if key == all_columns:
+            out[key] = requested
+            continue
+        kept = set(key.split(";")) if key else set()
+        parts = []
+        for term, cols in term_columns.items():
+            have = [c for c in cols if c in kept]
+            if term == "Intercept":
+                continue
+            parts += [term] if len(have) == len(cols) else have
+        if "Intercept" in term_columns and "Intercept" not in kept:
+            parts.insert(0, "0")
+        out[key] = f"{lhs} ~ " + " + ".join(parts or ["1"]) + f" + {random}"
+    return fitted_terms.map(out).to_numpy(dtype=object)
+
+
 def fit_random_intercept(values, exog, groups, confidence: float = 0.95,
-                         chunk_size: int = 2000, df_method: str = "z") -> MixedModelResult:
+                         chunk_size: int = 2000, df_method: str = "z",
+                         drop_inestimable: bool = True) -> MixedModelResult:
     """Fit ``y ~ X + (1 | group)`` by REML for every column of ``values``.
 
     Parameters
@@ -346,6 +586,13 @@ def fit_random_intercept(values, exog, groups, confidence: float = 0.95,
         normal (Wald, as statsmodels); ``between_within`` - Student t with the
         between-within degrees of freedom of :func:`between_within_df`, which
         keeps the false-positive rate at its level with a few dozen subjects.
+        The df of a feature count its observed rows and groups and the
+        columns of its reduced design; whether a column is within-subject is
+        decided on the full design.
+    drop_inestimable : bool
+        Per feature, drop the columns not estimable on its observed rows
+        (:func:`estimable_columns`; never an all-ones intercept column) and fit
+        the rest; ``False`` fits the full design or fails the feature.
 
     Returns
     -------
@@ -356,6 +603,11 @@ def fit_random_intercept(values, exog, groups, confidence: float = 0.95,
         no coefficients; a variance ratio at the top of the grid (residual
         variance -> 0) is ``"not_converged"``; ``gamma == 0`` is
         ``"boundary"`` (statsmodels warns "MLE may be on the boundary").
+        Dropped columns have no coefficient row; ``fits`` lists them
+        (``dropped_terms``, ``dropped_reasons``) and the columns fitted
+        (``fitted_terms``). Features are fitted in groups that share a set of
+        kept columns, one vectorised fit per group, so a feature's numbers do
+        not depend on the other features.
 
     References
     ----------
@@ -377,6 +629,8 @@ def fit_random_intercept(values, exog, groups, confidence: float = 0.95,
     p = X.shape[1]
     if df_method not in DF_METHODS:
         raise ValueError(f"df_method must be one of {DF_METHODS}, not {df_method!r}")
+    term_array = np.asarray(terms, dtype=object)
+    intercept = (X == 1.0).all(axis=0)
     X_original = X
     order, starts, _ = _sorted_by_group(groups)
     X = X[order]
@@ -386,57 +640,49 @@ def fit_random_intercept(values, exog, groups, confidence: float = 0.95,
         Y = Y_all[order, begin:begin + chunk_size]
         st = _sufficient_statistics(Y, X, starts)
         F = Y.shape[1]
-        failed, note = _unfittable(st, p)
-        ok_idx = np.flatnonzero(~failed)
-        gamma = np.full(F, np.nan)
-        status = np.where(failed, "failed", "ok").astype(object)
-        scale = np.full(F, np.nan)
-        llf = np.full(F, np.nan)
-        gv_se = np.full(F, np.nan)
-        if ok_idx.size:
-            sub = _take(st, ok_idx)
-            g, boundary, at_top = _optimise_gamma(sub, p)
-            fit = _profile(g, sub, p, hessian=True)
-            with np.errstate(invalid="ignore"):
-                cov = np.linalg.inv(-fit["hessian"])
-                se = np.sqrt(np.einsum("fpp->fp", cov)[:, :p])
-                sc = fit["qf"] / (sub["n_obs"] - p)
-                gamma[ok_idx] = g
-                scale[ok_idx] = sc
-                llf[ok_idx] = fit["llf"]
-                gv_se[ok_idx] = np.sqrt(sc * cov[:, p, p])
-            status[ok_idx[boundary]] = "boundary"
-            note[ok_idx[boundary]] = "random-intercept variance estimated as 0 (boundary)"
-            hess_bad = (np.einsum("fpp->fp", fit["hessian"]) >= 0).any(axis=1) & ~boundary
-            note[ok_idx[hess_bad]] = ("Hessian not negative definite at the estimate "
-                                      "(statsmodels warns too); standard errors unreliable")
-            status[ok_idx[at_top]] = "not_converged"
-            note[ok_idx[at_top]] = (f"variance ratio reached the grid maximum "
-                                    f"{GAMMA_GRID[-1]:g} (residual variance -> 0)")
-            beta = fit["beta"]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                z = beta / se
-            if df_method == "z":
-                df = np.full(beta.shape, np.inf)
-                p_value = 2 * special.ndtr(-np.abs(z))
-                crit = np.full(beta.shape, special.ndtri(0.5 + confidence / 2))
-            else:
-                df = between_within_df(X_original, groups, st["n_obs"][ok_idx],
-                                       st["n_groups"][ok_idx])
-                p_value = 2 * special.stdtr(df, -np.abs(z))
-                crit = special.stdtrit(df, 0.5 + confidence / 2)
+        if drop_inestimable:
+            keep, why = estimable_columns(st["XtX"], intercept)
+        else:
+            keep, why = np.ones((F, p), dtype=bool), np.full((F, p), _KEPT)
+        patterns, inverse = np.unique(keep, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        res = {key: np.full((F, p), np.nan)
+               for key in ("estimate", "se", "z", "df", "p", "ci_low", "ci_high")}
+        status = np.empty(F, dtype=object)
+        note = np.empty(F, dtype=object)
+        failed = np.zeros(F, dtype=bool)
+        per_feature = {key: np.full(F, np.nan) for key in ("gamma", "scale", "llf", "gv_se")}
+        for g, pattern in enumerate(patterns):
+            members = np.flatnonzero(inverse == g)
+            cols = np.flatnonzero(pattern)
+            whole = members.size == F and cols.size == p
+            sub = st if whole else _reduce(st, members, cols)
+            part = _fit_group(sub, X_original if cols.size == p else X_original[:, cols],
+                              groups, confidence, df_method)
+            for key in res:
+                res[key][np.ix_(members, cols)] = part[key]
+            for key in per_feature:
+                per_feature[key][members] = part[key]
+            status[members] = part["status"]
+            note[members] = part["note"]
+            failed[members] = part["failed"]
+        fitted = keep & ~failed[:, None]
+        f_idx, t_idx = np.nonzero(fitted)
+        if f_idx.size:
             coef_parts.append(pd.DataFrame({
-                "feature_id": np.repeat(ids[ok_idx], p),
-                "term": np.tile(terms, ok_idx.size),
-                "estimate": beta.ravel(), "se": se.ravel(), "z": z.ravel(), "df": df.ravel(),
-                "p": p_value.ravel(),
-                "ci_low": (beta - crit * se).ravel(), "ci_high": (beta + crit * se).ravel(),
-            }))
+                "feature_id": ids.to_numpy()[f_idx], "term": term_array[t_idx],
+                **{key: res[key][f_idx, t_idx] for key in res}}))
+        dropped, reasons = _drop_reasons(st, keep, why, term_array, intercept)
+        fitted_names = np.array([";".join(term_array[pattern]) for pattern in patterns],
+                                dtype=object)[inverse]
+        gamma, scale = per_feature["gamma"], per_feature["scale"]
         fit_parts.append(pd.DataFrame({
             "feature_id": ids, "status": status, "n_obs": st["n_obs"],
             "n_groups": st["n_groups"], "n_repeated_groups": st["n_repeated"],
-            "gamma": gamma, "group_var": scale * gamma, "group_var_se": gv_se,
-            "scale": scale, "llf": llf, "note": note}))
+            "gamma": gamma, "group_var": scale * gamma, "group_var_se": per_feature["gv_se"],
+            "scale": scale, "llf": per_feature["llf"], "note": note,
+            "fitted_terms": fitted_names, "dropped_terms": dropped,
+            "dropped_reasons": reasons}))
     coef_cols = ["feature_id", "term", "estimate", "se", "z", "df", "p", "ci_low", "ci_high"]
     coefficients = (pd.concat(coef_parts, ignore_index=True) if coef_parts
                     else pd.DataFrame(columns=coef_cols))
