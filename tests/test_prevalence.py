@@ -203,7 +203,9 @@ def test_fisher_kernels_match_scipy_on_random_and_large_tables():
     rng = np.random.default_rng(7)
     small = rng.integers(0, 12, (300, 4))
     large = rng.integers(0, 400, (40, 4))
-    for tables in (small, large):
+    extreme = np.array([[1, 2499, 0, 2500], [2500, 0, 1, 2499], [1, 0, 0, 1], [0, 1, 1, 0],
+                        [1000, 1, 1, 1000], [2, 3000, 3000, 2], [0, 5, 5000, 1], [0, 0, 0, 0]])
+    for tables in (small, large, extreme):
         p = fisher_exact_p(*tables.T)
         low, high = fisher_conditional_ci(*tables.T, confidence=0.9)
         for t, pj, lj, hj in zip(tables, p, low, high):
