@@ -144,7 +144,8 @@ def test_paired_effect_is_the_conditional_logistic_estimate():
     post = (rng.random(60) < 0.4).astype(float)
     y = np.concatenate([pre, post])
     time = np.r_[np.zeros(60), np.ones(60)][:, None]
-    fit = ConditionalLogit(y, time, groups=np.r_[np.arange(60), np.arange(60)]).fit(method="newton", tol=1e-14, disp=False)
+    model = ConditionalLogit(y, time, groups=np.r_[np.arange(60), np.arange(60)])
+    fit = model.fit(method="newton", tol=1e-14, disp=False)
     res = paired_presence_test(pre[:, None], post[:, None]).iloc[0]
     assert res.n_lost > 0 and res.n_gained > 0
     assert res.effect == pytest.approx(fit.params[0], abs=1e-6)
@@ -156,6 +157,12 @@ def test_paired_dataframe_input_keeps_feature_ids_and_rejects_bad_values():
     res = paired_presence_test(pre, post)
     assert list(res.index) == ["taxA", "taxB"] and res.index.name == "feature_id"
     assert res.loc["taxA", "n_lost"] == 2 and res.loc["taxB", "n_gained"] == 1
+    # nullable booleans: pd.NA is an unusable pair, as a DataFrame or as an object array
+    pre_na = pre.astype("boolean")
+    pre_na.iloc[0, 0] = pd.NA
+    for pre_in, post_in in ((pre_na, post), (pre_na.to_numpy(), post.to_numpy())):
+        res_na = paired_presence_test(pre_in, post_in)
+        assert list(res_na.n_pairs) == [2, 3] and list(res_na.n_lost) == [1, 0]
     with pytest.raises(ValueError, match="present"):
         paired_presence_test(np.array([[2.0]]), np.array([[1.0]]))
     with pytest.raises(ValueError, match="same shape"):
@@ -299,7 +306,8 @@ def test_interaction_is_fisher_on_the_discordant_pairs():
     assert res.effect[3] == 0.0 and res.p[3] == 1.0
     # group loses, reference gains
     assert res.p[0] < 0.01 and res.effect[0] < 0
-    assert list(presence_call(res.effect, res.p, 0.05, "interaction"))[:3] == ["more_lost", "none", "more_gained"]
+    calls = presence_call(res.effect, res.p, 0.05, "interaction")
+    assert list(calls[:3]) == ["more_lost", "none", "more_gained"]
 
 
 @pytest.mark.filterwarnings("ignore:Dropped")
@@ -314,9 +322,8 @@ def test_interaction_effect_is_the_conditional_logistic_interaction():
     y = np.concatenate([pre, post])
     time = np.r_[np.zeros(n), np.ones(n)]
     g = np.r_[is_group, is_group].astype(float)
-    fit = ConditionalLogit(y, np.column_stack([time, time * g]),
-                           groups=np.r_[np.arange(n), np.arange(n)]).fit(method="newton", tol=1e-14,
-                                                                               disp=False)
+    model = ConditionalLogit(y, np.column_stack([time, time * g]), groups=np.r_[np.arange(n), np.arange(n)])
+    fit = model.fit(method="newton", tol=1e-14, disp=False)
     lost, gained = discordant_pairs(pre[:, None], post[:, None])
     res = discordant_interaction_test(lost, gained, is_group).iloc[0]
     assert min(res.n_lost_group, res.n_gained_group, res.n_lost_reference, res.n_gained_reference) > 0
@@ -410,7 +417,8 @@ def test_fisher_p_and_conditional_interval_equal_r_fisher_test():
                                rtol=0, atol=3e-4)
     # ... and our bounds are checked tightly by evaluating, in R, the noncentral hypergeometric
     # tails that define them (as fisher.test's pnhyper does): P(A >= a; psi_L) = P(A <= a; psi_U) = 0.025
-    bounds = ";".join(f"t[{i + 1},] <- c({','.join(map(str, t))}); lo[{i + 1}] <- {_r_num(lo)}; hi[{i + 1}] <- {_r_num(hi)}"
+    bounds = ";".join(f"t[{i + 1},] <- c({','.join(map(str, t))}); "
+                      f"lo[{i + 1}] <- {_r_num(lo)}; hi[{i + 1}] <- {_r_num(hi)}"
                       for i, (t, lo, hi) in enumerate(zip(tables, np.exp(low), np.exp(high))))
     code = (f"t <- matrix(0, {len(tables)}, 4); lo <- hi <- numeric({len(tables)}); {bounds}; "
             "tail <- function(x, psi, upper) { m <- x[1] + x[2]; n <- x[3] + x[4]; k <- x[1] + x[3]; "

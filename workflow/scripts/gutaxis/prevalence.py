@@ -76,7 +76,11 @@ def _as_presence(values, name: str):
         arr = values.astype("float64").to_numpy(dtype=float, na_value=np.nan)
     else:
         columns = None
-        arr = np.asarray(values, dtype=float)
+        try:
+            arr = np.asarray(values, dtype=float)
+        except TypeError:  # object array holding pd.NA / None as missing
+            obj = np.asarray(values, dtype=object)
+            arr = np.where(pd.isna(obj), np.nan, obj).astype(float)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
