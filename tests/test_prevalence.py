@@ -269,6 +269,10 @@ def test_fisher_rejects_mismatched_features():
     a = pd.DataFrame({"x": [1, 0]})
     with pytest.raises(ValueError, match="different feature"):
         fisher_presence_test(a, a.rename(columns={"x": "y"}))
+    with pytest.raises(ValueError, match="whole numbers"):
+        fisher_exact_p(1, 2, -1, 4)
+    with pytest.raises(ValueError, match="whole numbers"):
+        fisher_conditional_ci(1, 2.5, 3, 4)
 
 
 # --------------------------------------------------------------------------- interaction

@@ -22,6 +22,19 @@ the inputs; :func:`fisher_exact_p` and :func:`fisher_conditional_ci` are the
 vectorised 2 x 2 kernels (p equal to R ``fisher.test()$p.value``, interval
 equal to R ``fisher.test()$conf.int``).
 
+Terms of the differential engine
+--------------------------------
+=========================================  ================================
+term                                       function
+=========================================  ================================
+``timepoint[post]`` (paired)               :func:`paired_presence_test`
+``response[responder]`` (at ``pre``)       :func:`fisher_presence_test`
+``timepoint[post]:response[responder]``    :func:`discordant_interaction_test`
+=========================================  ================================
+
+Each returns one row per feature with ``effect, ci_low, ci_high, p``; q values
+(BH within the family) and :func:`presence_call` are left to the caller.
+
 Conventions shared by all tests
 -------------------------------
 * Inputs are ``(n_pairs or n_subjects, n_features)`` arrays (or DataFrames,
@@ -209,7 +222,10 @@ def _log_odds_ratio(a, b, c, d):
 
 def _unique_tables(a, b, c, d):
     """Distinct tables (as int arrays) and the index of each input table in them."""
-    tables = np.stack([np.asarray(x, dtype=np.int64).ravel() for x in (a, b, c, d)], axis=1)
+    cells = np.stack([np.asarray(x, dtype=float).ravel() for x in (a, b, c, d)], axis=1)
+    if np.any(cells < 0) or np.any(cells != np.round(cells)):
+        raise ValueError("table cells must be non-negative whole numbers")
+    tables = cells.astype(np.int64)
     uniq, inverse = np.unique(tables, axis=0, return_inverse=True)
     return uniq, inverse.ravel()
 
@@ -278,8 +294,6 @@ def fisher_exact_p(a, b, c, d):
     """
     shape = np.shape(a)
     uniq, inverse = _unique_tables(a, b, c, d)
-    if np.any(uniq < 0):
-        raise ValueError("table cells must be non-negative")
     p_uniq = np.empty(len(uniq))
     for block in _chunks(uniq):
         k, logw, valid, x = _null_log_weights(uniq[block])
@@ -366,8 +380,6 @@ def fisher_conditional_ci(a, b, c, d, confidence: float = 0.95):
     _check_confidence(confidence)
     shape = np.shape(a)
     uniq, inverse = _unique_tables(a, b, c, d)
-    if np.any(uniq < 0):
-        raise ValueError("table cells must be non-negative")
     log_half_alpha = np.log((1.0 - confidence) / 2.0)
     # starting points: Woolf's interval on the table with 0.5 added to every cell
     cells = uniq.astype(float) + 0.5
