@@ -22,6 +22,19 @@ the inputs; :func:`fisher_exact_p` and :func:`fisher_conditional_ci` are the
 vectorised 2 x 2 kernels (p equal to R ``fisher.test()$p.value``, interval
 equal to R ``fisher.test()$conf.int``).
 
+Terms of the differential engine
+--------------------------------
+=========================================  ================================
+term                                       function
+=========================================  ================================
+``timepoint[post]`` (paired)               :func:`paired_presence_test`
+``response[responder]`` (at ``pre``)       :func:`fisher_presence_test`
+``timepoint[post]:response[responder]``    :func:`discordant_interaction_test`
+=========================================  ================================
+
+Each returns one row per feature with ``effect, ci_low, ci_high, p``; q values
+(BH within the family) and :func:`presence_call` are left to the caller.
+
 Conventions shared by all tests
 -------------------------------
 * Inputs are ``(n_pairs or n_subjects, n_features)`` arrays (or DataFrames,
@@ -51,8 +64,10 @@ from scipy import special, stats
 R_REL_ERR = 1.0 + 1e-7
 #: added to every cell of a 2 x 2 table that has a zero cell (Haldane-Anscombe)
 HALDANE = 0.5
-#: bisection steps on the log odds ratio for the exact conditional interval
-_CI_STEPS = 64
+#: most Newton/bisection steps on the log odds ratio for the exact conditional interval
+_CI_MAX_STEPS = 200
+#: relative step size at which a bound of the exact conditional interval has converged
+_CI_XTOL = 1e-13
 #: largest |log odds ratio| searched for an exact interval bound
 _CI_LOG_RANGE = 200.0
 #: table cells held at once by the vectorised kernels (memory bound)
@@ -74,7 +89,11 @@ def _as_presence(values, name: str):
         arr = values.astype("float64").to_numpy(dtype=float, na_value=np.nan)
     else:
         columns = None
-        arr = np.asarray(values, dtype=float)
+        try:
+            arr = np.asarray(values, dtype=float)
+        except TypeError:  # object array holding pd.NA / None as missing
+            obj = np.asarray(values, dtype=object)
+            arr = np.where(pd.isna(obj), np.nan, obj).astype(float)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
@@ -203,7 +222,10 @@ def _log_odds_ratio(a, b, c, d):
 
 def _unique_tables(a, b, c, d):
     """Distinct tables (as int arrays) and the index of each input table in them."""
-    tables = np.stack([np.asarray(x, dtype=np.int64).ravel() for x in (a, b, c, d)], axis=1)
+    cells = np.stack([np.asarray(x, dtype=float).ravel() for x in (a, b, c, d)], axis=1)
+    if np.any(cells < 0) or np.any(cells != np.round(cells)):
+        raise ValueError("table cells must be non-negative whole numbers")
+    tables = cells.astype(np.int64)
     uniq, inverse = np.unique(tables, axis=0, return_inverse=True)
     return uniq, inverse.ravel()
 
@@ -272,8 +294,6 @@ def fisher_exact_p(a, b, c, d):
     """
     shape = np.shape(a)
     uniq, inverse = _unique_tables(a, b, c, d)
-    if np.any(uniq < 0):
-        raise ValueError("table cells must be non-negative")
     p_uniq = np.empty(len(uniq))
     for block in _chunks(uniq):
         k, logw, valid, x = _null_log_weights(uniq[block])
@@ -283,6 +303,44 @@ def fisher_exact_p(a, b, c, d):
         as_extreme = valid & (w <= observed * R_REL_ERR)
         p_uniq[block] = np.where(as_extreme, w, 0.0).sum(axis=1) / w.sum(axis=1)
     return np.minimum(1.0, p_uniq[inverse]).reshape(shape)
+
+
+def _solve_tail(logw, offset, mask, target, theta, increasing):
+    """Solve ``log P_theta(A in mask) = target`` for theta = log psi, row by row.
+
+    ``logw`` are the central log weights of each row's support (-inf on
+    padding), ``offset`` the support values minus the smallest, ``mask`` the
+    tail. Newton steps (d/dtheta log P(tail) = E[A | tail] - E[A]) from
+    ``theta``, kept inside a bisection bracket; rows leave once converged.
+    """
+    n = len(theta)
+    lo = np.full(n, -_CI_LOG_RANGE)
+    hi = np.full(n, _CI_LOG_RANGE)
+    theta = np.clip(np.asarray(theta, dtype=float).copy(), -_CI_LOG_RANGE, _CI_LOG_RANGE)
+    active = np.arange(n)
+    for _ in range(_CI_MAX_STEPS):
+        if active.size == 0:
+            break
+        t, off, m = theta[active], offset[active], mask[active]
+        lw = logw[active] + t[:, None] * off
+        w = np.exp(lw - lw.max(axis=1, keepdims=True))
+        w_tail = np.where(m, w, 0.0)
+        total, tail = w.sum(axis=1), w_tail.sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.log(tail) - np.log(total) - target
+            slope = (w_tail * off).sum(axis=1) / tail - (w * off).sum(axis=1) / total
+            newton = t - f / slope
+        # P(A >= a) grows with theta, P(A <= a) falls: move the bracket end past the root
+        too_high = (f > 0) if increasing else (f < 0)
+        hi[active] = np.where(too_high, t, hi[active])
+        lo[active] = np.where(too_high, lo[active], t)
+        # a Newton step below tolerance (or f == 0) ends the row; it may land on a bracket end
+        done = (f == 0) | (np.abs(newton - t) <= _CI_XTOL * (1.0 + np.abs(t)))
+        inside = np.isfinite(newton) & (newton > lo[active]) & (newton < hi[active])
+        new = np.where(done | inside, newton, 0.5 * (lo[active] + hi[active]))
+        theta[active] = np.where(f == 0, t, new)
+        active = active[~done]
+    return theta
 
 
 def fisher_conditional_ci(a, b, c, d, confidence: float = 0.95):
@@ -298,7 +356,8 @@ def fisher_conditional_ci(a, b, c, d, confidence: float = 0.95):
     :math:`\psi_L = 0` when :math:`a` is the smallest value its margins allow
     and :math:`\psi_U = \infty` when it is the largest. This is the interval of
     R ``fisher.test()$conf.int`` (R finds the roots with ``uniroot``'s default
-    tolerance, about 1e-4; here bisection on :math:`\log\psi` runs to ~1e-15).
+    tolerance, about 1e-4; here Newton steps on :math:`\log\psi`, safeguarded by
+    bisection, run to a relative step of 1e-13).
     Returned as :math:`(\log\psi_L, \log\psi_U)`, so ``-inf``/``+inf`` for an
     open side. Computed once per distinct table, all tables at once.
 
@@ -321,39 +380,26 @@ def fisher_conditional_ci(a, b, c, d, confidence: float = 0.95):
     _check_confidence(confidence)
     shape = np.shape(a)
     uniq, inverse = _unique_tables(a, b, c, d)
-    if np.any(uniq < 0):
-        raise ValueError("table cells must be non-negative")
     log_half_alpha = np.log((1.0 - confidence) / 2.0)
-    low_u = np.empty(len(uniq))
-    high_u = np.empty(len(uniq))
+    # starting points: Woolf's interval on the table with 0.5 added to every cell
+    cells = uniq.astype(float) + 0.5
+    centre = np.log(cells[:, 0] * cells[:, 3] / (cells[:, 1] * cells[:, 2]))
+    half = special.ndtri(0.5 + confidence / 2.0) * np.sqrt((1.0 / cells).sum(axis=1))
+    low_u = np.full(len(uniq), -np.inf)
+    high_u = np.full(len(uniq), np.inf)
     for block in _chunks(uniq):
         k, logw, valid, x = _null_log_weights(uniq[block])
         offset = (k - k[:, :1]).astype(float)
-        at_or_above = valid & (k >= x[:, None])
-        at_or_below = valid & (k <= x[:, None])
-
-        def log_tail(theta, mask):
-            """log P_theta(A in mask) for each table (theta = log psi)."""
-            lw = np.where(valid, logw + theta[:, None] * offset, -np.inf)
-            total = special.logsumexp(lw, axis=1)
-            return special.logsumexp(np.where(mask, lw, -np.inf), axis=1) - total
-
-        def solve(mask, increasing):
-            lo = np.full(len(x), -_CI_LOG_RANGE)
-            hi = np.full(len(x), _CI_LOG_RANGE)
-            for _ in range(_CI_STEPS):
-                mid = 0.5 * (lo + hi)
-                above = log_tail(mid, mask) > log_half_alpha
-                # upper tail grows with theta: too high if above alpha/2
-                too_high = above if increasing else ~above
-                hi = np.where(too_high, mid, hi)
-                lo = np.where(too_high, lo, mid)
-            return 0.5 * (lo + hi)
-
-        smallest = x == k[:, 0]
-        largest = x == np.where(valid, k, -1).max(axis=1)
-        low_u[block] = np.where(smallest, -np.inf, solve(at_or_above, increasing=True))
-        high_u[block] = np.where(largest, np.inf, solve(at_or_below, increasing=False))
+        rows = np.arange(block.start, block.start + len(x))
+        # psi_L = 0 when a is the smallest value the margins allow, psi_U = inf when the largest
+        has_low = np.flatnonzero(x > k[:, 0])
+        has_high = np.flatnonzero(x < np.where(valid, k, -1).max(axis=1))
+        low_u[rows[has_low]] = _solve_tail(logw[has_low], offset[has_low],
+                                           (k >= x[:, None])[has_low], log_half_alpha,
+                                           (centre - half)[rows[has_low]], increasing=True)
+        high_u[rows[has_high]] = _solve_tail(logw[has_high], offset[has_high],
+                                             (k <= x[:, None])[has_high], log_half_alpha,
+                                             (centre + half)[rows[has_high]], increasing=False)
     return low_u[inverse].reshape(shape), high_u[inverse].reshape(shape)
 
 
