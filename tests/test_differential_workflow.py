@@ -101,8 +101,8 @@ def test_every_row_has_the_columns_of_the_issue(outputs, contrast, modality):
     assert (abundance["effect"] <= abundance["ci_high"] + 1e-12).all()
     assert set(abundance["direction"]) <= {"up", "down", "none"}
     presence = res[res["method"].str.startswith("presence_")]
-    assert set(presence["direction"]) <= {"lost", "gained", "more_prevalent", "less_prevalent",
-                                          "none"}
+    assert set(presence["direction"]) <= {"lost", "gained", "more_gained", "more_lost",
+                                          "more_prevalent", "less_prevalent", "none"}
 
 
 @pytest.mark.parametrize("modality", list(TRUTH_LABEL))

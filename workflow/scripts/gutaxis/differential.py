@@ -57,9 +57,11 @@ from statsmodels.stats.multitest import multipletests
 
 from gutaxis.clinical_checks import NON_RESPONDER, RESPONDER
 from gutaxis.errors import InputError, Problem, ProblemCollector
-from gutaxis.mixed import build_design, fit_random_intercept
+from gutaxis.mixed import build_design, fit_random_intercept, fitted_formula
 from gutaxis.paired import (average_ranks, hodges_lehmann, paired_differences,
                             paired_t_test, pair_samples, wilcoxon_signed_rank)
+from gutaxis.prevalence import (discordant_interaction_test, fisher_presence_test,
+                                paired_presence_test)
 from gutaxis.reference_shift import ASSUMPTION, kernel_mode, reference_feature
 from gutaxis.transforms import TransformResult, transform_table
 
@@ -78,6 +80,13 @@ METHOD_ORDER = ["paired_t", "wilcoxon", "lmm", "ols", "mann_whitney", "presence_
                 "presence_interaction", "presence_fisher"]
 #: presence/absence tests (compositions): their effect is a log odds ratio of presence
 PRESENCE_METHODS = ("presence_mcnemar", "presence_interaction", "presence_fisher")
+#: presence calls by term kind: time (lost/gained), interaction (the group gains or loses the
+#: feature more often than the reference), group at baseline (more/less prevalent)
+PRESENCE_LABELS = {
+    "time": {"up": "gained", "down": "lost", "none": "none"},
+    "interaction": {"up": "more_gained", "down": "more_lost", "none": "none"},
+    "group": {"up": "more_prevalent", "down": "less_prevalent", "none": "none"},
+}
 #: the rank test whose call confirms a parametric row of the same term (``sensitivity_agrees``)
 SENSITIVITY_METHODS = ("rank_tests", "none")
 #: bias corrections of compositional effects
@@ -531,7 +540,6 @@ def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_
     interest is an untested row, and ``formula`` (fits) and ``model`` (rows) give the
     formula fitted for that feature.
     """
-    from gutaxis.mixed import fitted_formula
 
     rows, untested, dropped, fits, coefs, formulas = [], [], [], [], [], {}
     features = tvals.columns.astype(str)
@@ -723,9 +731,6 @@ def _presence_analysis(raw, frame, design, pre, post, with_response, min_pairs,
     1:1 matched binary data) and ``presence_fisher`` (detected in responders vs
     non-responders at ``pre``: Fisher's exact test).
     """
-    from gutaxis.prevalence import (discordant_interaction_test, fisher_presence_test,
-                                    paired_presence_test)
-
     rows, untested = [], []
     features = raw.columns.astype(str)
     present = _presence(raw)
@@ -1130,12 +1135,11 @@ def _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotat
     sig = results["q"] < alpha
     results["direction"] = np.where(sig & (results["effect"] > 0), "up",
                                     np.where(sig & (results["effect"] < 0), "down", "none"))
-    is_time = results["term"].str.startswith("timepoint[") & ~results["term"].str.contains(":")
-    results.loc[presence & is_time, "direction"] = results.loc[
-        presence & is_time, "direction"].map({"up": "gained", "down": "lost", "none": "none"})
-    results.loc[presence & ~is_time, "direction"] = results.loc[
-        presence & ~is_time, "direction"].map({"up": "more_prevalent", "down": "less_prevalent",
-                                               "none": "none"})
+    kind = np.where(results["term"].str.contains(":"), "interaction",
+                    np.where(results["term"].str.startswith("timepoint["), "time", "group"))
+    for k, labels in PRESENCE_LABELS.items():
+        rows = presence & (kind == k)
+        results.loc[rows, "direction"] = results.loc[rows, "direction"].map(labels)
     results["effect_scale"] = np.where(presence, "ln odds ratio of detection",
                                        effect_scale_label(tr, corrected))
     base = tr.log_base
