@@ -1120,6 +1120,9 @@ def _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotat
     """The tables of one analysis from its parts: BH q within each family, direction,
     fold changes, the presence call beside each abundance row, annotations, a fixed
     row order."""
+    notes = [("effect", "what the called effects estimate: " + effect_scale_label(tr, corrected)
+              + ("; if most features change together the corrected effects are off by that "
+                 "common change" if corrected else ""))] + list(notes)
     results = (pd.concat(rows, ignore_index=True) if rows
                else pd.DataFrame(columns=RESULT_COLUMNS))
     for col in ("relative_effect", "relative_ci_low", "relative_ci_high", "relative_p",
