@@ -15,7 +15,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from gutaxis.differential import UNTESTED_COLUMNS, run_baseline, run_contrast
+from gutaxis.differential import (UNTESTED_COLUMNS, corrected_changes, run_baseline,
+                                  run_contrast)
 from gutaxis.errors import InputError, Problem
 from gutaxis.filtering import filter_features
 from gutaxis.paired import pair_samples, paired_differences
@@ -188,9 +189,17 @@ def main(smk):
         cohorts = subjects.set_index("subject_id")["cohort"] if "cohort" in subjects else {}
         pairs["cohort"] = pairs["subject_id"].map(cohorts).fillna("")
     write_tsv(pairs, smk.output.pairs)
-    changes = paired_differences(transformed.values, pairs)
+    values = transformed.values
+    reference = result.references.get(("paired_t", f"timepoint[{contrast['post']}]"))
+    if reference is None:
+        changes = paired_differences(values, pairs)
+    else:
+        # compositions: the log-ratio to the reference of the paired tests, so the heatmap and
+        # the paired plots show what was tested (bias-corrected), not the relative CLR
+        changes = corrected_changes(table, values, reference, pairs)
+        values = values.sub(reference, axis=0)
     write_tsv(changes.rename_axis(columns=None).reset_index(), smk.output.changes)
-    write_feature_table(transformed.values, smk.output.transformed)
+    write_feature_table(values, smk.output.transformed)
     log.info("%d result rows, %d untested rows, %d pairs", len(result.results), len(untested),
              len(pairs))
 

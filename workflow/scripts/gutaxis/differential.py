@@ -126,6 +126,8 @@ class DifferentialResult:
     notes: pd.DataFrame
     transform: str
     coefficients: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: ``(method, term) -> reference feature`` (per-sample values) of each bias-corrected family
+    references: dict = field(default_factory=dict)
 
     @property
     def formula(self) -> str:
@@ -388,6 +390,7 @@ def _sample_frame(table, samples, responders, response_column, covariates, subje
     sheet["sample_id"] = sheet["sample_id"].astype(str)
     sheet = sheet.drop_duplicates("sample_id").set_index("sample_id")
     frame = sheet.loc[table.index.astype(str), ["subject_id", "timepoint"]].copy()
+    frame.index.name = "sample_id"  # pair_samples reads it back as a column
     frame["subject_id"] = frame["subject_id"].astype("string")
     by_subject = []
     if subjects is not None:
@@ -486,10 +489,7 @@ def _paired_analysis(raw, tvals, frame, pre, post, min_pairs, wilcoxon_options, 
     if reference is None:
         diff = paired_differences(tvals, design.pairs)
     else:
-        diff = paired_differences(tvals.sub(reference, axis=0), design.pairs)
-        both_zero = ((raw.loc[design.pairs["pre_sample"]].to_numpy() == 0)
-                     & (raw.loc[design.pairs["post_sample"]].to_numpy() == 0))
-        diff = diff.mask(both_zero & diff.notna().to_numpy(), 0.0)
+        diff = corrected_changes(raw, tvals, reference, design.pairs)
     features = tvals.columns.astype(str)
     n_pairs = (~diff.isna()).sum(axis=0).to_numpy()
     d = diff.to_numpy()
@@ -711,6 +711,17 @@ def _baseline_analysis(raw, tvals, frame, pre, covariates, min_group_size, confi
                       f"Mann-Whitney U, responder vs non_responder at '{pre}' (unadjusted)",
                       p=mw["p"].to_numpy(), **eff, **common))
     return rows, untested, dropped, formulas
+
+
+def corrected_changes(raw: pd.DataFrame, values: pd.DataFrame, reference: pd.Series,
+                      pairs: pd.DataFrame) -> pd.DataFrame:
+    """Within-subject changes of the log-ratio to the reference, as the corrected paired
+    tests use them: ``(y - z)_post - (y - z)_pre``, exactly 0 where the feature is not
+    detected at either timepoint."""
+    diff = paired_differences(values.sub(reference, axis=0), pairs)
+    both_zero = ((raw.loc[pairs["pre_sample"], values.columns].to_numpy() == 0)
+                 & (raw.loc[pairs["post_sample"], values.columns].to_numpy() == 0))
+    return diff.mask(both_zero & diff.notna().to_numpy(), 0.0)
 
 
 def _presence(raw: pd.DataFrame) -> pd.DataFrame:
@@ -943,6 +954,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
     hl_effect = effect == "hodges_lehmann"
     design = None
     corrected = bias_correction == "mode"
+    references: dict = {}
 
     def paired(values, reference=None):
         return _paired_analysis(raw, values, frame, pre, post, min_pairs, wilcoxon_options,
@@ -961,7 +973,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
         design, r, u, dr = paired(tvals)
         if corrected:
             r, lost = _reference_corrected(r, tvals, "paired_t", notes,
-                                           lambda z: paired(tvals, reference=z)[1])
+                                           lambda z: paired(tvals, reference=z)[1], references)
             untested += lost
         rows += r
         untested += u
@@ -971,7 +983,8 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
         r, u, dr, f, fi, co = mixed(tvals, notes)
         if corrected:
             r, lost = _reference_corrected(r, tvals, "lmm", notes,
-                                           lambda z: mixed(tvals.sub(z, axis=0), [])[0])
+                                           lambda z: mixed(tvals.sub(z, axis=0), [])[0],
+                                           references)
             untested += lost
         notes.append(("lmm", "tests and intervals: " + (
             "Wald z (as statsmodels MixedLM)" if mixed_df == "z" else
@@ -986,7 +999,8 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
         r, u, dr, f = baseline(tvals, notes)
         if corrected:
             r, lost = _reference_corrected(r, tvals, "ols", notes,
-                                           lambda z: baseline(tvals.sub(z, axis=0), [])[0])
+                                           lambda z: baseline(tvals.sub(z, axis=0), [])[0],
+                                           references)
             untested += lost
         rows += r
         untested += u
@@ -1005,7 +1019,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
                                 "(Fisher's exact test between response groups)")
 
     return _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotations,
-                     annotation_column, modality, name, alpha, sensitivity, corrected)
+                     annotation_column, modality, name, alpha, sensitivity, corrected, references)
 
 
 def _check_options(sensitivity, bias_correction):
@@ -1021,7 +1035,7 @@ def _check_options(sensitivity, bias_correction):
                                  "use 'mode' or 'none'"))
 
 
-def _reference_corrected(rows, tvals, primary, notes, rerun):
+def _reference_corrected(rows, tvals, primary, notes, rerun, references):
     """Replace each family's rows by their bias-corrected version.
 
     For every term of the rows of method ``primary`` (the parametric effect:
@@ -1043,6 +1057,7 @@ def _reference_corrected(rows, tvals, primary, notes, rerun):
             continue
         shift = kernel_mode(effects)
         z = reference_feature(tvals[effects.index], shift.weights)
+        references[(primary, term)] = z
         again = pd.concat(rerun(z), ignore_index=True)
         again = again[again["term"] == term].copy()
         before = relative[relative["term"] == term].set_index(["method", "feature"])
@@ -1116,7 +1131,7 @@ def _joint_calls(results: pd.DataFrame) -> pd.DataFrame:
 
 def _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotations,
               annotation_column, modality, name, alpha, sensitivity="rank_tests",
-              corrected=False) -> DifferentialResult:
+              corrected=False, references=None) -> DifferentialResult:
     """The tables of one analysis from its parts: BH q within each family, direction,
     fold changes, the presence call beside each abundance row, annotations, a fixed
     row order."""
@@ -1188,7 +1203,7 @@ def _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotat
                if coefs else pd.DataFrame())
     notes_df = pd.DataFrame(notes, columns=["step", "message"])
     return DifferentialResult(results, untested_df, formulas, fits_df, dropped_df, notes_df,
-                              tr.description, coef_df)
+                              tr.description, coef_df, dict(references or {}))
 
 
 def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
@@ -1264,9 +1279,11 @@ def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
 
     rows, untested, dropped, formulas = analysis(tvals, notes)
     corrected = bias_correction == "mode"
+    references: dict = {}
     if corrected:
         rows, lost = _reference_corrected(rows, tvals, "ols", notes,
-                                          lambda z: analysis(tvals.sub(z, axis=0), [])[0])
+                                          lambda z: analysis(tvals.sub(z, axis=0), [])[0],
+                                          references)
         untested += lost
     if presence_tests:
         r, u = _presence_analysis(table, frame, None, baseline, None, True, 0, min_group_size,
@@ -1274,7 +1291,7 @@ def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
         rows += r
         untested += u
     return _assemble(rows, untested, dropped, [], [], formulas, notes, tr, annotations,
-                     annotation_column, modality, name, alpha, sensitivity, corrected)
+                     annotation_column, modality, name, alpha, sensitivity, corrected, references)
 
 
 def _annotation_lookup(annotations, column):
