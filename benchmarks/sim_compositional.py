@@ -249,7 +249,8 @@ def summarise(out: Path) -> pd.DataFrame:
     keys = ["scenario", "engine", "method", "term", "effect_scale"]
     agg = {"n_runs": ("seed", "size"), "mean_tested": ("n_tested", "mean"),
            "mean_calls": ("calls", "mean"), "mean_false": ("false_calls", "mean"),
-           "mean_fdr": ("fdr", "mean"), "share_le1_call": ("calls_le1", "mean")}
+           "mean_fdr": ("fdr", "mean"), "mean_fdr_any_change": ("fdr_any_change", "mean"),
+           "share_le1_call": ("calls_le1", "mean")}
     for name in simcomp.POWER_CLASSES:
         agg[f"power_{name}"] = (f"power_{name}", "mean")
         agg[f"n_{name}"] = (f"n_{name}", "mean")
@@ -270,6 +271,13 @@ def _fmt(x, digits=2):
     return f"{x:.{digits}f}"
 
 
+def short_scale(row) -> str:
+    """The effect scale of a new-engine row, up to its first ':' (e.g. 'clr, bias-corrected')."""
+    if row["engine"] == "today" or not row["effect_scale"]:
+        return ""
+    return f" ({str(row['effect_scale']).split(':')[0]})"
+
+
 def markdown(summary: pd.DataFrame) -> str:
     """The summary as a markdown table (one row per scenario x engine x method x term)."""
     head = ("| scenario | engine | method | term | runs | mean calls | mean FDR | runs with <= 1 call "
@@ -277,9 +285,7 @@ def markdown(summary: pd.DataFrame) -> str:
     lines = [head, "|" + " --- |" * 12]
     for _, r in summary.iterrows():
         lines.append("| " + " | ".join([
-            r["scenario"], r["engine"], r["method"] + (f" ({r['effect_scale']})"
-                                                        if r["engine"] != "today" and r["effect_scale"]
-                                                        else ""),
+            r["scenario"], r["engine"], r["method"] + short_scale(r),
             f"`{r['term']}`", str(int(r["n_runs"])), _fmt(r["mean_calls"], 1),
             _fmt(r["mean_fdr"]), f"{100 * r['share_le1_call']:.0f}%",
             _fmt(r["power_3fold_all"]), _fmt(r["power_responder_only"]),
@@ -333,17 +339,17 @@ def main(argv=None) -> None:
     if args.summary_only:
         print(write_summary(args.out).to_string())
         return
+    if args.engine_root is not None:
+        sys.path.insert(0, str(args.engine_root.resolve() / "workflow" / "scripts"))
+    import gutaxis  # noqa: E402
+    print(f"engine code: {Path(gutaxis.__file__).parent}", file=sys.stderr)
+    sensitivity = args.new_sensitivity or None
     engines = ["today", "new"] if args.engine == "both" else [args.engine]
     if "new" in engines and not new_engine_available():
         print("engine 'new' skipped: gutaxis.differential.run_contrast has no keyword "
               "'bias_correction' yet (the bias-corrected engine is not in this checkout)",
               file=sys.stderr)
         engines.remove("new")
-    sensitivity = args.new_sensitivity or None
-    if args.engine_root is not None:
-        sys.path.insert(0, str(args.engine_root.resolve() / "workflow" / "scripts"))
-    import gutaxis  # noqa: E402
-    print(f"engine code: {Path(gutaxis.__file__).parent}", file=sys.stderr)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     for engine in engines:
         for scenario in args.scenarios:

@@ -275,7 +275,9 @@ def score_family(rows: pd.DataFrame, truth: pd.DataFrame, kept: pd.Index, kind: 
 
     A call is a row whose ``direction`` is not ``none``. It is true when the
     taxon truly changed for this term AND in the called direction; every other
-    call is false. FDR = false / calls (0 without calls). Power of a class =
+    call is false. FDR = false / calls (0 without calls); ``fdr_any_change`` counts a
+    presence call as right when the absolute abundance changed in its direction
+    (any class; the same as ``fdr`` for abundance rows). Power of a class =
     taxa of the class that passed the prevalence filter (``kept``) and were
     called in the right direction / taxa of the class that passed the filter.
     """
@@ -286,11 +288,16 @@ def score_family(rows: pd.DataFrame, truth: pd.DataFrame, kept: pd.Index, kind: 
     exp = expected.reindex(called["feature"]).fillna(0).to_numpy(int)
     correct = (exp != 0) & (exp == sign)
     n_calls = int(len(called))
+    # presence calls judged leniently too: right when the taxon's absolute abundance
+    # changed in the called direction, whatever its class (a 3-fold bloom raises detection)
+    any_change = truth_sign(truth, kind, False).reindex(called["feature"]).fillna(0).to_numpy(int)
+    false_any = int(n_calls - ((any_change != 0) & (any_change == sign)).sum())
     out = {"presence": presence, "n_tested": int(rows["feature"].nunique()),
            "n_true_kept": int((expected.reindex(kept) != 0).sum()),
            "calls": n_calls, "false_calls": int(n_calls - correct.sum()),
            "fdr": float((n_calls - correct.sum()) / n_calls) if n_calls else 0.0,
-           "calls_le1": n_calls <= 1}
+           "calls_le1": n_calls <= 1, "false_calls_any_change": false_any,
+           "fdr_any_change": float(false_any / n_calls) if n_calls else 0.0}
     right = set(called["feature"][correct])
     cls = truth["effect_class"].reindex(kept)
     for name, members in POWER_CLASSES.items():
