@@ -36,6 +36,7 @@ sequencing step, most taxa unchanged.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +49,8 @@ CLASSES = ("none", "up3_all", "down3_all", "responder_only", "dropout")
 #: classes pooled for the "3-fold in everyone" power column
 POWER_CLASSES = {"3fold_all": ("up3_all", "down3_all"), "responder_only": ("responder_only",),
                  "dropout": ("dropout",)}
-PRESENCE_DIRECTIONS = ("lost", "gained", "less_prevalent", "more_prevalent")
+PRESENCE_DIRECTIONS = ("lost", "gained", "more_lost", "more_gained", "less_prevalent",
+                       "more_prevalent")
 PRESENCE_HINTS = ("mcnemar", "fisher", "presence", "prevalence", "logistic", "detect")
 
 
@@ -265,9 +267,12 @@ def truth_sign(truth: pd.DataFrame, kind: str, presence: bool) -> pd.Series:
 
 
 def call_sign(direction: pd.Series) -> np.ndarray:
-    """+1 up/gained/more_prevalent, -1 down/lost/less_prevalent, 0 none."""
-    return direction.map({"up": 1, "gained": 1, "more_prevalent": 1, "down": -1, "lost": -1,
-                          "less_prevalent": -1}).fillna(0).to_numpy(int)
+    """+1 for up / gained / more_gained / more_prevalent, -1 for down / lost / more_lost /
+    less_prevalent, 0 for none or a direction not understood (scored as a false call)."""
+    text = direction.fillna("none").astype(str)
+    plus = text.str.endswith(("up", "gained")) | (text == "more_prevalent")
+    minus = text.str.endswith(("down", "lost")) | (text == "less_prevalent")
+    return np.where(plus, 1, np.where(minus, -1, 0))
 
 
 def score_family(rows: pd.DataFrame, truth: pd.DataFrame, kept: pd.Index, kind: str) -> dict:
@@ -319,8 +324,8 @@ def relative_shift(transformed: pd.DataFrame, samples: pd.DataFrame, taxa) -> tu
     post = post_by_subject.reindex(subj_pre).to_numpy()
     cols = [t for t in taxa if t in transformed.columns]
     d = transformed.loc[post, cols].to_numpy(float) - transformed.loc[pre, cols].to_numpy(float)
-    with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-        sup.filter(RuntimeWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a taxon with no complete pair
         m = np.nanmean(d, axis=0)
     m = m[np.isfinite(m)]
     return float(m.mean()), float((m < 0).mean())
