@@ -176,6 +176,8 @@ def call_engine(engine: str, inputs: dict, filtered: pd.DataFrame, new_sensitivi
     transformed = transform_table(filtered, "clr", **clr_options(filtered))
     keywords = engine_keywords()
     common.pop("ancombc2_max_subjects")  # gone with ANCOM-BC2 in the new engine
+    # the workflow's default since the new engine: a pair below detection twice is a zero change
+    common["wilcoxon_options"] = {"zero_method": "zsplit"}
     if "presence_tests" in keywords:
         common["presence_tests"] = True
     if new_sensitivity is not None:

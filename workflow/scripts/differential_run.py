@@ -197,7 +197,7 @@ def main(smk):
         # compositions: the log-ratio to the reference of the paired tests, so the heatmap and
         # the paired plots show what was tested (bias-corrected), not the relative CLR
         changes = corrected_changes(table, values, reference, pairs)
-        values = values.sub(reference, axis=0)
+        values = values - reference[values.columns].to_numpy()
     write_tsv(changes.rename_axis(columns=None).reset_index(), smk.output.changes)
     write_feature_table(values, smk.output.transformed)
     log.info("%d result rows, %d untested rows, %d pairs", len(result.results), len(untested),
