@@ -4,40 +4,43 @@ The one-sample Hodges-Lehmann estimate and Tukey's interval are order
 statistics of the :math:`M = n(n+1)/2` Walsh averages
 :math:`(d_i + d_j)/2,\ i \le j`; the two-sample shift and its interval are
 order statistics of the :math:`n_1 n_2` differences :math:`x_i - y_j`. Both
-sets are *sorted matrices*: with :math:`d` (or :math:`x`) ascending and
-:math:`z = -y` ascending, the element :math:`a_i + b_j` grows along every row
-and column (floating-point addition is monotone, so this holds for the rounded
+sets are *sorted matrices*: with :math:`a = d` (or :math:`x`) ascending and
+:math:`b = d` (or :math:`-y`) ascending, the element :math:`a_i + b_j` grows
+along every row and column (floating-point addition is monotone, so this holds for the rounded
 values too). The k-th smallest element of such a matrix can be selected in
 :math:`O(n \log n)` per feature without writing the matrix down (Johnson &
 Mizoguchi 1978; Monahan 1984, whose Algorithm 616 does exactly this for the
 Hodges-Lehmann estimator).
 
-What is done here, for every feature at once (features are padded to a common
-length with :math:`+\infty`, which only adds elements larger than every real
-one):
+Per feature (a compiled loop, numba; features one after another):
 
-1. *Band.* Every row ``i`` keeps a column interval ``[lo_i, hi_i)``; the
-   elements left of it (set A) are all :math:`\le` the rest and the elements
-   right of it (set C) are all :math:`\ge` the rest, and
-   :math:`|A| \le k < |A| + |B|`, so the k-th element overall is the
-   :math:`(k - |A|)`-th of the band B. The start band is the whole matrix.
-2. *Narrow* (Floyd & Rivest 1975 sampling, as Monahan's random pivots but with
-   fewer passes): draw ``s`` elements of the band by systematic sampling, take
-   the sample order statistics a few standard errors either side of the
-   target's expected place as thresholds, and cut every row at them (a binary
-   search per row: :math:`O(n \log n)`). The cut is computed with rounded
-   arithmetic, so it is *verified exactly*: the new A must have its maximum
-   :math:`\le` the minimum of the rest (one element per row is compared) and
-   must not contain the target; the same for C. A side that fails keeps its
-   old cut, so the band is always right, only its speed depends on luck. A
-   band of identical values ends the search (ties).
-3. *Select.* Once the band is small (:math:`\le` ``band_cap`` elements) its
-   elements are computed exactly as the brute force computes them (``x - y``;
-   ``(d_i + d_j) * 0.5``) and the wanted element is found by ``np.partition``.
+1. *Band.* Every row ``i`` keeps a column interval ``[lo_i, hi_i)``: every
+   element left of it is smaller than every element in it, every element right
+   of it larger, and the wanted rank lies inside, so the k-th element overall is
+   the :math:`(k - \#\text{left})`-th of the band. The start band is the whole
+   matrix (row ``i`` of the Walsh triangle starts at column ``i``).
+2. *Narrow* (Floyd & Rivest 1975 sampling in place of Monahan's single random
+   pivot: fewer passes): a systematic sample of ``s`` band elements is sorted,
+   and the two sample elements :math:`\sqrt{s}` places either side of the
+   target's expected place become pivots. Each pivot ``p`` splits the band
+   three ways, counting the elements ``< p`` and ``<= p`` with one staircase
+   walk each (the cut never moves right from one row to the next:
+   :math:`O(n_1 + n_2)`); comparisons are on the elements themselves, computed
+   exactly as the brute force computes them (``x + (-y)`` = ``x - y``;
+   ``(d_i + d_j) * 0.5``), so the counts are exact. The band keeps the side
+   holding the target; if the target equals ``p`` (ties) the search ends.
+   The two middle ranks of an even count are found by one search (the second
+   is ``p``, or the nearest element beside the cut). The ranks wanted by the
+   Hodges-Lehmann functions lie close together, so a first narrowing serves
+   all of them.
+3. *Select.* Once the band holds at most ``band_cap`` elements they are
+   written down and sorted.
 
-The results are therefore the very floats a full sort would give. Small
-problems (:math:`\le` ``brute_max`` elements) are cheaper by brute force and
-take that route, grouped by sample size.
+Expected cost :math:`O((n_1 + n_2 + s\log s)\log(n_1 n_2))` per rank; the
+results are the very floats a full sort gives. Small problems
+(:math:`\le` ``brute_max`` elements) are cheaper by brute force and take that
+route (:func:`walsh_select_brute`, :func:`difference_select_brute`, grouped by
+sample size), as do features holding an infinite value.
 
 References
 ----------
