@@ -175,7 +175,7 @@ def _old_hodges_lehmann_shift(group, reference, confidence=0.95):
 @pytest.mark.parametrize("kind", ["continuous", "rounded", "three_values"])
 def test_hodges_lehmann_equals_the_previous_brute_force(kind):
     rng = np.random.default_rng(11)
-    # n from 1 to ~300: both the direct route (M <= 20,000) and the search (n >= 200)
+    # n from 1 to ~300: both the direct route (M <= 2,000) and the search
     blocks = []
     for n in (1, 2, 3, 10, 57, 199, 260, 320):
         block = np.full((320, 3), np.nan)

@@ -241,7 +241,7 @@ def hodges_lehmann_shift(group: np.ndarray, reference: np.ndarray,
     :func:`gutaxis.rank_shift.difference_order_statistics` searches the sorted
     matrix :math:`x_{(i)} - y_{(j)}` in :math:`O(n \log n)` per feature
     (Johnson & Mizoguchi 1978) and returns the very floats a full sort gives;
-    features with at most 20,000 differences are sorted directly
+    features with at most 2,000 differences are sorted directly
     (``max_elements`` differences held in memory at once).
 
     References

@@ -411,7 +411,7 @@ def hodges_lehmann(diff, confidence: float = 0.95,
     down: :func:`gutaxis.rank_shift.walsh_order_statistics` searches the
     sorted matrix :math:`(d_{(i)} + d_{(j)})/2` in :math:`O(n \log n)` per
     feature (Monahan 1984) and returns the very floats a full sort gives;
-    features with at most 20,000 Walsh averages are sorted directly.
+    features with at most 2,000 Walsh averages are sorted directly.
 
     Parameters
     ----------
