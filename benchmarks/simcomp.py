@@ -249,14 +249,17 @@ def is_presence(method: str, directions) -> bool:
 def truth_sign(truth: pd.DataFrame, kind: str, presence: bool) -> pd.Series:
     """Expected sign of a true call per taxon for one family (0 = no change).
 
-    time: every changed taxon (changed in any subject group); interaction: the
-    responder-only taxa; presence families: the dropouts only (time term; no
-    presence changes differently in responders); other terms (e.g. the LMM
-    baseline response term): none, nothing differs at baseline.
+    time: every changed taxon (changed in any subject group), for abundance and
+    presence alike (detection follows the absolute abundance: a 3-fold bloom is
+    detected more often, a dropout less); interaction: the responder-only taxa
+    (abundance; no presence changes differently in responders by design, so
+    none for presence); other terms (e.g. the LMM baseline response term): none,
+    nothing differs at baseline. The dropout power column still counts the
+    dropouts only.
     """
     cls, sign = truth["effect_class"], truth["sign"]
-    if presence:
-        keep = (cls == "dropout") & (kind == "time")
+    if presence and kind != "time":
+        keep = pd.Series(False, index=truth.index)
     elif kind == "time":
         keep = cls != "none"
     elif kind == "interaction":
