@@ -1054,7 +1054,11 @@ def _null_bandwidth(family: pd.DataFrame) -> float | None:
     return WELSCH_BANDWIDTH * float(np.median(se))
 
 
-def detection_strata(raw: pd.DataFrame, min_features: int = 50,
+#: fewest features per detection stratum of the reference shift
+STRATUM_MIN_FEATURES = 50
+
+
+def detection_strata(raw: pd.DataFrame, min_features: int | None = None,
                      max_strata: int = 4) -> pd.Series:
     """Stratum of each feature by how often it is detected (> 0) in the analysed samples.
 
@@ -1068,6 +1072,7 @@ def detection_strata(raw: pd.DataFrame, min_features: int = 50,
     bloom simulation the most-detected quarter of unchanged taxa sat 0.02-0.03
     ln below the others, enough for a mean FDR of 0.13 with one shift).
     """
+    min_features = STRATUM_MIN_FEATURES if min_features is None else min_features
     rate = (raw.to_numpy(dtype=float) > 0).mean(axis=0)
     n_strata = int(np.clip(raw.shape[1] // min_features, 1, max_strata))
     order = np.argsort(rate, kind="mergesort")
