@@ -972,7 +972,10 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
         if corrected:
             r, lost = _reference_corrected(r, tvals, "paired_t", notes,
                                            lambda z: paired(tvals, reference=z)[1], references,
-                                           strata, recentre=_post_shifter(frame, post))
+                                           strata, recentre=(
+                                               lambda z: corrected_changes(
+                                                   raw, tvals, z, design.pairs).mean(axis=0),
+                                               _post_shifter(frame, post)))
             untested += lost
         rows += r
         untested += u
@@ -1112,6 +1115,12 @@ def _reference_corrected(rows, tvals, primary, notes, rerun, references, strata,
     analysis on the log-ratio of each feature to its stratum's reference (``Z``:
     samples x features) and its rows of the term replace the relative ones (rank
     tests of the same term included), which move to the ``relative_*`` columns.
+
+    ``recentre`` (paired tests only): ``(effects_of(Z), shift(Z, t, columns))``. A pair
+    below detection at both timepoints scores 0 whatever the reference does, so a sparse
+    feature's corrected effect moves by less than the reference; the mode of the corrected
+    effects of each stratum is put back at 0 by moving the reference at the post samples
+    (fixed-point steps on the cheap mean changes, then one full rerun).
     """
     if not rows:
         return rows, []
@@ -1144,32 +1153,29 @@ def _reference_corrected(rows, tvals, primary, notes, rerun, references, strata,
                 f"{shift.n_features} features' effects (Gaussian kernel, bandwidth "
                 f"{shift.bandwidth:.3g}; effective reference features {shift.n_reference:.1f}); "
                 f"corrected effects are absolute changes if {ASSUMPTION}")))
-        again = pd.concat(rerun(Z), ignore_index=True)
-        again = again[again["term"] == term].copy()
         if recentre is not None:
             # the paired tests score a pair below detection twice as 0 whatever the reference
             # does, so a feature's corrected effect moves by less than the reference: re-centre
             # the mode of the corrected effects at 0 (most features unchanged) by moving the
             # reference at the post samples, a few fixed-point steps
+            recentre_effects, recentre_shift = recentre
             for _ in range(5):
-                main = again[again["method"] == primary]
-                main_stratum = strata.reindex(main["feature"]).fillna(0).astype(int).to_numpy()
+                main = recentre_effects(Z).reindex(fam["feature"].to_numpy())
                 largest = 0.0
                 for k in range(n_strata):
-                    part = main[(main_stratum == k) | (n_strata == 1)]
+                    part = main[stratum_of == k].dropna()
                     if len(part) < 2:
                         continue
-                    step = kernel_mode(pd.Series(part["effect"].to_numpy(dtype=float),
-                                                 index=part["feature"]),
-                                       bandwidth=_null_bandwidth(part)).shift
+                    step = kernel_mode(part, bandwidth=_null_bandwidth(
+                        fam[stratum_of == k])).shift
                     members = strata.index[strata == k] if n_strata > 1 else tvals.columns
-                    Z = recentre(Z, step, members)
+                    Z = recentre_shift(Z, step, members)
                     shift_of[members] += step
                     largest = max(largest, abs(step))
-                again = pd.concat(rerun(Z), ignore_index=True)
-                again = again[again["term"] == term].copy()
                 if largest < 1e-4:
                     break
+        again = pd.concat(rerun(Z), ignore_index=True)
+        again = again[again["term"] == term].copy()
         references[(primary, term)] = Z
         before = relative[relative["term"] == term].set_index(["method", "feature"])
         keys = pd.MultiIndex.from_frame(again[["method", "feature"]])
