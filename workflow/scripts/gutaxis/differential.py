@@ -1174,6 +1174,13 @@ def _reference_corrected(rows, tvals, primary, notes, rerun, references, strata,
                     largest = max(largest, abs(step))
                 if largest < 1e-4:
                     break
+            for k in range(n_strata):
+                members = strata.index[strata == k] if n_strata > 1 else tvals.columns
+                label = "" if n_strata == 1 else f" (detection stratum {k + 1} of {n_strata})"
+                notes.append(("bias_correction", (
+                    f"{primary} {term}{label}: re-centred on the corrected changes (pairs below "
+                    f"detection twice score 0): reference shift "
+                    f"{float(shift_of[members].iloc[0]):.4g}")))
         again = pd.concat(rerun(Z), ignore_index=True)
         again = again[again["term"] == term].copy()
         references[(primary, term)] = Z
