@@ -59,3 +59,20 @@ def test_reference_feature_is_the_weighted_mean_and_renormalises_over_missing_va
     z = reference_feature(values, weights)
     assert z["s1"] == pytest.approx(0.5 * 1 + 0.25 * 2 + 0.25 * 4)
     assert z["s2"] == pytest.approx((0.5 * 0 + 0.25 * 3) / 0.75)
+
+
+def test_detection_strata_are_equal_count_bins_of_the_detection_rate():
+    from gutaxis.differential import detection_strata
+
+    rng = np.random.default_rng(3)
+    rates = np.linspace(0.05, 1.0, 200)
+    table = pd.DataFrame((rng.random((400, 200)) < rates).astype(float),
+                         columns=[f"F{i:03d}" for i in range(200)])
+    strata = detection_strata(table)
+    assert strata.nunique() == 4 and strata.value_counts().eq(50).all()
+    detected = (table > 0).mean()
+    means = detected.groupby(strata.to_numpy()).mean()
+    assert means.is_monotonic_increasing  # stratum 0 = least detected
+    # too few features for two strata of 50: one stratum
+    assert detection_strata(table.iloc[:, :99]).nunique() == 1
+    assert detection_strata(table.iloc[:, :100]).nunique() == 2
