@@ -66,9 +66,13 @@ CLR_PSEUDOCOUNT_FRACTION = 0.5
 #: repository root (as the example config) or of the folder above it (a git worktree)
 THRIENE_CANDIDATES = [Path(p) for p in [os.environ.get("THRIENE_DATA")] if p] + [
     base / "shared" / "data" / "thriene_yogurt_oats" for base in (ROOT.parent, ROOT.parent.parent)]
-ALL_SCENARIOS = ("a", "b", "c", "d")
-SCENARIO_NAMES = {**{k: s.name for k, s in simcomp.SCENARIOS.items()}, "d": "d_thriene_swap"}
-NULLS = ("c", "d")
+ALL_SCENARIOS = ("a", "b", "c", "d", "e")
+SCENARIO_NAMES = {**{k: s.name for k, s in simcomp.SCENARIOS.items()}, "d": "d_thriene_swap",
+                  "e": "e_mars_swap"}
+NULLS = ("c", "d", "e")
+#: (e) MARS IBS cohort, genus read counts, T0 vs T6 (config/examples/mmcd_mars_ibs)
+MARS_CANDIDATES = [Path(p) for p in [os.environ.get("MARS_DATA")] if p] + [
+    base / "shared" / "data" / "mmcd_mars_ibs" for base in (ROOT.parent, ROOT.parent.parent)]
 RUN_KEYS = ["scenario", "engine", "seed", "method", "term", "effect_scale"]
 
 
@@ -84,14 +88,25 @@ def thriene_dir() -> Path:
              "(set THRIENE_DATA to the folder with SOURCE.md)")
 
 
+def example_sheet_builder(example: str):
+    """The example's own make_sheets.py, loaded under a name of its own (two examples' modules
+    share the file name)."""
+    import importlib.util
+
+    sys.path.insert(0, str(ROOT / "config" / "examples"))  # their shared sheet_cli
+    path = ROOT / "config" / "examples" / example / "make_sheets.py"
+    spec = importlib.util.spec_from_file_location(f"make_sheets_{example}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @lru_cache(maxsize=1)
 def thriene_inputs():
     """Species table (fractions, the workflow's metaphlan importer) and sheets of the
     Thriene example (config/examples/thriene_yogurt_oats/make_sheets.py's rules)."""
     data = thriene_dir()
-    sys.path.insert(0, str(ROOT / "config" / "examples"))
-    sys.path.insert(0, str(ROOT / "config" / "examples" / "thriene_yogurt_oats"))
-    import make_sheets  # noqa: E402  (the example's own sheet builder)
+    make_sheets = example_sheet_builder("thriene_yogurt_oats")
     from gutaxis.study import import_modality
 
     samples, subjects = make_sheets.build(data)
@@ -105,8 +120,38 @@ def thriene_inputs():
     return imported.table, samples[["sample_id", "subject_id", "timepoint", "period"]], subjects
 
 
+@lru_cache(maxsize=1)
+def mars_inputs():
+    """Genus counts and sheets of the MARS example (its make_sheets.py rules), T0 and T6."""
+    data = next((p for p in MARS_CANDIDATES if (p / "SOURCE.md").exists()), None)
+    if data is None:
+        sys.exit(f"MARS data not found in {[str(p) for p in MARS_CANDIDATES]} "
+                 "(set MARS_DATA to the folder with SOURCE.md)")
+    make_sheets = example_sheet_builder("mmcd_mars_ibs")
+    from gutaxis.study import import_modality
+
+    samples, subjects = make_sheets.build(data)
+    spec = {"kind": "taxonomy", "format": "plain", "path": str(data / "genera.counts.tsv.gz"),
+            "sample_type": "stool", "options": {"orientation": "samples_as_rows",
+                                                "units": "counts", "value": "counts",
+                                                "feature_id": "last"}, "min_total": 0.0}
+    excluded = samples.loc[samples["exclude"] == "yes", "sample_id"]
+    imported = import_modality(spec, samples, "samples.tsv", "error", excluded)
+    samples = samples[(samples["exclude"] != "yes") & samples["timepoint"].isin(["T0", "T6"])]
+    return imported.table, samples[["sample_id", "subject_id", "timepoint"]].reset_index(
+        drop=True), subjects
+
+
 def build_inputs(scenario: str, seed: int) -> dict:
     """Table (relative), sheets, contrast and truth of one run."""
+    if scenario == "e":
+        table, samples, subjects = mars_inputs()
+        rng = np.random.default_rng([seed, sum(map(ord, SCENARIO_NAMES["e"]))])
+        samples, _ = simcomp.swap_half(samples, "T0", "T6", rng)
+        contrast = {"name": "t6_vs_t0", "pre": "T0", "post": "T6"}
+        truth = pd.DataFrame({"effect_class": "none", "sign": 0}, index=table.columns)
+        return dict(table=table, samples=samples, subjects=subjects, responders=None,
+                    contrast=contrast, truth=truth)
     if scenario == "d":
         table, samples, subjects = thriene_inputs()
         rng = np.random.default_rng([seed, sum(map(ord, SCENARIO_NAMES["d"]))])
@@ -214,7 +259,7 @@ def one_run(job: tuple) -> tuple[pd.DataFrame, dict, float]:
     for (method, term, scale), part in results.groupby(["method", "term", "effect_scale"],
                                                        sort=True):
         kind = simcomp.term_kind(term)
-        if scenario == "d":
+        if scenario in ("d", "e"):
             kind = "null"  # nothing is true under the label swap
         score = simcomp.score_family(part, truth, kept, kind)
         rows.append({"scenario": SCENARIO_NAMES[scenario], "engine": engine, "seed": seed,
@@ -225,7 +270,7 @@ def one_run(job: tuple) -> tuple[pd.DataFrame, dict, float]:
     diag = {"scenario": SCENARIO_NAMES[scenario], "engine": engine, "seed": seed,
             "n_samples": len(table), "zero_fraction": float((table.to_numpy() == 0).mean()),
             "n_taxa": table.shape[1], "n_kept": len(kept), "note": note}
-    if scenario != "d":
+    if scenario not in ("d", "e"):
         for name, tr in (("rclr", transform_table(filtered, "rclr")),
                          ("clr", transform_table(filtered, "clr", **clr_options(filtered)))):
             shift, negative = simcomp.relative_shift(tr.values, inputs["samples"], untouched)
