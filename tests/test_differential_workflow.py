@@ -179,11 +179,16 @@ def test_transforms_are_the_configured_ones(demo_run, config, outputs):
     tr = outputs["immune"]["transformed"]
     p = raw.loc[tr.index, tr.columns] / 100.0
     np.testing.assert_allclose(tr.to_numpy(), np.log(p / (1 - p)).to_numpy(), rtol=1e-8)
-    # metabolites: processed log2 values tested as they are (transform none)
+    # metabolites: processed log2 values tested as they are (transform none); the fold change
+    # is on the original intensities, 2^effect (issue 17: it was empty)
     raw = analysis_table(demo_run, config, "metabolites")
     tr = outputs["metabolites"]["transformed"]
     np.testing.assert_allclose(tr.to_numpy(), raw.loc[tr.index, tr.columns].to_numpy(),
                                rtol=1e-8)
+    res = outputs["metabolites"]["results"]
+    assert (res["effect_scale"] == "log2 (processed)").all()
+    np.testing.assert_allclose(res["fold_change"], np.exp2(res["effect"]), rtol=1e-9)
+    np.testing.assert_allclose(res["fold_change_ci_low"], np.exp2(res["ci_low"]), rtol=1e-9)
     # taxa: clr (natural log) with pseudocount = fraction x smallest non-zero value, over the kept
     # features; or rclr when the config says so
     raw = analysis_table(demo_run, config, "taxa")

@@ -105,3 +105,17 @@ def test_transform_table_dispatch_and_unknown_name(composition):
     assert transform_table(composition, "clr").name == "clr"
     with pytest.raises(InputError, match="unknown transform"):
         transform_table(composition, "sqrt")
+
+
+def test_processed_log2_metabolome_values_get_a_fold_change_of_two_to_the_effect():
+    """Issue 17 (tables): processed metabolome values are log2 already (transform none), so a
+    difference of d is a 2^d fold change on the original intensities."""
+    from gutaxis.transforms import as_processed_log2, transform_table
+
+    table = pd.DataFrame({"m1": [3.0, 5.0], "m2": [np.nan, 1.0]}, index=["s1", "s2"])
+    plain = transform_table(table, "none")
+    assert plain.log_base is None
+    tr = as_processed_log2(plain)
+    assert tr.log_base == 2.0 and tr.name == "log2 (processed)"
+    pd.testing.assert_frame_equal(tr.values, plain.values)
+    assert "log2" in tr.description

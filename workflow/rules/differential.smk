@@ -205,6 +205,9 @@ rule differential:
         transform=lambda wc: config["modalities"][wc.modality].get("transform", "none"),
         transform_options=lambda wc: DIFFERENTIAL_TRANSFORM_OPTIONS[wc.modality],
         clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
+        # processed metabolome tables are log2 already (transform none): fold changes are 2^effect
+        processed_log2=lambda wc: config["modalities"][wc.modality]["kind"] == "metabolome"
+        and config["metabolome"]["log2"],
         contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
         timepoints=lambda wc: DIFFERENTIAL_TIMEPOINTS[wc.contrast],
         response_column=RESPONSE,
@@ -258,6 +261,9 @@ rule differential_baseline:
         transform=lambda wc: config["modalities"][wc.modality].get("transform", "none"),
         transform_options=lambda wc: DIFFERENTIAL_TRANSFORM_OPTIONS[wc.modality],
         clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
+        # processed metabolome tables are log2 already (transform none): fold changes are 2^effect
+        processed_log2=lambda wc: config["modalities"][wc.modality]["kind"] == "metabolome"
+        and config["metabolome"]["log2"],
         contrast=None,
         baseline=config["design"]["baseline"],
         baseline_name="baseline",

@@ -22,7 +22,7 @@ from gutaxis.filtering import filter_features
 from gutaxis.paired import pair_samples, paired_differences
 from gutaxis.runner import run
 from gutaxis.tables import read_feature_table, read_sheet, write_feature_table, write_tsv
-from gutaxis.transforms import transform_table
+from gutaxis.transforms import as_processed_log2, transform_table
 
 log = logging.getLogger("gutaxis.differential")
 COMPOSITIONAL = ("clr", "rclr")
@@ -145,6 +145,8 @@ def main(smk):
                                    f"{p.clr_pseudocount_fraction:g} x the smallest non-zero value "
                                    f"of the filtered table ({smallest:.6g})"))
     transformed = transform_table(table, p.transform, file=p.table_label, **options)
+    if p.processed_log2 and p.transform == "none":
+        transformed = as_processed_log2(transformed)
     notes.append(("transform", transformed.description))
     log.info("%s / %s: %s", modality, name, transformed.description)
 

@@ -23,7 +23,7 @@ transformed scale becomes a multiplicative fold change on the original scale.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -302,6 +302,20 @@ def identity_transform(table: pd.DataFrame, file: str = "feature table") -> Tran
     values = _check_table(table, file, allow_nan=True)
     return TransformResult(pd.DataFrame(values, index=table.index, columns=table.columns),
                            "none", "no transform", None, "", {})
+
+
+def as_processed_log2(result: TransformResult) -> TransformResult:
+    """The untransformed values of a processed metabolome table, which are log2 intensities
+    already (``metabolome.log2``): a difference d is a fold change of ``2 ** d``.
+
+    Only the labels change (``name`` ``log2 (processed)``, ``log_base`` 2), so that result
+    tables give ``fold_change`` on the original intensity scale and say which scale the
+    effect is on.
+    """
+    return replace(result, name="log2 (processed)",
+                   description="none: the processed metabolome values are log2 intensities "
+                               "(metabolome.log2); fold change = 2^effect",
+                   log_base=2.0, fold_change_kind="ratio")
 
 
 def transform_table(table: pd.DataFrame, method: str, file: str = "feature table",
