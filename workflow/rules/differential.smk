@@ -106,6 +106,12 @@ DIFFERENTIAL_SENSITIVITY = {
     m: DIFFERENTIAL["sensitivity"].get(spec["kind"], "none")
     for m, spec in config["modalities"].items()
 }
+# Processed metabolome tables are log2 already (transform none): their fold
+# changes are 2^effect on the original intensities.
+DIFFERENTIAL_PROCESSED_LOG2 = {
+    m: spec["kind"] == "metabolome" and config["metabolome"]["log2"]
+    for m, spec in config["modalities"].items()
+}
 # Compositions (proportions, zeros = not detected): bias correction and
 # presence/absence tests apply to them only.
 DIFFERENTIAL_COMPOSITIONAL = {
@@ -205,9 +211,7 @@ rule differential:
         transform=lambda wc: config["modalities"][wc.modality].get("transform", "none"),
         transform_options=lambda wc: DIFFERENTIAL_TRANSFORM_OPTIONS[wc.modality],
         clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
-        # processed metabolome tables are log2 already (transform none): fold changes are 2^effect
-        processed_log2=lambda wc: config["modalities"][wc.modality]["kind"] == "metabolome"
-        and config["metabolome"]["log2"],
+        processed_log2=lambda wc: DIFFERENTIAL_PROCESSED_LOG2[wc.modality],
         contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
         timepoints=lambda wc: DIFFERENTIAL_TIMEPOINTS[wc.contrast],
         response_column=RESPONSE,
@@ -261,9 +265,7 @@ rule differential_baseline:
         transform=lambda wc: config["modalities"][wc.modality].get("transform", "none"),
         transform_options=lambda wc: DIFFERENTIAL_TRANSFORM_OPTIONS[wc.modality],
         clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
-        # processed metabolome tables are log2 already (transform none): fold changes are 2^effect
-        processed_log2=lambda wc: config["modalities"][wc.modality]["kind"] == "metabolome"
-        and config["metabolome"]["log2"],
+        processed_log2=lambda wc: DIFFERENTIAL_PROCESSED_LOG2[wc.modality],
         contrast=None,
         baseline=config["design"]["baseline"],
         baseline_name="baseline",
