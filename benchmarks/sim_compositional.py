@@ -62,17 +62,14 @@ import simcomp  # noqa: E402
 ALPHA = 0.1
 MIN_PREVALENCE = 0.1
 CLR_PSEUDOCOUNT_FRACTION = 0.5
-#: the data set's folder (holds SOURCE.md): $THRIENE_DATA, else ../shared/data/... of the
-#: repository root (as the example config) or of the folder above it (a git worktree)
-THRIENE_CANDIDATES = [Path(p) for p in [os.environ.get("THRIENE_DATA")] if p] + [
-    base / "shared" / "data" / "thriene_yogurt_oats" for base in (ROOT.parent, ROOT.parent.parent)]
 ALL_SCENARIOS = ("a", "b", "c", "d", "e")
 SCENARIO_NAMES = {**{k: s.name for k, s in simcomp.SCENARIOS.items()}, "d": "d_thriene_swap",
                   "e": "e_mars_swap"}
 NULLS = ("c", "d", "e")
-#: (e) MARS IBS cohort, genus read counts, T0 vs T6 (config/examples/mmcd_mars_ibs)
-MARS_CANDIDATES = [Path(p) for p in [os.environ.get("MARS_DATA")] if p] + [
-    base / "shared" / "data" / "mmcd_mars_ibs" for base in (ROOT.parent, ROOT.parent.parent)]
+#: label-swap scenarios of real paired data: scenario -> (example under config/examples, the
+#: contrast swapped, the environment variable that may point at the data folder)
+REAL_SWAPS = {"d": ("thriene_yogurt_oats", "yogurt", "THRIENE_DATA"),
+              "e": ("mmcd_mars_ibs", "t6_vs_t0", "MARS_DATA")}
 RUN_KEYS = ["scenario", "engine", "seed", "method", "term", "effect_scale"]
 
 
@@ -80,12 +77,16 @@ RUN_KEYS = ["scenario", "engine", "seed", "method", "term", "effect_scale"]
 # Inputs of one run
 # --------------------------------------------------------------------------
 
-def thriene_dir() -> Path:
-    for path in THRIENE_CANDIDATES:
+def example_data_dir(example: str, variable: str) -> Path:
+    """The example's data folder (holds SOURCE.md): $<variable>, else ../shared/data/<example>
+    of the repository root (as the example config) or of the folder above it (a worktree)."""
+    candidates = [Path(p) for p in [os.environ.get(variable)] if p] + [
+        base / "shared" / "data" / example for base in (ROOT.parent, ROOT.parent.parent)]
+    for path in candidates:
         if (path / "SOURCE.md").exists():
             return path
-    sys.exit(f"Thriene data not found in {[str(p) for p in THRIENE_CANDIDATES]} "
-             "(set THRIENE_DATA to the folder with SOURCE.md)")
+    sys.exit(f"{example} data not found in {[str(p) for p in candidates]} "
+             f"(set {variable} to the folder with SOURCE.md)")
 
 
 def example_sheet_builder(example: str):
@@ -101,62 +102,36 @@ def example_sheet_builder(example: str):
     return module
 
 
-@lru_cache(maxsize=1)
-def thriene_inputs():
-    """Species table (fractions, the workflow's metaphlan importer) and sheets of the
-    Thriene example (config/examples/thriene_yogurt_oats/make_sheets.py's rules)."""
-    data = thriene_dir()
-    make_sheets = example_sheet_builder("thriene_yogurt_oats")
+@lru_cache(maxsize=2)
+def example_inputs(scenario: str):
+    """Taxa table, sheets and contrast of a real example, read as its config says: the sheets
+    by the example's make_sheets.py, the table by the workflow's importer with the config's
+    `modalities.taxa` spec (its ../shared/data/<example> prefix replaced by the data folder).
+    Excluded samples are left out."""
+    import yaml
     from gutaxis.study import import_modality
 
-    samples, subjects = make_sheets.build(data)
-    spec = {"kind": "taxonomy", "format": "metaphlan",
-            "path": str(data / "raw" / "merged_abundance_table_ALL_species_TAX.txt.gz"),
-            "sample_type": "stool", "options": {"rank": "species", "unclassified": "drop",
-                                                "units": "percent"}, "min_total": 0.0}
+    example, contrast_name, variable = REAL_SWAPS[scenario]
+    data = example_data_dir(example, variable)
+    config = yaml.safe_load((ROOT / "config" / "examples" / example / "config.yaml").read_text())
+    spec = dict(config["modalities"]["taxa"])
+    spec["path"] = str(data / Path(spec["path"]).relative_to(f"../shared/data/{example}"))
+    contrast = next(c for c in config["design"]["contrasts"] if c["name"] == contrast_name)
+    samples, subjects = example_sheet_builder(example).build(data)
     excluded = samples.loc[samples["exclude"] == "yes", "sample_id"]
     imported = import_modality(spec, samples, "samples.tsv", "error", excluded)
-    samples = samples[samples["exclude"] != "yes"].reset_index(drop=True)
-    return imported.table, samples[["sample_id", "subject_id", "timepoint", "period"]], subjects
-
-
-@lru_cache(maxsize=1)
-def mars_inputs():
-    """Genus counts and sheets of the MARS example (its make_sheets.py rules), T0 and T6."""
-    data = next((p for p in MARS_CANDIDATES if (p / "SOURCE.md").exists()), None)
-    if data is None:
-        sys.exit(f"MARS data not found in {[str(p) for p in MARS_CANDIDATES]} "
-                 "(set MARS_DATA to the folder with SOURCE.md)")
-    make_sheets = example_sheet_builder("mmcd_mars_ibs")
-    from gutaxis.study import import_modality
-
-    samples, subjects = make_sheets.build(data)
-    spec = {"kind": "taxonomy", "format": "plain", "path": str(data / "genera.counts.tsv.gz"),
-            "sample_type": "stool", "options": {"orientation": "samples_as_rows",
-                                                "units": "counts", "value": "counts",
-                                                "feature_id": "last"}, "min_total": 0.0}
-    excluded = samples.loc[samples["exclude"] == "yes", "sample_id"]
-    imported = import_modality(spec, samples, "samples.tsv", "error", excluded)
-    samples = samples[(samples["exclude"] != "yes") & samples["timepoint"].isin(["T0", "T6"])]
-    return imported.table, samples[["sample_id", "subject_id", "timepoint"]].reset_index(
-        drop=True), subjects
+    kept = samples[(samples["exclude"] != "yes")
+                   & samples["timepoint"].isin([contrast["pre"], contrast["post"]])]
+    return (imported.table, kept[["sample_id", "subject_id", "timepoint"]].reset_index(drop=True),
+            subjects, dict(contrast))
 
 
 def build_inputs(scenario: str, seed: int) -> dict:
     """Table (relative), sheets, contrast and truth of one run."""
-    if scenario == "e":
-        table, samples, subjects = mars_inputs()
-        rng = np.random.default_rng([seed, sum(map(ord, SCENARIO_NAMES["e"]))])
-        samples, _ = simcomp.swap_half(samples, "T0", "T6", rng)
-        contrast = {"name": "t6_vs_t0", "pre": "T0", "post": "T6"}
-        truth = pd.DataFrame({"effect_class": "none", "sign": 0}, index=table.columns)
-        return dict(table=table, samples=samples, subjects=subjects, responders=None,
-                    contrast=contrast, truth=truth)
-    if scenario == "d":
-        table, samples, subjects = thriene_inputs()
-        rng = np.random.default_rng([seed, sum(map(ord, SCENARIO_NAMES["d"]))])
-        samples, _ = simcomp.swap_half(samples, "yogurt_pre", "yogurt_post", rng)
-        contrast = {"name": "yogurt", "pre": "yogurt_pre", "post": "yogurt_post"}
+    if scenario in REAL_SWAPS:
+        table, samples, subjects, contrast = example_inputs(scenario)
+        rng = np.random.default_rng([seed, sum(map(ord, SCENARIO_NAMES[scenario]))])
+        samples, _ = simcomp.swap_half(samples, contrast["pre"], contrast["post"], rng)
         truth = pd.DataFrame({"effect_class": "none", "sign": 0}, index=table.columns)
         return dict(table=table, samples=samples, subjects=subjects, responders=None,
                     contrast=contrast, truth=truth)
@@ -259,7 +234,7 @@ def one_run(job: tuple) -> tuple[pd.DataFrame, dict, float]:
     for (method, term, scale), part in results.groupby(["method", "term", "effect_scale"],
                                                        sort=True):
         kind = simcomp.term_kind(term)
-        if scenario in ("d", "e"):
+        if scenario in REAL_SWAPS:
             kind = "null"  # nothing is true under the label swap
         score = simcomp.score_family(part, truth, kept, kind)
         rows.append({"scenario": SCENARIO_NAMES[scenario], "engine": engine, "seed": seed,
@@ -270,7 +245,7 @@ def one_run(job: tuple) -> tuple[pd.DataFrame, dict, float]:
     diag = {"scenario": SCENARIO_NAMES[scenario], "engine": engine, "seed": seed,
             "n_samples": len(table), "zero_fraction": float((table.to_numpy() == 0).mean()),
             "n_taxa": table.shape[1], "n_kept": len(kept), "note": note}
-    if scenario not in ("d", "e"):
+    if scenario not in REAL_SWAPS:
         for name, tr in (("rclr", transform_table(filtered, "rclr")),
                          ("clr", transform_table(filtered, "clr", **clr_options(filtered)))):
             shift, negative = simcomp.relative_shift(tr.values, inputs["samples"], untouched)

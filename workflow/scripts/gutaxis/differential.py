@@ -60,8 +60,9 @@ from gutaxis.errors import InputError, Problem, ProblemCollector
 from gutaxis.mixed import build_design, fit_random_intercept, fitted_formula
 from gutaxis.paired import (average_ranks, hodges_lehmann, paired_differences,
                             paired_t_test, pair_samples, wilcoxon_signed_rank)
-from gutaxis.prevalence import (discordant_interaction_test, fisher_presence_test,
-                                paired_presence_test)
+from gutaxis.prevalence import (PRESENCE_METHODS, discordant_interaction_test,
+                                discordant_pairs, fisher_presence_test, paired_presence_test,
+                                presence_matrix)
 from gutaxis.reference_shift import (ASSUMPTION, WELSCH_BANDWIDTH, kernel_mode,
                                      reference_feature)
 from gutaxis.transforms import TransformResult, transform_table
@@ -79,8 +80,6 @@ UNTESTED_COLUMNS = ["feature", "annotation", "modality", "contrast", "method", "
 DROPPED_COLUMNS = ["sample_id", "subject_id", "timepoint", "analysis", "reason"]
 METHOD_ORDER = ["paired_t", "wilcoxon", "lmm", "ols", "mann_whitney", "presence_mcnemar",
                 "presence_interaction", "presence_fisher"]
-#: presence/absence tests (compositions): their effect is a log odds ratio of presence
-PRESENCE_METHODS = ("presence_mcnemar", "presence_interaction", "presence_fisher")
 #: presence calls by term kind: time (lost/gained), interaction (the group gains or loses the
 #: feature more often than the reference), group at baseline (more/less prevalent)
 PRESENCE_LABELS = {
@@ -721,13 +720,6 @@ def corrected_changes(raw: pd.DataFrame, values: pd.DataFrame, reference: pd.Dat
     return diff.mask(both_zero & diff.notna().to_numpy(), 0.0)
 
 
-def _presence(raw: pd.DataFrame) -> pd.DataFrame:
-    """1.0 where a feature is detected (> 0), 0.0 where not, NaN where missing."""
-    vals = raw.to_numpy(dtype=float)
-    return pd.DataFrame(np.where(np.isnan(vals), np.nan, (vals > 0).astype(float)),
-                        index=raw.index, columns=raw.columns)
-
-
 def _presence_analysis(raw, frame, design, pre, post, with_response, min_pairs,
                        min_group_size, confidence):
     """Presence/absence tests beside the abundance tests (compositions).
@@ -741,7 +733,7 @@ def _presence_analysis(raw, frame, design, pre, post, with_response, min_pairs,
     """
     rows, untested = [], []
     features = raw.columns.astype(str)
-    present = _presence(raw)
+    present = presence_matrix(raw)
     if design is not None and len(design.pairs):
         pre_p = present.loc[design.pairs["pre_sample"]].to_numpy()
         post_p = present.loc[design.pairs["post_sample"]].to_numpy()
@@ -765,10 +757,7 @@ def _presence_analysis(raw, frame, design, pre, post, with_response, min_pairs,
             lab = design.pairs["subject_id"].astype(str).map(labels)
             keep = lab.notna().to_numpy()
             if lab[keep].nunique() == 2:
-                lost = np.where(np.isnan(pre_p) | np.isnan(post_p), np.nan,
-                                (pre_p == 1) & (post_p == 0))[keep]
-                gained = np.where(np.isnan(pre_p) | np.isnan(post_p), np.nan,
-                                  (pre_p == 0) & (post_p == 1))[keep]
+                lost, gained = discordant_pairs(pre_p[keep], post_p[keep])
                 inter = discordant_interaction_test(
                     lost, gained, (lab[keep] == RESPONDER).to_numpy(), confidence)
                 nk = int(keep.sum())
@@ -815,26 +804,21 @@ def _agreement(results: pd.DataFrame, alpha: float, sensitivity: str) -> pd.Seri
     agree = pd.Series(pd.NA, index=results.index, dtype="boolean")
     if sensitivity == "none" or results.empty:
         return agree
-    sens_of = {"paired_t": "wilcoxon", "lmm": None, "ols": "mann_whitney"}
-    key = results["feature"] + "|" + results["term"]
-    for method, partner in sens_of.items():
-        rows = results[(results["method"] == method) & (results["q"] < alpha)]
-        if rows.empty:
-            continue
-        if partner is None:  # lmm: the Wilcoxon for time terms, Mann-Whitney for response
-            partner_of = np.where(rows["term"].str.startswith("response["), "mann_whitney",
-                                  np.where(rows["term"].str.contains(":"), "", "wilcoxon"))
-        else:
-            partner_of = np.full(len(rows), partner)
-        sens = results[results["method"].isin(["wilcoxon", "mann_whitney"])]
-        lookup = pd.Series(list(zip(sens["q"], np.sign(sens["effect"]))),
-                           index=sens["method"] + "|" + key[sens.index])
-        want = pd.Series(partner_of, index=rows.index) + "|" + key[rows.index]
-        found = want.map(lookup)
-        has = found.notna() & (pd.Series(partner_of, index=rows.index) != "")
-        for idx in rows.index[has.to_numpy()]:
-            q_s, sign_s = found[idx]
-            agree[idx] = bool((q_s < alpha) and sign_s == np.sign(results.at[idx, "effect"]))
+    term = results["term"]
+    partner = np.where(term.str.startswith("response["), "mann_whitney",
+                       np.where(term.str.contains(":"), "", "wilcoxon"))
+    key = results["feature"] + "|" + term
+    rank = results["method"].isin(["wilcoxon", "mann_whitney"])
+    rank_key = results.loc[rank, "method"] + "|" + key[rank]
+    rank_q = pd.Series(results.loc[rank, "q"].to_numpy(), index=rank_key)
+    rank_sign = pd.Series(np.sign(results.loc[rank, "effect"]).to_numpy(), index=rank_key)
+    called = (results["method"].isin(["paired_t", "lmm", "ols"]) & (results["q"] < alpha)
+              & (partner != ""))
+    want = pd.Series(partner, index=results.index)[called] + "|" + key[called]
+    q_s, sign_s = want.map(rank_q), want.map(rank_sign)
+    found = q_s.notna()
+    same = (q_s < alpha) & (sign_s == np.sign(results.loc[called, "effect"]))
+    agree[found[found].index] = same[found].to_numpy()
     return agree
 
 
@@ -972,7 +956,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
         if corrected:
             r, lost = _reference_corrected(r, tvals, "paired_t", notes,
                                            lambda z: paired(tvals, reference=z)[1], references,
-                                           strata, recentre=(
+                                           strata, confidence, recentre=(
                                                lambda z: corrected_changes(
                                                    raw, tvals, z, design.pairs).mean(axis=0),
                                                _post_shifter(frame, post)))
@@ -986,7 +970,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
         if corrected:
             r, lost = _reference_corrected(r, tvals, "lmm", notes,
                                            lambda z: mixed(_minus(tvals, z), [])[0],
-                                           references, strata)
+                                           references, strata, confidence)
             untested += lost
         notes.append(("lmm", "tests and intervals: " + (
             "Wald z (as statsmodels MixedLM)" if mixed_df == "z" else
@@ -1002,7 +986,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
         if corrected:
             r, lost = _reference_corrected(r, tvals, "ols", notes,
                                            lambda z: baseline(_minus(tvals, z), [])[0],
-                                           references, strata)
+                                           references, strata, confidence)
             untested += lost
         rows += r
         untested += u
@@ -1037,7 +1021,7 @@ def _check_options(sensitivity, bias_correction):
                                  "use 'mode' or 'none'"))
 
 
-def _null_bandwidth(family: pd.DataFrame) -> float | None:
+def _null_bandwidth(family: pd.DataFrame, confidence: float) -> float | None:
     r"""Kernel bandwidth of the reference shift from the spread a null effect would have.
 
     :math:`h = 2.11\,\mathrm{median}_j(\widehat{\mathrm{se}}_j)`: if the unchanged
@@ -1046,10 +1030,10 @@ def _null_bandwidth(family: pd.DataFrame) -> float | None:
     :func:`gutaxis.reference_shift.robust_bandwidth`). The MAD of the effects themselves is
     inflated by the features that do change (blooms, responder-only changes), which made the
     kernel wide enough to let them pull the mode (mean FDR 0.13 in the bloom simulation). The
-    standard errors come from the CIs (``(ci_high - ci_low) / (2 z)``); None (fall back to
-    the MAD) when they are missing.
+    standard errors come from the CIs at level ``confidence`` (``(ci_high - ci_low) / (2 z)``);
+    None (fall back to the MAD) when they are missing.
     """
-    z = special.ndtri(0.975)
+    z = special.ndtri(0.5 + confidence / 2)
     se = (family["ci_high"].to_numpy(dtype=float) - family["ci_low"].to_numpy(dtype=float)) / (2 * z)
     se = se[np.isfinite(se) & (se > 0)]
     if se.size < 2:
@@ -1103,7 +1087,7 @@ def _minus(values: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     return values - reference[values.columns].to_numpy()
 
 
-def _reference_corrected(rows, tvals, primary, notes, rerun, references, strata,
+def _reference_corrected(rows, tvals, primary, notes, rerun, references, strata, confidence,
                          recentre=None):
     """Replace each family's rows by their bias-corrected version.
 
@@ -1132,54 +1116,51 @@ def _reference_corrected(rows, tvals, primary, notes, rerun, references, strata,
         if len(fam) < 2:
             out.append(relative[relative["term"] == term])
             continue
-        stratum_of = strata.reindex(fam["feature"]).fillna(0).astype(int).to_numpy()
+        column_stratum = strata.reindex(tvals.columns).fillna(0).astype(int)
+        stratum_of = column_stratum.reindex(fam["feature"]).to_numpy()
         n_strata = int(stratum_of.max()) + 1
         if np.bincount(stratum_of, minlength=n_strata).min() < 2:
-            stratum_of = np.zeros(len(fam), dtype=int)
+            column_stratum[:] = 0
+            stratum_of[:] = 0
             n_strata = 1
+        members_of = [tvals.columns[(column_stratum == k).to_numpy()] for k in range(n_strata)]
+        labels = ([""] if n_strata == 1 else
+                  [f" (detection stratum {k + 1} of {n_strata})" for k in range(n_strata)])
+        bandwidths = [_null_bandwidth(fam[stratum_of == k], confidence)
+                      for k in range(n_strata)]
         Z = pd.DataFrame(np.nan, index=tvals.index, columns=tvals.columns)
         shift_of = pd.Series(np.nan, index=tvals.columns)
-        for k in range(n_strata):
+        for k, members in enumerate(members_of):
             part = fam[stratum_of == k]
             effects = pd.Series(part["effect"].to_numpy(dtype=float), index=part["feature"])
-            shift = kernel_mode(effects, bandwidth=_null_bandwidth(part))
+            shift = kernel_mode(effects, bandwidth=bandwidths[k])
             z = reference_feature(tvals[effects.index], shift.weights)
-            members = strata.index[strata == k] if n_strata > 1 else tvals.columns
             Z.loc[:, members] = np.repeat(z.to_numpy()[:, None], len(members), axis=1)
             shift_of[members] = shift.shift
-            rates = "" if n_strata == 1 else f" (detection stratum {k + 1} of {n_strata})"
             notes.append(("bias_correction", (
-                f"{primary} {term}{rates}: reference shift {shift.shift:.4g} = mode of the "
+                f"{primary} {term}{labels[k]}: reference shift {shift.shift:.4g} = mode of the "
                 f"{shift.n_features} features' effects (Gaussian kernel, bandwidth "
                 f"{shift.bandwidth:.3g}; effective reference features {shift.n_reference:.1f}); "
                 f"corrected effects are absolute changes if {ASSUMPTION}")))
         if recentre is not None:
-            # the paired tests score a pair below detection twice as 0 whatever the reference
-            # does, so a feature's corrected effect moves by less than the reference: re-centre
-            # the mode of the corrected effects at 0 (most features unchanged) by moving the
-            # reference at the post samples, a few fixed-point steps
-            recentre_effects, recentre_shift = recentre
+            effects_of, shift_post = recentre
             for _ in range(5):
-                main = recentre_effects(Z).reindex(fam["feature"].to_numpy())
+                main = effects_of(Z).reindex(fam["feature"].to_numpy())
                 largest = 0.0
-                for k in range(n_strata):
+                for k, members in enumerate(members_of):
                     part = main[stratum_of == k].dropna()
                     if len(part) < 2:
                         continue
-                    step = kernel_mode(part, bandwidth=_null_bandwidth(
-                        fam[stratum_of == k])).shift
-                    members = strata.index[strata == k] if n_strata > 1 else tvals.columns
-                    Z = recentre_shift(Z, step, members)
+                    step = kernel_mode(part, bandwidth=bandwidths[k]).shift
+                    Z = shift_post(Z, step, members)
                     shift_of[members] += step
                     largest = max(largest, abs(step))
                 if largest < 1e-4:
                     break
-            for k in range(n_strata):
-                members = strata.index[strata == k] if n_strata > 1 else tvals.columns
-                label = "" if n_strata == 1 else f" (detection stratum {k + 1} of {n_strata})"
+            for k, members in enumerate(members_of):
                 notes.append(("bias_correction", (
-                    f"{primary} {term}{label}: re-centred on the corrected changes (pairs below "
-                    f"detection twice score 0): reference shift "
+                    f"{primary} {term}{labels[k]}: re-centred on the corrected changes (pairs "
+                    f"below detection twice score 0): reference shift "
                     f"{float(shift_of[members].iloc[0]):.4g}")))
         again = pd.concat(rerun(Z), ignore_index=True)
         again = again[again["term"] == term].copy()
@@ -1402,7 +1383,8 @@ def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
     if corrected:
         rows, lost = _reference_corrected(rows, tvals, "ols", notes,
                                           lambda z: analysis(_minus(tvals, z), [])[0],
-                                          references, detection_strata(table.loc[frame.index]))
+                                          references, detection_strata(table.loc[frame.index]),
+                                          confidence)
         untested += lost
     if presence_tests:
         r, u = _presence_analysis(table, frame, None, baseline, None, True, 0, min_group_size,

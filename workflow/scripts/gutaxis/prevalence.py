@@ -59,6 +59,10 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+#: the differential engine's method names of these tests (rows whose effect is a log odds
+#: ratio of detection, not an abundance change)
+PRESENCE_METHODS = ("presence_mcnemar", "presence_interaction", "presence_fisher")
+
 #: R's relative tolerance for "as or less likely than the observed table"
 #: in two-sided exact tests (``relErr <- 1 + 10^(-7)`` in ``fisher.test``).
 R_REL_ERR = 1.0 + 1e-7

@@ -20,6 +20,7 @@ from matplotlib.colors import ListedColormap, TwoSlopeNorm
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
+from gutaxis.prevalence import PRESENCE_METHODS
 from gutaxis.style import figure_size, mark_title, message_figure, paired_lines, palette
 
 #: response groups; ``all`` = every subject of a study without a response (no groups shown)
@@ -41,8 +42,6 @@ METHOD_LABELS = {"paired_t": "Paired t", "wilcoxon": "Wilcoxon", "lmm": "Mixed m
                  "presence_mcnemar": "Presence (McNemar)",
                  "presence_interaction": "Presence (Fisher, discordant pairs)",
                  "presence_fisher": "Presence (Fisher)"}
-#: presence/absence rows (a log odds ratio of detection): not drawn in the abundance volcano
-PRESENCE_METHODS = ("presence_mcnemar", "presence_interaction", "presence_fisher")
 #: colours of called features by direction: the red and blue ends of the change heatmap's RdBu
 #: scale (higher: red), apart from the Okabe-Ito cohort and response colours of the same figures
 DIRECTION_COLOURS = {"up": "#B2182B", "down": "#2166AC", "none": "#BBBBBB"}
