@@ -37,6 +37,7 @@ Broadhurst D. et al. (2018) Metabolomics 14:72; Dieterle F. et al. (2006) Anal C
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,13 +50,16 @@ from .metabolome_filters import (  # noqa: F401  (re-exported API)
 from .metabolome_impute import impute_half_minimum, impute_knn, impute_lod_fraction  # noqa: F401
 from .metabolome_normalise import (  # noqa: F401
     auto_scale, batch_median_centre, log2_transform, median_normalise, pareto_scale, pqn_normalise,
-    total_signal_normalise,
+    quotient_counts, total_signal_normalise,
 )
 from .metabolome_inputs import (  # noqa: F401  (SAMPLE_TYPES re-exported)
     SAMPLE_TYPES, align_annotations, listed, study_groups, validate_intensities, validate_samples,
 )
 from .metabolome_params import DEFAULT_PARAMS, resolve_params  # noqa: F401
 from . import metabolome_qc as qc
+from . import metabolome_structure as structure
+
+log = logging.getLogger("gutaxis.metabolome")
 
 LOG_COLUMNS = ["step", "parameter", "features_before", "features_after", "samples_before", "samples_after", "note"]
 DROPPED_FEATURE_COLUMNS = ["feature_id", "step", "reason", "value"]
@@ -95,7 +99,16 @@ class ProcessedMetabolome:
         fraction_missing (+ annotations), raw table.
         ``total_signal``: sample_id, sample_type, batch, injection_order, n_detected,
         total_signal_raw, total_signal_processed, in run order.
-        ``normalisation_factors``: sample_id, sample_type, factor.
+        ``normalisation_factors``: sample_id, sample_type, factor, n_features (the
+        measured values the factor was computed from; 0 without normalisation).
+        ``missingness_structure``: feature_id, platform, column, group, n_samples,
+        n_missing, fraction_missing, status (measured / not measured) for every
+        feature and group of ``structural_missingness.group_columns``.
+        ``platform_missingness``: the same per platform (status not measured when
+        every feature of the platform is).
+        ``contrast_missingness``: per contrast and kept feature, the missing fraction
+        at pre and post, their difference and a status (not measured at <t>,
+        differs, similar).
     params : dict
         The complete parameters used.
     """
@@ -153,6 +166,7 @@ def process_metabolome(
     intensities_file: str = "metabolome table",
     samples_file: str = "sample sheet",
     config_section: str = "metabolome",
+    contrasts: list[dict] | None = None,
 ) -> ProcessedMetabolome:
     """Filter, impute, normalise and transform a metabolomics peak table.
 
@@ -170,6 +184,9 @@ def process_metabolome(
         Partial parameters merged over :data:`DEFAULT_PARAMS`.
     intensities_file, samples_file, config_section : str
         Names used in error messages.
+    contrasts : list of dict, optional
+        The study's contrasts (``name``, ``pre``, ``post``): the missingness of their
+        two sides is compared (``contrast_missingness`` table, warnings in the log).
 
     Returns
     -------
@@ -210,6 +227,9 @@ def process_metabolome(
     run.drop_samples(types[run.x.index] == "blank", "remove_blanks", "blank injection (used by the blank filter only)")
     run.record("remove_blanks", "", before)
 
+    step = p["structural_missingness"]
+    gaps = _structural_missingness(run, sheet, ann, step)
+
     step = p["missingness"]
     parameter = ("max_missing={max_missing}; rule={rule}; group_column={group_column}; strict={strict}").format(**step)
     study = ~types[run.x.index].isin(["qc"]).to_numpy()
@@ -217,7 +237,8 @@ def process_metabolome(
         groups = None
         if step["rule"] == "per_group":
             groups = study_groups(sheet, run.x.index[study], step["group_column"], samples_file, section)
-        result = missingness_filter(run.x.loc[study], groups, step["max_missing"], step["rule"], step["strict"])
+        result = missingness_filter(run.x.loc[study], groups, step["max_missing"], step["rule"], step["strict"],
+                                    not_measured=gaps.mask)
         run.filter(result, parameter, f"raise {section}.missingness.max_missing (now {step['max_missing']}) "
                    "or use rule per_group")
     else:
@@ -253,24 +274,35 @@ def process_metabolome(
         run.x = impute_lod_fraction(run.x, step["lod_fraction"], lod)
     else:
         run.x = impute_knn(run.x, step["knn_k"])
+    # a cell of a group where the feature was not measured stays missing: no level to impute
+    not_measured = gaps.mask.reindex(index=run.x.index, columns=run.x.columns, fill_value=False)
+    run.x = run.x.mask(not_measured)
     detail = {"half_minimum": "", "lod_fraction": f"; fraction={step['lod_fraction']}", "knn": f"; k={step['knn_k']}"}
+    n_gap = int(not_measured.to_numpy().sum())
     run.record("impute", f"method={step['method']}{detail[step['method']]}", before,
-               f"{int(filtered.isna().to_numpy().sum())} missing cells imputed")
+               f"{int(filtered.isna().to_numpy().sum()) - n_gap} missing cells imputed"
+               + (f"; {n_gap} cells not measured left missing" if n_gap else ""))
 
     step = p["normalise"]
-    before, note = run.x.shape, ""
+    before, notes = run.x.shape, []
     factors = pd.Series(1.0, index=run.x.index)
+    measured = _normalisation_cells(filtered, gaps.gappy_features(filtered.columns), notes)
     if step["method"] == "pqn":
         reference = step["reference"]
         if reference == "qc" and not is_qc.any():
-            reference, note = "median", "no QC injections: reference = median of study samples"
-        run.x, factors = pqn_normalise(run.x, reference, is_qc)
+            reference = "median"
+            notes.insert(0, "no QC injections: reference = median of study samples")
+        run.x, factors = pqn_normalise(run.x, reference, is_qc, measured=measured)
     elif step["method"] == "total_signal":
-        run.x, factors = total_signal_normalise(run.x)
+        run.x, factors = total_signal_normalise(run.x, measured=measured)
     elif step["method"] == "median":
-        run.x, factors = median_normalise(run.x)
+        run.x, factors = median_normalise(run.x, measured=measured)
+    n_used = quotient_counts(run.x, measured)
+    if step["method"] != "none":
+        notes.append(f"factors from {int(n_used.min())}-{int(n_used.max())} measured values per sample "
+                     f"(median {float(n_used.median()):g}; normalisation_factors.tsv n_features)")
     parameter = f"method={step['method']}" + (f"; reference={step['reference']}" if step["method"] == "pqn" else "")
-    run.record("normalise", parameter, before, note)
+    run.record("normalise", parameter, before, "; ".join(notes))
     linear = run.x
 
     before = run.x.shape
@@ -299,6 +331,14 @@ def process_metabolome(
     run.record("output", "study samples only", before)
 
     qc_tables = _qc_tables(raw, sheet, filtered, linear, processed_rows, factors, ann, p)
+    qc_tables["normalisation_factors"]["n_features"] = (
+        n_used.reindex(factors.index).to_numpy() if step_uses_factors(p) else 0)
+    qc_tables.update(_structure_tables(gaps, filtered, sheet, is_qc, contrasts or [], p))
+    for warning in _contrast_warnings(qc_tables["contrast_missingness"],
+                                      p["structural_missingness"]["max_difference"]):
+        log.warning("%s: %s", intensities_file, warning)
+        run.log.append(dict(zip(LOG_COLUMNS, ["warning", "contrast missingness", run.x.shape[1], run.x.shape[1],
+                                              run.x.shape[0], run.x.shape[0], warning])))
     dropped_features = pd.concat(run.dropped_features, ignore_index=True)
     dropped_samples = pd.concat(run.dropped_samples, ignore_index=True)
     return ProcessedMetabolome(
@@ -310,6 +350,130 @@ def process_metabolome(
         qc_tables=qc_tables,
         params=p,
     )
+
+
+@dataclass
+class _Gaps:
+    """Structural missingness found by :func:`_structural_missingness`."""
+
+    mask: pd.DataFrame  # injections x features, True = not measured
+    table: pd.DataFrame  # metabolome_structure.structure_table
+    platforms: pd.Series
+    samples: pd.DataFrame  # injections not run on a platform (sample_platform_gaps)
+
+    def gappy_features(self, features: pd.Index) -> np.ndarray:
+        """True for the features not measured in some group (a sample-level gap does not count)."""
+        rows = self.table[self.table["status"] == structure.NOT_MEASURED]
+        return pd.Index(features).astype(str).isin(rows["feature_id"].astype(str))
+
+
+def _groupings(sheet: pd.DataFrame, index: pd.Index, columns) -> tuple[dict, list]:
+    """Group label per injection for each sheet column ('' = no group); the columns not found."""
+    found, absent = {}, []
+    for column in columns:
+        if column not in sheet.columns:
+            absent.append(column)
+            continue
+        labels = sheet.loc[index, column]
+        text = labels.astype(str).str.strip()
+        found[column] = text.where(labels.notna() & (text != ""))
+    return found, absent
+
+
+def _structural_missingness(run: _Run, sheet: pd.DataFrame, ann: pd.DataFrame, step: dict) -> _Gaps:
+    """Find the (feature, group) cells not measured and set their few values aside (in place)."""
+    platforms = structure.feature_platforms(run.x.columns, ann, step["platform"])
+    empty = pd.DataFrame(False, index=run.x.index, columns=run.x.columns)
+    parameter = (f"min_missing={step['min_missing']}; group_columns={','.join(step['group_columns'])}; "
+                 f"platform={step['platform']}")
+    if not step["enabled"]:
+        run.record("structural_missingness", parameter, run.x.shape, "skipped: disabled")
+        return _Gaps(empty, pd.DataFrame(columns=structure.STRUCTURE_COLUMNS), platforms,
+                     pd.DataFrame(columns=structure.SAMPLE_GAP_COLUMNS))
+    groupings, absent = _groupings(sheet, run.x.index, step["group_columns"])
+    table = structure.structure_table(run.x.isna(), groupings, platforms, step["min_missing"])
+    mask = structure.not_measured_mask(table, groupings, run.x.index, run.x.columns)
+    sample_gaps, sample_mask = structure.sample_platform_gaps(run.x.isna(), platforms)
+    set_aside = int((mask & run.x.notna()).to_numpy().sum())
+    mask = mask | sample_mask
+    run.x = run.x.mask(mask)
+    notes = [f"{int(mask.to_numpy().sum())} cells not measured, never imputed: "
+             f"{int((table['status'] == structure.NOT_MEASURED).sum())} feature x group combinations "
+             f"(missingness_structure.tsv) and {len(sample_gaps)} injection x platform pairs with every "
+             "feature of the platform missing (platform_missingness.tsv, column sample)"]
+    summary = structure.platform_summary(table)
+    for (column, platform), rows in summary[summary["status"] == structure.NOT_MEASURED].groupby(
+            ["column", "platform"], sort=False):
+        notes.append(f"platform {platform} ({int(rows['n_features'].iloc[0])} features) not measured at "
+                     f"{column} {', '.join(rows['group'].astype(str))}")
+    if set_aside:
+        notes.append(f"{set_aside} values in those groups set aside (too few to stand for the group)")
+    if absent:
+        notes.append(f"column(s) {', '.join(absent)} not in the sample sheet: not checked")
+    run.record("structural_missingness", parameter, run.x.shape, "; ".join(notes))
+    return _Gaps(mask, table, platforms, sample_gaps)
+
+
+def _normalisation_cells(filtered: pd.DataFrame, gappy: np.ndarray, notes: list) -> pd.DataFrame:
+    """The cells a normalisation factor may use: measured values of features measured in every group.
+
+    Imputed cells are assumptions; a feature with a structural gap would make the set of
+    features behind a factor differ between groups (a platform missing at one visit would
+    move every factor of that visit).
+    """
+    cells = filtered.notna()
+    if gappy.any() and not gappy.all():
+        cells.loc[:, gappy] = False
+        notes.append(f"measured values of the {int((~gappy).sum())} features measured in every group "
+                     f"({int(gappy.sum())} with a not-measured group left out)")
+        lacking = ~cells.any(axis=1).to_numpy()
+        if lacking.any():
+            # no value on the common features: the sample's own measured values, said in the log
+            cells.loc[lacking] = filtered.loc[lacking].notna()
+            notes.append(f"sample(s) {listed(filtered.index[lacking])} have none of those: factor from "
+                         "all their measured values")
+    elif gappy.all():
+        notes.append("every feature has a not-measured group: factors from all measured values")
+    else:
+        notes.append("measured values only (imputed cells left out)")
+    return cells
+
+
+def step_uses_factors(p: dict) -> bool:
+    """Whether the normalisation step computed per-sample factors."""
+    return p["normalise"]["method"] != "none"
+
+
+def _structure_tables(gaps: _Gaps, filtered, sheet, is_qc, contrasts, p) -> dict:
+    study = filtered.index[~is_qc]
+    timepoints = sheet.loc[study, "timepoint"] if "timepoint" in sheet.columns else pd.Series(dtype=str)
+    mask = gaps.mask.reindex(index=study, columns=filtered.columns, fill_value=False)
+    contrast_table = structure.contrast_missingness(
+        filtered.loc[study].isna(), timepoints, contrasts, gaps.platforms, mask,
+        p["structural_missingness"]["max_difference"]) if len(timepoints) else \
+        pd.DataFrame(columns=structure.CONTRAST_COLUMNS)
+    return {
+        "missingness_structure": gaps.table,
+        "platform_missingness": structure.platform_summary(gaps.table, gaps.samples),
+        "contrast_missingness": contrast_table,
+    }
+
+
+def _contrast_warnings(table: pd.DataFrame, max_difference: float) -> list[str]:
+    """One line per contrast and kind of missingness difference."""
+    lines = []
+    for contrast, rows in table.groupby("contrast", sort=False):
+        gap = rows[rows["status"].str.startswith(structure.NOT_MEASURED)]
+        for status, sub in gap.groupby("status", sort=False):
+            lines.append(f"contrast {contrast}: {len(sub)} feature(s) {status} (left out of the contrast): "
+                         f"{listed(sub['feature_id'])}")
+        differs = rows[rows["status"] == "differs"]
+        if len(differs):
+            lines.append(f"contrast {contrast}: {len(differs)} feature(s) whose missing fraction differs by "
+                         f">= {max_difference:g} between {rows['pre'].iloc[0]} and {rows['post'].iloc[0]} (imputed "
+                         f"values carry part of their change; see contrast_missingness.tsv): "
+                         f"{listed(differs['feature_id'])}")
+    return lines
 
 
 def _batch_correct(run: _Run, sheet, step, is_qc, samples_file, section) -> str:

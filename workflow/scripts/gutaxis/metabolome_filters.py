@@ -158,8 +158,14 @@ def blank_filter(intensities: pd.DataFrame, sample_types: pd.Series, fold: float
     return _feature_filter("blank_filter", keep, ratio, reason)
 
 
-def missing_fraction(intensities: pd.DataFrame, groups: pd.Series | None = None) -> pd.DataFrame:
-    """Fraction of missing values per feature, overall or per group.
+def missing_fraction(intensities: pd.DataFrame, groups: pd.Series | None = None,
+                     not_measured: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Fraction of missing values per feature, overall or per group, among measured cells.
+
+    f_gj = #{i in g : x_ij missing, (i, j) measured} / #{i in g : (i, j) measured}.
+    Cells flagged in ``not_measured`` (a platform not run on that sample's group, see
+    :mod:`gutaxis.metabolome_structure`) are neither missing nor present: they leave
+    the denominator.  A group with no measured cell of a feature gets NaN.
 
     Returns
     -------
@@ -168,13 +174,19 @@ def missing_fraction(intensities: pd.DataFrame, groups: pd.Series | None = None)
         one column per feature.
     """
     x = _as_frame(intensities)
-    missing = x.isna().astype(float)
+    if not_measured is None:
+        counted = pd.DataFrame(1.0, index=x.index, columns=x.columns)
+    else:
+        counted = (~not_measured.reindex(index=x.index, columns=x.columns, fill_value=False)).astype(float)
+    missing = x.isna().astype(float) * counted
     if groups is None:
-        return missing.mean(axis=0).to_frame("all").T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (missing.sum(axis=0) / counted.sum(axis=0).replace(0.0, np.nan)).to_frame("all").T
     g = pd.Series(groups).reindex(x.index)
     if g.isna().any():
         raise ValueError("groups must give a group for every row of intensities")
-    return missing.groupby(g.to_numpy(), sort=True).mean()
+    labels = g.to_numpy()
+    return missing.groupby(labels, sort=True).sum() / counted.groupby(labels, sort=True).sum().replace(0.0, np.nan)
 
 
 def missingness_filter(
@@ -183,6 +195,7 @@ def missingness_filter(
     max_missing: float = 0.2,
     rule: str = "per_group",
     strict: bool = False,
+    not_measured: pd.DataFrame | None = None,
 ) -> FeatureFilter:
     """Keep features detected often enough, overall or in at least one group.
 
@@ -203,6 +216,9 @@ def missingness_filter(
     rule : {"per_group", "overall"}
     strict : bool
         Use ``<`` instead of ``<=``.
+    not_measured : pandas.DataFrame of bool, optional
+        Cells not measured (structural gaps): left out of every fraction, so a
+        platform missing at one visit neither fails nor passes the rule there.
 
     Returns
     -------
@@ -218,11 +234,11 @@ def missingness_filter(
     if not 0.0 <= max_missing <= 1.0:
         raise ValueError("max_missing must be between 0 and 1")
     if rule == "overall":
-        fraction = missing_fraction(x).iloc[0]
+        fraction = missing_fraction(x, None, not_measured).iloc[0].fillna(1.0)
     elif rule == "per_group":
         if groups is None:
             raise ValueError("rule='per_group' needs groups")
-        fraction = missing_fraction(x, groups).min(axis=0)
+        fraction = missing_fraction(x, groups, not_measured).min(axis=0, skipna=True).fillna(1.0)
     else:
         raise ValueError(f"rule must be 'per_group' or 'overall', not {rule!r}")
     keep = fraction < max_missing if strict else fraction <= max_missing

@@ -40,17 +40,36 @@ def _divide(x: pd.DataFrame, factors: np.ndarray, name: str) -> tuple[pd.DataFra
     return x.div(f, axis=0), f
 
 
+def _measured_values(x: pd.DataFrame, measured) -> np.ndarray:
+    """Values as float with the cells not in ``measured`` (imputed, not measured) set to NaN."""
+    values = x.to_numpy(dtype=float)
+    if measured is None:
+        return values
+    m = measured.reindex(index=x.index, columns=x.columns, fill_value=False).to_numpy(dtype=bool)
+    return np.where(m, values, np.nan)
+
+
+def quotient_counts(intensities: pd.DataFrame, measured=None) -> pd.Series:
+    """Number of values each sample's normalisation factor is computed from."""
+    values = _measured_values(_frame(intensities), measured)
+    return pd.Series((~np.isnan(values)).sum(axis=1), index=intensities.index, name="n_features")
+
+
 def pqn_normalise(
-    intensities: pd.DataFrame, reference="qc", qc_mask=None
+    intensities: pd.DataFrame, reference="qc", qc_mask=None, measured: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, pd.Series]:
     """Probabilistic quotient normalisation (PQN).
 
     With reference spectrum r_j, the dilution factor of sample i is
 
-        d_i = median_j (x_ij / r_j),
+        d_i = median_{j in M_i} (x_ij / r_j),
 
-    and the normalised values are x_ij / d_i.  Missing values are skipped in the
-    medians.
+    and the normalised values are x_ij / d_i (every cell, imputed ones included).  M_i
+    holds the features whose value in sample i was measured (``measured``; all
+    non-missing cells when None), and r_j is the median over the measured reference
+    values: an imputed value is an assumption about a level below detection, and a
+    quotient built from it would move the factor of exactly the samples with more
+    non-detects.
 
     Parameters
     ----------
@@ -62,6 +81,10 @@ def pqn_normalise(
         a Series: the reference spectrum itself, indexed by feature id.
     qc_mask : array-like of bool, optional
         True for QC-pool rows; required for ``reference="qc"``.
+    measured : pandas.DataFrame of bool, optional
+        Cells that hold measured (not imputed) values; the reference and the
+        quotients use only these.  Features left out of the quotients entirely
+        (e.g. a platform not run at every visit) are simply False in every row.
 
     Returns
     -------
@@ -74,6 +97,7 @@ def pqn_normalise(
     Dieterle et al. (2006) Anal Chem 78:4281-4290.
     """
     x = _frame(intensities)
+    values = _measured_values(x, measured)
     if isinstance(reference, pd.Series):
         ref = reference.reindex(x.columns).to_numpy(dtype=float)
         if np.isnan(ref).any():
@@ -82,7 +106,7 @@ def pqn_normalise(
         if qc_mask is None:
             raise ValueError("reference='qc' needs qc_mask")
         rows = _rows(x, qc_mask, "qc_mask")
-        ref = np.nanmedian(x.to_numpy(dtype=float)[rows], axis=0)
+        ref = _column_medians(values[rows])
     elif reference == "median":
         rows = np.ones(x.shape[0], dtype=bool)
         if qc_mask is not None:
@@ -91,22 +115,38 @@ def pqn_normalise(
                 raise ValueError("qc_mask must have one entry per row")
         if not rows.any():
             raise ValueError("reference='median' needs at least one non-QC row")
-        ref = np.nanmedian(x.to_numpy(dtype=float)[rows], axis=0)
+        ref = _column_medians(values[rows])
     else:
         raise ValueError(f"reference must be 'qc', 'median' or a Series, not {reference!r}")
-    if np.any(~(ref > 0)):
+    used = ~np.isnan(ref)
+    if measured is None and not used.all():
+        raise ValueError("the reference spectrum must be positive for every feature")
+    if np.any(~(ref[used] > 0)):
         raise ValueError("the reference spectrum must be positive for every feature")
     with np.errstate(all="ignore"):
-        quotients = x.to_numpy(dtype=float) / ref
+        quotients = values / ref
     factors = np.nanmedian(quotients, axis=1) if np.isnan(quotients).any() else np.median(quotients, axis=1)
+    if np.isnan(factors).any():
+        empty = list(x.index[np.isnan(factors)][:5])
+        raise ValueError(f"no measured value to form the quotient of sample(s) {empty}")
     return _divide(x, factors, "dilution_factor")
 
 
-def total_signal_normalise(intensities: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+def _column_medians(values: np.ndarray) -> np.ndarray:
+    """Median of each column skipping NaN; NaN for a column with no value (no warning)."""
+    out = np.full(values.shape[1], np.nan)
+    seen = (~np.isnan(values)).any(axis=0)
+    if seen.any():
+        out[seen] = np.nanmedian(values[:, seen], axis=0)
+    return out
+
+
+def total_signal_normalise(intensities: pd.DataFrame, measured: pd.DataFrame | None = None
+                           ) -> tuple[pd.DataFrame, pd.Series]:
     """Total-signal (total ion count / integral) normalisation.
 
-    f_i = T_i / median_k(T_k) with T_i = sum_j x_ij (missing values skipped); the
-    normalised values x_ij / f_i all have total signal median_k(T_k).
+    f_i = T_i / median_k(T_k) with T_i = sum_{j in M_i} x_ij, M_i the measured cells
+    of sample i (``measured``; every non-missing cell when None).
 
     Returns
     -------
@@ -114,13 +154,15 @@ def total_signal_normalise(intensities: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     factors : pandas.Series named ``normalisation_factor``.
     """
     x = _frame(intensities)
-    total = x.sum(axis=1, skipna=True).to_numpy(dtype=float)
+    total = np.nansum(_measured_values(x, measured), axis=1)
     return _divide(x, total / np.median(total), "normalisation_factor")
 
 
-def median_normalise(intensities: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Median normalisation: f_i = m_i / median_k(m_k), m_i = median_j x_ij.
+def median_normalise(intensities: pd.DataFrame, measured: pd.DataFrame | None = None
+                     ) -> tuple[pd.DataFrame, pd.Series]:
+    """Median normalisation: f_i = m_i / median_k(m_k), m_i = median_{j in M_i} x_ij.
 
+    M_i as in :func:`total_signal_normalise`.
     After normalisation every sample has the same median intensity.
 
     Returns
@@ -129,7 +171,7 @@ def median_normalise(intensities: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series
     factors : pandas.Series named ``normalisation_factor``.
     """
     x = _frame(intensities)
-    med = np.nanmedian(x.to_numpy(dtype=float), axis=1)
+    med = np.nanmedian(_measured_values(x, measured), axis=1)
     return _divide(x, med / np.median(med), "normalisation_factor")
 
 

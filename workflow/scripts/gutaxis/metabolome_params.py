@@ -18,6 +18,20 @@ from .errors import ProblemCollector
 #:     Run the blank filter when blank injections exist (skipped, with a log note, when none).
 #: ``blank_filter.fold`` (float >= 0)
 #:     Keep a feature when its median over study samples is > fold x its median over blanks.
+#: ``structural_missingness.enabled`` (bool)
+#:     Find the features not measured in a group (a platform not run at a visit or in a batch): those
+#:     cells are never imputed, never normalised from, and the feature is left out of every analysis
+#:     that uses the group.
+#: ``structural_missingness.min_missing`` (float in (0, 1])
+#:     Missing fraction in a group at or above which the feature counts as not measured there.
+#: ``structural_missingness.group_columns`` (list of str)
+#:     Sample-sheet columns whose groups are checked (absent columns are skipped with a log note).
+#: ``structural_missingness.platform`` (str)
+#:     ``prefix`` (the feature id up to its first ``_``: NMR_, BA_ ...), ``none``, or an annotation
+#:     column naming each feature's platform; used to summarise the gaps per platform.
+#: ``structural_missingness.max_difference`` (float in (0, 1])
+#:     Warn when a feature's missing fraction differs by at least this much between the two
+#:     timepoints of a contrast.
 #: ``missingness.enabled`` (bool)
 #:     Run the missingness filter (over study samples only; QC pools are judged by RSD).
 #: ``missingness.max_missing`` (float in [0, 1])
@@ -58,6 +72,13 @@ from .errors import ProblemCollector
 #:     Sample-sheet column naming the batch.
 DEFAULT_PARAMS: dict = {
     "blank_filter": {"enabled": True, "fold": 3.0},
+    "structural_missingness": {
+        "enabled": True,
+        "min_missing": 0.95,
+        "group_columns": ["timepoint", "batch"],
+        "platform": "prefix",
+        "max_difference": 0.3,
+    },
     "missingness": {
         "enabled": True,
         "max_missing": 0.2,
@@ -87,6 +108,8 @@ _RANGES = {  # key: (low, high, low_inclusive)
     "qc_rsd.max_rsd": (0.0, float("inf"), False),
     "impute.lod_fraction": (0.0, 1.0, False),
     "impute.knn_k": (1, float("inf"), True),
+    "structural_missingness.min_missing": (0.0, 1.0, False),
+    "structural_missingness.max_difference": (0.0, 1.0, False),
 }
 
 
@@ -160,6 +183,10 @@ def resolve_params(params: dict | None, source: str = "config", section: str = "
             if not ok:
                 bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high != float("inf") else "")
                 problems.add(source, where, f"must be a number {bound}, got {value!r}", f"set a number {bound}")
+        elif isinstance(default, list):
+            if not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
+                problems.add(source, where, f"must be a list of column names, got {value!r}",
+                             "give a list such as [timepoint, batch]")
         elif isinstance(default, str) and not (isinstance(value, str) and value):
             problems.add(source, where, f"must be a column name, got {value!r}",
                          "give a sample-sheet or annotation column name")

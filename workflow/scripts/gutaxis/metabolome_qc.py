@@ -28,10 +28,23 @@ DISPERSION_COLUMNS = [
 
 
 def _autoscaled(log_intensities: pd.DataFrame) -> np.ndarray:
-    """Complete, non-constant features, centred and scaled to unit variance (ddof = 1)."""
-    x = log_intensities.loc[:, log_intensities.notna().all(axis=0).to_numpy()].to_numpy(dtype=float)
+    """Non-constant features, centred and scaled to unit variance (ddof = 1, observed values).
+
+    A cell left missing (a platform not measured on that injection) is set to the
+    feature's mean, 0 after centring, so it adds nothing to the components; features
+    with fewer than two observed values are left out.
+    """
+    x = log_intensities.to_numpy(dtype=float)
     if x.shape[0] < 2:
         return np.empty((x.shape[0], 0))
+    observed = (~np.isnan(x)).sum(axis=0)
+    x = x[:, observed >= 2]
+    if np.isnan(x).any():
+        mean = np.nanmean(x, axis=0)
+        sd = np.nanstd(x, axis=0, ddof=1)
+        keep = sd > 0
+        z = (x[:, keep] - mean[keep]) / sd[keep]
+        return np.where(np.isnan(z), 0.0, z)
     sd = x.std(axis=0, ddof=1)
     x = x[:, sd > 0]
     return (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
@@ -78,8 +91,9 @@ def qc_pca(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """PCA scores of study and QC-pool injections, and the QC dispersion ratio.
 
-    PCA input: the log-scale values of the features observed in every row, each
-    centred and scaled to unit variance (ddof = 1); constant features are left out.
+    PCA input: the log-scale values of every feature observed at least twice, each
+    centred and scaled to unit variance (ddof = 1) over its observed values, cells
+    not measured set to 0 (the feature mean); constant features are left out.
 
     The dispersion ratio is
 
@@ -122,8 +136,8 @@ def qc_pca(
         columns=PCA_COLUMNS,
     )
     is_qc = types == "qc"
-    qc_full, study_full = _median_distance(z[is_qc]), _median_distance(z[~is_qc])
-    qc_12, study_12 = _median_distance(scores[is_qc]), _median_distance(scores[~is_qc])
+    qc_full, study_full = np.float64(_median_distance(z[is_qc])), np.float64(_median_distance(z[~is_qc]))
+    qc_12, study_12 = np.float64(_median_distance(scores[is_qc])), np.float64(_median_distance(scores[~is_qc]))
     with np.errstate(all="ignore"):
         dispersion = pd.DataFrame(
             [[stage, int(is_qc.sum()), int((~is_qc).sum()), z.shape[1],
