@@ -219,3 +219,49 @@ def test_fast_example_runs_end_to_end(name, tmp_path):
     assert report.returncode == 0, report.stderr[-3000:]
     assert "WARNING" not in report.stderr, report.stderr[-3000:]
     assert (tmp_path / "report.zip").stat().st_size > 0
+
+
+@pytest.mark.slow_example
+def test_mars_metabolome_invents_no_change(tmp_path):
+    """MARS T6 - T0 (issue: 32 of 38 metabolites called, the tryptophan panel imputed at T6).
+
+    The tryptophan panel was not run at T3, T4 and T6: none of its features may be tested at T6
+    (each listed "not measured at T6"), the NMR calls may exceed by at most one those of a paired
+    t test on the raw, unimputed log2 concentrations, and MOFA may not load an unmeasured block.
+    """
+    name = "mmcd_mars_ibs"
+    config = prepare(name, tmp_path)
+    targets = ["results/differential/metabolites/t6_vs_t0.tsv", "results/integration/mofa/loadings.tsv"]
+    result = run_snakemake(tmp_path, *targets, "--cores", "2", "--configfile", str(config), timeout=1800)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    results = pd.read_csv(tmp_path / "results/differential/metabolites/t6_vs_t0.tsv", sep="\t")
+    untested = pd.read_csv(tmp_path / "results/differential/metabolites/t6_vs_t0.untested.tsv", sep="\t")
+    raw = pd.read_csv(_data(name) / "mtb.tsv", sep="\t", index_col="Sample")
+    tryptophan = [c for c in raw.columns if c.startswith("Tryptophan_")]
+    assert len(tryptophan) == 12
+    assert not results["feature"].str.startswith("Tryptophan_").any()
+    reasons = untested.set_index("feature").loc[tryptophan, "reason"]
+    assert reasons.str.startswith("not measured at T6").all()
+
+    # NMR: the workflow's paired calls against a paired t test on the raw log2 values (BH over NMR)
+    sheet = pd.read_csv(tmp_path / "sheets/samples.tsv", sep="\t", dtype=str, keep_default_na=False)
+    sheet = sheet[sheet["exclude"] != "yes"]
+    at = {t: sheet[sheet["timepoint"] == t].set_index("subject_id")["sample_id"] for t in ("T0", "T6")}
+    pairs = at["T0"].index.intersection(at["T6"].index)
+    nmr = [c for c in raw.columns if c.startswith("NMR_")]
+    d = np.log2(raw.loc[at["T6"][pairs], nmr].to_numpy()) - np.log2(raw.loc[at["T0"][pairs], nmr].to_numpy())
+    p = np.array([stats.ttest_1samp(col[~np.isnan(col)], 0.0).pvalue for col in d.T])
+    raw_calls = int((stats.false_discovery_control(p) < 0.1).sum())
+    for method in ("paired_t", "wilcoxon"):
+        rows = results[(results["method"] == method) & results["feature"].isin(nmr)]
+        assert len(rows) == len(nmr)
+        assert int((rows["q"] < 0.1).sum()) <= raw_calls + 1, method
+
+    # MOFA: the unmeasured panel is left out with its reason, and no block dominates the metabolites
+    dropped = pd.read_csv(tmp_path / "results/integration/mofa/dropped_features.tsv", sep="\t")
+    assert set(tryptophan) <= set(dropped.loc[dropped["reason"].str.startswith("not measured"), "feature_id"])
+    loadings = pd.read_csv(tmp_path / "results/integration/mofa/loadings.tsv", sep="\t")
+    assert not loadings["feature_id"].isin(tryptophan).any()
+    variance = pd.read_csv(tmp_path / "results/integration/mofa/variance_explained.tsv", sep="\t")
+    per_factor = variance[(variance["view"] == "metabolites") & (variance["factor"] != "all")]
+    assert per_factor["variance_explained"].max() < 0.2  # was 0.387: factor 1 = the imputed panel

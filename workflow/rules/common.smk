@@ -89,6 +89,15 @@ def analysis_features(modality):
     return f"results/import/{name}.features.tsv"
 
 
+def analysis_structure(modality):
+    """The features not measured per group (platform gaps) of a metabolome modality,
+    which every module that uses those groups leaves out; none for other kinds."""
+    name = getattr(modality, "modality", modality)
+    if config["modalities"][name]["kind"] == "metabolome":
+        return f"results/metabolome/{name}/missingness_structure.tsv"
+    return []
+
+
 def figure_paths(stem):
     """One path per configured format for the figure `results/figures/<stem>`."""
     return expand("results/figures/{stem}.{fmt}", stem=stem, fmt=FIGURE_FORMATS)

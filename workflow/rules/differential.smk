@@ -158,6 +158,7 @@ rule differential:
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
         responders=DIFFERENTIAL_RESPONDERS,
+        structure=analysis_structure,
     output:
         results=report(
             f"{DIFFERENTIAL_DIR}/{{contrast}}.tsv",
@@ -231,6 +232,7 @@ rule differential_baseline:
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
         responders="results/clinical/responders.tsv",
+        structure=analysis_structure,
     output:
         results=report(
             f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.tsv",

@@ -45,6 +45,13 @@ INTEGRATION_COVARIATES = INTEGRATION_DESIGN.covariates
 INTEGRATION_IMMUNE = INTEGRATION_DESIGN.of_kind("immune")
 # views of the MOFA+ fit (integration.mofa.modalities; empty = every integrated modality)
 INTEGRATION_MOFA_MODALITIES = INTEGRATION_DESIGN.mofa_modalities
+# metabolome modalities' platform gaps: MOFA uses pre and post, so a feature not measured
+# at either is left out of its view
+INTEGRATION_MOFA_STRUCTURES = {
+    m: analysis_structure(m)
+    for m in INTEGRATION_MOFA_MODALITIES
+    if analysis_structure(m)
+}
 # microbe, metabolite and immune layers of the triads and the network; "none" placeholders
 # keep the rules parseable when a layer is missing (their outputs are then not requested)
 INTEGRATION_TRIAD = [m or "none" for m in INTEGRATION_DESIGN.triad]
@@ -173,6 +180,7 @@ rule integration_mofa:
         ),
         samples="results/inputs/samples.tsv",
         responders=INTEGRATION_RESPONDERS,
+        structures=list(INTEGRATION_MOFA_STRUCTURES.values()),
     output:
         status=report(
             f"{INTEGRATION_DIR}/mofa/status.tsv",
@@ -206,6 +214,7 @@ rule integration_mofa:
         runtime=lambda wc, input, attempt: max(10, input.size_mb // 2) * attempt,
     params:
         modalities=INTEGRATION_MOFA_MODALITIES,
+        structures=INTEGRATION_MOFA_STRUCTURES,
         pre=INTEGRATION_PRE,
         post=INTEGRATION_POST,
         mofa=INTEGRATION["mofa"],

@@ -48,6 +48,15 @@ rule process_metabolome:
         missingness_features=f"{METABOLOME_DIR}/missingness_features.tsv",
         total_signal=f"{METABOLOME_DIR}/total_signal.tsv",
         normalisation_factors=f"{METABOLOME_DIR}/normalisation_factors.tsv",
+        missingness_structure=f"{METABOLOME_DIR}/missingness_structure.tsv",
+        platform_missingness=report(
+            f"{METABOLOME_DIR}/platform_missingness.tsv",
+            caption="../report/metabolome_platform_missingness.rst",
+            category="Metabolomics",
+            subcategory="{modality}",
+            labels={"modality": "{modality}", "table": "Platform coverage per group"},
+        ),
+        contrast_missingness=f"{METABOLOME_DIR}/contrast_missingness.tsv",
     wildcard_constraints:
         modality=METABOLOME_PATTERN,
     log:
@@ -64,6 +73,7 @@ rule process_metabolome:
         runtime=lambda wc, input, attempt: max(10, input.size_mb // 10) * attempt,
     params:
         metabolome=config["metabolome"],
+        contrasts=config["design"].get("contrasts") or [],
         table_label=lambda wc: config["modalities"][wc.modality]["path"],
         samples_label=config["samples"],
     script:

@@ -19,9 +19,10 @@ from gutaxis.differential import (UNTESTED_COLUMNS, corrected_changes, run_basel
                                   run_contrast)
 from gutaxis.errors import InputError, Problem
 from gutaxis.filtering import filter_features
+from gutaxis.metabolome_structure import not_measured_reasons
 from gutaxis.paired import pair_samples, paired_differences
 from gutaxis.runner import run
-from gutaxis.tables import read_feature_table, read_sheet, write_feature_table, write_tsv
+from gutaxis.tables import read_feature_table, read_sheet, read_tsv, write_feature_table, write_tsv
 from gutaxis.transforms import as_processed_log2, transform_table
 
 log = logging.getLogger("gutaxis.differential")
@@ -41,6 +42,24 @@ def numeric_where_possible(table: pd.DataFrame, columns) -> pd.DataFrame:
     return table
 
 
+def untested_before_testing(features, reasons, modality, contrast, annotations) -> pd.DataFrame:
+    """Untested rows (method ``all``) of the features left out before any test."""
+    untested = pd.DataFrame({
+        "feature": pd.Series(features, dtype=str).to_numpy(),
+        "annotation": "",
+        "modality": modality,
+        "contrast": contrast,
+        "method": "all",
+        "reason": pd.Series(reasons, dtype=str).to_numpy(),
+        "n_subjects": pd.array([pd.NA] * len(features), dtype="Int64"),
+        "n_pairs": pd.array([pd.NA] * len(features), dtype="Int64"),
+    })
+    column = next((c for c in ("name", "lineage", "annotation") if c in annotations.columns), None)
+    if column is not None:
+        untested["annotation"] = untested["feature"].map(annotations[column]).fillna("")
+    return untested
+
+
 def prevalence_filter(table, frame_ids, settings, modality, contrast, annotations):
     """Prevalence / mean-abundance filter of a composition over the analysed samples."""
     result = filter_features(table.loc[frame_ids], settings["min_prevalence"],
@@ -48,21 +67,19 @@ def prevalence_filter(table, frame_ids, settings, modality, contrast, annotation
                              source=modality)
     kept = list(result.table.columns)
     dropped = result.dropped_features
-    untested = pd.DataFrame({
-        "feature": dropped["feature_id"].astype(str),
-        "annotation": "",
-        "modality": modality,
-        "contrast": contrast,
-        "method": "all",
-        "reason": "filtered before testing: " + dropped["reason"].astype(str)
-                  + " (over the samples analysed)",
-        "n_subjects": pd.array([pd.NA] * len(dropped), dtype="Int64"),
-        "n_pairs": pd.array([pd.NA] * len(dropped), dtype="Int64"),
-    })
-    column = next((c for c in ("name", "lineage", "annotation") if c in annotations.columns), None)
-    if column is not None:
-        untested["annotation"] = untested["feature"].map(annotations[column]).fillna("")
+    reasons = ("filtered before testing: " + dropped["reason"].astype(str) + " (over the samples analysed)")
+    untested = untested_before_testing(dropped["feature_id"], reasons, modality, contrast, annotations)
     return table[kept], untested, result.parameters
+
+
+def not_measured_filter(table, structure_file, timepoints, modality, contrast, annotations):
+    """Leave out the metabolites not measured at a timepoint the analysis compares (platform gaps)."""
+    if not structure_file:
+        return table, pd.DataFrame(columns=UNTESTED_COLUMNS)
+    reasons = not_measured_reasons(read_tsv(structure_file, dtype={"feature_id": str, "group": str}),
+                                   timepoints).reindex(table.columns).dropna()
+    untested = untested_before_testing(reasons.index, reasons.to_numpy(), modality, contrast, annotations)
+    return table.drop(columns=reasons.index), untested
 
 
 def compositional_options(p) -> dict:
@@ -126,10 +143,17 @@ def main(smk):
     table = table.loc[table.index.isin(analysed)]
     notes = [("samples", f"{len(table)} samples at timepoints {', '.join(timepoints)}")]
 
-    untested_filter = pd.DataFrame(columns=UNTESTED_COLUMNS)
+    compared = needed_timepoints
+    # metabolome modalities only: an empty input (other kinds) is an empty list, not a path
+    structure = smk.input.structure if isinstance(getattr(smk.input, "structure", None), str) else ""
+    table, untested_filter = not_measured_filter(table, structure, compared, modality, name, annotations)
+    if len(untested_filter):
+        notes.append(("filter", f"{len(untested_filter)} features not measured at {' or '.join(compared)} "
+                                "left out (missingness_structure.tsv of the metabolome module)"))
     if p.transform in COMPOSITIONAL:
-        table, untested_filter, params = prevalence_filter(
+        table, untested_prevalence, params = prevalence_filter(
             table, table.index, settings, modality, name, annotations)
+        untested_filter = pd.concat([untested_filter, untested_prevalence], ignore_index=True)
         notes.append(("filter", f"kept {params['n_features_kept']} of {params['n_features_in']} "
                                 f"features (min_prevalence {settings['min_prevalence']:g}, "
                                 f"min_mean_abundance {settings['min_mean_abundance']:g})"))

@@ -11,9 +11,12 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import logging  # noqa: E402
 
+import pandas as pd  # noqa: E402
+
 from gutaxis.latent_factors import factor_tests, fit_mofa, matched_samples, mofa_views  # noqa: E402
+from gutaxis.metabolome_structure import not_measured_reasons  # noqa: E402
 from gutaxis.runner import run  # noqa: E402
-from gutaxis.tables import read_feature_table, read_sheet, write_tsv  # noqa: E402
+from gutaxis.tables import read_feature_table, read_sheet, read_tsv, write_tsv  # noqa: E402
 
 log = logging.getLogger("gutaxis.integration")
 
@@ -22,9 +25,16 @@ def main(smk):
     p = smk.params
     samples = read_sheet(smk.input.samples)
     tables = {name: read_feature_table(path) for name, path in zip(p.modalities, smk.input.tables)}
+    gaps = []
+    for name, path in p.structures.items():  # metabolites not measured at pre or post: not in MOFA
+        reasons = not_measured_reasons(read_tsv(path, dtype={"feature_id": str, "group": str}),
+                                       [p.pre, p.post]).reindex(tables[name].columns).dropna()
+        tables[name] = tables[name].drop(columns=reasons.index)
+        gaps.append(pd.DataFrame({"view": name, "feature_id": reasons.index, "reason": reasons.to_numpy()}))
     matched, membership = matched_samples(samples, tables, [p.pre, p.post], samples_file=p.samples_label)
     views, dropped = mofa_views(tables, matched, scale_features=p.mofa["scale_features"],
                                 max_features=p.mofa["max_features_per_view"])
+    dropped = pd.concat([*gaps, dropped], ignore_index=True)
     fit = fit_mofa(views, n_factors=p.mofa["n_factors"], seed=p.seed, max_iter=p.mofa["max_iter"],
                    convergence_mode=p.mofa["convergence_mode"], min_samples=p.mofa["min_samples"])
     # no response (an intervention study): the factors are tested against time only

@@ -27,6 +27,9 @@ QC_OUTPUTS = {
     "missingness_features": "missingness_per_feature",
     "total_signal": "total_signal",
     "normalisation_factors": "normalisation_factors",
+    "missingness_structure": "missingness_structure",
+    "platform_missingness": "platform_missingness",
+    "contrast_missingness": "contrast_missingness",
 }
 
 
@@ -44,6 +47,7 @@ def main(smk):
         intensities_file=smk.params.table_label,
         samples_file=smk.params.samples_label,
         config_section="metabolome",
+        contrasts=list(smk.params.contrasts),
     )
     for row in result.log.itertuples(index=False):
         log.info("%-16s features %d -> %d, samples %d -> %d %s", row.step, row.features_before,
