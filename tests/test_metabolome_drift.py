@@ -47,12 +47,18 @@ def brute_local_fit(t0: float, t_qc: np.ndarray, y: np.ndarray, span: float) -> 
 
 
 def brute_loo_sse(t_qc: np.ndarray, y: np.ndarray, span: float) -> float:
-    """Sum of squared errors, each observed QC predicted by refitting without its value."""
+    """Sum of squared errors, each observed QC predicted by refitting without its value.
+
+    span = inf is the no-drift model: the median of the other QC values.
+    """
     total = 0.0
     for k in np.flatnonzero(np.isfinite(y)):
         without = y.copy()
         without[k] = np.nan
-        pred = brute_local_fit(t_qc[k], t_qc, without, span)
+        if np.isinf(span):
+            pred = np.nanmedian(without)
+        else:
+            pred = brute_local_fit(t_qc[k], t_qc, without, span)
         if not np.isfinite(pred):
             return np.inf
         total += (y[k] - pred) ** 2
@@ -134,25 +140,30 @@ def test_leave_one_out_equals_refit_without_the_value(span):
             assert loo[k, j] == pytest.approx(expected, rel=1e-9, abs=1e-9)
 
 
-def test_span_is_the_brute_force_leave_one_out_minimiser_pooled_over_batches():
-    table, order, batches, qc, _ = simulate(n_features=4, missing=0.05, seed=11)
-    result = qc_rlsc(table, order, batches, qc)
+@pytest.mark.parametrize("drift,median_candidate", [(True, True), (True, False), (False, True)])
+def test_span_is_the_brute_force_leave_one_out_minimiser_pooled_over_batches(drift, median_candidate):
+    table, order, batches, qc, _ = simulate(n_features=6, missing=0.05, drift=drift, seed=11)
+    result = qc_rlsc(table, order, batches, qc, median_candidate=median_candidate)
     fits = result.fits.set_index(["feature_id", "batch"])
-    for feature in table.columns[:3]:
-        sse = np.zeros(len(DEFAULT_SPANS))
+    models = list(DEFAULT_SPANS) + ([np.inf] if median_candidate else [])
+    picked = []
+    for feature in table.columns:
+        sse = np.zeros(len(models))
         for batch in sorted(batches.unique()):
             rows = (batches == batch).to_numpy() & qc.to_numpy()
             t_qc, y = order[rows].to_numpy(), table.loc[rows, feature].to_numpy()
-            sse += [brute_loo_sse(t_qc, y, s) for s in DEFAULT_SPANS]
+            sse += [brute_loo_sse(t_qc, y, s) for s in models]
         best = max(i for i in range(len(sse)) if sse[i] == sse.min())  # ties -> larger span
-        chosen = fits.loc[feature, "span"].unique()
-        assert chosen.tolist() == [DEFAULT_SPANS[best]]
-        # loo_mse is that span's brute-force error in each batch
+        assert fits.loc[feature, "span"].unique().tolist() == [models[best]]
+        picked.append(models[best])
+        # loo_mse is that model's brute-force error in each batch
         for batch in sorted(batches.unique()):
             rows = (batches == batch).to_numpy() & qc.to_numpy()
             y = table.loc[rows, feature].to_numpy()
-            expected = brute_loo_sse(order[rows].to_numpy(), y, DEFAULT_SPANS[best]) / np.isfinite(y).sum()
+            expected = brute_loo_sse(order[rows].to_numpy(), y, models[best]) / np.isfinite(y).sum()
             assert fits.loc[(feature, batch), "loo_mse"] == pytest.approx(expected, rel=1e-8)
+    # planted drift: LOESS wins; no drift: the median wins for most features
+    assert (np.isinf(picked).mean() > 0.5) == (not drift)
 
 
 def test_correction_is_observed_minus_curve_plus_qc_median_by_hand():
@@ -249,10 +260,13 @@ def test_span_without_a_defined_curve_is_never_chosen():
     # 3 QCs per batch: span 0.25 puts one QC in each neighbourhood (no line); 1.5 all three
     table, order, batches, qc, _ = simulate(n_features=2, per_batch=12, qc_every=6, seed=25)
     assert ((batches == "b0") & qc).sum() == 3
-    fits = qc_rlsc(table, order, batches, qc, spans=(0.25,), min_qc=3).fits
+    fits = qc_rlsc(table, order, batches, qc, spans=(0.25,), min_qc=3, median_candidate=False).fits
     assert (fits["status"] == "kept").all() and fits["note"].str.startswith("no span").all()
-    fits = qc_rlsc(table, order, batches, qc, spans=(0.25, 1.5), min_qc=3).fits
+    fits = qc_rlsc(table, order, batches, qc, spans=(0.25, 1.5), min_qc=3, median_candidate=False).fits
     assert (fits["status"] == "corrected").all() and (fits["span"] == 1.5).all()
+    fits = qc_rlsc(table, order, batches, qc, spans=(0.25,), min_qc=3).fits  # the median is always defined
+    assert (fits["status"] == "corrected").all() and np.isinf(fits["span"]).all()
+    assert fits["note"].str.startswith("no drift").all()
 
 
 def test_repeated_qc_injection_order_in_a_batch_is_refused():
@@ -335,7 +349,9 @@ def brute_loqo_rsd(table, order, batches, qc, method, **kwargs):
 @pytest.mark.parametrize("method,kwargs", [
     ("median", {}),
     ("qc_rlsc", {}),
+    ("qc_rlsc", {"median_candidate": False}),
     ("qc_rlsc", {"span_scope": "feature_batch", "min_qc": 4}),
+    ("qc_rlsc", {"span_scope": "feature_batch", "min_qc": 4, "median_candidate": False}),
 ])
 def test_loqo_rsd_equals_deleting_each_qc_and_refitting(method, kwargs):
     table, order, batches, qc, _ = simulate(n_batches=3, per_batch=24, n_features=5, missing=0.08, seed=29)

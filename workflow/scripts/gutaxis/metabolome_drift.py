@@ -82,7 +82,8 @@ class DriftCorrection:
         cells stay NaN.
     fits : pandas.DataFrame
         One row per feature and batch: feature_id, batch, n_qc (observed QC values in
-        the batch), span (chosen; NaN when kept), status (``corrected`` / ``kept``),
+        the batch), span (chosen; ``inf`` = the no-drift batch median won the
+        cross-validation; NaN when kept), status (``corrected`` / ``kept``),
         note (why kept), loo_mse (mean squared leave-one-QC-out error at the chosen
         span, log scale).
     """
@@ -135,6 +136,12 @@ def _spans(spans) -> np.ndarray:
     if s.size == 0 or not np.all(np.isfinite(s)) or np.any(s <= 0):
         raise ValueError("spans must be positive, finite numbers")
     return s
+
+
+def _models(spans, median_candidate: bool) -> np.ndarray:
+    """The candidate spans, plus inf (= the no-drift batch median) when asked; inf last."""
+    grid = _spans(spans)
+    return np.append(grid, np.inf) if median_candidate else grid
 
 
 def _check_min_qc(min_qc) -> int:
@@ -280,17 +287,24 @@ def _batch_cv(y, t, rows, qc_rows, spans, extrapolate: str, fragile: bool = Fals
     defined = np.zeros((n_spans, p), dtype=bool)
     if n >= 2:
         for i, span in enumerate(spans):
+            if np.isinf(span):  # the no-drift model: the batch's QC median
+                pred = leave_one_out_median(y_qc)
+                loo[i] = pred
+                defined[i] = observed.any(axis=0)
+                feasible = np.all(np.isfinite(pred) | ~observed, axis=0)
+                sse[i] = np.where(feasible, np.sum(np.where(observed, y_qc - pred, 0.0) ** 2, axis=0), np.inf)
+                continue
             pred = local_linear_fit(t_qc, t_qc, y_qc, span, leave_out_diagonal=True)
             loo[i] = pred
-            support = _support(tricube_weights(t_eval, t_qc, span), m)  # (rows, p)
+            reach = tricube_weights(t_eval, t_qc, span) > 0
+            support = reach.astype(float) @ m  # observed QCs with weight, per injection and feature
             defined[i] = np.all(support >= 2, axis=0)
             feasible = np.all(np.isfinite(pred) | ~observed, axis=0) & defined[i]
             err = np.where(observed, y_qc - pred, 0.0)
             sse[i] = np.where(feasible, np.sum(err**2, axis=0), np.inf)
             if fragile:
                 # an injection with support exactly 2 that includes QC k loses its fit without y_k
-                reach = (tricube_weights(t_eval, t_qc, span) > 0).astype(float)
-                weak[i] = ((reach.T @ (support == 2).astype(float)) > 0) & observed
+                weak[i] = ((reach.T.astype(float) @ (support == 2).astype(float)) > 0) & observed
     return _BatchCV(rows, qc_rows, t_qc, t_eval, y_qc, observed.sum(axis=0), sse, loo, defined, weak)
 
 
@@ -328,6 +342,7 @@ def qc_rlsc(
     *,
     span_scope: str = "feature",
     extrapolate: str = "clamp",
+    median_candidate: bool = True,
 ) -> DriftCorrection:
     """QC robust LOESS signal correction (QC-RLSC) with leave-one-QC-out span choice.
 
@@ -338,7 +353,12 @@ def qc_rlsc(
     where f_bj is the local linear LOESS of the batch's QC values on injection order
     (module docstring), so within-batch drift is removed and every batch is aligned on
     the feature's overall QC median.  The span minimises the leave-one-QC-out squared
-    error sum_k (y_kj - f^{(-k)}_bj(t_k))^2 over ``spans`` (ties: the larger span):
+    error sum_k (y_kj - f^{(-k)}_bj(t_k))^2 over ``spans`` (ties: the larger span).
+    With ``median_candidate`` (default) the no-drift model f_bj = median of the batch's
+    QC values competes too (span reported as ``inf``, preferred on ties): with a handful
+    of QCs per batch a local line often predicts a left-out QC worse than the median of
+    the others (MTBLS79: in all 8 batches), and then fitting one only adds noise.
+    ``median_candidate=False`` is QC-RLSC as published.  The span is chosen:
 
     * ``span_scope="feature"`` (default): one span per feature, errors pooled over the
       batches it can be fitted in (with 4-8 QCs per batch a per-batch choice rests on a
@@ -364,6 +384,8 @@ def qc_rlsc(
         True for pooled-QC injections.
     spans : sequence of float
         Candidate spans (fractions of the batch's QC injections; > 1 allowed).
+    median_candidate : bool
+        Let the no-drift batch median compete in the cross-validation (see above).
     min_qc : int
         Fewest observed QC values of a feature in a batch for a fit (>= 3).
     span_scope : {"feature", "feature_batch"}
@@ -382,7 +404,7 @@ def qc_rlsc(
     Assoc 74:829-836.
     """
     y, t, b, qc = _inputs(log_intensities, injection_order, batches, qc_mask)
-    grid = _spans(spans)
+    grid = _models(spans, median_candidate)
     min_qc = _check_min_qc(min_qc)
     if span_scope not in SPAN_SCOPES:
         raise ValueError(f"span_scope must be one of {SPAN_SCOPES}, not {span_scope!r}")
@@ -405,7 +427,11 @@ def qc_rlsc(
         if cv.qc_rows.size:
             for i in np.unique(pick[status_ok]):
                 cols = np.flatnonzero(pick == i)
-                curve = local_linear_fit(cv.t_eval, cv.t_qc, cv.y_qc[:, cols], grid[i])
+                if np.isinf(grid[i]):
+                    curve = np.broadcast_to(_nanmedian(cv.y_qc[:, cols]), (cv.rows.size, cols.size))
+                    note[cols] = "no drift: the batch QC median predicts left-out QCs best"
+                else:
+                    curve = local_linear_fit(cv.t_eval, cv.t_qc, cv.y_qc[:, cols], grid[i])
                 bad = ~np.all(np.isfinite(curve), axis=0)
                 good = cols[~bad]
                 out[np.ix_(cv.rows, good)] = y[np.ix_(cv.rows, good)] - curve[:, ~bad] + level[good]
@@ -532,6 +558,9 @@ def _loo_rlsc_predictions(
         centred = cv.t_qc[None, :] - cv.t_qc[:, None]  # row j: t_k - t_j
         weights, moments, supports = [], [], []
         for span in grid:
+            if np.isinf(span):
+                weights.append(None), moments.append(None), supports.append(None)
+                continue
             w = tricube_weights(cv.t_qc, cv.t_qc, span)
             np.fill_diagonal(w, 0.0)
             weights.append(w)
@@ -547,6 +576,11 @@ def _loo_rlsc_predictions(
             keep[k] = False
             sse_k = np.empty((len(grid), p))
             for i in range(len(grid)):
+                if np.isinf(grid[i]):  # no-drift model: leave-two-out medians
+                    pred = leave_one_out_median(np.where(keep, cv.y_qc, np.nan))
+                    finite = np.all(np.isfinite(pred) | ~keep, axis=0)
+                    sse_k[i] = np.where(finite, np.sum(np.where(keep, cv.y_qc - pred, 0.0) ** 2, axis=0), np.inf)
+                    continue
                 wk = weights[i][:, k][:, None]  # weight of QC k in each row's fit
                 dk = centred[:, k][:, None]
                 s0, s1, s2, t0, t1 = moments[i]
@@ -581,6 +615,7 @@ def loqo_qc_rsd(
     *,
     span_scope: str = "feature",
     extrapolate: str = "clamp",
+    median_candidate: bool = True,
 ) -> pd.Series:
     """Leave-one-QC-out QC RSD on the linear scale: the honest precision of a correction.
 
@@ -594,7 +629,7 @@ def loqo_qc_rsd(
     * ``"none"``: no correction (plain QC RSD of 2**y);
     * ``"median"``: the median of the other QC values of the batch (batch median
       centring); with no other QC value in the batch the value is left as is;
-    * ``"qc_rlsc"``: the QC-RLSC curve of :func:`qc_rlsc` fitted without y_k, its span
+    * ``"qc_rlsc"``: the QC-RLSC curve of :func:`qc_rlsc` fitted without y_k, its model
       chosen without y_k too (nested: the other QCs' errors are leave-two-out), with the
       same fallbacks (median of the batch's other QCs) and the same feasibility rule
       (the curve must stay defined at every injection once y_k is gone).
@@ -604,7 +639,7 @@ def loqo_qc_rsd(
 
     Parameters
     ----------
-    log_intensities, injection_order, batches, qc_mask, spans, min_qc, span_scope, extrapolate
+    log_intensities, injection_order, batches, qc_mask, spans, min_qc, span_scope, extrapolate, median_candidate
         As in :func:`qc_rlsc`.
     method : {"none", "median", "qc_rlsc"}
 
@@ -641,7 +676,7 @@ def loqo_qc_rsd(
             med = leave_one_out_median(yq[idx])
             corrected[idx] = np.where(np.isfinite(med), yq[idx] - med + global_loo[idx], yq[idx])
     else:
-        grid = _spans(spans)
+        grid = _models(spans, median_candidate)
         min_qc = _check_min_qc(min_qc)
         cvs = []
         for label in labels:
