@@ -67,14 +67,16 @@ def main(argv=None):
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"qc_rlsc: {seconds:.1f} s wall, {cpu:.1f} s CPU, load average {os.getloadavg()[0]:.1f}, peak traced memory {peak / 2**20:,.0f} MiB "
+    print(f"qc_rlsc: {seconds:.1f} s wall, {cpu:.1f} s CPU, load average {os.getloadavg()[0]:.1f}, "
+          f"peak traced memory {peak / 2**20:,.0f} MiB "
           f"(input table {table.to_numpy().nbytes / 2**20:,.0f} MiB), "
           f"process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
     fits = result.fits
     print(f"corrected {int((fits['status'] == 'corrected').sum())} / {len(fits)} feature-batches; "
           f"spans {fits['span'].value_counts().sort_index().to_dict()}")
     print(f"in-sample QC RSD median: raw {qc_rsd_linear(table, qc).median():.4f}, "
-          f"corrected {qc_rsd_linear(result.table, qc).median():.4f} (noise sd 0.05 log2 = RSD ~{0.05 * np.log(2):.4f})")
+          f"corrected {qc_rsd_linear(result.table, qc).median():.4f} "
+          f"(noise sd 0.05 log2 = RSD ~{0.05 * np.log(2):.4f})")
     if args.loqo:
         start, cpu = time.perf_counter(), time.process_time()
         loqo = loqo_qc_rsd(table, order, batches, qc, "qc_rlsc")

@@ -74,7 +74,7 @@ def prepare(folder: Path):
     return log, sheet, is_qc, gap
 
 
-def summary(name, corrected, log, sheet, is_qc, loqo):
+def summary(name, corrected, sheet, is_qc, loqo):
     groups = pd.Series(np.where(is_qc, None, sheet.index.str.slice(8)), index=sheet.index)
     r2 = qc_pc_batch_r2(corrected, sheet["batch"], is_qc).set_index("component")["batch_r2"]
     return {
@@ -95,11 +95,12 @@ def main(argv=None):
     log, sheet, is_qc, gap = prepare(args.data)
     t, b = sheet["injection_order"].astype(float), sheet["batch"]
     print(f"{log.shape[0]} injections ({is_qc.sum()} QC) x {log.shape[1]} features; "
-          f"study rows equal process_metabolome up to {gap:.1e}; {int(log.isna().to_numpy().sum())} imputed cells masked")
+          f"study rows equal process_metabolome up to {gap:.1e}; "
+          f"{int(log.isna().to_numpy().sum())} imputed cells masked")
     print("QC per batch:", b[is_qc].value_counts().sort_index().to_dict())
-    rows = [summary("none", log, log, sheet, is_qc, loqo_qc_rsd(log, t, b, is_qc, "none"))]
+    rows = [summary("none", log, sheet, is_qc, loqo_qc_rsd(log, t, b, is_qc, "none"))]
     centred = batch_median_centre(log, b, "qc", is_qc)
-    rows.append(summary("batch median centring", centred, log, sheet, is_qc, loqo_qc_rsd(log, t, b, is_qc, "median")))
+    rows.append(summary("batch median centring", centred, sheet, is_qc, loqo_qc_rsd(log, t, b, is_qc, "median")))
     variants = [
         ("qc_rlsc (default)", {}),
         ("qc_rlsc as published (no median candidate)", {"median_candidate": False}),
@@ -129,7 +130,7 @@ def main(argv=None):
         fit_batches = kw.pop("batches", b)
         result = qc_rlsc(log, t, fit_batches, is_qc, **kw)
         loqo = loqo_qc_rsd(log, t, fit_batches, is_qc, "qc_rlsc", **kw)
-        row = summary(name, result.table, log, sheet, is_qc, loqo)
+        row = summary(name, result.table, sheet, is_qc, loqo)
         row["seconds"] = time.perf_counter() - start
         row["corrected_fraction"] = float((result.fits["status"] == "corrected").mean())
         rows.append(row)
