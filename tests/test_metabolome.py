@@ -195,7 +195,8 @@ def test_qc_tables_shapes(study):
     tables = process_metabolome(x, sheet, ann).qc_tables
     assert set(tables) == {"pca_scores", "qc_dispersion", "qc_rsd", "missingness_per_sample",
                            "missingness_per_feature", "total_signal", "normalisation_factors",
-                           "missingness_structure", "platform_missingness", "contrast_missingness"}
+                           "missingness_structure", "platform_missingness", "contrast_missingness",
+                           "qc_precision", "drift_fits"}
     pca = tables["pca_scores"]
     assert pca.groupby("stage").size().to_dict() == {"after": 26, "before": 26}
     assert (pca.loc[pca["sample_id"].str.startswith("QC"), "sample_type"] == "qc").all()
@@ -377,6 +378,38 @@ def test_mtbls79_batch_correction(mtbls79_default):
     rsd = {r: t.qc_tables["qc_rsd"].query("stage == 'after'")["rsd"].median() for r, t in
            (("plain", plain), ("corrected", result))}
     assert rsd["corrected"] < rsd["plain"]
+
+
+def test_mtbls79_qc_rlsc_reports_honest_precision(mtbls79_default):
+    """Drift correction on: the leave-one-QC-out RSD falls but stays above the in-sample one,
+    batch leaves the QC principal components, and the 20 re-injected samples give a replicate RSD."""
+    x, sheet, ann, plain = mtbls79_default
+    params = {"missingness": {"group_column": "class"},
+              "batch_correction": {"enabled": True, "method": "qc_rlsc"}}
+    result = process_metabolome(x, sheet, ann, params)
+    precision = result.qc_tables["qc_precision"].set_index("stage")
+    before, after = precision.loc["before"], precision.loc["after"]
+    assert after["correction"] == "qc_rlsc" and before["correction"] == "none"
+    assert before["qc_rsd_leave_one_qc_out"] == pytest.approx(before["qc_rsd_in_sample"])
+    assert after["qc_rsd_leave_one_qc_out"] < 0.125 < before["qc_rsd_leave_one_qc_out"]  # raw 0.157
+    assert after["qc_rsd_in_sample"] < after["qc_rsd_leave_one_qc_out"]  # in-sample is optimistic
+    assert before["qc_pc_batch_r2"] > 0.5 and after["qc_pc_batch_r2"] <= 0.05
+    assert after["n_replicate_groups"] == 20 and np.isfinite(after["replicate_rsd"])
+    fits = result.qc_tables["drift_fits"]
+    assert len(fits) == result.table.shape[1] * 8
+    assert set(fits["status"]) <= {"corrected", "kept"}
+    assert "QC-RLSC" in result.log.set_index("step").loc["batch_correction", "note"]
+    # the study samples are corrected too: the processed table differs from the uncorrected one
+    assert not np.allclose(result.table.to_numpy(), plain.table.to_numpy())
+
+
+def test_qc_rlsc_needs_an_injection_order(study):
+    x, sheet, ann, _ = study
+    params = {"batch_correction": {"enabled": True, "method": "qc_rlsc", "min_qc": 3}}
+    with pytest.raises(InputError, match="injection order"):
+        process_metabolome(x, sheet.drop(columns="injection_order"), ann, params)
+    result = process_metabolome(x, sheet, ann, params)
+    assert result.qc_tables["drift_fits"]["batch"].nunique() == 2
 
 
 def test_mars_ibs_full_default_pipeline(shared_data):

@@ -57,6 +57,14 @@ rule process_metabolome:
             labels={"modality": "{modality}", "table": "Platform coverage per group"},
         ),
         contrast_missingness=f"{METABOLOME_DIR}/contrast_missingness.tsv",
+        qc_precision=report(
+            f"{METABOLOME_DIR}/qc_precision.tsv",
+            caption="../report/metabolome_qc_precision.rst",
+            category="Metabolomics",
+            subcategory="{modality}",
+            labels={"modality": "{modality}", "table": "QC precision before/after correction"},
+        ),
+        drift_fits=f"{METABOLOME_DIR}/drift_fits.tsv",
     wildcard_constraints:
         modality=METABOLOME_PATTERN,
     log:

@@ -30,6 +30,8 @@ QC_OUTPUTS = {
     "missingness_structure": "missingness_structure",
     "platform_missingness": "platform_missingness",
     "contrast_missingness": "contrast_missingness",
+    "qc_precision": "qc_precision",
+    "drift_fits": "drift_fits",
 }
 
 

@@ -10,6 +10,11 @@ Order of the steps, and why:
    in every study and QC injection are dropped (reason ``all values missing``).
 1. ``blank_filter``: study-sample median vs blank median, raw intensities.  Blank
    injections then leave the table (``remove_blanks``).
+1b. ``structural_missingness``: (feature, group) cells where the feature and its platform
+   were not measured (a platform not run at a visit or in a batch) and injections not
+   run on a platform (:mod:`gutaxis.metabolome_structure`) stay missing to the end:
+   never imputed, never used for normalisation; the downstream modules leave such a
+   feature out of every analysis that uses the group.
 2. ``missingness``: fraction missing over study samples (per group or overall).
 3. ``qc_rsd``: RSD over the raw QC intensities, before imputation (imputed values
    would make poorly detected features look stable) and before normalisation.
@@ -17,11 +22,18 @@ Order of the steps, and why:
    which step a feature is credited to in the dropped table.
    ``empty_samples``: injections with no observed value among the kept features are
    dropped (nothing to impute from).
-4. ``impute``: study samples and QC pools together (half-minimum by default).
-5. ``normalise``: PQN against the median QC spectrum computed after imputation.
+4. ``impute``: study samples and QC pools together (half-minimum by default); the
+   not-measured cells of step 1b stay missing.
+5. ``normalise``: PQN against the median QC spectrum, reference and quotients from
+   measured values only, of the features measured in every group.
 6. ``log2``.
-7. ``batch_correction``: per-batch median centring on the log scale, before scaling
-   (scaling after centring keeps the chosen variance weighting exact).
+7. ``batch_correction``: on the log scale, before scaling (scaling after centring keeps
+   the chosen variance weighting exact): per-batch median centring, or QC-RLSC drift
+   correction (LOESS of the QC values on injection order per feature and batch, span by
+   leave-one-QC-out cross-validation; :mod:`gutaxis.metabolome_drift`), both estimated
+   from measured QC values only.  ``qc_precision`` reports the QC RSD in-sample and
+   leave-one-QC-out, the replicate-injection RSD and the batch R^2 of the QC principal
+   components before and after.
 8. ``scale``: Pareto or auto scaling with mean and sd from study samples only.
 9. ``output``: study samples only; QC pools are listed in ``dropped_samples``.
 
@@ -56,6 +68,7 @@ from .metabolome_inputs import (  # noqa: F401  (SAMPLE_TYPES re-exported)
     SAMPLE_TYPES, align_annotations, listed, study_groups, validate_intensities, validate_samples,
 )
 from .metabolome_params import DEFAULT_PARAMS, resolve_params  # noqa: F401
+from . import metabolome_drift as drift
 from . import metabolome_qc as qc
 from . import metabolome_structure as structure
 
@@ -109,6 +122,12 @@ class ProcessedMetabolome:
         ``contrast_missingness``: per contrast and kept feature, the missing fraction
         at pre and post, their difference and a status (not measured at <t>,
         differs, similar).
+        ``qc_precision``: before/after batch and drift correction: median QC RSD
+        in-sample and leave-one-QC-out, replicate-injection RSD (study injections
+        sharing subject and timepoint), batch R^2 of the first five QC principal
+        components (empty with fewer than 3 QC injections or without log2).
+        ``drift_fits``: per feature and batch, the QC-RLSC fit (n_qc, span, status,
+        note, leave-one-out error); empty unless method ``qc_rlsc``.
     params : dict
         The complete parameters used.
     """
@@ -312,9 +331,15 @@ def process_metabolome(
 
     step = p["batch_correction"]
     before = run.x.shape
-    note = _batch_correct(run, sheet, step, is_qc, samples_file, section)
-    run.record("batch_correction", f"reference={step['reference']}; batch_column={step['batch_column']}", before, note)
-    if note == "":  # QC RSD and total signal "after" on the linear scale of the corrected values
+    uncorrected, fitted = run.x, filtered.notna().reindex(index=run.x.index, columns=run.x.columns)
+    note, drift_fits = _batch_correct(run, sheet, step, is_qc, fitted, samples_file, section)
+    parameter = f"method={step['method']}; batch_column={step['batch_column']}" + (
+        f"; reference={step['reference']}" if step["method"] == "median" else
+        f"; order_column={step['order_column']}; spans={','.join(map(str, step['spans']))}; min_qc={step['min_qc']}")
+    run.record("batch_correction", parameter, before, note)
+    precision = _precision_table(uncorrected, run.x, sheet, is_qc, fitted, step,
+                                 note == "" or note.startswith("QC-RLSC"), p["log2"])
+    if note == "" or note.startswith("QC-RLSC"):  # QC RSD, total signal "after": linear scale of the corrected
         linear = np.exp2(run.x) if p["log2"] else run.x
 
     before = run.x.shape
@@ -334,6 +359,8 @@ def process_metabolome(
     qc_tables["normalisation_factors"]["n_features"] = (
         n_used.reindex(factors.index).to_numpy() if step_uses_factors(p) else 0)
     qc_tables.update(_structure_tables(gaps, filtered, sheet, is_qc, contrasts or [], p))
+    qc_tables["qc_precision"] = precision
+    qc_tables["drift_fits"] = drift_fits if drift_fits is not None else pd.DataFrame(columns=drift.FIT_COLUMNS)
     for warning in _contrast_warnings(qc_tables["contrast_missingness"],
                                       p["structural_missingness"]["max_difference"]):
         log.warning("%s: %s", intensities_file, warning)
@@ -476,21 +503,63 @@ def _contrast_warnings(table: pd.DataFrame, max_difference: float) -> list[str]:
     return lines
 
 
-def _batch_correct(run: _Run, sheet, step, is_qc, samples_file, section) -> str:
-    """Apply per-batch centring in place; return a log note ('' when applied)."""
-    column = step["batch_column"]
-    if not step["enabled"]:
-        return "skipped: disabled"
+def _batch_labels(run: _Run, sheet, column, samples_file) -> pd.Series | None:
+    """Batch per injection (text), None without the column; an empty cell is an input error."""
     if column not in sheet.columns:
-        return f"skipped: no {column!r} column in the sample sheet"
+        return None
     batches = sheet.loc[run.x.index, column]
     empty = batches.index[batches.isna().to_numpy() | (batches.astype(str).str.strip() == "").to_numpy()]
     if len(empty):
         raise InputError(Problem(samples_file, f"column {column!r}, sample(s) {listed(empty)}", "empty batch",
                                  "give every injection its batch"))
-    batches = batches.astype(str)
+    return batches.astype(str)
+
+
+def _injection_order(run: _Run, sheet, column, samples_file, section) -> pd.Series:
+    """Injection order per injection for the drift fit; absent or non-numeric: an input error."""
+    if column not in sheet.columns:
+        raise InputError(Problem(samples_file, f"column {column!r}", "no injection order for the QC-RLSC drift fit",
+                                 f"add the column or set {section}.batch_correction.order_column"))
+    order = pd.to_numeric(sheet.loc[run.x.index, column].replace("", np.nan), errors="coerce")
+    bad = order.index[order.isna().to_numpy()]
+    if len(bad):
+        raise InputError(Problem(samples_file, f"column {column!r}, sample(s) {listed(bad)}",
+                                 "missing or non-numeric injection order", "give every injection its run position"))
+    return order.astype(float)
+
+
+def _batch_correct(run: _Run, sheet, step, is_qc, fitted, samples_file, section) -> tuple[str, pd.DataFrame | None]:
+    """Apply batch (and drift) correction in place; return a log note ('' when applied) and the drift fits.
+
+    ``fitted`` marks the cells a correction may be estimated from (measured values: an
+    imputed QC value would pull the fitted drift towards the imputation).
+    """
+    column = step["batch_column"]
+    if not step["enabled"]:
+        return "skipped: disabled", None
+    batches = _batch_labels(run, sheet, column, samples_file)
+    if step["method"] == "qc_rlsc":
+        order = _injection_order(run, sheet, step["order_column"], samples_file, section)
+        if is_qc.sum() < step["min_qc"]:
+            return f"skipped: {int(is_qc.sum())} QC injection(s), QC-RLSC needs min_qc = {step['min_qc']}", None
+        one_run = batches is None
+        if one_run:
+            batches = pd.Series("all", index=run.x.index)
+        masked = run.x.mask(~fitted.to_numpy() & is_qc[:, None])
+        result = drift.qc_rlsc(masked, order, batches, is_qc, spans=tuple(step["spans"]), min_qc=step["min_qc"])
+        # the QC cells left out of the fit keep their (uncorrected) values: QC tables skip them anyway
+        run.x = result.table.where(result.table.notna() | run.x.isna(), run.x)
+        fits = result.fits
+        counts = fits.groupby("status").size().to_dict()
+        no_drift = int(np.isinf(fits["span"].astype(float)).sum())
+        note = (f"QC-RLSC: {counts.get('corrected', 0)} feature x batch fits corrected ({no_drift} of them "
+                f"'no drift': the batch QC median predicted left-out QCs best), {counts.get('kept', 0)} kept "
+                "uncorrected or median-aligned (drift_fits.tsv)" + ("; one batch (no batch column)" if one_run else ""))
+        return note, fits
+    if batches is None:
+        return f"skipped: no {column!r} column in the sample sheet", None
     if batches.nunique() < 2:
-        return "skipped: one batch"
+        return "skipped: one batch", None
     if step["reference"] == "qc":
         lacking = sorted(set(batches) - set(batches[is_qc]))
         if lacking:
@@ -498,7 +567,55 @@ def _batch_correct(run: _Run, sheet, step, is_qc, samples_file, section) -> str:
                                      "no QC injection to estimate the batch median",
                                      f"set {section}.batch_correction.reference: all"))
     run.x = batch_median_centre(run.x, batches, step["reference"], is_qc)
-    return ""
+    return "", None
+
+
+#: columns of the QC precision summary (before / after batch and drift correction)
+PRECISION_COLUMNS = ["stage", "correction", "n_qc", "n_features", "qc_rsd_in_sample", "qc_rsd_leave_one_qc_out",
+                     "n_replicate_groups", "replicate_rsd", "qc_pc_batch_r2"]
+
+
+def _precision_table(before, after, sheet, is_qc, fitted, step, applied: bool, log_scale: bool) -> pd.DataFrame:
+    """QC precision before and after correction: in-sample and leave-one-QC-out QC RSD (medians over
+    features), replicate-injection RSD and the batch R^2 of the first five QC principal components.
+
+    The leave-one-QC-out figure corrects each QC by a model fitted without it: the in-sample RSD
+    after correction is optimistic, since the same QCs fitted and judge it.
+    """
+    if int(is_qc.sum()) < 3 or not log_scale:
+        return pd.DataFrame(columns=PRECISION_COLUMNS)
+    batches = sheet.loc[before.index, step["batch_column"]].astype(str) \
+        if step["batch_column"] in sheet.columns else pd.Series("all", index=before.index)
+    study = ~is_qc
+    keys = sheet.loc[before.index, "subject_id"].astype(str) if "subject_id" in sheet.columns else None
+    groups = pd.Series(None, index=before.index, dtype=object)
+    if keys is not None:
+        if "timepoint" in sheet.columns:
+            keys = keys + "|" + sheet.loc[before.index, "timepoint"].astype(str)
+        labels = keys.where(study & (sheet.loc[before.index, "subject_id"].astype(str).str.strip() != "").to_numpy())
+        repeated = labels.map(labels.value_counts()) >= 2
+        groups = labels.where(repeated)
+    method = step["method"] if applied else "none"
+    order = pd.to_numeric(sheet.loc[before.index, step["order_column"]], errors="coerce") \
+        if step["order_column"] in sheet.columns else pd.Series(np.arange(len(before)), index=before.index, dtype=float)
+    rows = []
+    for stage, values, correction in (("before", before, "none"), ("after", after, method)):
+        masked = values.mask(~fitted)
+        loqo = drift.loqo_qc_rsd(masked, order, batches, is_qc, correction if stage == "after" else "none",
+                                 spans=tuple(step["spans"]), min_qc=step["min_qc"]) \
+            if correction in ("none", "median", "qc_rlsc") else None
+        r2 = drift.qc_pc_batch_r2(masked, batches, is_qc).set_index("component")["batch_r2"] \
+            if batches.nunique() > 1 else pd.Series({"total": np.nan})
+        n_groups = int(groups.dropna().nunique())
+        rows.append({
+            "stage": stage, "correction": correction, "n_qc": int(is_qc.sum()), "n_features": values.shape[1],
+            "qc_rsd_in_sample": float(drift.qc_rsd_linear(masked, is_qc).median()),
+            "qc_rsd_leave_one_qc_out": float(np.nanmedian(loqo)) if loqo is not None else np.nan,
+            "n_replicate_groups": n_groups,
+            "replicate_rsd": float(drift.replicate_rsd(np.exp2(masked), groups).median()) if n_groups else np.nan,
+            "qc_pc_batch_r2": float(r2.get("total", np.nan)),
+        })
+    return pd.DataFrame(rows, columns=PRECISION_COLUMNS)
 
 
 def _qc_tables(raw, sheet, filtered, linear, processed, factors, ann, p) -> dict:

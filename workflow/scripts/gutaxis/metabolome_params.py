@@ -65,7 +65,19 @@ from .errors import ProblemCollector
 #: ``scale`` ("none" | "pareto" | "auto")
 #:     Per-feature scaling of the final table; mean and sd from study samples.
 #: ``batch_correction.enabled`` (bool)
-#:     Per-batch median centring (on the log scale) when the sample sheet declares >= 2 batches.
+#:     Correct batch effects (and, with ``qc_rlsc``, signal drift) on the log scale.
+#: ``batch_correction.method`` ("median" | "qc_rlsc")
+#:     ``median``: per-batch median centring (needs >= 2 batches); ``qc_rlsc``: per feature and batch
+#:     a LOESS of the QC values on injection order (span by leave-one-QC-out cross-validation, the
+#:     batch median competing as "no drift"), removed from every injection, batches aligned on the
+#:     QC median (Dunn et al. 2011).
+#: ``batch_correction.order_column`` (str)
+#:     Sample-sheet column with the injection order (``qc_rlsc``).
+#: ``batch_correction.spans`` (list of float > 0)
+#:     LOESS spans the cross-validation chooses from (``qc_rlsc``).
+#: ``batch_correction.min_qc`` (int >= 3)
+#:     Fewest observed QC values in a batch for a drift fit; fewer: the feature is aligned by its
+#:     batch median only, with a note in drift_fits.tsv.
 #: ``batch_correction.reference`` ("qc" | "all")
 #:     Estimate each batch's median from its QC pools (every batch needs one) or from all its injections.
 #: ``batch_correction.batch_column`` (str)
@@ -91,7 +103,9 @@ DEFAULT_PARAMS: dict = {
     "normalise": {"method": "pqn", "reference": "qc"},
     "log2": True,
     "scale": "none",
-    "batch_correction": {"enabled": False, "reference": "qc", "batch_column": "batch"},
+    "batch_correction": {"enabled": False, "method": "median", "reference": "qc", "batch_column": "batch",
+                         "order_column": "injection_order", "spans": [0.25, 0.35, 0.5, 0.65, 0.8, 1.0],
+                         "min_qc": 5},
 }
 
 _CHOICES = {
@@ -101,6 +115,7 @@ _CHOICES = {
     "normalise.reference": ("qc", "median"),
     "scale": ("none", "pareto", "auto"),
     "batch_correction.reference": ("qc", "all"),
+    "batch_correction.method": ("median", "qc_rlsc"),
 }
 _RANGES = {  # key: (low, high, low_inclusive)
     "blank_filter.fold": (0.0, float("inf"), True),
@@ -110,6 +125,7 @@ _RANGES = {  # key: (low, high, low_inclusive)
     "impute.knn_k": (1, float("inf"), True),
     "structural_missingness.min_missing": (0.0, 1.0, False),
     "structural_missingness.max_difference": (0.0, 1.0, False),
+    "batch_correction.min_qc": (3, float("inf"), True),
 }
 
 
@@ -178,11 +194,17 @@ def resolve_params(params: dict | None, source: str = "config", section: str = "
             low, high, low_inclusive = _RANGES[name]
             ok = isinstance(value, Real) and not isinstance(value, bool)
             ok = ok and (value >= low if low_inclusive else value > low) and value <= high
-            if name == "impute.knn_k":
+            if name in ("impute.knn_k", "batch_correction.min_qc"):
                 ok = ok and float(value).is_integer()
             if not ok:
                 bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high != float("inf") else "")
                 problems.add(source, where, f"must be a number {bound}, got {value!r}", f"set a number {bound}")
+        elif name == "batch_correction.spans":
+            numbers = isinstance(value, list) and value and all(
+                isinstance(v, Real) and not isinstance(v, bool) and v > 0 for v in value)
+            if not numbers:
+                problems.add(source, where, f"must be a list of positive numbers, got {value!r}",
+                             "give spans such as [0.5, 0.75, 1.0]")
         elif isinstance(default, list):
             if not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
                 problems.add(source, where, f"must be a list of column names, got {value!r}",
