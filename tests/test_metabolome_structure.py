@@ -217,3 +217,16 @@ def test_structural_step_can_be_disabled_and_reports_absent_columns():
     assert off.table.notna().all().all()
     on = process_metabolome(x, sheet, None, {})
     assert "batch not in the sample sheet" in on.log.set_index("step").loc["structural_missingness", "note"]
+
+
+def test_run_summary_names_the_left_out_features(tmp_path):
+    from gutaxis.metabolome_structure import missingness_run_summary
+
+    x, sheet, a, b = gap_study()
+    x.loc[x.index.str.endswith("_post"), "A_0"] = NA  # below detection after treatment
+    table = process_metabolome(x, sheet, None, {}, contrasts=CONTRAST).qc_tables["contrast_missingness"]
+    path = tmp_path / "contrast_missingness.tsv"
+    table.to_csv(path, sep="\t", index=False)
+    lines = missingness_run_summary({"metabolites": str(path), "absent": str(tmp_path / "none.tsv")})
+    assert lines[0].startswith("metabolome metabolites: 6 feature(s) not measured at post (platform B)")
+    assert "1 feature(s) detected much more often" in lines[1] and len(lines) == 2

@@ -440,3 +440,18 @@ def test_biomarker_survival_matches_direct_phreg_and_logrank():
     high = marker > np.median(marker)
     assert table.loc[0, "logrank_p"] == pytest.approx(logrank_test(time, event, np.where(high, "h", "l")).p_value)
     assert table.loc[0, "n_high"] == high.sum() and set(curves["group"]) == {"low", "high"}
+
+
+def test_view_timepoints_name_the_groups_a_feature_set_uses():
+    """Metabolites not measured at one of these are left out of the set (models_fit)."""
+    from gutaxis.model_features import view_timepoints
+
+    contrasts = [{"name": "post_vs_baseline", "pre": "baseline", "post": "post"},
+                 {"name": "prog", "pre": "baseline", "post": "progression"}]
+    assert view_timepoints({"view": "baseline"}, "baseline", contrasts) == ["baseline"]
+    assert view_timepoints({}, "T0", contrasts) == ["T0"]
+    assert view_timepoints({"view": "post"}, "baseline", contrasts) == ["post"]
+    assert view_timepoints({"view": "change"}, "baseline", contrasts) == ["baseline", "post"]
+    assert view_timepoints({"view": "change", "contrast": "prog"}, "baseline", contrasts) == ["baseline",
+                                                                                              "progression"]
+    assert view_timepoints({"view": "samples", "timepoints": ["a", "b"]}, "a", contrasts) == ["a", "b"]

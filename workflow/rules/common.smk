@@ -98,6 +98,13 @@ def analysis_structure(modality):
     return []
 
 
+def model_structures(wildcards):
+    """Block -> missingness_structure.tsv of a model feature set's metabolome blocks
+    (MODEL_SETS is defined in models.smk)."""
+    blocks = MODEL_SETS[wildcards.feature_set]["blocks"]
+    return {m: analysis_structure(m) for m in blocks if analysis_structure(m)}
+
+
 def figure_paths(stem):
     """One path per configured format for the figure `results/figures/<stem>`."""
     return expand("results/figures/{stem}.{fmt}", stem=stem, fmt=FIGURE_FORMATS)

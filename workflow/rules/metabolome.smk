@@ -8,6 +8,8 @@
 # reason. Parameters come only from the config's `metabolome` section. The QC
 # figures read the QC tables and compute nothing.
 
+from gutaxis.metabolome_structure import missingness_run_summary
+
 METABOLOME_MODALITIES = modalities_of_kind("metabolome")
 # a pattern that matches no name when no modality is a metabolome
 METABOLOME_PATTERN = "|".join(METABOLOME_MODALITIES) or "(?!)"
@@ -62,7 +64,10 @@ rule process_metabolome:
             caption="../report/metabolome_qc_precision.rst",
             category="Metabolomics",
             subcategory="{modality}",
-            labels={"modality": "{modality}", "table": "QC precision before/after correction"},
+            labels={
+                "modality": "{modality}",
+                "table": "QC precision before/after correction",
+            },
         ),
         drift_fits=f"{METABOLOME_DIR}/drift_fits.tsv",
     wildcard_constraints:
@@ -220,4 +225,15 @@ FINAL_OUTPUTS.extend(
         for modality in METABOLOME_MODALITIES
         for path in figure_paths(f"metabolome/{modality}/{stem}")
     ]
+)
+
+
+# end of run: metabolites left out of a contrast as not measured at one of its timepoints
+RUN_SUMMARY.append(
+    lambda: missingness_run_summary(
+        {
+            m: f"{METABOLOME_DIR.format(modality=m)}/contrast_missingness.tsv"
+            for m in METABOLOME_MODALITIES
+        }
+    )
 )

@@ -28,6 +28,8 @@ MODELS = config["models"]
 MODELS_DIR = "results/models"
 # the feature sets this study can have (none without a response)
 MODEL_SETS = usable_sets(config, paired=bool(CONTRASTS)) if RESPONSE else {}
+
+
 MODEL_LABEL = label_column(config)
 MODEL_ESTIMATOR_ORDER = ["l1_logistic", "elastic_net", "random_forest"]
 MODEL_SET_PATTERN = "|".join(MODEL_SETS) or "(?!)"
@@ -133,6 +135,7 @@ rule models_fit:
         tables=lambda wc: [
             analysis_table(m) for m in MODEL_SETS[wc.feature_set]["blocks"]
         ],
+        structures=lambda wc: list(model_structures(wc).values()),
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
         responders="results/clinical/responders.tsv",
@@ -164,6 +167,7 @@ rule models_fit:
         feature_set=lambda wc: wc.feature_set,
         spec=lambda wc: MODEL_SETS[wc.feature_set],
         blocks=lambda wc: MODEL_SETS[wc.feature_set]["blocks"],
+        structures=model_structures,
         estimators=lambda wc: set_estimators(config, MODEL_SETS[wc.feature_set]),
         permutation_test=lambda wc: MODEL_SETS[wc.feature_set].get(
             "permutation_test", True

@@ -10,11 +10,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from gutaxis.model_features import build_model_data
+from gutaxis.model_features import build_model_data, view_timepoints
 from gutaxis.models import (feature_stability, nested_cv, performance_row, permutation_test,
                             settings_from_config)
 from gutaxis.runner import run
-from gutaxis.tables import read_feature_table, read_sheet, write_tsv
+from gutaxis.metabolome_structure import not_measured_reasons
+from gutaxis.tables import read_feature_table, read_sheet, read_tsv, write_tsv
 
 log = logging.getLogger("gutaxis.models")
 
@@ -23,6 +24,14 @@ def main(smk):
     p = smk.params
     options, settings = settings_from_config(p.models, p.seed, smk.threads, p.clr_pseudocount_fraction)
     tables = {m: read_feature_table(path) for m, path in zip(p.blocks, smk.input.tables)}
+    used = view_timepoints(p.spec, p.baseline, p.contrasts)
+    for m, path in p.structures.items():  # metabolites not measured at a timepoint the set uses
+        reasons = not_measured_reasons(read_tsv(path, dtype={"feature_id": str, "group": str}), used)
+        left_out = reasons.index.intersection(tables[m].columns)
+        if len(left_out):
+            tables[m] = tables[m].drop(columns=left_out)
+            log.warning("%s: %d %s feature(s) left out: %s", p.feature_set, len(left_out), m,
+                        "; ".join(f"{f}: {reasons[f]}" for f in left_out))
     data = build_model_data(
         p.feature_set, p.spec, tables, read_sheet(smk.input.samples), read_sheet(smk.input.subjects),
         read_sheet(smk.input.responders), p.label, p.modalities, baseline=p.baseline,

@@ -357,3 +357,36 @@ def not_measured_reasons(structure: pd.DataFrame, timepoints, column: str = "tim
             .astype(str) + "% missing; platform " + rows["platform"].astype(str) + ")")
     reasons = text.groupby(rows["feature_id"].astype(str).to_numpy(), sort=False).agg(", ".join)
     return ("not measured at " + reasons).rename("reason")
+
+
+def missingness_run_summary(paths: dict) -> list[str]:
+    """End-of-run lines: per metabolome modality and contrast, the features left out as not
+    measured at a compared timepoint and those whose missingness differs between the sides.
+
+    Parameters
+    ----------
+    paths : dict
+        Modality -> path of its ``contrast_missingness.tsv`` (absent files are skipped).
+
+    Returns
+    -------
+    list of str
+    """
+    from pathlib import Path
+
+    lines = []
+    for modality, path in paths.items():
+        if not Path(path).is_file():
+            continue
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        for contrast, rows in table.groupby("contrast", sort=False):
+            gaps = rows[rows["status"].str.startswith(NOT_MEASURED)]
+            for status, sub in gaps.groupby("status", sort=False):
+                platforms = ", ".join(sorted(set(sub["platform"])))
+                lines.append(f"metabolome {modality}: {len(sub)} feature(s) {status} (platform {platforms}): "
+                             f"left out of {contrast} ({path})")
+            differs = int((rows["status"] == "differs").sum())
+            if differs:
+                lines.append(f"metabolome {modality}: {differs} feature(s) detected much more often on one side "
+                             f"of {contrast}: their imputed values carry part of the change ({path})")
+    return lines

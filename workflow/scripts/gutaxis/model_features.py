@@ -158,6 +158,20 @@ def _clinical_columns(subjects: pd.DataFrame, columns, cohorts, feature_set: str
     return pd.DataFrame(out, index=subjects["subject_id"].astype(str).to_numpy())
 
 
+def view_timepoints(spec: dict, baseline: str, contrasts: list) -> list[str]:
+    """The timepoints a feature set's rows are taken from: the view's timepoint, the listed
+    ``timepoints`` of a ``samples`` view, or the pre and post of a ``change`` view's contrast."""
+    view = str(spec.get("view", "baseline"))
+    if view == "baseline":
+        return [baseline]
+    if view == "samples":
+        return [str(t) for t in (spec.get("timepoints") or [baseline])]
+    if view == "change":
+        chosen = spec.get("contrast") or (contrasts[0]["name"] if contrasts else "")
+        return [str(t) for c in contrasts if c["name"] == chosen for t in (c["pre"], c["post"])]
+    return [view]
+
+
 def assemble_rows(name: str, spec: dict, tables: dict, samples: pd.DataFrame, subjects: pd.DataFrame,
                   modalities: dict, *, baseline: str, contrasts: list, cohorts=(),
                   subject_ids=None) -> tuple[np.ndarray, pd.DataFrame, list, pd.DataFrame]:
