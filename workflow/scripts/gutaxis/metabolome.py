@@ -305,7 +305,8 @@ def process_metabolome(
     step = p["normalise"]
     before, notes = run.x.shape, []
     factors = pd.Series(1.0, index=run.x.index)
-    measured = _normalisation_cells(filtered, gaps.gappy_features(filtered.columns), notes)
+    measured = (_normalisation_cells(filtered, gaps.gappy_features(filtered.columns), notes)
+                if step["method"] != "none" else filtered.notna())
     if step["method"] == "pqn":
         reference = step["reference"]
         if reference == "qc" and not is_qc.any():
