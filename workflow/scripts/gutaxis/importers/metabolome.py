@@ -549,11 +549,12 @@ def read_metabolome(
         notes["annotation_matched"] = int(extra.notna().any(axis=1).sum())
     feature_ids = pd.Index(values.columns.astype(str))
     from_ids, rule = id_annotations(feature_ids, "auto", id_header, file)
-    if id_header is not None and ALIAS_TO_CANONICAL.get(norm_key(id_header)) == "name" \
-            and _mostly_text(pd.Series(feature_ids, dtype=object)) and "name" not in from_ids:
-        # the id column is headed like a name and holds names: the ids are the names
+    if not rule and id_header is not None and ALIAS_TO_CANONICAL.get(norm_key(id_header)) == "name" \
+            and _mostly_text(pd.Series(feature_ids, dtype=object)):
+        # the id column is headed like a name and holds text that is no m/z/RT code
+        # (XCMS heads its M147T63 ids 'name'): the ids are the names
         from_ids["name"] = feature_ids
-        rule = "; ".join(filter(None, [rule, f"name (column '{id_header}')"]))
+        rule = f"name (column '{id_header}')"
     features = _fill(features.reindex(feature_ids), from_ids)
     if rule:
         notes["id_annotation"] = rule
