@@ -181,8 +181,9 @@ def test_real_thriene_long_keeps_per_analyte_columns(shared_data):
     assert f.loc["Acetic acid", "LLOQ"] == 50 and f.loc["Hexanoic acid", "ULOQ"] == 400
     for col in ("LLOQ", "ULOQ"):
         np.testing.assert_array_equal(f[col].to_numpy(float), per_analyte.loc[f.index, col].to_numpy(float))
-    # the file's own unit wins over the option label
-    assert set(f["unit"]) == {"µg/g"}
+    # the option labels the unit; the file's own unit column is kept beside it
+    assert set(f["unit"]) == {"ug_per_g"} and set(f["unit_reported"]) == {"µg/g"}
+    assert res.notes["units_reported"] == ["µg/g"]
     # per-cell and per-sample columns vary within an analyte: not feature annotations
     assert "Analysis Comments" not in f and "Unique Tube Label ID" not in f and "Results" not in f
 
@@ -307,8 +308,9 @@ def test_long_layout_unit_and_limits(tmp_path):
                     "S1\tButyrate\t3\t\t0.1\tT1\t\nS2\tButyrate\t4\t\t0.1\tT2\t\n")
     res = read_metabolome(path, layout="long", value_column="Result", units="mM")
     f = res.features
-    assert list(f.columns) == ["unit", "LOD", "name"]
-    assert list(f["unit"]) == ["uM", "mM"] and list(f["LOD"]) == [0.5, 0.1]
+    assert list(f.columns) == ["unit_reported", "LOD", "name", "unit"]
+    assert list(f["unit_reported"].fillna("")) == ["uM", ""] and list(f["LOD"]) == [0.5, 0.1]
+    assert list(f["unit"]) == ["mM", "mM"]
     assert list(f["name"]) == ["Acetate", "Butyrate"]
 
 

@@ -25,7 +25,8 @@ ANNOTATION_ALIASES: dict[str, tuple[str, ...]] = {
            "retentiontimemin", "rowretentiontime"),
     "hmdb": ("hmdb", "hmdbid"),
     "kegg": ("kegg", "keggid"),
-    "unit": ("unit", "units"),
+    # the unit a file states per feature; ``unit`` itself is the ``units`` option
+    "unit_reported": ("unit", "units"),
 }
 ALIAS_TO_CANONICAL = {a: c for c, aliases in ANNOTATION_ALIASES.items() for a in aliases}
 #: Other annotation headers (normalised) of peak tables that hold numbers, so that the
@@ -364,7 +365,7 @@ def read_metabolome(
     annotation_columns : sequence of str, optional
         Features-as-rows: annotation columns.  Default: any column named like
         name/metabolite/compound/label, m/z/mz/mzmed, RT/rtmed/retention time,
-        HMDB, KEGG, unit, plus numeric annotations named in
+        HMDB, KEGG, unit (as ``unit_reported``), plus numeric annotations named in
         :data:`NUMERIC_ANNOTATION_KEYS` (mzmin, mzmax, npeaks, LOD, LLOQ, QC_RSD,
         ...) and any column that is mostly text.  Long tables: the columns
         constant within every metabolite (unit, LLOQ, ULOQ, ...) always are.
@@ -380,15 +381,15 @@ def read_metabolome(
         Extra codes for "not measured" (e.g. ``["N/Q", "QNS"]``).
     allow_negative : bool
     units : str
-        Recorded in notes and in ``features['unit']`` where the file gives no
-        unit of its own (a ``Unit`` column of the table or annotation file wins).
+        Recorded in notes and ``features['unit']``; a unit column of the file
+        itself is kept as ``features['unit_reported']``.
     sep : str, optional
 
     Returns
     -------
     ImportResult
         ``features`` holds the recognised annotations (``name``, ``mz``, ``rt``,
-        ``hmdb``, ``kegg``, ``unit`` and other columns as named); ``notes`` counts
+        ``hmdb``, ``kegg``, ``unit``, ``unit_reported`` and other columns as named); ``notes`` counts
         missing and zero cells.
 
     Notes
@@ -558,8 +559,9 @@ def read_metabolome(
     features = _fill(features.reindex(feature_ids), from_ids)
     if rule:
         notes["id_annotation"] = rule
-    # a unit given per feature by the file wins; the option fills the rest
-    features = _fill(features, pd.DataFrame({"unit": units}, index=feature_ids))
+    if "unit_reported" in features.columns:
+        notes["units_reported"] = sorted(features["unit_reported"].dropna().astype(str).unique())
+    features["unit"] = units
     table = finish_table(values)
     notes.update({"n_rows_read": int(frame.shape[0]), "n_samples": int(table.shape[0]),
                   "n_features": int(table.shape[1]), "n_missing_cells": n_missing,
