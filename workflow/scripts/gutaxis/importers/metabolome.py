@@ -36,7 +36,7 @@ NUMERIC_ANNOTATION_KEYS = ("mzmin", "mzmax", "rtmax", "npeaks", "pcgroup", "char
                            "masserror", "lod", "loq", "lloq", "uloq", "qcrsd", "rsd", "cv",
                            "percmissing", "fillpercent", "pubchem", "pubchemcid", "chebi",
                            "compid", "chemicalid")
-#: Values of ``id_annotation`` that name a built-in pattern of the feature ids.
+#: Names of the built-in patterns of feature ids (``how`` of :func:`id_annotations`).
 ID_PATTERNS: dict[str, str] = {
     # the id is the m/z itself (direct-infusion tables such as MTBLS79)
     "mz": r"(?P<mz>\d+(?:\.\d+)?)",
@@ -49,7 +49,7 @@ ID_PATTERNS: dict[str, str] = {
     # a KEGG compound id before the name, '-' when there is none (MMCD: C00024_Acetyl CoA)
     "kegg_name": r"(?:(?P<kegg>C\d{5})|-)_(?P<name>.+)",
 }
-#: Built-in patterns tried by ``id_annotation="auto"``, in order; the first that every
+#: Built-in patterns tried by ``how="auto"``, in order; the first that every
 #: id matches is used (``kegg_name``: at least half of the ids, the others get nothing).
 AUTO_ID_PATTERNS = ("mz_rt", "xcms", "progenesis", "kegg_name")
 #: Smallest m/z taken from bare-number ids whose header does not say m/z: chemical
@@ -389,8 +389,8 @@ def read_metabolome(
     -------
     ImportResult
         ``features`` holds the recognised annotations (``name``, ``mz``, ``rt``,
-        ``hmdb``, ``kegg``, ``unit``, ``unit_reported`` and other columns as named); ``notes`` counts
-        missing and zero cells.
+        ``hmdb``, ``kegg``, ``unit``, ``unit_reported`` and other columns as
+        named); ``notes`` counts missing and zero cells.
 
     Notes
     -----
