@@ -326,3 +326,17 @@ def test_id_annotations_explicit_patterns():
         id_annotations(["M1"], r"M(\d+)")
     with pytest.raises(InputError, match="regular expression"):
         id_annotations(["M1"], "M(?P<mz>")
+
+
+def test_real_mmcd_map_id_column_gives_the_name(shared_data):
+    folder = shared_data / "mmcd_he_infants_mfgm"
+    res = read_metabolome(folder / "mtb.tsv", annotation=folder / "mtb.map.tsv")
+    mapping = pd.read_csv(folder / "mtb.map.tsv", sep="\t", index_col="Compound", dtype=str)
+    f = res.features
+    # SOURCE.md: 120 NMR metabolites named in the header; the map's 'Compound' holds those names
+    assert f["name"].notna().sum() == 120 and f.loc["2' fucosyl lactose", "name"] == "2' fucosyl lactose"
+    assert (f["hmdb"].fillna("") == mapping["HMDB"].reindex(f.index).fillna("")).all()
+    # MARS: the map's Compound.Name wins over its prefixed Compound id
+    mars = read_metabolome(shared_data / "mmcd_mars_ibs" / "mtb.tsv",
+                           annotation=shared_data / "mmcd_mars_ibs" / "mtb.map.tsv").features
+    assert mars.loc["NMR_Lactate", "name"] == "Lactate"

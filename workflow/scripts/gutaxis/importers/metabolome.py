@@ -285,7 +285,9 @@ def _canonical_annotations(frame: pd.DataFrame, columns: Iterable[str]) -> pd.Da
     return out
 
 
-def _read_annotation(annotation, feature_ids: pd.Index, id_column: str | None, file: str) -> pd.DataFrame:
+def _read_annotation(annotation, feature_ids: pd.Index, id_column: str | None,
+                     file: str) -> tuple[pd.DataFrame, str]:
+    """The annotation table aligned to ``feature_ids``, and the name of its id column."""
     if isinstance(annotation, pd.DataFrame):
         # An id held in the index becomes a column like any other.
         ann = (annotation.copy() if isinstance(annotation.index, pd.RangeIndex)
@@ -309,7 +311,7 @@ def _read_annotation(annotation, feature_ids: pd.Index, id_column: str | None, f
                                  f"use one of {list_ids(list(ann.columns), 20)}"))
     ann = ann.drop_duplicates(subset=[id_column]).set_index(id_column)
     ann.index = ann.index.astype(str)
-    return _canonical_annotations(ann, list(ann.columns)).reindex(feature_ids)
+    return _canonical_annotations(ann, list(ann.columns)).reindex(feature_ids), str(id_column)
 
 
 def read_metabolome(
@@ -427,7 +429,7 @@ def read_metabolome(
     frame.columns = [str(c) for c in frame.columns]
     keys = {c: norm_key(c) for c in frame.columns}
     sheet = None if sample_ids is None else pd.Index([str(s) for s in sample_ids])
-    id_header = None
+    id_header = annotation_id_header = None
     if layout == "long":
         frame, long_annotation, id_header = _long_to_wide(frame, keys, file, sample_column,
                                                            feature_column, value_column)
@@ -544,18 +546,20 @@ def read_metabolome(
     if zeros == "missing":
         values = values.mask(values == 0)
     if annotation is not None:
-        extra = _read_annotation(annotation, pd.Index(values.columns.astype(str)),
-                                 annotation_id_column, file)
+        extra, annotation_id_header = _read_annotation(
+            annotation, pd.Index(values.columns.astype(str)), annotation_id_column, file)
         features = _fill(features.reindex(values.columns.astype(str)), extra)
         notes["annotation_matched"] = int(extra.notna().any(axis=1).sum())
     feature_ids = pd.Index(values.columns.astype(str))
     from_ids, rule = id_annotations(feature_ids, "auto", id_header, file)
-    if not rule and id_header is not None and ALIAS_TO_CANONICAL.get(norm_key(id_header)) == "name" \
-            and _mostly_text(pd.Series(feature_ids, dtype=object)):
-        # the id column is headed like a name and holds text that is no m/z/RT code
+    name_header = next((h for h in (id_header, annotation_id_header)
+                        if h is not None and ALIAS_TO_CANONICAL.get(norm_key(h)) == "name"), None)
+    if not rule and name_header is not None and _mostly_text(pd.Series(feature_ids, dtype=object)):
+        # the id column (of the table or of the annotation file, e.g. an mtb.map's
+        # 'Compound') is headed like a name and holds text that is no m/z/RT code
         # (XCMS heads its M147T63 ids 'name'): the ids are the names
         from_ids["name"] = feature_ids
-        rule = f"name (column '{id_header}')"
+        rule = f"name (column '{name_header}')"
     features = _fill(features.reindex(feature_ids), from_ids)
     if rule:
         notes["id_annotation"] = rule
