@@ -341,3 +341,16 @@ def test_real_mmcd_map_id_column_gives_the_name(shared_data):
     mars = read_metabolome(shared_data / "mmcd_mars_ibs" / "mtb.tsv",
                            annotation=shared_data / "mmcd_mars_ibs" / "mtb.map.tsv").features
     assert mars.loc["NMR_Lactate", "name"] == "Lactate"
+
+
+def test_id_annotation_option_reads_a_named_pattern(tmp_path):
+    """options.id_annotation: an explicit pattern for ids the automatic rules leave alone."""
+    path = tmp_path / "peaks.tsv"
+    path.write_text("feature\tS1\tS2\nM123_456\t1\t2\nM200_30\t3\t4\n")
+    auto = read_metabolome(path, orientation="features_as_rows")
+    assert "mz" not in auto.features.columns  # ambiguous: not read without being asked
+    given = read_metabolome(path, orientation="features_as_rows", id_annotation=r"M(?P<mz>\d+)_(?P<rt>\d+)")
+    assert given.features["mz"].astype(float).tolist() == [123.0, 200.0]
+    assert given.features["rt"].astype(float).tolist() == [456.0, 30.0]
+    none = read_metabolome(path, orientation="features_as_rows", id_annotation="none")
+    assert "mz" not in none.features.columns

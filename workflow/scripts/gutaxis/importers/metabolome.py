@@ -327,6 +327,7 @@ def read_metabolome(
     metadata_columns: Sequence[str] | None = None,
     annotation=None,
     annotation_id_column: str | None = None,
+    id_annotation: str = "auto",
     zeros: str = "keep",
     na_values: Sequence[str] = (),
     allow_negative: bool = False,
@@ -378,6 +379,10 @@ def read_metabolome(
         Separate annotation table (e.g. a peak sheet or an ``mtb.map``); its id
         column is ``annotation_id_column`` or the column matching most feature ids.
         It fills the annotation cells the table itself leaves empty.
+    id_annotation : str
+        How annotations are read from the feature ids (:func:`id_annotations`):
+        ``auto`` (unambiguous codes only), ``none``, ``mz``, ``mz_rt``, ``xcms``,
+        ``progenesis``, ``kegg_name`` or a regular expression with named groups.
     zeros : {"keep", "missing"}
     na_values : sequence of str
         Extra codes for "not measured" (e.g. ``["N/Q", "QNS"]``).
@@ -551,7 +556,7 @@ def read_metabolome(
         features = _fill(features.reindex(values.columns.astype(str)), extra)
         notes["annotation_matched"] = int(extra.notna().any(axis=1).sum())
     feature_ids = pd.Index(values.columns.astype(str))
-    from_ids, rule = id_annotations(feature_ids, "auto", id_header, file)
+    from_ids, rule = id_annotations(feature_ids, id_annotation, id_header, file)
     name_header = next((h for h in (id_header, annotation_id_header)
                         if h is not None and ALIAS_TO_CANONICAL.get(norm_key(h)) == "name"), None)
     if not rule and name_header is not None and _mostly_text(pd.Series(feature_ids, dtype=object)):
