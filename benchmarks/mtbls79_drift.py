@@ -40,20 +40,11 @@ from gutaxis.metabolome_normalise import batch_median_centre, log2_transform, pq
 
 
 def load(folder: Path):
-    """The MTBLS79 layout, as tests/test_metabolome.py::load_mtbls79 reads it."""
-    table = pd.read_csv(folder / "MTBLS79.txt", sep="\t")
-    mz = table["name"].astype(float)
-    x = table.drop(columns="name").T
-    x.columns = [f"mz{v:.5f}" for v in mz]
-    samples = pd.read_csv(folder / "MTBLS79_sampleList.txt", sep="\t")
-    sheet = pd.DataFrame({
-        "sample_id": samples["sample"],
-        "subject_id": samples["sample"].str.slice(8),
-        "class": samples["class"],
-        "sample_type": np.where(samples["class"].isna(), "qc", "blood"),
-        "batch": samples["sample"].str.slice(0, 7),
-        "injection_order": samples["order"],
-    })
+    """The MTBLS79 layout, read by the test suite's loader (one reader of this layout)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_metabolome import load_mtbls79
+
+    x, sheet, _ = load_mtbls79(folder.parent)
     return x, sheet
 
 
@@ -65,7 +56,8 @@ def prepare(folder: Path):
     raw = x.mask(x == 0)[kept]
     raw = raw.loc[raw.notna().any(axis=1)]
     is_qc = (sheet.loc[raw.index, "sample_type"] == "qc").to_numpy()
-    normalised, _ = pqn_normalise(impute_half_minimum(raw), "qc", is_qc)
+    # PQN from measured values only, as process_metabolome does
+    normalised, _ = pqn_normalise(impute_half_minimum(raw), "qc", is_qc, measured=raw.notna())
     log = log2_transform(normalised)
     study = log.loc[~is_qc]
     gap = float(np.abs(study.loc[result.table.index, kept].to_numpy() - result.table.to_numpy()).max())

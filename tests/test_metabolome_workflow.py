@@ -26,7 +26,8 @@ from gutaxis.tables import read_feature_table, read_sheet, read_tsv
 
 MODALITY = "metabolites"
 QC_TABLES = ("qc_pca", "qc_dispersion", "qc_rsd", "missingness_samples", "missingness_features",
-             "total_signal", "normalisation_factors")
+             "total_signal", "normalisation_factors", "missingness_structure", "platform_missingness",
+             "contrast_missingness", "qc_precision")
 FIGURES = ("qc_pca", "qc_rsd", "missingness", "total_signal")
 
 
@@ -229,6 +230,18 @@ def test_demo_outputs_exist(demo):
         for fmt in ("pdf", "svg", "png"):
             assert (figures / f"{stem}.{fmt}").stat().st_size > 0
         assert (figures / f"{stem}.source.tsv").stat().st_size > 0
+
+
+@pytest.mark.workflow
+def test_demo_has_no_structural_gap_and_reports_precision(demo):
+    """The demo measures every feature at every visit: nothing is left missing after processing."""
+    structure = pd.read_csv(demo["dir"] / "missingness_structure.tsv", sep="\t")
+    assert (structure["status"] == "measured").all() and set(structure["column"]) == {"timepoint", "batch"}
+    assert not demo["processed"].isna().to_numpy().any()
+    precision = pd.read_csv(demo["dir"] / "qc_precision.tsv", sep="\t").set_index("stage")
+    assert list(precision.index) == ["before", "after"]
+    factors = pd.read_csv(demo["dir"] / "normalisation_factors.tsv", sep="\t")
+    assert (factors["n_features"] > 0).all()
 
 
 @pytest.mark.workflow

@@ -378,13 +378,10 @@ def beta_metric_summary(paths: dict) -> list[str]:
     -------
     list of str
     """
-    from pathlib import Path
+    from .tables import existing_tables
 
     lines = []
-    for modality, path in paths.items():
-        if not Path(path).is_file():
-            continue
-        check = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    for modality, path, check in existing_tables(paths):
         for row in check[check["role"] == "not computed"].itertuples():
             lines.append(f"diversity {modality}: {row.metric} is undefined for {int(row.n_pairs_undefined):,} "
                          f"of {int(row.n_pairs):,} sample pairs; not computed ({path})")

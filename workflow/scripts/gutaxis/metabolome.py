@@ -600,18 +600,19 @@ def _precision_table(before, after, sheet, is_qc, fitted, step, applied: bool, l
     order = pd.to_numeric(sheet.loc[before.index, step["order_column"]], errors="coerce") \
         if step["order_column"] in sheet.columns else pd.Series(np.arange(len(before)), index=before.index, dtype=float)
     rows = []
+    uncorrected = before.mask(~fitted)
     for stage, values, correction in (("before", before, "none"), ("after", after, method)):
         masked = values.mask(~fitted)
-        loqo = drift.loqo_qc_rsd(masked, order, batches, is_qc, correction if stage == "after" else "none",
-                                 spans=tuple(step["spans"]), min_qc=step["min_qc"]) \
-            if correction in ("none", "median", "qc_rlsc") else None
+        # leave-one-QC-out: the correction is re-estimated from the uncorrected values without each QC
+        loqo = drift.loqo_qc_rsd(uncorrected, order, batches, is_qc, correction,
+                                 spans=tuple(step["spans"]), min_qc=step["min_qc"])
         r2 = drift.qc_pc_batch_r2(masked, batches, is_qc).set_index("component")["batch_r2"] \
             if batches.nunique() > 1 else pd.Series({"total": np.nan})
         n_groups = int(groups.dropna().nunique())
         rows.append({
             "stage": stage, "correction": correction, "n_qc": int(is_qc.sum()), "n_features": values.shape[1],
             "qc_rsd_in_sample": float(drift.qc_rsd_linear(masked, is_qc).median()),
-            "qc_rsd_leave_one_qc_out": float(np.nanmedian(loqo)) if loqo is not None else np.nan,
+            "qc_rsd_leave_one_qc_out": float(np.nanmedian(loqo)),
             "n_replicate_groups": n_groups,
             "replicate_rsd": float(drift.replicate_rsd(np.exp2(masked), groups).median()) if n_groups else np.nan,
             "qc_pc_batch_r2": float(r2.get("total", np.nan)),

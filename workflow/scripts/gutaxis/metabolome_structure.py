@@ -372,13 +372,10 @@ def missingness_run_summary(paths: dict) -> list[str]:
     -------
     list of str
     """
-    from pathlib import Path
+    from .tables import existing_tables
 
     lines = []
-    for modality, path in paths.items():
-        if not Path(path).is_file():
-            continue
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    for modality, path, table in existing_tables(paths):
         for contrast, rows in table.groupby("contrast", sort=False):
             gaps = rows[rows["status"].str.startswith(NOT_MEASURED)]
             for status, sub in gaps.groupby("status", sort=False):

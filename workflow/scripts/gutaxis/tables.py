@@ -117,6 +117,14 @@ def read_square_matrix(values_path: str | Path, ids_path: str | Path) -> pd.Data
     return pd.DataFrame(values, index=pd.Index(ids), columns=pd.Index(ids))
 
 
+def existing_tables(paths: dict):
+    """(key, path, text table) for each path of ``paths`` that exists, in order; for end-of-run
+    summaries, which read the tables a (possibly partial) run has written."""
+    for key, path in paths.items():
+        if Path(path).is_file():
+            yield key, path, pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+
+
 def read_tsv(path: str | Path, **kwargs) -> pd.DataFrame:
     """Read a tidy result table (text columns stay text, empty cells are NaN)."""
     return pd.read_csv(path, sep="\t", **kwargs)
