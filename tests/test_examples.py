@@ -256,6 +256,22 @@ def test_mars_metabolome_invents_no_change(tmp_path):
         rows = results[(results["method"] == method) & results["feature"].isin(nmr)]
         assert len(rows) == len(nmr)
         assert int((rows["q"] < 0.1).sum()) <= raw_calls + 1, method
+    # the mixed model's T6 term against the same model on the raw log2 values (statsmodels, Wald z)
+    import statsmodels.formula.api as smf
+
+    subjects = pd.read_csv(tmp_path / "sheets/subjects.tsv", sep="\t", dtype=str).set_index("subject_id")
+    visits = sheet.set_index("sample_id")
+    p_raw = []
+    for feature in nmr:
+        frame = pd.DataFrame({"y": np.log2(raw.loc[visits.index, feature]), "tp": visits["timepoint"],
+                              "s": visits["subject_id"]})
+        frame["cohort"] = subjects.loc[frame["s"], "cohort"].to_numpy()
+        frame = frame.dropna()
+        fit = smf.mixedlm("y ~ C(tp, Treatment('T0')) + cohort", frame, groups=frame["s"]).fit(reml=True)
+        p_raw.append(fit.pvalues["C(tp, Treatment('T0'))[T.T6]"])
+    raw_lmm_calls = int((stats.false_discovery_control(np.array(p_raw)) < 0.1).sum())
+    lmm = results[(results["method"] == "lmm") & (results["term"] == "timepoint[T6]") & results["feature"].isin(nmr)]
+    assert int((lmm["q"] < 0.1).sum()) <= raw_lmm_calls + 1
 
     # MOFA: the unmeasured panel is left out with its reason, and no block dominates the metabolites
     dropped = pd.read_csv(tmp_path / "results/integration/mofa/dropped_features.tsv", sep="\t")
