@@ -190,6 +190,17 @@ def test_lmm_row_equals_statsmodels_for_one_feature(trial, result):
     wald_row = wald[(wald["method"] == "lmm") & (wald["term"] == "timepoint[post]:response[responder]")
                     & (wald["feature"] == f)].iloc[0]
     assert wald_row["p"] == pytest.approx(ref.pvalues[name], abs=1e-4)
+    # lmerTest inference: lme4's SE (no fixed/random cross term) and Satterthwaite df, through the engine
+    from gutaxis.mixed import build_design, fit_random_intercept
+
+    satt = run_contrast(table, samples, CONTRAST, transform="log2", responders=responders,
+                        methods=("mixed",), mixed_df="satterthwaite", modality="x")
+    satt_row = satt.results[(satt.results["method"] == "lmm") & (satt.results["feature"] == f)
+                            & (satt.results["term"] == "timepoint[post]:response[responder]")].iloc[0]
+    direct = fit_random_intercept(data[["y"]], build_design(data, "timepoint * response + cohort"),
+                                  data["subject_id"], df_method="satterthwaite").coefficients.set_index("term")
+    assert satt_row["p"] == pytest.approx(direct.loc["timepoint[post]:response[responder]", "p"], rel=1e-6)
+    assert satt.notes["message"].str.contains("Satterthwaite").any()
 
 
 def test_ols_fit_equals_statsmodels_including_missing_values():

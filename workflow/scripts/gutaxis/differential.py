@@ -901,8 +901,9 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
     sensitivity : {"rank_tests", "none"}
         ``rank_tests``: ``sensitivity_agrees`` of a called parametric row says
         whether the rank test of the same term calls the same direction.
-    mixed_df : {"between_within", "z"}
-        Reference distribution of the mixed-model tests.
+    mixed_df : {"between_within", "satterthwaite", "z"}
+        Reference distribution of the mixed-model tests (``satterthwaite``: SEs and
+        degrees of freedom as lme4/lmerTest, :func:`gutaxis.mixed.fit_random_intercept`).
     bias_correction : {"mode", "none"}
         ``mode`` (compositions): every abundance effect is corrected by the
         reference shift (:mod:`gutaxis.reference_shift`) of its method and
@@ -974,6 +975,8 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
             untested += lost
         notes.append(("lmm", "tests and intervals: " + (
             "Wald z (as statsmodels MixedLM)" if mixed_df == "z" else
+            "Student t with Satterthwaite degrees of freedom and lme4 standard errors, as lmerTest "
+            "(column df of the coefficients)" if mixed_df == "satterthwaite" else
             "Student t with between-within degrees of freedom (column df of the coefficients)")))
         rows += r
         untested += u

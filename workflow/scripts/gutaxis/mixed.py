@@ -58,7 +58,7 @@ import patsy
 from scipy import special
 
 #: reference distributions of the fixed-effect tests (see :func:`fit_random_intercept`)
-DF_METHODS = ("z", "between_within")
+DF_METHODS = ("z", "between_within", "satterthwaite")
 # Variance ratios tried before refinement: 0 and a 0.25-decade log grid.
 GAMMA_GRID = np.concatenate([[0.0], np.logspace(-6, 6, 49)])
 _BISECTION_STEPS = 64
@@ -475,9 +475,15 @@ def _fit_group(st: dict, X: np.ndarray, groups, confidence: float, df_method: st
     note[ok_idx[at_top]] = (f"variance ratio reached the grid maximum "
                             f"{GAMMA_GRID[-1]:g} (residual variance -> 0)")
     beta = fit["beta"]
+    if df_method == "satterthwaite":
+        se, df_satt = _lmertest_inference(g, sc, boundary, fit, sub, p)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = beta / se
-    if df_method == "z":
+    if df_method == "satterthwaite":
+        df = df_satt
+        p_value = 2 * special.stdtr(df, -np.abs(z))
+        crit = special.stdtrit(df, 0.5 + confidence / 2)
+    elif df_method == "z":
         df = np.full(beta.shape, np.inf)
         p_value = 2 * special.ndtr(-np.abs(z))
         crit = np.full(beta.shape, special.ndtri(0.5 + confidence / 2))
@@ -489,6 +495,72 @@ def _fit_group(st: dict, X: np.ndarray, groups, confidence: float, df_method: st
                      ("ci_low", beta - crit * se), ("ci_high", beta + crit * se)):
         out[key][ok_idx] = val
     return out
+
+
+def _lmertest_inference(gamma, scale, boundary, fit: dict, st: dict, p: int):
+    r"""Standard errors and Satterthwaite degrees of freedom as lme4 / lmerTest.
+
+    With :math:`A(\gamma) = X'V^{-1}X` the covariance of the fixed effects is
+    :math:`C = \sigma^2 A^{-1}` (lme4's ``vcov``: the variance parameters held at
+    their estimates, no fixed/random cross term), so :math:`SE_j = \sqrt{C_{jj}}`.
+    The Satterthwaite degrees of freedom of coefficient *j* are
+
+    .. math:: \nu_j = \frac{2\,C_{jj}^2}{g_j' \, \Sigma \, g_j},\quad
+       g_j = \Big(\frac{\partial C_{jj}}{\partial \sigma^2},
+       \frac{\partial C_{jj}}{\partial \gamma}\Big)
+       = \big([A^{-1}]_{jj},\ \sigma^2 [A^{-1} W A^{-1}]_{jj}\big),
+
+    :math:`W = -dA/d\gamma`, and :math:`\Sigma` the inverse of the observed
+    information of the REML log-likelihood in :math:`(\sigma^2, \gamma)` at the
+    estimate (analytic here; lmerTest differentiates numerically in
+    :math:`(\theta, \sigma)`, :math:`\theta = \sigma_u/\sigma`: the same
+    :math:`\nu` at an interior optimum, where the gradient vanishes, since both
+    :math:`g` and :math:`\Sigma` transform with the Jacobian). At the boundary
+    :math:`\hat\gamma = 0` the derivative of :math:`C` in :math:`\theta` is 0,
+    so only :math:`\sigma^2` varies and :math:`\nu_j = N - p`, as lmerTest gives.
+
+    References
+    ----------
+    Satterthwaite FE (1946) Biometrics Bull 2:110-114; Kuznetsova A, Brockhoff PB,
+    Christensen RHB (2017) lmerTest package: tests in linear mixed effects models.
+    J Stat Softw 82(13).
+    """
+    k = np.arange(1, st["K"] + 1, dtype=float)
+    w = 1.0 / (1.0 + gamma[:, None] * k)
+    w2, w3 = w * w, w * w * w
+    Ainv = np.linalg.inv(fit["A"])
+    a = np.einsum("fpp->fp", Ainv)
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(scale[:, None] * a)
+    beta, qf = fit["beta"], fit["qf"]
+    fac = st["n_obs"] - p
+    Wm = np.einsum("fk,fkpq->fpq", w2, st["Sss"])
+    AiW = np.einsum("fpq,fqr->fpr", Ainv, Wm)
+    # second derivative of the REML criterion pieces in gamma (beta profiled by GLS)
+    T2 = (st["Stt"] - 2 * np.einsum("fkp,fp->fk", st["Sst"], beta)
+          + np.einsum("fp,fkpq,fq->fk", beta, st["Sss"], beta))
+    TS = st["Sst"] - np.einsum("fkpq,fq->fkp", st["Sss"], beta)
+    B = np.einsum("fk,fk->f", w2, T2)  # -dQ/dgamma
+    u = np.einsum("fk,fkp->fp", w2, TS)  # half of d2Q/(dbeta dgamma)
+    q2 = 2 * np.einsum("fk,fk->f", k * w3, T2) - 2 * np.einsum("fp,fpq,fq->f", u, Ainv, u)  # d2Q/dgamma2
+    Fm = 2 * np.einsum("fk,fkpq->fpq", k * w3, st["Sss"])
+    logdet2 = (-np.einsum("fk,fk->f", st["cnt"] * k * k, w2) - np.einsum("fpq,fqp->f", AiW, AiW)
+               + np.einsum("fpq,fqp->f", Ainv, Fm))  # d2(log|V| + log|A|)/dgamma2
+    s2 = scale
+    info_ss = fac / (2 * s2 ** 2)
+    info_sg = B / (2 * s2 ** 2)  # -d2l/(dsigma2 dgamma) = -Q'/(2 sigma^4), Q' = -B
+    info_gg = 0.5 * logdet2 + q2 / (2 * s2)
+    det = info_ss * info_gg - info_sg ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov_ss, cov_sg, cov_gg = info_gg / det, -info_sg / det, info_ss / det
+        g_s = a
+        g_g = s2[:, None] * np.einsum("fpq,fqr,frp->fp", Ainv, Wm, Ainv)
+        var = s2[:, None] * a
+        denominator = (g_s ** 2 * cov_ss[:, None] + 2 * g_s * g_g * cov_sg[:, None]
+                       + g_g ** 2 * cov_gg[:, None])
+        df = 2 * var ** 2 / denominator
+    df = np.where(boundary[:, None], fac[:, None].astype(float), df)
+    return se, df
 
 
 def _drop_reasons(st: dict, keep: np.ndarray, why: np.ndarray, terms: np.ndarray,
@@ -581,8 +653,11 @@ def fit_random_intercept(values, exog, groups, confidence: float = 0.95,
     chunk_size : int
         Features processed together (bounds memory to about
         ``chunk_size * n_subjects * p`` floats).
-    df_method : {"z", "between_within"}
-        Reference distribution of the tests and intervals: ``z`` - standard
+    df_method : {"z", "between_within", "satterthwaite"}
+        Reference distribution of the tests and intervals: ``satterthwaite`` -
+        inference as lme4/lmerTest: SEs from sigma^2 (X'V^-1 X)^-1 and
+        Student t with Satterthwaite degrees of freedom from the rows the feature
+        observes (:func:`_lmertest_inference`); ``z`` - standard
         normal (Wald, as statsmodels); ``between_within`` - Student t with the
         between-within degrees of freedom of :func:`between_within_df`, which
         keeps the false-positive rate at its level with a few dozen subjects.
