@@ -174,12 +174,13 @@ def test_lmm_row_equals_statsmodels_for_one_feature(trial, result):
         warnings.simplefilter("ignore")
         ref = smf.mixedlm("y ~ timepoint * response + cohort", data,
                           groups=data["subject_id"]).fit(reml=True)
-    r = result.results
+    r = run_contrast(table, samples, CONTRAST, transform="log2", responders=responders,
+                     methods=("mixed",), mixed_df="between_within", modality="x").results
     row = r[(r["method"] == "lmm") & (r["term"] == "timepoint[post]:response[responder]")
             & (r["feature"] == f)].iloc[0]
     name = "timepoint[T.post]:response[T.responder]"
     assert row["effect"] == pytest.approx(ref.fe_params[name], abs=1e-4)
-    # the default reference is Student t with between-within df (n_obs - n_subjects - 2 within
+    # between_within: Student t with between-within df (n_obs - n_subjects - 2 within
     # terms), so p is statsmodels' Wald z p-value re-referred to that t distribution
     df = len(data) - data["subject_id"].nunique() - 2
     z = ref.fe_params[name] / ref.bse_fe[name]
@@ -193,8 +194,7 @@ def test_lmm_row_equals_statsmodels_for_one_feature(trial, result):
     # lmerTest inference: lme4's SE (no fixed/random cross term) and Satterthwaite df, through the engine
     from gutaxis.mixed import build_design, fit_random_intercept
 
-    satt = run_contrast(table, samples, CONTRAST, transform="log2", responders=responders,
-                        methods=("mixed",), mixed_df="satterthwaite", modality="x")
+    satt = result  # the default: mixed_df="satterthwaite"
     satt_row = satt.results[(satt.results["method"] == "lmm") & (satt.results["feature"] == f)
                             & (satt.results["term"] == "timepoint[post]:response[responder]")].iloc[0]
     direct = fit_random_intercept(data[["y"]], build_design(data, "timepoint * response + cohort"),

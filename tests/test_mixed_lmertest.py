@@ -108,3 +108,23 @@ write.table(out, "{tmp_path}/out.tsv", sep = "\\t", row.names = FALSE, quote = F
     np.testing.assert_allclose(both["se"], both["se_r"], rtol=1e-6)
     np.testing.assert_allclose(both["df"], both["df_r"], rtol=1e-6)
     np.testing.assert_allclose(both["p"], both["p_r"], atol=1e-6)
+
+
+def test_complete_paired_design_interaction_is_the_two_sample_t_test_of_changes():
+    rng = np.random.default_rng(4)
+    n = 32
+    group = np.where(np.arange(n) < 14, "a", "b")
+    u = rng.normal(size=n)
+    pre = u + rng.normal(size=n)
+    post = u + 0.2 + 0.6 * (group == "b") + rng.normal(size=n)
+    d = pd.DataFrame({"subject": [f"s{i}" for i in range(n)] * 2,
+                      "tp": pd.Categorical(["pre"] * n + ["post"] * n, ["pre", "post"]),
+                      "grp": pd.Categorical(np.r_[group, group], ["a", "b"])})
+    res = fit_random_intercept(pd.DataFrame({"y": np.r_[pre, post]}), build_design(d, "tp * grp"), d["subject"],
+                               df_method="satterthwaite")
+    assert res.fits["status"].iloc[0] == "ok"
+    row = res.coefficients.set_index("term").loc["tp[post]:grp[b]"]
+    change = post - pre
+    two_sample = stats.ttest_ind(change[group == "b"], change[group == "a"])
+    assert row["df"] == pytest.approx(n - 2, rel=1e-6)
+    assert row["p"] == pytest.approx(two_sample.pvalue, rel=1e-6)

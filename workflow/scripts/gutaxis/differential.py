@@ -845,7 +845,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
                  min_group_size: int = 3, methods=("paired", "mixed", "baseline"),
                  wilcoxon_options: dict | None = None, effect: str = "hodges_lehmann",
                  confidence: float = 0.95, sensitivity: str = "rank_tests",
-                 mixed_df: str = "between_within", bias_correction: str = "none",
+                 mixed_df: str = "satterthwaite", bias_correction: str = "none",
                  presence_tests: bool = False, file_table: str = "feature table",
                  file_samples: str = "samples.tsv") -> DifferentialResult:
     """Run one contrast on one feature table.
@@ -901,7 +901,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
     sensitivity : {"rank_tests", "none"}
         ``rank_tests``: ``sensitivity_agrees`` of a called parametric row says
         whether the rank test of the same term calls the same direction.
-    mixed_df : {"between_within", "satterthwaite", "z"}
+    mixed_df : {"satterthwaite", "between_within", "z"}
         Reference distribution of the mixed-model tests (``satterthwaite``: SEs and
         degrees of freedom as lme4/lmerTest, :func:`gutaxis.mixed.fit_random_intercept`).
     bias_correction : {"mode", "none"}
