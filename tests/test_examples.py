@@ -231,7 +231,8 @@ def test_mars_metabolome_invents_no_change(tmp_path):
     """
     name = "mmcd_mars_ibs"
     config = prepare(name, tmp_path)
-    targets = ["results/differential/metabolites/t6_vs_t0.tsv", "results/integration/mofa/loadings.tsv"]
+    targets = ["results/differential/metabolites/t6_vs_t0.tsv", "results/integration/mofa/loadings.tsv",
+               "results/integration/associations/taxa__metabolites_T6.tsv"]
     result = run_snakemake(tmp_path, *targets, "--cores", "2", "--configfile", str(config), timeout=1800)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     results = pd.read_csv(tmp_path / "results/differential/metabolites/t6_vs_t0.tsv", sep="\t")
@@ -281,3 +282,7 @@ def test_mars_metabolome_invents_no_change(tmp_path):
     variance = pd.read_csv(tmp_path / "results/integration/mofa/variance_explained.tsv", sep="\t")
     per_factor = variance[(variance["view"] == "metabolites") & (variance["factor"] != "all")]
     assert per_factor["variance_explained"].max() < 0.2  # was 0.387: factor 1 = the imputed panel
+    # the T6 association view leaves the panel out with the same reason
+    view = pd.read_csv(tmp_path / "results/integration/associations/taxa__metabolites_T6.dropped.tsv", sep="\t")
+    gaps = view[view["reason"].str.startswith("not measured at T6")]
+    assert sorted(gaps["id"]) == sorted(tryptophan)

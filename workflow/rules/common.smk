@@ -105,6 +105,13 @@ def model_structures(wildcards):
     return {m: analysis_structure(m) for m in blocks if analysis_structure(m)}
 
 
+def block_structures(wildcards):
+    """Modality -> missingness_structure.tsv of the metabolome sides of an integration
+    block (INTEGRATION_BLOCKS is defined in integration.smk)."""
+    pair = INTEGRATION_BLOCKS[wildcards.block]
+    return {m: analysis_structure(m) for m in pair if analysis_structure(m)}
+
+
 def figure_paths(stem):
     """One path per configured format for the figure `results/figures/<stem>`."""
     return expand("results/figures/{stem}.{fmt}", stem=stem, fmt=FIGURE_FORMATS)

@@ -128,6 +128,7 @@ rule integration_associations:
         ),
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
+        structures=lambda wc: list(block_structures(wc).values()),
     output:
         table=f"{INTEGRATION_DIR}/associations/{{block}}_{{view}}.tsv",
         dropped=f"{INTEGRATION_DIR}/associations/{{block}}_{{view}}.dropped.tsv",
@@ -156,6 +157,7 @@ rule integration_associations:
     params:
         modality_a=lambda wc: INTEGRATION_BLOCKS[wc.block][0],
         modality_b=lambda wc: INTEGRATION_BLOCKS[wc.block][1],
+        structures=block_structures,
         pre=INTEGRATION_PRE,
         post=INTEGRATION_POST,
         method=INTEGRATION["method"],

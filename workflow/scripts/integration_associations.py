@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 
 from gutaxis.association_display import strongest_submatrix  # noqa: E402
 from gutaxis.associations import associate_blocks, covariate_basis  # noqa: E402
+from gutaxis.metabolome_structure import not_measured_reasons  # noqa: E402
 from gutaxis.subject_covariates import subject_covariates  # noqa: E402
 from gutaxis.runner import run  # noqa: E402
 from gutaxis.tables import read_feature_table, read_sheet, read_tsv, write_tsv  # noqa: E402
@@ -38,6 +39,23 @@ def main(smk):
     membership = views.membership[views.membership["view"] == smk.wildcards.view]
     not_used = membership[~membership["used"]]
     subject_drops = pd.DataFrame({"kind": "subject", "id": not_used["subject_id"], "reason": not_used["reason"]})
+    # metabolites not measured at a timepoint of this view (a platform not run): left out, with the reason
+    view = smk.wildcards.view
+    used = [p.pre, p.post] if view == "change" else [view]
+    gaps = []
+    for name, side in ((p.modality_a, "a"), (p.modality_b, "b")):
+        if name not in p.structures:
+            continue
+        reasons = not_measured_reasons(read_tsv(p.structures[name], dtype={"feature_id": str, "group": str}),
+                                       used)
+        table_side = a if side == "a" else b
+        reasons = reasons.reindex(table_side.columns).dropna()
+        if side == "a":
+            a = a.drop(columns=reasons.index)
+        else:
+            b = b.drop(columns=reasons.index)
+        gaps.append(pd.DataFrame({"kind": "feature", "id": reasons.index, "reason": reasons.to_numpy()}))
+    subject_drops = pd.concat([subject_drops, *gaps], ignore_index=True)
 
     covariates = None
     if p.method == "partial_spearman" and p.covariates:
