@@ -230,3 +230,15 @@ def test_run_summary_names_the_left_out_features(tmp_path):
     lines = missingness_run_summary({"metabolites": str(path), "absent": str(tmp_path / "none.tsv")})
     assert lines[0].startswith("metabolome metabolites: 6 feature(s) not measured at post (platform B)")
     assert "1 feature(s) detected much more often" in lines[1] and len(lines) == 2
+
+
+def test_not_measured_in_reads_the_structure_table_in_feature_order(tmp_path):
+    from gutaxis.metabolome_structure import not_measured_in
+
+    missing, groups, platforms = small_structure()
+    path = tmp_path / "missingness_structure.tsv"
+    structure_table(missing, groups, platforms).to_csv(path, sep="\t", index=False)
+    got = not_measured_in(path, ["a", "b"], ["Q_1", "P_2", "P_1"])
+    assert list(got.index) == ["P_2", "P_1"]
+    assert got["P_1"] == "not measured at b (100% missing; platform P)"
+    assert not_measured_in(path, ["a"], ["P_1"]).empty

@@ -19,10 +19,10 @@ from gutaxis.differential import (UNTESTED_COLUMNS, corrected_changes, run_basel
                                   run_contrast)
 from gutaxis.errors import InputError, Problem
 from gutaxis.filtering import filter_features
-from gutaxis.metabolome_structure import not_measured_reasons
+from gutaxis.metabolome_structure import not_measured_in
 from gutaxis.paired import pair_samples, paired_differences
 from gutaxis.runner import run
-from gutaxis.tables import read_feature_table, read_sheet, read_tsv, write_feature_table, write_tsv
+from gutaxis.tables import read_feature_table, read_sheet, write_feature_table, write_tsv
 from gutaxis.transforms import as_processed_log2, transform_table
 
 log = logging.getLogger("gutaxis.differential")
@@ -76,8 +76,7 @@ def not_measured_filter(table, structure_file, timepoints, modality, contrast, a
     """Leave out the metabolites not measured at a timepoint the analysis compares (platform gaps)."""
     if not structure_file:
         return table, pd.DataFrame(columns=UNTESTED_COLUMNS)
-    reasons = not_measured_reasons(read_tsv(structure_file, dtype={"feature_id": str, "group": str}),
-                                   timepoints).reindex(table.columns).dropna()
+    reasons = not_measured_in(structure_file, timepoints, table.columns)
     untested = untested_before_testing(reasons.index, reasons.to_numpy(), modality, contrast, annotations)
     return table.drop(columns=reasons.index), untested
 

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 
 from gutaxis.association_display import strongest_submatrix  # noqa: E402
 from gutaxis.associations import associate_blocks, covariate_basis  # noqa: E402
-from gutaxis.metabolome_structure import not_measured_reasons  # noqa: E402
+from gutaxis.metabolome_structure import not_measured_in  # noqa: E402
 from gutaxis.subject_covariates import subject_covariates  # noqa: E402
 from gutaxis.runner import run  # noqa: E402
 from gutaxis.tables import read_feature_table, read_sheet, read_tsv, write_tsv  # noqa: E402
@@ -46,10 +46,7 @@ def main(smk):
     for name, side in ((p.modality_a, "a"), (p.modality_b, "b")):
         if name not in p.structures:
             continue
-        reasons = not_measured_reasons(read_tsv(p.structures[name], dtype={"feature_id": str, "group": str}),
-                                       used)
-        table_side = a if side == "a" else b
-        reasons = reasons.reindex(table_side.columns).dropna()
+        reasons = not_measured_in(p.structures[name], used, (a if side == "a" else b).columns)
         if side == "a":
             a = a.drop(columns=reasons.index)
         else:

@@ -14,9 +14,9 @@ import logging  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from gutaxis.latent_factors import factor_tests, fit_mofa, matched_samples, mofa_views  # noqa: E402
-from gutaxis.metabolome_structure import not_measured_reasons  # noqa: E402
+from gutaxis.metabolome_structure import not_measured_in  # noqa: E402
 from gutaxis.runner import run  # noqa: E402
-from gutaxis.tables import read_feature_table, read_sheet, read_tsv, write_tsv  # noqa: E402
+from gutaxis.tables import read_feature_table, read_sheet, write_tsv  # noqa: E402
 
 log = logging.getLogger("gutaxis.integration")
 
@@ -27,8 +27,7 @@ def main(smk):
     tables = {name: read_feature_table(path) for name, path in zip(p.modalities, smk.input.tables)}
     gaps = []
     for name, path in p.structures.items():  # metabolites not measured at pre or post: not in MOFA
-        reasons = not_measured_reasons(read_tsv(path, dtype={"feature_id": str, "group": str}),
-                                       [p.pre, p.post]).reindex(tables[name].columns).dropna()
+        reasons = not_measured_in(path, [p.pre, p.post], tables[name].columns)
         tables[name] = tables[name].drop(columns=reasons.index)
         gaps.append(pd.DataFrame({"view": name, "feature_id": reasons.index, "reason": reasons.to_numpy()}))
     matched, membership = matched_samples(samples, tables, [p.pre, p.post], samples_file=p.samples_label)

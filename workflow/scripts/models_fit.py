@@ -14,8 +14,8 @@ from gutaxis.model_features import build_model_data, view_timepoints
 from gutaxis.models import (feature_stability, nested_cv, performance_row, permutation_test,
                             settings_from_config)
 from gutaxis.runner import run
-from gutaxis.metabolome_structure import not_measured_reasons
-from gutaxis.tables import read_feature_table, read_sheet, read_tsv, write_tsv
+from gutaxis.metabolome_structure import not_measured_in
+from gutaxis.tables import read_feature_table, read_sheet, write_tsv
 
 log = logging.getLogger("gutaxis.models")
 
@@ -26,8 +26,8 @@ def main(smk):
     tables = {m: read_feature_table(path) for m, path in zip(p.blocks, smk.input.tables)}
     used = view_timepoints(p.spec, p.baseline, p.contrasts)
     for m, path in p.structures.items():  # metabolites not measured at a timepoint the set uses
-        reasons = not_measured_reasons(read_tsv(path, dtype={"feature_id": str, "group": str}), used)
-        left_out = reasons.index.intersection(tables[m].columns)
+        reasons = not_measured_in(path, used, tables[m].columns)
+        left_out = reasons.index
         if len(left_out):
             tables[m] = tables[m].drop(columns=left_out)
             log.warning("%s: %d %s feature(s) left out: %s", p.feature_set, len(left_out), m,

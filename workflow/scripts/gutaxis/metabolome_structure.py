@@ -387,3 +387,14 @@ def missingness_run_summary(paths: dict) -> list[str]:
                 lines.append(f"metabolome {modality}: {differs} feature(s) detected much more often on one side "
                              f"of {contrast}: their imputed values carry part of the change ({path})")
     return lines
+
+
+def not_measured_in(structure_file, timepoints, features) -> pd.Series:
+    """Reasons of the ``features`` not measured at any of ``timepoints``, read from a
+    ``missingness_structure.tsv`` (:func:`not_measured_reasons`): what the differential,
+    integration and model steps leave out of an analysis that uses those timepoints."""
+    from .tables import read_tsv
+
+    table = read_tsv(structure_file, dtype={"feature_id": str, "group": str})
+    reasons = not_measured_reasons(table, timepoints)
+    return reasons.reindex(pd.Index(features).astype(str)).dropna()
