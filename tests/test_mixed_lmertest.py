@@ -128,3 +128,20 @@ def test_complete_paired_design_interaction_is_the_two_sample_t_test_of_changes(
     two_sample = stats.ttest_ind(change[group == "b"], change[group == "a"])
     assert row["df"] == pytest.approx(n - 2, rel=1e-6)
     assert row["p"] == pytest.approx(two_sample.pvalue, rel=1e-6)
+
+
+def test_satterthwaite_tests_hold_their_level_on_an_unbalanced_null():
+    """400 null features (random subject effects, no fixed effect) on the unbalanced design: each
+    term's fraction of p < 0.05 stays within binomial noise of 0.05 (the Wald z test exceeds it)."""
+    d, _ = unbalanced(seed=8, n_subjects=20)
+    rng = np.random.default_rng(8)
+    sid = d["subject"].str[1:].astype(int).to_numpy()
+    sd_u = rng.uniform(0.0, 1.5, 400)  # from no subject effect (boundary fits) to a strong one
+    Y = pd.DataFrame(rng.normal(size=(20, 400))[sid] * sd_u + rng.normal(size=(len(d), 400)))
+    X = build_design(d, "tp + grp + x")
+    satt = fit_random_intercept(Y, X, d["subject"], df_method="satterthwaite").coefficients
+    wald = fit_random_intercept(Y, X, d["subject"], df_method="z").coefficients
+    rate = satt[satt["term"] != "Intercept"].groupby("term")["p"].apply(lambda p: float((p < 0.05).mean()))
+    assert rate.max() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 400), rate  # 0.083
+    z_rate = wald[wald["term"] == "grp[b]"]["p"].lt(0.05).mean()
+    assert z_rate > rate["grp[b]"]  # 20 subjects: the between-subject z test is anti-conservative

@@ -142,12 +142,12 @@ def main(smk):
     table = table.loc[table.index.isin(analysed)]
     notes = [("samples", f"{len(table)} samples at timepoints {', '.join(timepoints)}")]
 
-    compared = needed_timepoints
     # metabolome modalities only: an empty input (other kinds) is an empty list, not a path
     structure = smk.input.structure if isinstance(getattr(smk.input, "structure", None), str) else ""
-    table, untested_filter = not_measured_filter(table, structure, compared, modality, name, annotations)
+    table, untested_filter = not_measured_filter(table, structure, needed_timepoints, modality, name,
+                                                 annotations)
     if len(untested_filter):
-        notes.append(("filter", f"{len(untested_filter)} features not measured at {' or '.join(compared)} "
+        notes.append(("filter", f"{len(untested_filter)} features not measured at {' or '.join(needed_timepoints)} "
                                 "left out (missingness_structure.tsv of the metabolome module)"))
     if p.transform in COMPOSITIONAL:
         table, untested_prevalence, params = prevalence_filter(

@@ -27,11 +27,10 @@ def main(smk):
     used = view_timepoints(p.spec, p.baseline, p.contrasts)
     for m, path in p.structures.items():  # metabolites not measured at a timepoint the set uses
         reasons = not_measured_in(path, used, tables[m].columns)
-        left_out = reasons.index
-        if len(left_out):
-            tables[m] = tables[m].drop(columns=left_out)
-            log.warning("%s: %d %s feature(s) left out: %s", p.feature_set, len(left_out), m,
-                        "; ".join(f"{f}: {reasons[f]}" for f in left_out))
+        if len(reasons):
+            tables[m] = tables[m].drop(columns=reasons.index)
+            log.warning("%s: %d %s feature(s) left out: %s", p.feature_set, len(reasons), m,
+                        "; ".join(f"{f}: {why}" for f, why in reasons.items()))
     data = build_model_data(
         p.feature_set, p.spec, tables, read_sheet(smk.input.samples), read_sheet(smk.input.subjects),
         read_sheet(smk.input.responders), p.label, p.modalities, baseline=p.baseline,

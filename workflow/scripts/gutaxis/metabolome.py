@@ -333,14 +333,14 @@ def process_metabolome(
     step = p["batch_correction"]
     before = run.x.shape
     uncorrected, fitted = run.x, filtered.notna().reindex(index=run.x.index, columns=run.x.columns)
-    note, drift_fits = _batch_correct(run, sheet, step, is_qc, fitted, samples_file, section)
+    correction = _batch_correct(run, sheet, step, is_qc, fitted, samples_file, section)
+    note, drift_fits = correction.note, correction.fits
     parameter = f"method={step['method']}; batch_column={step['batch_column']}" + (
         f"; reference={step['reference']}" if step["method"] == "median" else
         f"; order_column={step['order_column']}; spans={','.join(map(str, step['spans']))}; min_qc={step['min_qc']}")
     run.record("batch_correction", parameter, before, note)
-    precision = _precision_table(uncorrected, run.x, sheet, is_qc, fitted, step,
-                                 note == "" or note.startswith("QC-RLSC"), p["log2"])
-    if note == "" or note.startswith("QC-RLSC"):  # QC RSD, total signal "after": linear scale of the corrected
+    precision = _precision_table(uncorrected, run.x, sheet, is_qc, fitted, step, correction, p["log2"])
+    if correction.applied:  # QC RSD and total signal "after": linear scale of the corrected values
         linear = np.exp2(run.x) if p["log2"] else run.x
 
     before = run.x.shape
@@ -358,12 +358,11 @@ def process_metabolome(
 
     qc_tables = _qc_tables(raw, sheet, filtered, linear, processed_rows, factors, ann, p)
     qc_tables["normalisation_factors"]["n_features"] = (
-        n_used.reindex(factors.index).to_numpy() if step_uses_factors(p) else 0)
+        n_used.reindex(factors.index).to_numpy() if p["normalise"]["method"] != "none" else 0)
     qc_tables.update(_structure_tables(gaps, filtered, sheet, is_qc, contrasts or [], p))
     qc_tables["qc_precision"] = precision
     qc_tables["drift_fits"] = drift_fits if drift_fits is not None else pd.DataFrame(columns=drift.FIT_COLUMNS)
-    for warning in _contrast_warnings(qc_tables["contrast_missingness"],
-                                      p["structural_missingness"]["max_difference"]):
+    for warning in structure.contrast_warnings(qc_tables["contrast_missingness"]):
         log.warning("%s: %s", intensities_file, warning)
         run.log.append(dict(zip(LOG_COLUMNS, ["warning", "contrast missingness", run.x.shape[1], run.x.shape[1],
                                               run.x.shape[0], run.x.shape[0], warning])))
@@ -467,11 +466,6 @@ def _normalisation_cells(filtered: pd.DataFrame, gappy: np.ndarray, notes: list)
     return cells
 
 
-def step_uses_factors(p: dict) -> bool:
-    """Whether the normalisation step computed per-sample factors."""
-    return p["normalise"]["method"] != "none"
-
-
 def _structure_tables(gaps: _Gaps, filtered, sheet, is_qc, contrasts, p) -> dict:
     study = filtered.index[~is_qc]
     timepoints = sheet.loc[study, "timepoint"] if "timepoint" in sheet.columns else pd.Series(dtype=str)
@@ -485,23 +479,6 @@ def _structure_tables(gaps: _Gaps, filtered, sheet, is_qc, contrasts, p) -> dict
         "platform_missingness": structure.platform_summary(gaps.table, gaps.samples),
         "contrast_missingness": contrast_table,
     }
-
-
-def _contrast_warnings(table: pd.DataFrame, max_difference: float) -> list[str]:
-    """One line per contrast and kind of missingness difference."""
-    lines = []
-    for contrast, rows in table.groupby("contrast", sort=False):
-        gap = rows[rows["status"].str.startswith(structure.NOT_MEASURED)]
-        for status, sub in gap.groupby("status", sort=False):
-            lines.append(f"contrast {contrast}: {len(sub)} feature(s) {status} (left out of the contrast): "
-                         f"{listed(sub['feature_id'])}")
-        differs = rows[rows["status"] == "differs"]
-        if len(differs):
-            lines.append(f"contrast {contrast}: {len(differs)} feature(s) whose missing fraction differs by "
-                         f">= {max_difference:g} between {rows['pre'].iloc[0]} and {rows['post'].iloc[0]} (imputed "
-                         f"values carry part of their change; see contrast_missingness.tsv): "
-                         f"{listed(differs['feature_id'])}")
-    return lines
 
 
 def _batch_labels(run: _Run, sheet, column, samples_file) -> pd.Series | None:
@@ -529,20 +506,31 @@ def _injection_order(run: _Run, sheet, column, samples_file, section) -> pd.Seri
     return order.astype(float)
 
 
-def _batch_correct(run: _Run, sheet, step, is_qc, fitted, samples_file, section) -> tuple[str, pd.DataFrame | None]:
-    """Apply batch (and drift) correction in place; return a log note ('' when applied) and the drift fits.
+@dataclass
+class _Correction:
+    """What :func:`_batch_correct` did: the log note, whether a correction was applied, the
+    method's drift fits and injection order (QC-RLSC only)."""
+
+    note: str
+    applied: bool = False
+    fits: pd.DataFrame | None = None
+    order: pd.Series | None = None
+
+
+def _batch_correct(run: _Run, sheet, step, is_qc, fitted, samples_file, section) -> _Correction:
+    """Apply batch (and drift) correction in place.
 
     ``fitted`` marks the cells a correction may be estimated from (measured values: an
     imputed QC value would pull the fitted drift towards the imputation).
     """
     column = step["batch_column"]
     if not step["enabled"]:
-        return "skipped: disabled", None
+        return _Correction("skipped: disabled")
     batches = _batch_labels(run, sheet, column, samples_file)
     if step["method"] == "qc_rlsc":
         order = _injection_order(run, sheet, step["order_column"], samples_file, section)
         if is_qc.sum() < step["min_qc"]:
-            return f"skipped: {int(is_qc.sum())} QC injection(s), QC-RLSC needs min_qc = {step['min_qc']}", None
+            return _Correction(f"skipped: {int(is_qc.sum())} QC injection(s), QC-RLSC needs min_qc = {step['min_qc']}")
         one_run = batches is None
         if one_run:
             batches = pd.Series("all", index=run.x.index)
@@ -556,11 +544,11 @@ def _batch_correct(run: _Run, sheet, step, is_qc, fitted, samples_file, section)
         note = (f"QC-RLSC: {counts.get('corrected', 0)} feature x batch fits corrected ({no_drift} of them "
                 f"'no drift': the batch QC median predicted left-out QCs best), {counts.get('kept', 0)} kept "
                 "uncorrected or median-aligned (drift_fits.tsv)" + ("; one batch (no batch column)" if one_run else ""))
-        return note, fits
+        return _Correction(note, True, fits, order)
     if batches is None:
-        return f"skipped: no {column!r} column in the sample sheet", None
+        return _Correction(f"skipped: no {column!r} column in the sample sheet")
     if batches.nunique() < 2:
-        return "skipped: one batch", None
+        return _Correction("skipped: one batch")
     if step["reference"] == "qc":
         lacking = sorted(set(batches) - set(batches[is_qc]))
         if lacking:
@@ -568,7 +556,7 @@ def _batch_correct(run: _Run, sheet, step, is_qc, fitted, samples_file, section)
                                      "no QC injection to estimate the batch median",
                                      f"set {section}.batch_correction.reference: all"))
     run.x = batch_median_centre(run.x, batches, step["reference"], is_qc)
-    return "", None
+    return _Correction("", True)
 
 
 #: columns of the QC precision summary (before / after batch and drift correction)
@@ -576,48 +564,53 @@ PRECISION_COLUMNS = ["stage", "correction", "n_qc", "n_features", "qc_rsd_in_sam
                      "n_replicate_groups", "replicate_rsd", "qc_pc_batch_r2"]
 
 
-def _precision_table(before, after, sheet, is_qc, fitted, step, applied: bool, log_scale: bool) -> pd.DataFrame:
+def _precision_table(before, after, sheet, is_qc, fitted, step, correction: _Correction,
+                     log_scale: bool) -> pd.DataFrame:
     """QC precision before and after correction: in-sample and leave-one-QC-out QC RSD (medians over
     features), replicate-injection RSD and the batch R^2 of the first five QC principal components.
 
-    The leave-one-QC-out figure corrects each QC by a model fitted without it: the in-sample RSD
-    after correction is optimistic, since the same QCs fitted and judge it.
+    The leave-one-QC-out figure corrects each QC by a model fitted without it (re-estimated from the
+    uncorrected values): the in-sample RSD after correction is optimistic, since the same QCs fitted
+    and judge it.  Without a correction both equal the plain RSD, and "after" repeats "before".
     """
     if int(is_qc.sum()) < 3 or not log_scale:
         return pd.DataFrame(columns=PRECISION_COLUMNS)
     batches = sheet.loc[before.index, step["batch_column"]].astype(str) \
         if step["batch_column"] in sheet.columns else pd.Series("all", index=before.index)
-    study = ~is_qc
-    keys = sheet.loc[before.index, "subject_id"].astype(str) if "subject_id" in sheet.columns else None
-    groups = pd.Series(None, index=before.index, dtype=object)
-    if keys is not None:
-        if "timepoint" in sheet.columns:
-            keys = keys + "|" + sheet.loc[before.index, "timepoint"].astype(str)
-        labels = keys.where(study & (sheet.loc[before.index, "subject_id"].astype(str).str.strip() != "").to_numpy())
-        repeated = labels.map(labels.value_counts()) >= 2
-        groups = labels.where(repeated)
-    method = step["method"] if applied else "none"
-    order = pd.to_numeric(sheet.loc[before.index, step["order_column"]], errors="coerce") \
-        if step["order_column"] in sheet.columns else pd.Series(np.arange(len(before)), index=before.index, dtype=float)
-    rows = []
+    groups = _replicate_groups(sheet, before.index, is_qc)
+    n_groups = int(groups.dropna().nunique())
+    method = step["method"] if correction.applied else "none"
     uncorrected = before.mask(~fitted)
-    for stage, values, correction in (("before", before, "none"), ("after", after, method)):
+
+    def stage(name, values, how):
         masked = values.mask(~fitted)
-        # leave-one-QC-out: the correction is re-estimated from the uncorrected values without each QC
-        loqo = drift.loqo_qc_rsd(uncorrected, order, batches, is_qc, correction,
-                                 spans=tuple(step["spans"]), min_qc=step["min_qc"])
+        in_sample = drift.qc_rsd_linear(masked, is_qc)
+        loqo = in_sample if how == "none" else drift.loqo_qc_rsd(
+            uncorrected, correction.order if correction.order is not None else
+            pd.Series(np.arange(len(before), dtype=float), index=before.index),
+            batches, is_qc, how, spans=tuple(step["spans"]), min_qc=step["min_qc"])
         r2 = drift.qc_pc_batch_r2(masked, batches, is_qc).set_index("component")["batch_r2"] \
             if batches.nunique() > 1 else pd.Series({"total": np.nan})
-        n_groups = int(groups.dropna().nunique())
-        rows.append({
-            "stage": stage, "correction": correction, "n_qc": int(is_qc.sum()), "n_features": values.shape[1],
-            "qc_rsd_in_sample": float(drift.qc_rsd_linear(masked, is_qc).median()),
-            "qc_rsd_leave_one_qc_out": float(np.nanmedian(loqo)),
-            "n_replicate_groups": n_groups,
-            "replicate_rsd": float(drift.replicate_rsd(np.exp2(masked), groups).median()) if n_groups else np.nan,
-            "qc_pc_batch_r2": float(r2.get("total", np.nan)),
-        })
-    return pd.DataFrame(rows, columns=PRECISION_COLUMNS)
+        return {"stage": name, "correction": how, "n_qc": int(is_qc.sum()), "n_features": values.shape[1],
+                "qc_rsd_in_sample": float(in_sample.median()), "qc_rsd_leave_one_qc_out": float(np.nanmedian(loqo)),
+                "n_replicate_groups": n_groups,
+                "replicate_rsd": float(drift.replicate_rsd(np.exp2(masked), groups).median()) if n_groups else np.nan,
+                "qc_pc_batch_r2": float(r2.get("total", np.nan))}
+
+    first = stage("before", before, "none")
+    second = stage("after", after, method) if correction.applied else dict(first, stage="after")
+    return pd.DataFrame([first, second], columns=PRECISION_COLUMNS)
+
+
+def _replicate_groups(sheet, index, is_qc) -> pd.Series:
+    """Replicate group per injection: study injections sharing subject (and timepoint) with another;
+    NaN for QC pools, singletons and injections without a subject."""
+    if "subject_id" not in sheet.columns:
+        return pd.Series(None, index=index, dtype=object)
+    subject = sheet.loc[index, "subject_id"].astype(str)
+    keys = subject + "|" + sheet.loc[index, "timepoint"].astype(str) if "timepoint" in sheet.columns else subject
+    labels = keys.where(~is_qc & (subject.str.strip() != "").to_numpy())
+    return labels.where(labels.map(labels.value_counts()) >= 2)
 
 
 def _qc_tables(raw, sheet, filtered, linear, processed, factors, ann, p) -> dict:

@@ -58,12 +58,13 @@ Broadhurst D. et al. (2018) Metabolomics 14:72.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from .metabolome_filters import column_rsd
+from .metabolome_normalise import column_medians
 from .metabolome_qc import _autoscaled, _top_components
 
 DEFAULT_SPANS = (0.25, 0.35, 0.5, 0.65, 0.8, 1.0)
@@ -148,13 +149,6 @@ def _check_min_qc(min_qc) -> int:
     if int(min_qc) != min_qc or min_qc < 3:
         raise ValueError("min_qc must be an integer >= 3 (a leave-one-out local line needs 3 points)")
     return int(min_qc)
-
-
-def _nanmedian(values: np.ndarray) -> np.ndarray:
-    """Column medians over finite cells; NaN (without a warning) for an empty column."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(values, axis=0)
 
 
 def _batch_labels(b: np.ndarray) -> list:
@@ -411,7 +405,7 @@ def qc_rlsc(
     if extrapolate not in ("clamp", "linear"):
         raise ValueError(f"extrapolate must be 'clamp' or 'linear', not {extrapolate!r}")
     p = y.shape[1]
-    level = _nanmedian(y[qc]) if qc.any() else np.full(p, np.nan)
+    level = column_medians(y[qc]) if qc.any() else np.full(p, np.nan)
     labels = _batch_labels(b)
     cvs = []
     for label in labels:
@@ -428,7 +422,7 @@ def qc_rlsc(
             for i in np.unique(pick[status_ok]):
                 cols = np.flatnonzero(pick == i)
                 if np.isinf(grid[i]):
-                    curve = np.broadcast_to(_nanmedian(cv.y_qc[:, cols]), (cv.rows.size, cols.size))
+                    curve = np.broadcast_to(column_medians(cv.y_qc[:, cols]), (cv.rows.size, cols.size))
                     note[cols] = "no drift: the batch QC median predicts left-out QCs best"
                 else:
                     curve = local_linear_fit(cv.t_eval, cv.t_qc, cv.y_qc[:, cols], grid[i])
@@ -442,7 +436,7 @@ def qc_rlsc(
         note[~status_ok & ~few & ~ok] = ("no span gives defined leave-one-QC-out fits and a curve at every "
                                           "injection: median aligned")
         kept = ~status_ok
-        batch_median = _nanmedian(cv.y_qc) if cv.qc_rows.size else np.full(p, np.nan)
+        batch_median = column_medians(cv.y_qc) if cv.qc_rows.size else np.full(p, np.nan)
         align = kept & np.isfinite(batch_median) & np.isfinite(level)
         out[np.ix_(cv.rows, np.flatnonzero(align))] += (level - batch_median)[align]
         none = kept & ~align
@@ -470,13 +464,7 @@ def qc_rlsc(
 
 def _rsd_linear(log_values: np.ndarray) -> np.ndarray:
     """sd(ddof=1) / mean of 2**values per column over finite cells; NaN with < 2."""
-    lin = np.exp2(log_values)
-    observed = np.isfinite(lin)
-    n = observed.sum(axis=0)
-    with np.errstate(all="ignore"):
-        mean = np.where(observed, lin, 0.0).sum(axis=0) / n
-        ss = np.where(observed, (lin - mean) ** 2, 0.0).sum(axis=0)
-        return np.where(n >= 2, np.sqrt(ss / (n - 1)) / mean, np.nan)
+    return column_rsd(np.exp2(log_values))
 
 
 def qc_rsd_linear(log_intensities: pd.DataFrame, qc_mask) -> pd.Series:

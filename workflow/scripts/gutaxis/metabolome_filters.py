@@ -258,9 +258,21 @@ def qc_rsd(intensities_qc: pd.DataFrame) -> pd.Series:
     Broadhurst et al. (2018) Metabolomics 14:72 (RSD_QC < 20-30%).
     """
     x = _as_frame(intensities_qc)
-    n = x.notna().sum(axis=0)
-    rsd = x.std(axis=0, ddof=1, skipna=True) / x.mean(axis=0, skipna=True)
-    return rsd.where(n >= 2).rename("rsd")
+    return pd.Series(column_rsd(x.to_numpy(dtype=float)), index=x.columns, name="rsd")
+
+
+def column_rsd(values: np.ndarray) -> np.ndarray:
+    """sd(ddof=1) / mean of each column over its finite cells; NaN with fewer than two.
+
+    The array core of :func:`qc_rsd` (also the leave-one-QC-out RSD of
+    :mod:`gutaxis.metabolome_drift`).
+    """
+    observed = np.isfinite(values)
+    n = observed.sum(axis=0)
+    with np.errstate(all="ignore"):
+        mean = np.where(observed, values, 0.0).sum(axis=0) / n
+        ss = np.where(observed, (values - mean) ** 2, 0.0).sum(axis=0)
+        return np.where(n >= 2, np.sqrt(ss / (n - 1)) / mean, np.nan)
 
 
 def rsd_filter(intensities: pd.DataFrame, qc_mask, max_rsd: float = 0.3) -> FeatureFilter:

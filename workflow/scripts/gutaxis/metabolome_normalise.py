@@ -106,7 +106,7 @@ def pqn_normalise(
         if qc_mask is None:
             raise ValueError("reference='qc' needs qc_mask")
         rows = _rows(x, qc_mask, "qc_mask")
-        ref = _column_medians(values[rows])
+        ref = column_medians(values[rows])
     elif reference == "median":
         rows = np.ones(x.shape[0], dtype=bool)
         if qc_mask is not None:
@@ -115,7 +115,7 @@ def pqn_normalise(
                 raise ValueError("qc_mask must have one entry per row")
         if not rows.any():
             raise ValueError("reference='median' needs at least one non-QC row")
-        ref = _column_medians(values[rows])
+        ref = column_medians(values[rows])
     else:
         raise ValueError(f"reference must be 'qc', 'median' or a Series, not {reference!r}")
     used = ~np.isnan(ref)
@@ -132,7 +132,7 @@ def pqn_normalise(
     return _divide(x, factors, "dilution_factor")
 
 
-def _column_medians(values: np.ndarray) -> np.ndarray:
+def column_medians(values: np.ndarray) -> np.ndarray:
     """Median of each column skipping NaN; NaN for a column with no value (no warning)."""
     out = np.full(values.shape[1], np.nan)
     seen = (~np.isnan(values)).any(axis=0)

@@ -37,17 +37,12 @@ def _autoscaled(log_intensities: pd.DataFrame) -> np.ndarray:
     x = log_intensities.to_numpy(dtype=float)
     if x.shape[0] < 2:
         return np.empty((x.shape[0], 0))
-    observed = (~np.isnan(x)).sum(axis=0)
-    x = x[:, observed >= 2]
-    if np.isnan(x).any():
-        mean = np.nanmean(x, axis=0)
-        sd = np.nanstd(x, axis=0, ddof=1)
-        keep = sd > 0
-        z = (x[:, keep] - mean[keep]) / sd[keep]
-        return np.where(np.isnan(z), 0.0, z)
-    sd = x.std(axis=0, ddof=1)
-    x = x[:, sd > 0]
-    return (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
+    x = x[:, (~np.isnan(x)).sum(axis=0) >= 2]
+    mean = np.nanmean(x, axis=0)
+    sd = np.nanstd(x, axis=0, ddof=1)
+    keep = sd > 0
+    z = (x[:, keep] - mean[keep]) / sd[keep]
+    return np.where(np.isnan(z), 0.0, z)
 
 
 def _top_components(z: np.ndarray, n_components: int, exact_limit: int = 1000) -> tuple[np.ndarray, np.ndarray]:

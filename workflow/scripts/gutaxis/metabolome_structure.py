@@ -359,9 +359,30 @@ def not_measured_reasons(structure: pd.DataFrame, timepoints, column: str = "tim
     return ("not measured at " + reasons).rename("reason")
 
 
+def contrast_warnings(table: pd.DataFrame, source: str = "contrast_missingness.tsv") -> list[str]:
+    """One line per contrast and kind of missingness difference of a :func:`contrast_missingness`
+    table: the features left out as not measured at a side, and those detected much more often on
+    one side (``differs``: their imputed values carry part of the change).  The processing log
+    and the end-of-run summary both print these.
+    """
+    from .metabolome_inputs import listed
+
+    lines = []
+    for contrast, rows in table.groupby("contrast", sort=False):
+        gaps = rows[rows["status"].str.startswith(NOT_MEASURED)]
+        for status, sub in gaps.groupby("status", sort=False):
+            platforms = ", ".join(sorted(set(sub["platform"].astype(str))))
+            lines.append(f"{len(sub)} feature(s) {status} (platform {platforms}): left out of {contrast} "
+                         f"({source}): {listed(sub['feature_id'])}")
+        differs = rows[rows["status"] == "differs"]
+        if len(differs):
+            lines.append(f"{len(differs)} feature(s) detected much more often on one side of {contrast}: their "
+                         f"imputed values carry part of the change ({source}): {listed(differs['feature_id'])}")
+    return lines
+
+
 def missingness_run_summary(paths: dict) -> list[str]:
-    """End-of-run lines: per metabolome modality and contrast, the features left out as not
-    measured at a compared timepoint and those whose missingness differs between the sides.
+    """End-of-run lines (:func:`contrast_warnings`) of every metabolome modality.
 
     Parameters
     ----------
@@ -374,19 +395,8 @@ def missingness_run_summary(paths: dict) -> list[str]:
     """
     from .tables import existing_tables
 
-    lines = []
-    for modality, path, table in existing_tables(paths):
-        for contrast, rows in table.groupby("contrast", sort=False):
-            gaps = rows[rows["status"].str.startswith(NOT_MEASURED)]
-            for status, sub in gaps.groupby("status", sort=False):
-                platforms = ", ".join(sorted(set(sub["platform"])))
-                lines.append(f"metabolome {modality}: {len(sub)} feature(s) {status} (platform {platforms}): "
-                             f"left out of {contrast} ({path})")
-            differs = int((rows["status"] == "differs").sum())
-            if differs:
-                lines.append(f"metabolome {modality}: {differs} feature(s) detected much more often on one side "
-                             f"of {contrast}: their imputed values carry part of the change ({path})")
-    return lines
+    return [f"metabolome {modality}: {line}" for modality, path, table in existing_tables(paths)
+            for line in contrast_warnings(table, path)]
 
 
 def not_measured_in(structure_file, timepoints, features) -> pd.Series:

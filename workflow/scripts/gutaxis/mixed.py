@@ -215,14 +215,15 @@ def _profile(gamma: np.ndarray, st: dict, p: int, hessian: bool = False) -> dict
         # statsmodels MixedLM.hessian (REML) in (beta, gamma), scale profiled out.
         TS = st["Sst"] - np.einsum("fkpq,fq->fkp", st["Sss"], beta)
         w3 = w2 * w
-        D = 2 * np.einsum("fk,fk->f", k * w3, T2)
+        D = 2 * np.einsum("fk,fk->f", k * w3, T2)  # d2Q/dgamma2 at fixed beta, Q = r'V^-1 r
         Fm = 2 * np.einsum("fk,fkpq->fpq", k * w3, st["Sss"])
+        u = np.einsum("fk,fkp->fp", w2, TS)  # half of d2Q/(dbeta dgamma)
+        # d2(log|V| + log|A|)/dgamma2
+        logdet_curvature = (-np.einsum("fk,fk->f", st["cnt"] * k * k, w2)
+                            - np.einsum("fpq,fqp->f", AiW, AiW) + np.einsum("fpq,fqp->f", Ainv, Fm))
         h_fe = -fac[:, None, None] * A / qf[:, None, None]
-        h_fere = -fac[:, None] * np.einsum("fk,fkp->fp", w2, TS) / qf[:, None]
-        h_re = (0.5 * np.einsum("fk,fk->f", st["cnt"] * k * k, w2)
-                - 0.5 * fac * (D / qf - B * B / qf ** 2)
-                + 0.5 * (np.einsum("fpq,fqp->f", AiW, AiW)
-                         - np.einsum("fpq,fqp->f", Ainv, Fm)))
+        h_fere = -fac[:, None] * u / qf[:, None]
+        h_re = -0.5 * logdet_curvature - 0.5 * fac * (D / qf - B * B / qf ** 2)
         F = gamma.size
         H = np.empty((F, p + 1, p + 1))
         H[:, :p, :p] = h_fe
@@ -230,6 +231,8 @@ def _profile(gamma: np.ndarray, st: dict, p: int, hessian: bool = False) -> dict
         H[:, p, :p] = h_fere
         H[:, p, p] = h_re
         out["hessian"] = H
+        # the pieces lmerTest's Satterthwaite df needs (_lmertest_inference)
+        out.update(Ainv=Ainv, Wm=Wm, B=B, D=D, u=u, logdet_curvature=logdet_curvature)
     return out
 
 
@@ -476,7 +479,7 @@ def _fit_group(st: dict, X: np.ndarray, groups, confidence: float, df_method: st
                             f"{GAMMA_GRID[-1]:g} (residual variance -> 0)")
     beta = fit["beta"]
     if df_method == "satterthwaite":
-        se, df_satt = _lmertest_inference(g, sc, boundary, fit, sub, p)
+        se, df_satt = _lmertest_inference(sc, boundary, fit, sub, p)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = beta / se
     if df_method == "satterthwaite":
@@ -497,7 +500,7 @@ def _fit_group(st: dict, X: np.ndarray, groups, confidence: float, df_method: st
     return out
 
 
-def _lmertest_inference(gamma, scale, boundary, fit: dict, st: dict, p: int):
+def _lmertest_inference(scale, boundary, fit: dict, st: dict, p: int):
     r"""Standard errors and Satterthwaite degrees of freedom as lme4 / lmerTest.
 
     With :math:`A(\gamma) = X'V^{-1}X` the covariance of the fixed effects is
@@ -525,27 +528,15 @@ def _lmertest_inference(gamma, scale, boundary, fit: dict, st: dict, p: int):
     Christensen RHB (2017) lmerTest package: tests in linear mixed effects models.
     J Stat Softw 82(13).
     """
-    k = np.arange(1, st["K"] + 1, dtype=float)
-    w = 1.0 / (1.0 + gamma[:, None] * k)
-    w2, w3 = w * w, w * w * w
-    Ainv = np.linalg.inv(fit["A"])
+    Ainv = fit["Ainv"]
     a = np.einsum("fpp->fp", Ainv)
     with np.errstate(invalid="ignore"):
         se = np.sqrt(scale[:, None] * a)
-    beta, qf = fit["beta"], fit["qf"]
     fac = st["n_obs"] - p
-    Wm = np.einsum("fk,fkpq->fpq", w2, st["Sss"])
-    AiW = np.einsum("fpq,fqr->fpr", Ainv, Wm)
-    # second derivative of the REML criterion pieces in gamma (beta profiled by GLS)
-    T2 = (st["Stt"] - 2 * np.einsum("fkp,fp->fk", st["Sst"], beta)
-          + np.einsum("fp,fkpq,fq->fk", beta, st["Sss"], beta))
-    TS = st["Sst"] - np.einsum("fkpq,fq->fkp", st["Sss"], beta)
-    B = np.einsum("fk,fk->f", w2, T2)  # -dQ/dgamma
-    u = np.einsum("fk,fkp->fp", w2, TS)  # half of d2Q/(dbeta dgamma)
-    q2 = 2 * np.einsum("fk,fk->f", k * w3, T2) - 2 * np.einsum("fp,fpq,fq->f", u, Ainv, u)  # d2Q/dgamma2
-    Fm = 2 * np.einsum("fk,fkpq->fpq", k * w3, st["Sss"])
-    logdet2 = (-np.einsum("fk,fk->f", st["cnt"] * k * k, w2) - np.einsum("fpq,fqp->f", AiW, AiW)
-               + np.einsum("fpq,fqp->f", Ainv, Fm))  # d2(log|V| + log|A|)/dgamma2
+    B = fit["B"]  # -dQ/dgamma
+    # total d2Q/dgamma2: beta follows gamma (GLS), so the beta-gamma cross term is profiled out
+    q2 = fit["D"] - 2 * np.einsum("fp,fpq,fq->f", fit["u"], Ainv, fit["u"])
+    logdet2 = fit["logdet_curvature"]
     s2 = scale
     info_ss = fac / (2 * s2 ** 2)
     info_sg = B / (2 * s2 ** 2)  # -d2l/(dsigma2 dgamma) = -Q'/(2 sigma^4), Q' = -B
@@ -554,7 +545,7 @@ def _lmertest_inference(gamma, scale, boundary, fit: dict, st: dict, p: int):
     with np.errstate(invalid="ignore", divide="ignore"):
         cov_ss, cov_sg, cov_gg = info_gg / det, -info_sg / det, info_ss / det
         g_s = a
-        g_g = s2[:, None] * np.einsum("fpq,fqr,frp->fp", Ainv, Wm, Ainv)
+        g_g = s2[:, None] * np.einsum("fpq,fqr,frp->fp", Ainv, fit["Wm"], Ainv)
         var = s2[:, None] * a
         denominator = (g_s ** 2 * cov_ss[:, None] + 2 * g_s * g_g * cov_sg[:, None]
                        + g_g ** 2 * cov_gg[:, None])

@@ -403,8 +403,8 @@ def read_metabolome(
     -----
     Each annotation cell comes from the first source that has it: the table's own
     annotation columns, then ``annotation``, then the feature ids as read by
-    :func:`id_annotations` in its ``auto`` mode (``notes['id_annotation']`` names
-    the rule): bare-number ids are m/z (MTBLS79's ``name`` column); ids such as
+    :func:`id_annotations` as ``id_annotation`` asks (``auto`` by default;
+    ``notes['id_annotation']`` names the rule). In ``auto`` mode: bare-number ids are m/z (MTBLS79's ``name`` column); ids such as
     ``123.4567@5.67`` or ``123.4567__5.67`` give m/z and RT, XCMS ``M147T63`` gives
     m/z and RT in seconds, Progenesis ``0.53_130.0651m/z`` gives RT and m/z, MMCD's
     ``C00024_Acetyl CoA`` gives KEGG and name; an id column headed like a name
