@@ -42,6 +42,7 @@ EXPECTED = {
     "michlmayr_chikv_cytof_pbmc": (86, 0, 43, "intervention"),
     "mmcd_mars_ibs": (444, 10, 75, "intervention"),
     "ici_responders_ogu_11cohorts": (627, 0, 627, "baseline_only"),
+    "hmp2_maaslin2": (1595, 0, 130, "cohort"),
 }
 
 
@@ -142,6 +143,11 @@ def test_example_dry_run_plans_the_study(name, tmp_path):
         assert "models_fit" not in out
     if study_type == "baseline_only":
         assert "models_fit" in out and "diversity_permanova" in out
+    if study_type == "cohort":
+        # the formula models only: nothing that assumes pairs or one sample per subject
+        assert "differential_model" in out
+        assert not re.search(r"^(differential|diversity_\w+|integration_\w+|models_fit)\s", out,
+                             flags=re.MULTILINE)
 
 
 #: samples each modality keeps after import (the sheet's samples minus the excluded ones)
@@ -150,6 +156,7 @@ IMPORTED = {
     "michlmayr_chikv_cytof_pbmc": {"immune": 86},
     "mmcd_mars_ibs": {"taxa": 434, "metabolites": 434},
     "ici_responders_ogu_11cohorts": {"taxa": 627},
+    "hmp2_maaslin2": {"taxa": 1595},
 }
 
 
@@ -286,3 +293,35 @@ def test_mars_metabolome_invents_no_change(tmp_path):
     view = pd.read_csv(tmp_path / "results/integration/associations/taxa__metabolites_T6.dropped.tsv", sep="\t")
     gaps = view[view["reason"].str.startswith("not measured at T6")]
     assert sorted(gaps["id"]) == sorted(tryptophan)
+
+
+@pytest.mark.slow_example
+def test_hmp2_formula_model_recovers_maaslin2(tmp_path):
+    """MaAsLin 2's own test model through the workflow (issue 18): TSS + AST, diagnosis +
+    three dysbiosis flags + antibiotics + age, random intercepts for site and subject, BH over
+    the model. Against MaAsLin 2's expected_results_run1.tsv (207 associations at q <= 0.25):
+    at least 95 % recovered at q <= 0.25, signs agree on at least 99 %, coefficient Spearman
+    at least 0.99."""
+    name = "hmp2_maaslin2"
+    config = prepare(name, tmp_path)
+    target = "results/differential/taxa/models/maaslin2_run1.tsv"
+    result = run_snakemake(tmp_path, target, "--cores", "2", "--configfile", str(config), timeout=1800)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    ours = pd.read_csv(tmp_path / target, sep="\t", keep_default_na=False, na_values=[""])
+    expected = pd.read_csv(_data(name) / "reference_results/expected_results_run1.tsv", sep="\t")
+    # MaAsLin 2 writes species names with dots for spaces and hyphens
+    ours["key"] = (ours["feature"].str.replace(r"[ -]", ".", regex=True) + "|" + ours["variable"]
+                   + "|" + ours["value"].astype(str))
+    expected["key"] = expected["feature"] + "|" + expected["metadata"] + "|" + expected["value"].astype(str)
+    both = expected.merge(ours, on="key", how="left", validate="one_to_one")
+    assert both["effect"].notna().all(), both.loc[both["effect"].isna(), "key"].tolist()
+    recall = float((both["q"] <= 0.25).mean())
+    sign = float((np.sign(both["coef"]) == np.sign(both["effect"])).mean())
+    rho = stats.spearmanr(both["coef"], both["effect"])[0]
+    assert recall >= 0.95 and sign >= 0.99 and rho >= 0.99, (recall, sign, rho)
+    # every feature's fitted formula is written, with both random intercepts
+    formulas = pd.read_csv(tmp_path / "results/differential/taxa/models/maaslin2_run1.formulas.tsv", sep="\t")
+    assert formulas["formula"].str.endswith("+ (1 | site) + (1 | subject_id)").all()
+    dropped = pd.read_csv(tmp_path / "results/differential/taxa/models/maaslin2_run1.dropped_samples.tsv",
+                          sep="\t")
+    assert len(dropped) == 19 and dropped["reason"].str.startswith("missing").all()

@@ -138,6 +138,18 @@ DIFFERENTIAL_SCALE = {
     )
     for m, spec in config["modalities"].items()
 }
+# Formula models (differential.models), by name: MaAsLin-class designs over sheet columns
+DIFFERENTIAL_MODELS = {m["name"]: m for m in DIFFERENTIAL["models"]}
+DIFFERENTIAL_MODEL_TABLES = ["untested", "fits", "formulas", "dropped_samples", "notes"]
+# what the values of a modality are, for the effect-scale sentence of its model tables
+DIFFERENTIAL_VALUES = {
+    m: (
+        "relative abundances"
+        if spec["kind"] in ("taxonomy", "function")
+        else ("log2 intensities" if DIFFERENTIAL_PROCESSED_LOG2[m] else "values")
+    )
+    for m, spec in config["modalities"].items()
+}
 DIFFERENTIAL_TITLES = {
     name: f"{c['pre']} \u2192 {c['post']}" for name, c in DIFFERENTIAL_CONTRASTS.items()
 }
@@ -279,6 +291,57 @@ rule differential_baseline:
         samples_label=config["samples"],
     script:
         "../scripts/differential_run.py"
+
+
+rule differential_model:
+    input:
+        table=analysis_table,
+        features=analysis_features,
+        samples="results/inputs/samples.tsv",
+        subjects="results/inputs/subjects.tsv",
+        responders=DIFFERENTIAL_RESPONDERS,
+    output:
+        results=report(
+            f"{DIFFERENTIAL_DIR}/models/{{model}}.tsv",
+            caption="../report/differential_model.rst",
+            category="Differential testing",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "model {model}",
+                "table": "Formula model results",
+            },
+        ),
+        untested=f"{DIFFERENTIAL_DIR}/models/{{model}}.untested.tsv",
+        fits=f"{DIFFERENTIAL_DIR}/models/{{model}}.fits.tsv",
+        formulas=f"{DIFFERENTIAL_DIR}/models/{{model}}.formulas.tsv",
+        dropped_samples=f"{DIFFERENTIAL_DIR}/models/{{model}}.dropped_samples.tsv",
+        notes=f"{DIFFERENTIAL_DIR}/models/{{model}}.notes.tsv",
+    wildcard_constraints:
+        model="|".join(DIFFERENTIAL_MODELS) if DIFFERENTIAL_MODELS else "NONE",
+    log:
+        "logs/differential/{modality}_model_{model}.log",
+    benchmark:
+        "logs/benchmarks/differential/differential_model_{modality}_{model}.tsv"
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    resources:
+        # the transformed table and the mixed models' sufficient statistics
+        mem_mb=lambda wc, input, attempt: max(2000, 15 * input.size_mb) * attempt,
+        runtime=lambda wc, input, attempt: max(15, input.size_mb // 2) * attempt,
+    params:
+        model=lambda wc: DIFFERENTIAL_MODELS[wc.model],
+        response_column=RESPONSE,
+        alpha=DIFFERENTIAL["alpha"],
+        confidence=DIFFERENTIAL["confidence"],
+        mixed_df=DIFFERENTIAL["mixed_df"],
+        values=lambda wc: DIFFERENTIAL_VALUES[wc.modality],
+        table_label=lambda wc: config["modalities"][wc.modality]["path"],
+        samples_label=config["samples"],
+        subjects_label=config["subjects"],
+    script:
+        "../scripts/differential_model.py"
 
 
 rule plot_differential_volcano:
@@ -478,3 +541,17 @@ if not CONTRASTS and RESPONSE:
             for path in figure_paths(f"differential/{modality}/baseline/volcano")
         ]
     )
+# formula models (differential.models), every modality
+FINAL_OUTPUTS.extend(
+    expand(
+        f"{DIFFERENTIAL_DIR}/models/{{model}}.tsv",
+        modality=MODALITIES,
+        model=DIFFERENTIAL_MODELS,
+    )
+    + expand(
+        f"{DIFFERENTIAL_DIR}/models/{{model}}.{{table}}.tsv",
+        modality=MODALITIES,
+        model=DIFFERENTIAL_MODELS,
+        table=DIFFERENTIAL_MODEL_TABLES,
+    )
+)

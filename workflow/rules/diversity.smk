@@ -24,7 +24,11 @@
 from gutaxis.diversity_design import beta_metric_summary
 
 DIVERSITY = config["diversity"]
-DIVERSITY_MODALITIES = modalities_of_kind("taxonomy")
+# a cohort study (repeated samples, no contrast) runs its formula models only: the
+# diversity tests assume pairs or one sample per subject
+DIVERSITY_MODALITIES = (
+    modalities_of_kind("taxonomy") if STUDY.study_type != "cohort" else []
+)
 # patterns that match no name when there is no taxonomy modality / beta metric
 DIVERSITY_MODALITY_PATTERN = "|".join(DIVERSITY_MODALITIES) or "(?!)"
 DIVERSITY_METRICS = DIVERSITY["beta_metrics"]

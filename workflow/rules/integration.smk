@@ -33,7 +33,10 @@ except InputError as err:
     sys.exit(1)
 
 # modalities in axis order (microbial, metabolome, immune); empty = nothing to integrate
-INTEGRATION_MODALITIES = INTEGRATION_DESIGN.modalities
+# (none in a cohort study, which runs its formula models only)
+INTEGRATION_MODALITIES = (
+    INTEGRATION_DESIGN.modalities if STUDY.study_type != "cohort" else []
+)
 INTEGRATION_PATTERN = "|".join(INTEGRATION_MODALITIES) or "(?!)"
 INTEGRATION_PRE = INTEGRATION_DESIGN.pre
 INTEGRATION_POST = INTEGRATION_DESIGN.post
@@ -520,7 +523,7 @@ if INTEGRATION_MODALITIES and INTEGRATION_POST:
             for path in figure_paths(f"{INTEGRATION_FIGURES}/{modality}_dynamics")
         ]
     )
-if INTEGRATION_DESIGN.triad_blocks:
+if INTEGRATION_MODALITIES and INTEGRATION_DESIGN.triad_blocks:
     FINAL_OUTPUTS.extend(
         [f"{INTEGRATION_DIR}/triads.tsv", f"{INTEGRATION_DIR}/triads_data.tsv"]
         + figure_paths(f"{INTEGRATION_FIGURES}/network")

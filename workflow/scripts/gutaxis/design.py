@@ -14,7 +14,12 @@ Study types (``design.study_type``):
 * ``baseline_only`` -- one sample per subject before treatment, no contrasts;
   responders are compared at baseline and the responder models run;
 * ``crossover`` -- every subject receives each intervention in its own period; one
-  contrast per intervention, the sample sheet's ``period`` column is a covariate.
+  contrast per intervention, the sample sheet's ``period`` column is a covariate;
+* ``cohort`` -- one or many samples per subject and no treatment contrast (an
+  observational or longitudinal cohort such as HMP2): the differential module fits the
+  models of ``differential.models`` (a formula over sheet columns, random intercepts per
+  subject, site ...); the paired, diversity, integration and responder analyses, which
+  assume pairs or one sample per subject, are skipped.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ STUDY_TYPES: dict[str, str] = {
     "intervention": "intervention or longitudinal study without tumour response",
     "baseline_only": "baseline-only cohort (one sample per subject, no paired contrasts)",
     "crossover": "crossover study (one contrast per intervention, period as a covariate)",
+    "cohort": "cohort without a treatment contrast (the configured formula models only)",
 }
 #: study types whose samples are paired within subject (they need contrasts)
 PAIRED_TYPES = ("oncology", "intervention", "crossover")
@@ -198,7 +204,17 @@ def plan_study(config: dict, subjects: pd.DataFrame, samples: pd.DataFrame) -> t
     if study_type == "baseline_only":
         skipped.append(("paired analyses (within-subject changes, shifts, change views)",
                         "a baseline-only study has no contrasts"))
+    if study_type == "cohort":
+        problems += cohort_problems(config, contrasts)
+        skipped.append(("paired, diversity, integration and responder analyses",
+                        "a cohort study runs the formula models of differential.models only"))
+    elif config["design"]["duplicates"] == "keep":
+        problems.append(Problem("config", "key 'design.duplicates'",
+                                f"'keep' leaves several samples per subject and timepoint, which the "
+                                f"paired analyses of a {study_type} study cannot pair",
+                                "use last, first or error, or set design.study_type to cohort"))
 
+    problems += formula_model_problems(config["differential"]["models"])
     response, definitions = _response_plan(config, subjects, study_type, label, skipped, problems)
 
     endpoints = {}
@@ -237,6 +253,30 @@ def plan_study(config: dict, subjects: pd.DataFrame, samples: pd.DataFrame) -> t
     plan = StudyPlan(study_type, response, definitions, contrasts, endpoints, period, frozenset(plots),
                      adverse_events, skipped)
     return plan, problems + clinical_problems(plan, subjects, label)
+
+
+def formula_model_problems(models: list) -> list[Problem]:
+    """The formula models' config, checked when the workflow is planned (none: no import)."""
+    if not models:
+        return []
+    # the statistics stack is imported only when a study has formula models
+    from gutaxis.formula_models import config_problems
+
+    return config_problems(models)
+
+
+def cohort_problems(config: dict, contrasts: list) -> list[Problem]:
+    """A cohort study has no contrasts and at least one formula model."""
+    problems = []
+    if contrasts:
+        problems.append(Problem("config", "key 'design.contrasts'",
+                                "a cohort study has no paired contrasts",
+                                "remove design.contrasts, or set design.study_type to intervention"))
+    if not config["differential"]["models"]:
+        problems.append(Problem("config", "key 'differential.models'",
+                                "a cohort study needs at least one formula model",
+                                "add a model {name: ..., fixed: <formula>, random: [subject_id]}"))
+    return problems
 
 
 def _module_skips(config: dict, subjects: pd.DataFrame, study_type: str, response: str | None,

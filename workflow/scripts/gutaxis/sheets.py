@@ -316,9 +316,10 @@ def resolve_duplicate_samples(
     ----------
     samples : DataFrame
         A checked sample sheet.
-    rule : {"last", "first", "error"}
+    rule : {"last", "first", "error", "keep"}
         ``last`` keeps the row listed last (a re-run is usually appended),
-        ``first`` the row listed first, ``error`` raises.
+        ``first`` the row listed first, ``error`` raises, ``keep`` keeps every
+        row (cohort studies, whose models take repeated samples as they come).
     label : str
         How the sheet is named in messages.
 
@@ -333,7 +334,7 @@ def resolve_duplicate_samples(
     biological = samples["sample_type"].isin(BIOLOGICAL_SAMPLE_TYPES)
     key = ["subject_id", "timepoint", "sample_type"]
     clash = biological & samples.duplicated(key, keep=False)
-    if not clash.any():
+    if not clash.any() or rule == "keep":
         return samples.copy(), pd.DataFrame(columns=[*DROPPED_COLUMNS], dtype=str)
     if rule == "error":
         raise InputError(
