@@ -296,7 +296,7 @@ def _unfittable(st: dict, p: int):
     return failed, note
 
 
-def between_within_df(X: np.ndarray, groups, n_obs, n_groups) -> np.ndarray:
+def between_within_df(X: np.ndarray, groups, n_obs, n_groups, within=None) -> np.ndarray:
     r"""Between-within denominator degrees of freedom of each fixed effect, per feature.
 
     A column of ``X`` that is constant within every group (the intercept,
@@ -317,6 +317,11 @@ def between_within_df(X: np.ndarray, groups, n_obs, n_groups) -> np.ndarray:
         Group (subject) of each row.
     n_obs, n_groups : ndarray, shape (n_features,)
         Non-missing observations and groups of each feature.
+    within : ndarray of bool, shape (n_features, p), optional
+        Which columns vary within a group on each feature's observed rows
+        (:func:`_within_columns`); default: decided once on all rows of ``X``.
+        A column that varies within subjects only on visits a feature does not
+        observe is a between-subject column for that feature.
 
     Returns
     -------
@@ -330,19 +335,40 @@ def between_within_df(X: np.ndarray, groups, n_obs, n_groups) -> np.ndarray:
     Comput Simul 37:69-87 (SAS PROC MIXED ``DDFM=BETWITHIN``).
     """
     X = np.asarray(X, dtype=float)
-    codes = pd.factorize(pd.Series(groups).astype(str))[0]
-    n_g = codes.max() + 1
-    counts = np.bincount(codes, minlength=n_g)[:, None]
-    sums = np.zeros((n_g, X.shape[1]))
-    np.add.at(sums, codes, X)
-    deviation = np.abs(X - (sums / counts)[codes]).max(axis=0)
-    within = deviation > 1e-12 * np.maximum(1.0, np.abs(X).max(axis=0))
-    p_w = int(within.sum())
+    if within is None:
+        codes = pd.factorize(pd.Series(groups).astype(str))[0]
+        n_g = codes.max() + 1
+        counts = np.bincount(codes, minlength=n_g)[:, None]
+        sums = np.zeros((n_g, X.shape[1]))
+        np.add.at(sums, codes, X)
+        deviation = np.abs(X - (sums / counts)[codes]).max(axis=0)
+        within = (deviation > 1e-12 * np.maximum(1.0, np.abs(X).max(axis=0)))[None, :]
+    within = np.asarray(within, dtype=bool)
+    p_w = within.sum(axis=1, keepdims=True)
     p_b = X.shape[1] - p_w
     n_obs = np.asarray(n_obs, dtype=float)[:, None]
     n_groups = np.asarray(n_groups, dtype=float)[:, None]
-    df = np.where(within[None, :], n_obs - n_groups - p_w, n_groups - p_b)
+    df = np.where(within, n_obs - n_groups - p_w, n_groups - p_b)
     return np.maximum(df, 1.0)
+
+
+def _within_columns(st: dict, tol: float = 1e-10) -> np.ndarray:
+    r"""Columns that vary within a group on each feature's observed rows.
+
+    The within-group sum of squares of column *j* over the observed rows is
+    :math:`\sum_s x_{sj}^2 - \sum_g (\sum_{s \in g} x_{sj})^2 / n_g`, i.e. the
+    diagonal of ``XtX`` minus :math:`\sum_k \mathrm{diag}(S_k)/k` of the
+    group-size-class statistics; the column is within-group when this exceeds
+    ``tol`` times :math:`\sum_s x_{sj}^2` (scale free).
+
+    Returns
+    -------
+    ndarray of bool, shape (n_features, p)
+    """
+    k = np.arange(1, st["K"] + 1, dtype=float)
+    total = np.einsum("fpp->fp", st["XtX"])
+    between = np.einsum("fkpp,k->fp", st["Sss"], 1.0 / k)
+    return total - between > tol * total
 
 
 def estimable_columns(XtX: np.ndarray, intercept=None, tol: float = RANK_TOL):
@@ -491,7 +517,8 @@ def _fit_group(st: dict, X: np.ndarray, groups, confidence: float, df_method: st
         p_value = 2 * special.ndtr(-np.abs(z))
         crit = np.full(beta.shape, special.ndtri(0.5 + confidence / 2))
     else:
-        df = between_within_df(X, groups, st["n_obs"][ok_idx], st["n_groups"][ok_idx])
+        df = between_within_df(X, groups, st["n_obs"][ok_idx], st["n_groups"][ok_idx],
+                               within=_within_columns(sub))
         p_value = 2 * special.stdtr(df, -np.abs(z))
         crit = special.stdtrit(df, 0.5 + confidence / 2)
     for key, val in (("estimate", beta), ("se", se), ("z", z), ("df", df), ("p", p_value),
@@ -654,7 +681,7 @@ def fit_random_intercept(values, exog, groups, confidence: float = 0.95,
         keeps the false-positive rate at its level with a few dozen subjects.
         The df of a feature count its observed rows and groups and the
         columns of its reduced design; whether a column is within-subject is
-        decided on the full design.
+        decided on the rows the feature observes (:func:`_within_columns`).
     drop_inestimable : bool
         Per feature, drop the columns not estimable on its observed rows
         (:func:`estimable_columns`; never an all-ones intercept column) and fit
