@@ -36,3 +36,173 @@ def test_between_within_df_classifies_columns_on_the_rows_a_feature_observes():
     alone = fit_random_intercept(Y.loc[seen, ["no_t2"]], X[seen], d["subject"][seen],
                                  df_method="between_within").coefficients
     np.testing.assert_array_equal(alone["df"].to_numpy(), co.loc["no_t2"].to_numpy())
+
+
+# --------------------------------------------------------------------------------------
+# several random intercepts
+# --------------------------------------------------------------------------------------
+
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+
+import pytest  # noqa: E402
+
+from gutaxis.mixed import fit_mixed  # noqa: E402
+
+needs_lmertest = pytest.mark.skipif(
+    shutil.which("Rscript") is None or subprocess.run(
+        ["Rscript", "-e", "suppressMessages(library(lmerTest))"], capture_output=True).returncode != 0,
+    reason="Rscript with lmerTest not available")
+
+
+def nested(seed: int = 1, n_subjects: int = 40, n_sites: int = 5, n_features: int = 12):
+    """HMP2-like: subjects nested in sites, 1-10 samples each, a 3-level diagnosis (between
+    subjects), a continuous visit week and age; subject and site effects of varied size, 3 % NaN."""
+    rng = np.random.default_rng(seed)
+    size = rng.integers(1, 11, n_subjects)
+    sid = np.repeat(np.arange(n_subjects), size)
+    site = rng.integers(0, n_sites, n_subjects)
+    d = pd.DataFrame({"subject": [f"s{i:02d}" for i in sid], "site": [f"site{site[i]}" for i in sid],
+                      "dx": pd.Categorical(rng.choice(["nonIBD", "CD", "UC"], n_subjects)[sid],
+                                           ["nonIBD", "CD", "UC"]),
+                      "week": rng.uniform(0, 50, sid.size).round(), "age": rng.normal(40, 10, n_subjects)[sid]})
+    sd_u = rng.uniform(0.0, 1.5, n_features)
+    sd_v = rng.choice([0.2, 0.5, 1.0], n_features)
+    Y = (rng.normal(size=(n_subjects, n_features))[sid] * sd_u + rng.normal(size=(n_sites, n_features))[site[sid]] * sd_v
+         + 0.02 * d["week"].to_numpy()[:, None] + rng.normal(size=(sid.size, n_features)))
+    Y[rng.random(Y.shape) < 0.03] = np.nan
+    return d, pd.DataFrame(Y, columns=[f"f{j:02d}" for j in range(n_features)])
+
+
+def crossed(seed: int = 2, n_subjects: int = 30, n_batches: int = 6, n_features: int = 10):
+    """Subjects crossed with sequencing batches (2-6 samples per subject in random batches, so not
+    every subject x batch cell exists), 3 timepoints and a covariate; the last feature has its
+    between-batch differences pulled apart (the REML batch variance is 0: a boundary fit)."""
+    rng = np.random.default_rng(seed)
+    rows = [(s, t, rng.integers(0, n_batches)) for s in range(n_subjects)
+            for t in rng.choice(3, size=rng.integers(2, 7), replace=True)]
+    sid, tp, batch = (np.array(c) for c in zip(*rows))
+    d = pd.DataFrame({"subject": [f"s{i:02d}" for i in sid], "batch": [f"b{b}" for b in batch],
+                      "tp": pd.Categorical([f"t{t}" for t in tp], ["t0", "t1", "t2"]),
+                      "x": rng.normal(size=sid.size)})
+    Y = (rng.normal(size=(n_subjects, n_features))[sid] * rng.uniform(0.2, 1.5, n_features)
+         + rng.normal(size=(n_batches, n_features))[batch] * rng.uniform(0.2, 1.0, n_features)
+         + 0.4 * (tp == 1)[:, None] + rng.normal(size=(sid.size, n_features)))
+    e = rng.normal(size=sid.size)
+    Y[:, -1] = e - 0.9 * pd.Series(e).groupby(batch).transform("mean").to_numpy() \
+        + rng.normal(size=n_subjects)[sid]
+    Y[rng.random(Y.shape) < 0.05] = np.nan
+    return d, pd.DataFrame(Y, columns=[f"f{j:02d}" for j in range(n_features)])
+
+
+def lmertest(tmp_path, d: pd.DataFrame, Y: pd.DataFrame, rhs: str, random: str, factors: dict):
+    """Coefficients (Satterthwaite) and variance components of lmerTest, one fit per feature."""
+    d.assign(**Y).to_csv(tmp_path / "d.tsv", sep="\t", index=False)
+    levels = "; ".join(f'd${k} <- factor(d${k}, levels = c({", ".join(repr(v) for v in lv)}))'
+                       for k, lv in factors.items())
+    script = f"""
+suppressMessages(library(lmerTest))
+d <- read.delim("{tmp_path}/d.tsv")
+{levels}
+out <- NULL; vc <- NULL
+for (f in c({", ".join(repr(c) for c in Y.columns)})) {{
+  m <- suppressMessages(lmer(as.formula(paste(f, "~ {rhs} + {random}")), data = d, REML = TRUE,
+       control = lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e5))))
+  s <- coef(summary(m, ddf = "Satterthwaite"))
+  out <- rbind(out, data.frame(feature = f, term = rownames(s), est = s[, 1], se = s[, 2], df = s[, 3], p = s[, 5]))
+  v <- as.data.frame(VarCorr(m))
+  vc <- rbind(vc, data.frame(feature = f, grp = v$grp, vcov = v$vcov, singular = isSingular(m)))
+}}
+write.table(out, "{tmp_path}/coef.tsv", sep = "\\t", row.names = FALSE, quote = FALSE)
+write.table(vc, "{tmp_path}/vc.tsv", sep = "\\t", row.names = FALSE, quote = FALSE)
+"""
+    (tmp_path / "check.R").write_text(script)
+    done = subprocess.run(["Rscript", str(tmp_path / "check.R")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    coef = pd.read_csv(tmp_path / "coef.tsv", sep="\t")
+    vc = pd.read_csv(tmp_path / "vc.tsv", sep="\t")
+    return coef, vc.pivot(index="feature", columns="grp", values="vcov"), vc.groupby("feature")["singular"].first()
+
+
+def compare(ours, ref: pd.DataFrame, names: dict) -> dict:
+    """Max abs differences (estimate, p) and max relative differences (se, df) vs lmerTest."""
+    ref = ref.assign(term=ref["term"].map(names))
+    both = ref.merge(ours.coefficients, left_on=["feature", "term"], right_on=["feature_id", "term"],
+                     suffixes=("_r", ""))
+    assert len(both) == len(ref) and ref["term"].notna().all()
+    return {"estimate": float((both["estimate"] - both["est"]).abs().max()),
+            "p": float((both["p"] - both["p_r"]).abs().max()),
+            "se": float(((both["se"] - both["se_r"]) / both["se_r"]).abs().max()),
+            "df": float(((both["df"] - both["df_r"]) / both["df_r"]).abs().max())}
+
+
+def assert_variances(ours, vc: pd.DataFrame, factors):
+    fits = ours.fits.set_index("feature_id").loc[vc.index]
+    for name in factors:
+        np.testing.assert_allclose(fits[f"var_{name}"], vc[name], atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(fits["scale"], vc["Residual"], rtol=1e-5)
+
+
+@pytest.mark.rcheck
+@needs_lmertest
+def test_nested_subjects_in_sites_match_lmertest(tmp_path):
+    d, Y = nested()
+    X = build_design(d, "dx + week + age")
+    ours = fit_mixed(Y, X, d[["subject", "site"]])
+    coef, vc, _ = lmertest(tmp_path, d, Y, "dx + week + age", "(1 | subject) + (1 | site)",
+                           {"dx": ["nonIBD", "CD", "UC"]})
+    diff = compare(ours, coef, {"(Intercept)": "Intercept", "dxCD": "dx[CD]", "dxUC": "dx[UC]",
+                                "week": "week", "age": "age"})
+    print("nested", diff)
+    assert max(diff.values()) < 1e-4, diff
+    assert_variances(ours, vc, ["subject", "site"])
+
+
+@pytest.mark.rcheck
+@needs_lmertest
+def test_crossed_subjects_and_batches_match_lmertest_with_a_boundary_fit(tmp_path):
+    d, Y = crossed()
+    X = build_design(d, "tp + x")
+    ours = fit_mixed(Y, X, d[["subject", "batch"]])
+    coef, vc, singular = lmertest(tmp_path, d, Y, "tp + x", "(1 | subject) + (1 | batch)",
+                                  {"tp": ["t0", "t1", "t2"]})
+    diff = compare(ours, coef, {"(Intercept)": "Intercept", "tpt1": "tp[t1]", "tpt2": "tp[t2]", "x": "x"})
+    print("crossed", diff)
+    assert max(diff.values()) < 1e-4, diff
+    assert_variances(ours, vc, ["subject", "batch"])
+    # the pulled-apart feature: lme4 singular with batch variance 0, ours a boundary fit that says so
+    fits = ours.fits.set_index("feature_id")
+    assert singular["f09"] and vc.loc["f09", "batch"] < 1e-12
+    assert fits.loc["f09", "status"] == "boundary" and fits.loc["f09", "var_batch"] == 0
+    assert "var_batch estimated as 0" in fits.loc["f09", "note"]
+    assert (fits.loc[singular.index[~singular], "status"] == "ok").all()
+
+
+@pytest.mark.rcheck
+@needs_lmertest
+def test_three_crossed_and_nested_factors_match_lmertest(tmp_path):
+    d, Y = crossed(seed=5, n_features=6)
+    d["plate"] = "p" + (pd.factorize(d["batch"], sort=True)[0] // 2).astype(str)  # batches nested in plates
+    X = build_design(d, "tp + x")
+    ours = fit_mixed(Y, X, d[["subject", "batch", "plate"]])
+    coef, vc, _ = lmertest(tmp_path, d, Y, "tp + x", "(1 | subject) + (1 | batch) + (1 | plate)",
+                           {"tp": ["t0", "t1", "t2"]})
+    diff = compare(ours, coef, {"(Intercept)": "Intercept", "tpt1": "tp[t1]", "tpt2": "tp[t2]", "x": "x"})
+    print("three factors", diff)
+    assert max(diff.values()) < 1e-4, diff
+    assert_variances(ours, vc, ["subject", "batch", "plate"])
+
+
+@pytest.mark.parametrize("df_method", ["satterthwaite", "z", "between_within"])
+def test_one_grouping_factor_is_fit_random_intercept_exactly(df_method):
+    d, Y = nested(n_features=8)
+    X = build_design(d, "dx + week + age")
+    direct = fit_random_intercept(Y, X, d["subject"], df_method=df_method)
+    for groups in (d["subject"], d["subject"].to_numpy()):
+        res = fit_mixed(Y, X, groups, df_method=df_method)
+        assert res.coefficients.to_csv() == direct.coefficients.to_csv()
+        assert res.fits.to_csv() == direct.fits.to_csv()
+    framed = fit_mixed(Y, X, d[["subject"]], df_method=df_method)
+    assert framed.coefficients.to_csv() == direct.coefficients.to_csv()
+    assert framed.fits.drop(columns="var_subject").to_csv() == direct.fits.to_csv()
+    assert framed.fits["var_subject"].equals(direct.fits["group_var"])
