@@ -206,3 +206,108 @@ def test_one_grouping_factor_is_fit_random_intercept_exactly(df_method):
     assert framed.coefficients.to_csv() == direct.coefficients.to_csv()
     assert framed.fits.drop(columns="var_subject").to_csv() == direct.fits.to_csv()
     assert framed.fits["var_subject"].equals(direct.fits["group_var"])
+
+
+def test_planted_effects_and_variances_are_recovered():
+    """200 features with a planted week slope (0.02 per week) and known subject (1.0) and site (0.5)
+    variances: the slope's intervals cover it at about the nominal rate, the variances average out
+    to the truth, and a planted between-subject diagnosis effect (1.5) is covered and found in
+    most features."""
+    d, _ = nested(seed=3, n_subjects=40, n_features=1)
+    rng = np.random.default_rng(3)
+    sid = pd.factorize(d["subject"], sort=True)[0]
+    site = pd.factorize(d["site"], sort=True)[0]
+    F = 200
+    Y = (rng.normal(size=(sid.max() + 1, F))[sid] + np.sqrt(0.5) * rng.normal(size=(site.max() + 1, F))[site]
+         + 0.02 * d["week"].to_numpy()[:, None] + 1.5 * (d["dx"] == "CD").to_numpy()[:, None]
+         + rng.normal(size=(len(d), F)))
+    res = fit_mixed(pd.DataFrame(Y), build_design(d, "dx + week + age"), d[["subject", "site"]])
+    co = res.coefficients.set_index("term")
+    week = co.loc["week"]
+    cover = ((week["ci_low"] < 0.02) & (0.02 < week["ci_high"])).mean()
+    assert abs(cover - 0.95) < 3 * np.sqrt(0.05 * 0.95 / F), cover
+    assert abs(week["estimate"].mean() - 0.02) < 3 * week["se"].mean() / np.sqrt(F)
+    cd = co.loc["dx[CD]"]
+    cover = ((cd["ci_low"] < 1.5) & (1.5 < cd["ci_high"])).mean()
+    assert abs(cover - 0.95) < 3 * np.sqrt(0.05 * 0.95 / F), cover
+    assert (cd["p"] < 0.05).mean() > 0.7
+    fits = res.fits
+    assert (fits["status"] != "failed").all()
+    assert fits["var_subject"].mean() == pytest.approx(1.0, abs=0.1)
+    assert fits["scale"].mean() == pytest.approx(1.0, abs=0.02)
+    assert fits["var_site"].mean() == pytest.approx(0.5, abs=0.2)  # 5 sites: a noisy estimate
+    np.testing.assert_allclose(fits["gamma"], fits["var_subject"] / fits["scale"], rtol=1e-12)
+    assert fits["group_var"].equals(fits["var_subject"])
+
+
+def test_satterthwaite_tests_hold_their_level_on_a_nested_null():
+    """400 null features (subject and site effects, no fixed effect): each term's fraction of
+    p < 0.05 is within binomial noise of 0.05; the z test of the between-subject diagnosis is
+    anti-conservative with 5 sites."""
+    d, _ = nested(seed=4, n_features=1)
+    rng = np.random.default_rng(4)
+    sid = pd.factorize(d["subject"], sort=True)[0]
+    site = pd.factorize(d["site"], sort=True)[0]
+    F = 400
+    Y = (rng.normal(size=(sid.max() + 1, F))[sid] * rng.uniform(0, 1.5, F)
+         + rng.normal(size=(site.max() + 1, F))[site] * rng.uniform(0, 1.0, F) + rng.normal(size=(len(d), F)))
+    X = build_design(d, "dx + week + age")
+    satt = fit_mixed(pd.DataFrame(Y), X, d[["subject", "site"]]).coefficients
+    rate = satt[satt["term"] != "Intercept"].groupby("term")["p"].apply(lambda p: float((p < 0.05).mean()))
+    noise = 3 * np.sqrt(0.05 * 0.95 / F)
+    assert rate.max() <= 0.05 + noise and rate.min() >= 0.05 - noise, rate
+    wald = fit_mixed(pd.DataFrame(Y), X, d[["subject", "site"]], df_method="z").coefficients
+    z_rate = wald[wald["term"] == "age"]["p"].lt(0.05).mean()
+    assert z_rate > rate["age"]
+
+
+def test_results_do_not_depend_on_row_order_and_repeat_byte_for_byte():
+    d, Y = crossed(seed=7)
+    X = build_design(d, "tp + x")
+    res = fit_mixed(Y, X, d[["subject", "batch"]])
+    again = fit_mixed(Y, X, d[["subject", "batch"]])
+    assert res.coefficients.to_csv() == again.coefficients.to_csv()
+    assert res.fits.to_csv() == again.fits.to_csv()
+    perm = np.random.default_rng(0).permutation(len(d))
+    shuffled = fit_mixed(Y.iloc[perm], X.iloc[perm], d[["subject", "batch"]].iloc[perm])
+    num = ["estimate", "se", "z", "df", "p", "ci_low", "ci_high"]
+    np.testing.assert_allclose(shuffled.coefficients[num], res.coefficients[num], rtol=1e-7, atol=1e-10)
+    assert shuffled.coefficients["term"].equals(res.coefficients["term"])
+    np.testing.assert_allclose(shuffled.fits[["var_subject", "var_batch", "scale", "llf"]],
+                               res.fits[["var_subject", "var_batch", "scale", "llf"]], rtol=1e-7, atol=1e-12)
+    # a feature's numbers do not depend on the features fitted with it
+    alone = fit_mixed(Y[["f03"]], X, d[["subject", "batch"]], chunk_size=1)
+    np.testing.assert_allclose(alone.coefficients[num],
+                               res.coefficients[res.coefficients["feature_id"] == "f03"][num], rtol=1e-9)
+
+
+def test_a_factor_without_replication_on_a_features_rows_is_fixed_at_zero():
+    """A feature seen at one site only (site has one level there), and one whose observed rows
+    are each in a different batch: that variance is fixed at 0 with a note, and the fit equals
+    the one-factor fit of the other factor (lmerTest's numbers, tested above)."""
+    d, Y = nested(seed=6, n_features=3)
+    first_site = d["site"] == d["site"].iloc[0]
+    Y.loc[~first_site, "f00"] = np.nan
+    d["batch"] = [f"b{i}" for i in range(len(d))]  # every sample its own batch ...
+    d.loc[d.index[::3], "batch"] = "b_shared"  # ... except every third
+    Y.loc[d.index[::3], "f01"] = np.nan  # f01 never sees the shared batch
+    X = build_design(d, "week + age")
+    res = fit_mixed(Y, X, d[["subject", "site", "batch"]])
+    fits = res.fits.set_index("feature_id")
+    assert fits.loc["f00", "var_site"] == 0 and fits.loc["f00", "status"] == "boundary"
+    assert "var_site fixed at 0 (one level on the observed rows)" in fits.loc["f00", "note"]
+    assert fits.loc["f01", "var_batch"] == 0
+    assert "var_batch fixed at 0 (no level with two or more observations)" in fits.loc["f01", "note"]
+    one = fit_mixed(Y[["f00"]], X, d[["subject", "batch"]])
+    np.testing.assert_allclose(res.coefficients[res.coefficients["feature_id"] == "f00"].iloc[:, 2:],
+                               one.coefficients.iloc[:, 2:], rtol=1e-6)
+    single = fit_random_intercept(Y[["f01"]], X, d["subject"], df_method="satterthwaite")
+    two = fit_mixed(Y[["f01"]], X, d[["subject", "site"]])
+    mine = res.coefficients[res.coefficients["feature_id"] == "f01"].iloc[:, 2:]
+    np.testing.assert_allclose(mine, two.coefficients.iloc[:, 2:], rtol=1e-6)
+    assert single.fits["status"].iloc[0] in ("ok", "boundary")
+    # no factor left to estimate: the feature fails with a reason instead of crashing
+    lone = pd.DataFrame({"y": Y["f00"]})
+    lone.loc[d["subject"].duplicated(), "y"] = np.nan  # one sample per subject, one site
+    failed = fit_mixed(lone, X, d[["subject", "site"]]).fits.iloc[0]
+    assert failed["status"] == "failed" and "no grouping factor" in failed["note"]
