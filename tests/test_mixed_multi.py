@@ -68,7 +68,8 @@ def nested(seed: int = 1, n_subjects: int = 40, n_sites: int = 5, n_features: in
                       "week": rng.uniform(0, 50, sid.size).round(), "age": rng.normal(40, 10, n_subjects)[sid]})
     sd_u = rng.uniform(0.0, 1.5, n_features)
     sd_v = rng.choice([0.2, 0.5, 1.0], n_features)
-    Y = (rng.normal(size=(n_subjects, n_features))[sid] * sd_u + rng.normal(size=(n_sites, n_features))[site[sid]] * sd_v
+    Y = (rng.normal(size=(n_subjects, n_features))[sid] * sd_u
+         + rng.normal(size=(n_sites, n_features))[site[sid]] * sd_v
          + 0.02 * d["week"].to_numpy()[:, None] + rng.normal(size=(sid.size, n_features)))
     Y[rng.random(Y.shape) < 0.03] = np.nan
     return d, pd.DataFrame(Y, columns=[f"f{j:02d}" for j in range(n_features)])
@@ -109,7 +110,8 @@ for (f in c({", ".join(repr(c) for c in Y.columns)})) {{
   m <- suppressMessages(lmer(as.formula(paste(f, "~ {rhs} + {random}")), data = d, REML = TRUE,
        control = lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e5))))
   s <- coef(summary(m, ddf = "Satterthwaite"))
-  out <- rbind(out, data.frame(feature = f, term = rownames(s), est = s[, 1], se = s[, 2], df = s[, 3], p = s[, 5]))
+  out <- rbind(out, data.frame(feature = f, term = rownames(s), est = s[, 1], se = s[, 2], df = s[, 3],
+                               p = s[, 5]))
   v <- as.data.frame(VarCorr(m))
   vc <- rbind(vc, data.frame(feature = f, grp = v$grp, vcov = v$vcov, singular = isSingular(m)))
 }}
@@ -121,7 +123,8 @@ write.table(vc, "{tmp_path}/vc.tsv", sep = "\\t", row.names = FALSE, quote = FAL
     assert done.returncode == 0, done.stderr
     coef = pd.read_csv(tmp_path / "coef.tsv", sep="\t")
     vc = pd.read_csv(tmp_path / "vc.tsv", sep="\t")
-    return coef, vc.pivot(index="feature", columns="grp", values="vcov"), vc.groupby("feature")["singular"].first()
+    singular = vc.groupby("feature")["singular"].first()
+    return coef, vc.pivot(index="feature", columns="grp", values="vcov"), singular
 
 
 def compare(ours, ref: pd.DataFrame, names: dict) -> dict:
@@ -311,3 +314,9 @@ def test_a_factor_without_replication_on_a_features_rows_is_fixed_at_zero():
     lone.loc[d["subject"].duplicated(), "y"] = np.nan  # one sample per subject, one site
     failed = fit_mixed(lone, X, d[["subject", "site"]]).fits.iloc[0]
     assert failed["status"] == "failed" and "no grouping factor" in failed["note"]
+
+
+def test_between_within_is_refused_with_several_factors():
+    d, Y = crossed(n_features=2)
+    with pytest.raises(ValueError, match="several grouping factors"):
+        fit_mixed(Y, build_design(d, "tp + x"), d[["subject", "batch"]], df_method="between_within")

@@ -33,6 +33,15 @@ Missing values (NaN) drop that observation for that feature only: the
 sufficient statistics are computed with a per-feature mask, so unbalanced and
 incomplete features use the same vectorised path (no per-feature fallback).
 
+Several random intercepts (:func:`fit_mixed`, crossed or nested grouping
+factors such as subject within site, or subject x sequencing batch) use the same
+absorption for the factor with most levels and carry the other factors as
+indicator columns scaled by lme4's :math:`\\theta_k = \\sigma_k/\\sigma`; the REML
+deviance is then a function of a few (features, p + q, p + q) arrays, minimised
+for all features together by a grid start and damped Newton steps, with
+estimates, standard errors and Satterthwaite df as lme4/lmerTest (Bates et al.
+2015; Kuznetsova et al. 2017).
+
 A fixed-effect column that is not estimable on the rows a feature observes (all
 zero there, or a linear combination of earlier columns, e.g. a sparse third
 timepoint whose few observed samples are all from responders) is dropped for
@@ -46,6 +55,10 @@ Harville, D. A. (1977). Maximum likelihood approaches to variance component
 estimation and to related problems. JASA 72, 320-338.
 Lindstrom, M. J. & Bates, D. M. (1988). Newton-Raphson and EM algorithms for
 linear mixed-effects models for repeated-measures data. JASA 83, 1014-1022.
+Bates, D., Maechler, M., Bolker, B. & Walker, S. (2015). Fitting linear mixed-effects
+models using lme4. J Stat Softw 67(1).
+Kuznetsova, A., Brockhoff, P. B. & Christensen, R. H. B. (2017). lmerTest package:
+tests in linear mixed effects models. J Stat Softw 82(13).
 """
 
 from __future__ import annotations
@@ -1124,10 +1137,10 @@ def _lmertest_multi(theta: np.ndarray, fit: dict, st: dict, p: int, blocks: list
         if k == 0:
             dM = 2 * theta[:, :1, None] * fit["G1"]
         else:
-            ind = np.zeros((F, Minv.shape[1]))
+            ind = np.zeros((F, Minv.shape[1]))  # E_k: dM = E_k A Lambda + Lambda A E_k
             ind[:, p + blocks[k - 1]] = 1.0
-            A = fit["A"]
-            dM = A * (ind[:, :, None] * fit["lam"][:, None, :] + fit["lam"][:, :, None] * ind[:, None, :])
+            lam = fit["lam"]
+            dM = fit["A"] * (ind[:, :, None] * lam[:, None, :] + lam[:, :, None] * ind[:, None, :])
         g[:, :, k] = np.where(active[:, k:k + 1],
                               -s2[:, None] * np.einsum("fij,fik,fkj->fj", MX, dM, MX), 0.0)
     g[:, :, r] = 2 * s[:, None] * a
@@ -1181,7 +1194,8 @@ def _fit_multi_group(st: dict, p: int, fac: _Factors, frozen: np.ndarray, confid
     fit = _reml_multi(theta, sub, p, fac.blocks)
     se, df, cov_par = _lmertest_multi(theta, fit, sub, p, fac.blocks)
     s2 = fit["P"] / fit["fac"]
-    # delta method: var_k = sigma^2 theta_k^2, d/d(theta_k, sigma) = (2 sigma^2 theta_k, 2 sigma theta_k^2)
+    # delta method: var_k = sigma^2 theta_k^2,
+    # d var_k / d(theta_k, sigma) = (2 sigma^2 theta_k, 2 sigma theta_k^2)
     for k in range(r):
         grad = np.column_stack([2 * s2 * theta[:, k], 2 * np.sqrt(s2) * theta[:, k] ** 2])
         sub_cov = cov_par[:, [k, r]][:, :, [k, r]]
@@ -1197,6 +1211,8 @@ def _fit_multi_group(st: dict, p: int, fac: _Factors, frozen: np.ndarray, confid
                             note[ok])
     status = np.where((theta == 0).any(axis=1), "boundary", "ok").astype(object)
     status[not_converged] = "not_converged"
+    note[ok[not_converged]] = (f"variance parameters not converged after {_NEWTON_STEPS} Newton "
+                               f"steps or theta above {_THETA_MAX:g} (residual variance -> 0)")
     out["status"][ok] = status
     return out
 
@@ -1234,7 +1250,9 @@ def fit_mixed(values, exog, groups, confidence: float = 0.95, chunk_size: int = 
     confidence : float
         Level of the confidence intervals.
     chunk_size : int
-        Features fitted together.
+        Features fitted together (memory about ``chunk_size * n_max * (p + q)**2``
+        floats, ``n_max`` the largest group of the absorbed factor, ``q`` the
+        levels of the other factors).
     df_method : {"satterthwaite", "z"}
         Student t with lmerTest's Satterthwaite df, or the Wald z test. With
         several factors ``"between_within"`` is not defined and raises.
