@@ -174,7 +174,8 @@ def test_example_tables_import_with_the_config_options(name, tmp_path):
     assert set(config["modalities"]) == set(IMPORTED[name])
     for modality, spec in config["modalities"].items():
         spec = {"options": {}, "min_total": 0.0, **spec}
-        imported = import_modality(spec, sheet, config["samples"], "error", excluded["sample_id"])
+        imported = import_modality(spec, sheet, config["samples"], config["design"]["duplicates"],
+                                   excluded["sample_id"])
         assert imported.table.shape[0] == IMPORTED[name][modality], modality
         assert not set(imported.table.index) & set(excluded["sample_id"])
         if spec["kind"] == "taxonomy" and imported.notes.get("units") != "counts":
