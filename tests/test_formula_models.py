@@ -244,3 +244,25 @@ def test_presence_with_random_intercepts_is_refused_at_planning():
                                 {"name": "p", "fixed": "dose", "random": []}])
     text = " ".join(str(p) for p in problems)
     assert "no random intercepts" in text and "used twice" in text
+
+
+def test_contrast_mixed_models_take_a_second_random_intercept():
+    """A site effect on every feature, sites unbalanced between responders and non-responders:
+    ``random_effects: [subject_id, site]`` fits both intercepts (formula and variances say so)
+    and its time x response tests hold their level on a null."""
+    table, samples, responders, _ = simulate_trial(n_features=40, seed=11, effect=0.0, n_changed=0)
+    rng = np.random.default_rng(11)
+    site = {s: f"site{rng.integers(0, 4)}" for s in responders["subject_id"]}
+    samples = samples.assign(site=samples["subject_id"].map(site))
+    shift = pd.Series(rng.normal(0, 1.0, 4), index=[f"site{i}" for i in range(4)])
+    table = table * np.exp2(shift.loc[samples.set_index("sample_id").loc[table.index, "site"]].to_numpy())[:, None]
+    res = run_contrast(table, samples, CONTRAST, transform="log2", responders=responders,
+                       covariates=["cohort"], methods=("mixed",), sensitivity="none",
+                       random_effects=("subject_id", "site"))
+    assert res.formulas["lmm_time"].endswith("+ (1 | subject_id) + (1 | site)")
+    assert (res.model_fits["var_site"] > 0).mean() > 0.5
+    lmm = res.results[res.results["method"] == "lmm"]
+    assert (lmm["q"] < 0.1).sum() <= 1
+    with pytest.raises(InputError, match="between-within"):
+        run_contrast(table, samples, CONTRAST, transform="log2", responders=responders,
+                     methods=("mixed",), mixed_df="between_within", random_effects=("subject_id", "site"))

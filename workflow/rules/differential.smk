@@ -52,6 +52,7 @@ DIFFERENTIAL_SETTINGS = {
         "mixed_df",
         "bias_correction",
         "presence_tests",
+        "random_effects",
     )
 } | {"covariates": DIFFERENTIAL_COVARIATES}
 # a study without contrasts but with a response: responders vs non-responders at

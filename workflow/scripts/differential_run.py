@@ -195,7 +195,8 @@ def main(smk):
         min_group_size=settings["min_group_size"], methods=settings["methods"],
         wilcoxon_options={"zero_method": settings["wilcoxon_zero_method"]},
         effect=settings["effect"], confidence=settings["confidence"],
-        sensitivity=p.sensitivity, mixed_df=settings["mixed_df"], **compositional_options(p),
+        sensitivity=p.sensitivity, mixed_df=settings["mixed_df"],
+        random_effects=settings["random_effects"], **compositional_options(p),
         file_table=p.table_label, file_samples=p.samples_label)
 
     untested = write_common(smk, result, notes, untested_filter)

@@ -215,6 +215,7 @@ def plan_study(config: dict, subjects: pd.DataFrame, samples: pd.DataFrame) -> t
                                 "use last, first or error, or set design.study_type to cohort"))
 
     problems += formula_model_problems(config["differential"]["models"])
+    problems += random_effect_problems(config["differential"])
     response, definitions = _response_plan(config, subjects, study_type, label, skipped, problems)
 
     endpoints = {}
@@ -253,6 +254,20 @@ def plan_study(config: dict, subjects: pd.DataFrame, samples: pd.DataFrame) -> t
     plan = StudyPlan(study_type, response, definitions, contrasts, endpoints, period, frozenset(plots),
                      adverse_events, skipped)
     return plan, problems + clinical_problems(plan, subjects, label)
+
+
+def random_effect_problems(differential: dict) -> list[Problem]:
+    """The contrasts' random intercepts: subject first; between-within df only with one."""
+    groups = list(differential["random_effects"])
+    if groups[0] != "subject_id":
+        return [Problem("config", "key 'differential.random_effects'",
+                        f"the first grouping column is '{groups[0]}', not subject_id",
+                        "list subject_id first, then site, batch ...")]
+    if len(groups) > 1 and differential["mixed_df"] == "between_within":
+        return [Problem("config", "key 'differential.mixed_df'",
+                        "between-within degrees of freedom have no definition with several "
+                        "random intercepts", "use satterthwaite (as lmerTest) or z")]
+    return []
 
 
 def formula_model_problems(models: list) -> list[Problem]:

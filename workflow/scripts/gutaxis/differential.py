@@ -57,7 +57,7 @@ from statsmodels.stats.multitest import multipletests
 
 from gutaxis.clinical_checks import NON_RESPONDER, RESPONDER
 from gutaxis.errors import InputError, Problem, ProblemCollector
-from gutaxis.mixed import build_design, fit_random_intercept, fitted_formula
+from gutaxis.mixed import build_design, fit_mixed, fitted_formula
 from gutaxis.paired import (average_ranks, hodges_lehmann, paired_differences,
                             paired_t_test, pair_samples, wilcoxon_signed_rank)
 from gutaxis.prevalence import (PRESENCE_METHODS, discordant_interaction_test,
@@ -528,7 +528,7 @@ def _paired_analysis(raw, tvals, frame, pre, post, min_pairs, wilcoxon_options, 
 
 
 def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_pairs,
-                    confidence, notes, df_method="between_within"):
+                    confidence, notes, df_method="between_within", extra_groups=()):
     """Fit the LMM family; returns rows, untested, dropped, formulas, fits, coefficients.
 
     Per feature, a fixed-effect column not estimable on its observed rows is dropped
@@ -553,6 +553,12 @@ def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_
             data = data[~unlabelled]
         data, used, dropped_cov = _prepare_covariates(data, covariates, model_name, notes)
         dropped += [_dropped_rows(x, model_name) for x in dropped_cov]
+        for group in extra_groups:
+            no_group = data[group].isna() | (data[group].astype(str) == "")
+            if no_group.any():
+                dropped.append(_dropped_rows(data[no_group], model_name,
+                                             f"missing random-effect column '{group}'"))
+                data = data[~no_group]
         if data["timepoint"].nunique() < 2 or data["subject_id"].nunique() < 2:
             notes.append((model_name, "skipped: fewer than two timepoints or subjects"))
             continue
@@ -566,14 +572,17 @@ def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_
                                                        [NON_RESPONDER, RESPONDER]))
             rhs = "timepoint * response"
         rhs = " + ".join([rhs, *used])
-        formula = f"feature ~ {rhs} + (1 | subject_id)"
+        random = " + ".join(f"(1 | {g})" for g in ("subject_id", *extra_groups))
+        formula = f"feature ~ {rhs} + {random}"
         formulas[model_name] = formula
         X = build_design(data, rhs)
         Y = tvals.loc[data.index]
-        fit = fit_random_intercept(Y, X, data["subject_id"].astype(str).to_numpy(),
-                                   confidence=confidence, df_method=df_method)
+        groups = (data[["subject_id", *extra_groups]].astype(str) if extra_groups
+                  else data["subject_id"].astype(str).to_numpy())
+        fit = fit_mixed(Y, X, groups, confidence=confidence, df_method=df_method)
         # per feature, the formula actually fitted (inestimable columns dropped)
-        feature_formula = fitted_formula(formula, X.attrs["terms"], fit.fits["fitted_terms"])
+        feature_formula = fitted_formula(formula, X.attrs["terms"], fit.fits["fitted_terms"],
+                                         random=random)
         fit_table = fit.fits.assign(model=model_name, formula=feature_formula)
         fits.append(fit_table)
         coefs.append(fit.coefficients.assign(model=model_name))
@@ -846,7 +855,8 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
                  wilcoxon_options: dict | None = None, effect: str = "hodges_lehmann",
                  confidence: float = 0.95, sensitivity: str = "rank_tests",
                  mixed_df: str = "satterthwaite", bias_correction: str = "none",
-                 presence_tests: bool = False, file_table: str = "feature table",
+                 presence_tests: bool = False, random_effects=("subject_id",),
+                 file_table: str = "feature table",
                  file_samples: str = "samples.tsv") -> DifferentialResult:
     """Run one contrast on one feature table.
 
@@ -903,7 +913,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
         whether the rank test of the same term calls the same direction.
     mixed_df : {"satterthwaite", "between_within", "z"}
         Reference distribution of the mixed-model tests (``satterthwaite``: SEs and
-        degrees of freedom as lme4/lmerTest, :func:`gutaxis.mixed.fit_random_intercept`).
+        degrees of freedom as lme4/lmerTest, :func:`gutaxis.mixed.fit_mixed`).
     bias_correction : {"mode", "none"}
         ``mode`` (compositions): every abundance effect is corrected by the
         reference shift (:mod:`gutaxis.reference_shift`) of its method and
@@ -912,6 +922,11 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
     presence_tests : bool
         Add the presence/absence tests (compositions, where 0 means not
         detected).
+    random_effects : sequence of str
+        Grouping columns of the mixed models' random intercepts: ``subject_id`` and
+        any further sample-sheet or subjects-table column (site, batch; nested or
+        crossed), fitted by :func:`gutaxis.mixed.fit_mixed`; samples missing one
+        are dropped from the mixed models with the reason.
     file_table, file_samples : str
         Names used in error messages.
 
@@ -920,15 +935,23 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
     DifferentialResult
     """
     covariates = tuple(covariates or ())
+    extra_groups = tuple(g for g in random_effects if g != "subject_id")
+    if extra_groups and mixed_df == "between_within":
+        raise InputError(Problem("config", "key 'differential.mixed_df'",
+                                 "between-within degrees of freedom have no definition with "
+                                 f"several random intercepts (subject_id, {', '.join(extra_groups)})",
+                                 "use satterthwaite or z"))
     wilcoxon_options = dict(wilcoxon_options or {})
     _check_options(sensitivity, bias_correction)
-    _validate(table, samples, contrast, responders, response_column, covariates, subjects,
-              file_table, file_samples)
+    _validate(table, samples, contrast, responders, response_column, covariates + extra_groups,
+              subjects, file_table, file_samples)
     table, tr = _prepared_table(table, effect, transform, transform_options, file_table)
     tvals = tr.values
     name, pre, post = contrast["name"], contrast["pre"], contrast["post"]
     timepoints = list(contrast.get("timepoints", [pre, post]))
-    frame = _sample_frame(table, samples, responders, response_column, covariates, subjects)
+    frame = _sample_frame(table, samples, responders, response_column,
+                          covariates + tuple(g for g in extra_groups if g not in covariates),
+                          subjects)
     frame = frame[frame["timepoint"].isin(timepoints) & frame["subject_id"].notna()]
     raw = table
     notes: list = []
@@ -946,7 +969,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
     def mixed(values, note_list):
         return _mixed_analysis(raw, values, frame, timepoints, covariates,
                                responders is not None, min_pairs, confidence, note_list,
-                               df_method=mixed_df)
+                               df_method=mixed_df, extra_groups=extra_groups)
 
     def baseline(values, note_list):
         return _baseline_analysis(raw, values, frame, pre, covariates, min_group_size,
