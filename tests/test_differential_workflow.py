@@ -210,7 +210,8 @@ def test_transforms_are_the_configured_ones(demo_run, config, outputs):
 def test_formulas_and_model_fits_are_written(outputs, config):
     covariates = config["differential"]["covariates"]
     for modality, out in outputs.items():
-        formulas = out["formulas"].set_index("model")["formula"]
+        table = out["formulas"]
+        formulas = table[table["feature"].isna()].set_index("model")["formula"]
         assert "(1 | subject_id)" in formulas["lmm_time"]
         assert "timepoint * response" in formulas["lmm_response"]
         for cov in covariates:
@@ -220,6 +221,11 @@ def test_formulas_and_model_fits_are_written(outputs, config):
         tested = set(out["results"]["feature"])
         for model in ("lmm_time", "lmm_response"):
             assert tested <= set(fits.loc[fits["model"] == model, "feature"]), modality
+            # formulas.tsv: the formula each feature was fitted with, one row per feature
+            fitted = table[(table["model"] == model) & table["feature"].notna()]
+            assert fitted["feature"].is_unique and set(fitted["feature"]) == set(
+                fits.loc[fits["model"] == model, "feature"])
+            assert fitted["formula"].str.endswith("(1 | subject_id)").all()
         bad = fits[fits["status"].isin(["failed", "not_converged"])]
         lmm_untested = set(out["untested"].loc[out["untested"]["method"] == "lmm", "feature"])
         assert set(bad["feature"]) <= lmm_untested

@@ -94,8 +94,7 @@ def write_common(smk, result, notes, untested_filter) -> pd.DataFrame:
     untested = pd.concat([untested_filter, result.untested], ignore_index=True)
     write_tsv(result.results, smk.output.results)
     write_tsv(untested, smk.output.untested)
-    write_tsv(pd.DataFrame(list(result.formulas.items()), columns=["model", "formula"]),
-              smk.output.formulas)
+    write_tsv(result.formula_table(), smk.output.formulas)
     write_tsv(pd.concat([pd.DataFrame(notes, columns=["step", "message"]), result.notes],
                         ignore_index=True), smk.output.notes)
     write_tsv(result.dropped_samples, smk.output.dropped_samples)

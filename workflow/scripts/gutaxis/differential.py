@@ -134,6 +134,20 @@ class DifferentialResult:
         """All fitted formulas, one ``name: formula`` per line."""
         return "\n".join(f"{k}: {v}" for k, v in self.formulas.items())
 
+    def formula_table(self) -> pd.DataFrame:
+        """``model, feature, formula``: each model's formula (``feature`` empty), then the
+        formula each feature was fitted with in each mixed model (inestimable columns left
+        out for that feature)."""
+        requested = pd.DataFrame({"model": list(self.formulas), "feature": "",
+                                  "formula": list(self.formulas.values())})
+        fits = self.model_fits
+        if fits.empty or "formula" not in fits:
+            return requested
+        per_feature = pd.DataFrame({"model": fits["model"].to_numpy(),
+                                    "feature": fits["feature"].astype(str).to_numpy(),
+                                    "formula": fits["formula"].to_numpy()})
+        return pd.concat([requested, per_feature], ignore_index=True)
+
 
 # --------------------------------------------------------------------------
 # Group comparisons at one timepoint (vectorised across features)
