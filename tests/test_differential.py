@@ -447,7 +447,7 @@ def test_module_exposes_method_order():
 def test_lmm_rows_without_a_standard_error_are_listed_as_untested(trial, monkeypatch):
     """A fit whose SE is not estimable gives no result row with p = NaN; it is untested."""
     table, samples, responders, _ = trial
-    real = differential.fit_random_intercept
+    real = differential.fit_mixed
     victim = str(table.columns[3])
 
     def without_se(*args, **kwargs):
@@ -456,7 +456,7 @@ def test_lmm_rows_without_a_standard_error_are_listed_as_untested(trial, monkeyp
         co.loc[co["feature_id"] == victim, ["se", "p", "ci_low", "ci_high"]] = np.nan
         return type(fit)(co, fit.fits)
 
-    monkeypatch.setattr(differential, "fit_random_intercept", without_se)
+    monkeypatch.setattr(differential, "fit_mixed", without_se)
     res = run_contrast(table, samples, CONTRAST, transform="log2", responders=responders,
                        methods=("mixed",), modality="x")
     lmm = res.results[res.results["method"] == "lmm"]
