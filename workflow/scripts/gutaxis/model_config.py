@@ -48,6 +48,15 @@ def unavailable_sets(config: dict, paired: bool) -> dict:
     return out
 
 
+def is_on_treatment(spec: dict, baseline: str) -> bool:
+    """A feature set reads samples taken after treatment start (view change, an on-treatment
+    timepoint, or a samples view with a timepoint after baseline)."""
+    view = spec.get("view", "baseline")
+    if view == "samples":
+        return any(t != baseline for t in spec.get("timepoints", []))
+    return view not in ("baseline", baseline)
+
+
 def usable_sets(config: dict, paired: bool) -> dict:
     """The configured feature sets minus :func:`unavailable_sets`."""
     skip = unavailable_sets(config, paired)
