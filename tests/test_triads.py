@@ -6,11 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from statsmodels.stats.mediation import Mediation
 from statsmodels.stats.multitest import multipletests
 
 from gutaxis.associations import associate_blocks
+from gutaxis.configuration import fill_defaults
+from gutaxis.plots.integration import plot_triads
+from gutaxis.sheets import load_schema
+from gutaxis.style import apply_style
 from gutaxis.triads import axis_triads, bootstrap_p, candidate_triads, mediate_triad
-from statsmodels.stats.mediation import Mediation
 
 
 def _links(rows):
@@ -171,3 +175,27 @@ def test_mediate_triad_p_values_count_the_replicates_of_each_effect():
         below, above = int(np.sum(reps <= 0)), int(np.sum(reps >= 0))
         assert fit[f"{key}_p"] == pytest.approx(min(1.0, 2 * (min(below, above) + 1) / 151), rel=1e-15), key
         assert fit[f"{key}_p"] > 0
+
+
+def test_triad_headings_print_q_and_mark_the_p_floor():
+    """No 'q < ...' special case any more: q is printed as is; a p at 2/(B+1) is marked."""
+    import matplotlib.pyplot as plt
+
+    style = fill_defaults({}, load_schema("config")["properties"]["style"], load_schema("config"))
+    apply_style(style)
+    triads = pd.DataFrame({
+        "rank": [1, 2], "microbe": ["x0", "x1"], "metabolite": ["m0", "m1"], "immune": ["y0", "y1"],
+        "rho_microbe_metabolite": [0.5, 0.4], "rho_metabolite_immune": [0.6, 0.3],
+        "rho_microbe_immune": [0.4, 0.2], "acme": [0.3, 0.1], "acme_ci_low": [0.1, -0.05],
+        "acme_ci_high": [0.5, 0.25], "prop_mediated": [0.7, 0.3],
+        "acme_p": [2 / 501, 0.2], "acme_q": [2 / 501 * 2, 0.2]})
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"rank": np.repeat([1, 2], 10), "subject_id": [f"P{i}" for i in range(20)],
+                         "response": "responder", **{f"{k}_change": rng.normal(size=20)
+                                                     for k in ("microbe", "metabolite", "immune")}})
+    labels = [pd.Series(dtype=str)] * 3
+    fig = plot_triads(triads, data, labels, ["log2"] * 3, style, 0.1, n_rep=500)
+    text = " ".join(t.get_text() for t in fig.texts).replace("\n", " ")
+    plt.close(fig)
+    assert "q = 0.008" in text and "q = 0.20" in text and "q <" not in text
+    assert text.count("at its floor 2/501") == 1
