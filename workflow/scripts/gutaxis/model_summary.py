@@ -238,9 +238,20 @@ def readme_text(performance: pd.DataFrame, excluded: pd.DataFrame, *, label: str
         part = excluded[excluded["feature_set"] == row["feature_set"]]
         ne = part["reason"].str.contains("not evaluable").sum()
         missing = part["subject_id"].nunique() - ne
+        landmark = part["reason"].str.contains("the landmark").sum()
         lines.append(f"  {row['feature_set']}: n = {row['n_subjects']} ({row['n_responders']} / "
                      f"{row['n_non_responders']}); excluded {part['subject_id'].nunique()} "
-                     f"({ne} not evaluable, {missing} without the needed samples or label)")
+                     f"({ne} not evaluable, {landmark} before the landmark, "
+                     f"{missing - landmark} without the needed samples or label)")
+        if str(row.get("on_treatment", "")).lower() == "true":
+            lines.append(f"    ON-TREATMENT features: predicts from the landmark "
+                         f"({_fmt(row.get('landmark_months', np.nan))} months after treatment start), "
+                         "not from day 0; a patient had to stay event-free until then to be sampled.")
+    validation = str(performance["validation"].iloc[0]) if "validation" in performance and len(performance) else "stratified"
+    if validation != "stratified":
+        lines += ["", f"Validation: {validation} (models.validation); the AUROC of each held-out group "
+                      "is in group_performance.tsv, their mean and SD in performance.tsv "
+                      "(auroc_group_mean, auroc_group_sd); labels are permuted within groups."]
     lines += ["", "Cross-validated AUROC (mean over repeats [95% interval over repeats]; permutation p):"]
     for _, row in performance.iterrows():
         p = row.get("perm_p_value", np.nan)
