@@ -6,8 +6,9 @@ and
 
 * a Cox proportional-hazards model ``endpoint ~ z + covariates`` (statsmodels
   ``PHReg``, Efron ties) gives the hazard ratio per standard deviation with its Wald
-  interval and p, and the proportional-hazards check (correlation of the scaled
-  Schoenfeld residuals with the rank of time; Grambsch & Therneau 1994);
+  interval and p, and the proportional-hazards check of ``survival::cox.zph`` (score
+  test of the scaled Schoenfeld residuals against the Kaplan-Meier transform of time;
+  Grambsch & Therneau 1994; :func:`gutaxis.survival.cox_zph`);
 * the subjects are split at the biomarker's median (``high``: above the median,
   ``low``: at or below) and compared with the log-rank test; the Kaplan-Meier
   curves of both halves are returned for the figure.
