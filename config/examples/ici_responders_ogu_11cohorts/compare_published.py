@@ -67,6 +67,8 @@ def main(argv=None) -> None:
         ignore_index=True)
     table = ours[["cohort", "workflow_n", "workflow_auroc", "workflow_low", "workflow_high"]].merge(
         published_per_cohort(args.data), on="cohort", how="outer")
+    for column in ("workflow_n", "published_n"):
+        table[column] = table[column].astype("Int64")
     table.to_csv(HERE / "per_cohort_auroc.tsv", sep="\t", index=False, float_format="%.3f")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     scored = ours[ours["cohort"] != "pooled"]["workflow_auroc"].dropna()
