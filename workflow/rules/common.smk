@@ -261,6 +261,19 @@ def print_run_summary(failed=False):
             )
             for line in lines:
                 print(f"  - {line}", file=sys.stderr)
+    print_headline(failed)
+
+
+def print_headline(failed=False):
+    """The answers of results/summary.md (its first screen, up to the rule), and its path."""
+    path = Path("results/summary.md")
+    if failed or not path.is_file():  # after a successful run it is up to date
+        return
+    head = path.read_text().split("\n---\n")[0].splitlines()
+    print("gutaxis: the answers (results/summary.md):", file=sys.stderr)
+    for line in head:
+        if line.startswith("- ") or line.startswith("**"):
+            print(f"  {line.replace('**', '')}", file=sys.stderr)
 
 
 def print_input_errors():
