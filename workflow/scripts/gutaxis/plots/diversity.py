@@ -375,7 +375,7 @@ def plot_paired_alpha_by_response(panel_data: pd.DataFrame, tests: pd.DataFrame,
     decimals = metric_decimals(of_metric[["hl_estimate", "ci_low", "ci_high"]].to_numpy())
     levels, colours = _levels_and_colours(style, response)
     panels = [lv for lv in levels if (panel_data["panel"] == lv).any()] or levels[:1]
-    width, _ = figure_size(style, "double")
+    width, _ = figure_size(style, "double" if len(panels) > 1 else "single")
     # the few not-evaluable subjects get a narrower panel
     ratios = [0.7 if lv == "not_evaluable" else 1.0 for lv in panels]
     fig, axes = plt.subplots(1, len(panels), figsize=(width, 2.9), squeeze=False, sharey="row",
