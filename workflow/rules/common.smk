@@ -178,7 +178,13 @@ def _main_figure_panels():
     metabolome = modalities_of_kind("metabolome")[:1]
     immune = modalities_of_kind("immune")[:1]
     contrast = CONTRASTS[0] if CONTRASTS else "none"
-    metric = (config.get("diversity", {}).get("beta_metrics") or ["none"])[0]
+    # Figure 2's PCoA shows the pre-specified primary beta metric (its PERMANOVA is the
+    # one called), not whichever metric happens to be listed first
+    diversity = config.get("diversity", {})
+    metric = (
+        diversity.get("primary_metric")
+        or (diversity.get("beta_metrics") or ["none"])[0]
+    )
     P = MAIN_PANELS
     # panels keep their native size (and font size) unless a row is wider than the
     # double column: single-column panels side by side, double-column ones alone
