@@ -1,6 +1,8 @@
 # gutaxis: the gut microbiota-metabolite-immune axis in paired pre/post trials.
 # Run the demo study with `snakemake --cores 2`; see README.md.
 
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -16,7 +18,12 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-report: "workflow/report/workflow.rst"
+# The report opens with the study's answers once a run has written them (the
+# summary rule's landing page), else with the study description alone.
+REPORT_LANDING = Path("results/report/landing.rst").resolve()
+
+
+report: str(REPORT_LANDING) if REPORT_LANDING.is_file() else "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
@@ -28,6 +35,7 @@ include: "workflow/rules/differential.smk"
 include: "workflow/rules/integration.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/summary.smk"
 
 
 rule all:

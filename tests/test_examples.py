@@ -326,3 +326,14 @@ def test_hmp2_formula_model_recovers_maaslin2(tmp_path):
     dropped = pd.read_csv(tmp_path / "results/differential/taxa/models/maaslin2_run1.dropped_samples.tsv",
                           sep="\t")
     assert len(dropped) == 19 and dropped["reason"].str.startswith("missing").all()
+
+
+def test_ici_leave_one_cohort_out_table_is_committed():
+    """Issue 19: the ICI example's per-cohort held-out AUROC beside the published log ratio's."""
+    table = pd.read_csv(EXAMPLES / "ici_responders_ogu_11cohorts" / "per_cohort_auroc.tsv", sep="\t")
+    held_out = table[table["workflow_auroc"].notna() & (table["cohort"] != "pooled")]
+    assert len(held_out) == 11 and held_out["workflow_n"].sum() == 627
+    assert ((held_out["workflow_low"] <= held_out["workflow_auroc"])
+            & (held_out["workflow_auroc"] <= held_out["workflow_high"])).all()
+    config = yaml.safe_load((EXAMPLES / "ici_responders_ogu_11cohorts" / "config.yaml").read_text())
+    assert config["models"]["validation"] == {"design": "leave_one_group_out", "group": "cohort"}

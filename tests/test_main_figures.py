@@ -53,3 +53,21 @@ def test_source_data_keeps_a_panels_own_panel_column():
     out = panel_source_data([("C", "main/panels/differential/x/paired", facets)])
     assert list(out.columns) == ["panel", "source_figure", "source_panel", "feature"]
     assert out["panel"].tolist() == ["C", "C"] and out["source_panel"].tolist() == ["1", "2"]
+
+
+def test_figure2_pcoa_is_the_primary_beta_metric(tmp_path):
+    """The demo lists braycurtis first but pre-specifies robust_aitchison: figure 2 shows the latter."""
+    import re
+
+    import yaml
+    from conftest import REPO, make_demo_workdir, run_snakemake
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert config["diversity"]["beta_metrics"][0] != config["diversity"]["primary_metric"]
+    workdir = make_demo_workdir(tmp_path / "demo")
+    result = run_snakemake(workdir, "-n", "--cores", "1", "results/figures/main/figure2.png", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    job = re.search(r"rule plot_main_figure:\n(.*?)\n\n", result.stdout + result.stderr, re.S).group(1)
+    inputs = re.search(r"input: (.*)", job).group(1)
+    pcoa = re.findall(r"pcoa_(\w+)\.png", inputs)
+    assert pcoa == [config["diversity"]["primary_metric"]]

@@ -128,3 +128,29 @@ def test_roc_and_calibration_tables_and_figures(models, demo_run, config):
         for fmt in config["style"]["formats"]:
             assert (figures / f"{stem}.{fmt}").stat().st_size > 0
         assert (figures / f"{stem}.source.tsv").exists()
+
+
+def test_change_set_predicts_from_its_landmark(models, demo_run, repo):
+    """Issue 19: the on-treatment (change) set is a landmark model. Its landmark is the latest
+    post sample (days since treatment start from collection_date - treatment_start), and the
+    subjects whose PFS2 ended before it are left out, counted and named with the reason."""
+    perf = models["performance"].set_index(["feature_set", "model"])
+    change = perf.loc[("change_multiomics", "l1_logistic")]
+    baseline = perf.loc[("baseline_multiomics", "l1_logistic")]
+    assert str(change["on_treatment"]).lower() == "true" and str(baseline["on_treatment"]).lower() == "false"
+    assert "on-treatment" in change["view"] and "landmark" in change["view"]
+    samples = pd.read_csv(repo / "resources/demo/samples.tsv", sep="\t", dtype=str, keep_default_na=False)
+    subjects = pd.read_csv(repo / "resources/demo/subjects.tsv", sep="\t", dtype=str, keep_default_na=False)
+    start = subjects.set_index("subject_id")["treatment_start"]
+    post = samples[samples["timepoint"] == "post"]
+    days = (pd.to_datetime(post["collection_date"]) - pd.to_datetime(post["subject_id"].map(start))).dt.days
+    assert change["landmark_months"] == pytest.approx(days.max() / 30.4375, abs=1e-6)
+    ended = subjects[pd.to_numeric(subjects["pfs2_months"]) <= change["landmark_months"]]["subject_id"]
+    assert change["n_before_landmark"] == len(ended) > 0
+    excluded = models["excluded"]
+    mine = excluded[(excluded["feature_set"] == "change_multiomics")
+                    & excluded["reason"].str.contains("before the landmark")]
+    assert set(mine["subject_id"]) == set(ended)
+    assert not set(ended) & set(models["predictions"].query("feature_set == 'change_multiomics'")["subject_id"])
+    readme = (models["dir"] / "README.txt").read_text()
+    assert "ON-TREATMENT features" in readme

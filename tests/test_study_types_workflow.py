@@ -274,7 +274,8 @@ def test_crossover_mixed_models_adjust_for_the_period(crossover):
     done = run_snakemake(workdir, "--configfile", str(config), "--cores", "1", target, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     formulas = pd.read_csv(workdir / "results/differential/immune/arm_a.formulas.tsv", sep="\t")
-    lmm = formulas.set_index("model").loc["lmm_time", "formula"]
+    # the model's own formula (feature empty), then one row per feature
+    lmm = formulas[formulas["feature"].isna()].set_index("model").loc["lmm_time", "formula"]
     assert lmm == "feature ~ timepoint + cohort + period + (1 | subject_id)"
     results = pd.read_csv(workdir / target, sep="\t")
     assert not results["term"].str.contains("response").any()

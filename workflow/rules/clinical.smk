@@ -239,6 +239,7 @@ rule plot_clinical_km:
         style=plot_style("clinical/km"),
         grouping=CLINICAL_PLOT_GROUPING,
         cohorts=config["design"]["cohorts"],
+        max_months=CLINICAL["km_max_months"],
     script:
         "../scripts/plot_clinical_km.py"
 

@@ -178,7 +178,13 @@ def _main_figure_panels():
     metabolome = modalities_of_kind("metabolome")[:1]
     immune = modalities_of_kind("immune")[:1]
     contrast = CONTRASTS[0] if CONTRASTS else "none"
-    metric = (config.get("diversity", {}).get("beta_metrics") or ["none"])[0]
+    # Figure 2's PCoA shows the pre-specified primary beta metric (its PERMANOVA is the
+    # one called), not whichever metric happens to be listed first
+    diversity = config.get("diversity", {})
+    metric = (
+        diversity.get("primary_metric")
+        or (diversity.get("beta_metrics") or ["none"])[0]
+    )
     P = MAIN_PANELS
     # panels keep their native size (and font size) unless a row is wider than the
     # double column: single-column panels side by side, double-column ones alone
@@ -261,6 +267,19 @@ def print_run_summary(failed=False):
             )
             for line in lines:
                 print(f"  - {line}", file=sys.stderr)
+    print_headline(failed)
+
+
+def print_headline(failed=False):
+    """The answers of results/summary.md (its first screen, up to the rule), and its path."""
+    path = Path("results/summary.md")
+    if failed or not path.is_file():  # after a successful run it is up to date
+        return
+    head = path.read_text().split("\n---\n")[0].splitlines()
+    print("gutaxis: the answers (results/summary.md):", file=sys.stderr)
+    for line in head:
+        if line.startswith("- ") or line.startswith("**"):
+            print(f"  {line.replace('**', '')}", file=sys.stderr)
 
 
 def print_input_errors():

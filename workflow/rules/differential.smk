@@ -53,12 +53,14 @@ DIFFERENTIAL_SETTINGS = {
         "bias_correction",
         "presence_tests",
         "random_effects",
+        "plot_method",
     )
 } | {"covariates": DIFFERENTIAL_COVARIATES}
 # a study without contrasts but with a response: responders vs non-responders at
 # baseline per modality (results/differential/<modality>/baseline_response.tsv)
 DIFFERENTIAL_BASELINE = "baseline_response"
 DIFFERENTIAL_BASELINE_TABLES = [
+    "calls",
     "untested",
     "formulas",
     "notes",
@@ -66,6 +68,7 @@ DIFFERENTIAL_BASELINE_TABLES = [
     "transformed",
 ]
 DIFFERENTIAL_TABLES = [
+    "calls",
     "untested",
     "model_fits",
     "coefficients",
@@ -195,6 +198,17 @@ rule differential:
                 "table": "Features not tested",
             },
         ),
+        calls=report(
+            f"{DIFFERENTIAL_DIR}/{{contrast}}.calls.tsv",
+            caption="../report/differential_calls.rst",
+            category="Differential testing",
+            subcategory="{modality}",
+            labels={
+                "modality": "{modality}",
+                "contrast": "{contrast}",
+                "table": "Called features (one row each)",
+            },
+        ),
         model_fits=f"{DIFFERENTIAL_DIR}/{{contrast}}.model_fits.tsv",
         coefficients=f"{DIFFERENTIAL_DIR}/{{contrast}}.coefficients.tsv",
         formulas=f"{DIFFERENTIAL_DIR}/{{contrast}}.formulas.tsv",
@@ -258,6 +272,7 @@ rule differential_baseline:
                 "table": "Responders vs non-responders at baseline",
             },
         ),
+        calls=f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.calls.tsv",
         untested=f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.untested.tsv",
         formulas=f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.formulas.tsv",
         notes=f"{DIFFERENTIAL_DIR}/{DIFFERENTIAL_BASELINE}.notes.tsv",

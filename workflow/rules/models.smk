@@ -57,6 +57,9 @@ MODEL_FIT_KEYS = [
     "logit_epsilon",
     "class_weight",
     "importance_repeats",
+    "validation",
+    "landmark_months",
+    "survival",
     "l1_logistic",
     "elastic_net",
     "random_forest",
@@ -115,7 +118,7 @@ MODEL_ALL_SETS = {
     table: expand(
         f"{MODELS_DIR}/sets/{{feature_set}}/{table}.tsv", feature_set=MODEL_SETS
     )
-    for table in ("performance", "predictions", "features", "excluded")
+    for table in ("performance", "predictions", "features", "excluded", "groups")
 }
 
 
@@ -147,6 +150,7 @@ rule models_fit:
         folds=f"{MODELS_DIR}/sets/{{feature_set}}/folds.tsv",
         permutations=f"{MODELS_DIR}/sets/{{feature_set}}/permutations.tsv",
         excluded=f"{MODELS_DIR}/sets/{{feature_set}}/excluded.tsv",
+        groups=f"{MODELS_DIR}/sets/{{feature_set}}/groups.tsv",
     wildcard_constraints:
         feature_set=MODEL_SET_PATTERN,
     log:
@@ -191,6 +195,7 @@ rule models_summary:
         performance=MODEL_ALL_SETS["performance"],
         predictions=MODEL_ALL_SETS["predictions"],
         excluded=MODEL_ALL_SETS["excluded"],
+        groups=MODEL_ALL_SETS["groups"],
     output:
         performance=report(
             f"{MODELS_DIR}/performance.tsv",
@@ -200,6 +205,12 @@ rule models_summary:
         ),
         predictions=f"{MODELS_DIR}/predictions.tsv",
         excluded=f"{MODELS_DIR}/excluded.tsv",
+        groups=report(
+            f"{MODELS_DIR}/group_performance.tsv",
+            caption="../report/models_groups.rst",
+            category="Responder models",
+            labels={"table": "AUROC per held-out group"},
+        ),
         roc=f"{MODELS_DIR}/roc_curves.tsv",
         calibration=f"{MODELS_DIR}/calibration.tsv",
         readme=f"{MODELS_DIR}/README.txt",
@@ -287,6 +298,7 @@ rule models_survival:
         runtime=lambda wc, input, attempt: max(10, input.size_mb // 10) * attempt,
     params:
         survival=MODELS["survival"],
+        landmark_months=MODELS["landmark_months"],
         feature_sets=MODEL_SETS,
         modalities_used=MODEL_MODALITIES,
         modalities={m: config["modalities"][m] for m in MODEL_MODALITIES},
@@ -431,6 +443,7 @@ if MODEL_SETS:
                 "roc_curves.tsv",
                 "calibration.tsv",
                 "excluded.tsv",
+                "group_performance.tsv",
                 "README.txt",
             )
         ]

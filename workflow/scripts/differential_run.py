@@ -15,6 +15,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from gutaxis.calls import call_table
 from gutaxis.differential import (UNTESTED_COLUMNS, corrected_changes, run_baseline,
                                   run_contrast)
 from gutaxis.errors import InputError, Problem
@@ -89,10 +90,12 @@ def compositional_options(p) -> dict:
             "presence_tests": p.settings["presence_tests"]}
 
 
-def write_common(smk, result, notes, untested_filter) -> pd.DataFrame:
+def write_common(smk, result, notes, untested_filter, post) -> pd.DataFrame:
     """The tables of a contrast and of the baseline comparison alike; returns the untested rows."""
     untested = pd.concat([untested_filter, result.untested], ignore_index=True)
     write_tsv(result.results, smk.output.results)
+    write_tsv(call_table(result.results, smk.params.settings["alpha"], post,
+                         smk.params.settings["plot_method"]), smk.output.calls)
     write_tsv(untested, smk.output.untested)
     write_tsv(result.formula_table(), smk.output.formulas)
     write_tsv(pd.concat([pd.DataFrame(notes, columns=["step", "message"]), result.notes],
@@ -181,7 +184,7 @@ def main(smk):
             effect=settings["effect"], confidence=settings["confidence"], name=name,
             sensitivity=p.sensitivity, **compositional_options(p),
             file_table=p.table_label, file_samples=p.samples_label)
-        write_common(smk, result, notes, untested_filter)
+        write_common(smk, result, notes, untested_filter, None)
         write_feature_table(transformed.values, smk.output.transformed)
         log.info("%d result rows", len(result.results))
         return
@@ -198,7 +201,7 @@ def main(smk):
         random_effects=settings["random_effects"], **compositional_options(p),
         file_table=p.table_label, file_samples=p.samples_label)
 
-    untested = write_common(smk, result, notes, untested_filter)
+    untested = write_common(smk, result, notes, untested_filter, contrast["post"])
     write_tsv(result.model_fits, smk.output.model_fits)
     write_tsv(result.coefficients, smk.output.coefficients)
 

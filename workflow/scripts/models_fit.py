@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from gutaxis.model_features import build_model_data, view_timepoints
-from gutaxis.models import (feature_stability, nested_cv, performance_row, permutation_test,
-                            settings_from_config)
+from gutaxis.models import (GROUP_COLUMNS, feature_stability, group_performance, nested_cv,
+                            performance_row, permutation_test, settings_from_config)
 from gutaxis.runner import run
 from gutaxis.metabolome_structure import not_measured_in
 from gutaxis.tables import read_feature_table, read_sheet, write_tsv
@@ -35,11 +35,18 @@ def main(smk):
         p.feature_set, p.spec, tables, read_sheet(smk.input.samples), read_sheet(smk.input.subjects),
         read_sheet(smk.input.responders), p.label, p.modalities, baseline=p.baseline,
         contrasts=p.contrasts, cohorts=p.cohorts, min_per_class=p.models["min_per_class"],
-        min_folds=0 if settings.loo else int(settings.outer_folds))
+        min_folds=0 if settings.loo or settings.validation != "stratified" else int(settings.outer_folds),
+        landmark={"months": p.models["landmark_months"], "time": p.models["survival"]["time"],
+                  "event": p.models["survival"]["event"]},
+        validation_group=(p.models["validation"]["group"]
+                          if settings.validation != "stratified" else ""))
+    if data.landmark is not None:
+        log.warning("%s: on-treatment feature set, %s; %d subject(s) left out before it", data.name,
+                    data.landmark.label(), len(data.landmark.excluded))
     log.info("%s: %d rows, %d subjects (%d responders), %d input features, %d excluded",
              data.name, len(data.rows), data.rows["subject_id"].nunique(), int(data.y.sum()),
              data.n_features, data.excluded["subject_id"].nunique())
-    performance, predictions, features, repeats, nulls, folds = [], [], [], [], [], []
+    performance, predictions, features, repeats, nulls, folds, groups = [], [], [], [], [], [], []
     for model in p.estimators:
         start = time.perf_counter()
         result = nested_cv(data, model, options, settings)
@@ -51,6 +58,7 @@ def main(smk):
                                        "permutation": np.arange(1, permutation["null"].size + 1),
                                        "auroc": permutation["null"]}))
         performance.append(performance_row(result, permutation))
+        groups.append(group_performance(result))
         predictions.append(result.predictions)
         features.append(feature_stability(result))
         repeats.append(result.repeats.assign(feature_set=data.name, model=model))
@@ -68,6 +76,9 @@ def main(smk):
     write_tsv(pd.concat(nulls, ignore_index=True) if nulls else
               pd.DataFrame(columns=["feature_set", "model", "permutation", "auroc"]), smk.output.permutations)
     write_tsv(data.excluded, smk.output.excluded)
+    groups = [g for g in groups if not g.empty]
+    write_tsv(pd.concat(groups, ignore_index=True) if groups else pd.DataFrame(columns=GROUP_COLUMNS),
+              smk.output.groups)
 
 
 run(snakemake, main)

@@ -8,7 +8,7 @@ sys.path.insert(0, snakemake.scriptdir)
 import pandas as pd
 
 from gutaxis.model_summary import best_feature_set, calibration_table, readme_text, roc_table
-from gutaxis.models import PERFORMANCE_COLUMNS, PREDICTION_COLUMNS
+from gutaxis.models import GROUP_COLUMNS, PERFORMANCE_COLUMNS, PREDICTION_COLUMNS
 from gutaxis.runner import run
 from gutaxis.tables import read_tsv, write_tsv
 
@@ -24,7 +24,8 @@ def _stack(paths, columns=None, **kwargs):
 def main(smk):
     p = smk.params
     text = {"feature_set": str, "model": str, "subject_id": str, "label": str, "timepoint": str,
-            "cohort": str, "blocks": str, "outer_folds": str, "best_params": str, "reason": str}
+            "cohort": str, "blocks": str, "outer_folds": str, "best_params": str, "reason": str,
+            "validation_group": str, "group": str, "validation": str, "note": str, "view": str}
     performance = _stack(smk.input.performance, PERFORMANCE_COLUMNS, dtype=text)
     order = {name: i for i, name in enumerate(p.set_order)}
     performance = performance.assign(_set=performance["feature_set"].map(order),
@@ -39,6 +40,7 @@ def main(smk):
     write_tsv(performance.reset_index(drop=True), smk.output.performance)
     write_tsv(predictions, smk.output.predictions)
     write_tsv(excluded, smk.output.excluded)
+    write_tsv(_stack(smk.input.groups, GROUP_COLUMNS, dtype=text), smk.output.groups)
     write_tsv(roc_table(predictions, p.roc_grid_points, p.conf_level), smk.output.roc)
     write_tsv(calibration_table(predictions, p.calibration_bins, p.conf_level), smk.output.calibration)
     settings = {key: p.models[key] for key in ("outer_folds", "outer_repeats", "inner_folds", "permutations")}

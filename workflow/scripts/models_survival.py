@@ -9,7 +9,7 @@ import logging
 
 import pandas as pd
 
-from gutaxis.model_features import assemble_rows
+from gutaxis.model_features import assemble_rows, feature_set_landmark
 from gutaxis.model_summary import best_feature_set, biomarker_values, top_biomarkers
 from gutaxis.model_survival import CURVE_COLUMNS, SURVIVAL_COLUMNS, biomarker_survival
 from gutaxis.runner import run
@@ -40,6 +40,15 @@ def main(smk):
     X, rows, blocks, _ = assemble_rows(best["feature_set"], spec, tables, read_sheet(smk.input.samples),
                                        subjects, p.modalities, baseline=p.baseline,
                                        contrasts=p.contrasts, cohorts=p.cohorts)
+    samples = read_sheet(smk.input.samples)
+    # an on-treatment set: time to event from its landmark, not from treatment start
+    mark = feature_set_landmark(spec, tables, samples, subjects, rows, baseline=p.baseline,
+                                contrasts=p.contrasts,
+                                settings={"months": p.landmark_months, "time": surv["time"],
+                                          "event": surv["event"]})
+    landmark = mark.months if mark is not None else float("nan")
+    if mark is not None:
+        log.warning("%s is an on-treatment feature set: %s", best["feature_set"], mark.label())
     values = biomarker_values(X, rows, blocks, list(zip(top["block"], top["feature"])),
                               min_prevalence=p.models["min_prevalence"],
                               pseudocount_fraction=p.clr_pseudocount_fraction,
@@ -47,7 +56,7 @@ def main(smk):
     table, curves = biomarker_survival(values, subjects, time_column=surv["time"],
                                        event_column=surv["event"], covariates=surv["covariates"],
                                        endpoint=surv["endpoint"], conf_level=p.models["conf_level"],
-                                       conf_type=p.km_conf_type)
+                                       conf_type=p.km_conf_type, landmark_months=landmark)
     # a top feature can fall below the prevalence filter over all subjects: say so, keep the row
     missing = [f for f in top["feature"] if f not in values.columns]
     if missing:

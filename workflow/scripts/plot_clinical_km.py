@@ -15,7 +15,7 @@ def main(smk):
     curves = read_tsv(smk.input.curves, dtype={"group": str})
     survival = read_tsv(smk.input.survival, dtype={"group": str})
     group_var = "+".join(smk.params.grouping) if smk.params.grouping else "overall"
-    data = km_data(curves, group_var, smk.params.cohorts)
+    data = km_data(curves, group_var, smk.params.cohorts, max_months=smk.params.max_months)
     fig = plot_km(data, survival, group_var, smk.params.style)
     save_figure(fig, smk.output.figures, smk.params.style, source_data=data)
 

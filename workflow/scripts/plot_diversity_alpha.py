@@ -4,7 +4,12 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from gutaxis.plots.diversity import paired_alpha_data, plot_paired_alpha
+from gutaxis.plots.diversity import (
+    paired_alpha_data,
+    paired_alpha_panel_data,
+    plot_paired_alpha,
+    plot_paired_alpha_by_response,
+)
 from gutaxis.runner import run
 from gutaxis.style import apply_style, save_figure
 from gutaxis.tables import read_sheet, read_tsv
@@ -22,12 +27,12 @@ def main(smk):
                             contrast=contrast["name"], response=response)
     save_figure(fig, smk.output.figures, smk.params.style, source_data=data)
     if "panel" in smk.output.keys():
-        # the main-figure panel: the first metric only
-        first = [m for m in smk.params.metrics if m in set(data["metric"])][:1] or list(smk.params.metrics)[:1]
-        part = data[data["metric"].isin(first)].reset_index(drop=True)
-        fig = plot_paired_alpha(part, tests, first, smk.params.cohorts, smk.params.style,
-                                pre=contrast["pre"], post=contrast["post"], title=smk.params.title,
-                                contrast=contrast["name"], response=response)
+        # the main-figure panel: the first metric only, one panel per response group
+        first = ([m for m in smk.params.metrics if m in set(data["metric"])] or list(smk.params.metrics))[0]
+        part = paired_alpha_panel_data(data, tests, first, contrast=contrast["name"], response=response)
+        fig = plot_paired_alpha_by_response(part, tests, first, smk.params.style, pre=contrast["pre"],
+                                            post=contrast["post"], title=smk.params.title,
+                                            contrast=contrast["name"], response=response)
         save_figure(fig, [smk.output.panel], smk.params.style, source_data=part)
 
 

@@ -244,6 +244,8 @@ def plan_study(config: dict, subjects: pd.DataFrame, samples: pd.DataFrame) -> t
             skipped.append((f"{plot} plot", why))
 
     skipped += _module_skips(config, subjects, study_type, response, contrasts, label)
+    if response is not None:
+        skipped += _landmark_skips(config, samples, subjects, contrasts)
 
     period = None
     if study_type == "crossover":
@@ -254,6 +256,23 @@ def plan_study(config: dict, subjects: pd.DataFrame, samples: pd.DataFrame) -> t
     plan = StudyPlan(study_type, response, definitions, contrasts, endpoints, period, frozenset(plots),
                      adverse_events, skipped)
     return plan, problems + clinical_problems(plan, subjects, label)
+
+
+def _landmark_skips(config: dict, samples: pd.DataFrame, subjects: pd.DataFrame,
+                    contrasts: list) -> list:
+    """On-treatment model feature sets that cannot have a landmark (no sample times)."""
+    from gutaxis.landmark import has_sample_times
+    from gutaxis.model_config import is_on_treatment, usable_sets
+
+    if has_sample_times(samples, subjects):
+        return []
+    baseline = config["design"]["baseline"]
+    return [(f"landmark of model feature set {name}",
+             "no sample times (a days_from_start column in the sample sheet, or collection_date "
+             "and the subjects table's treatment_start): its on-treatment features predict from "
+             "treatment start, open to guarantee-time bias, and its outputs say so")
+            for name, spec in usable_sets(config, bool(contrasts)).items()
+            if is_on_treatment(spec, baseline)]
 
 
 def random_effect_problems(differential: dict) -> list[Problem]:

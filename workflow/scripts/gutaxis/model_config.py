@@ -48,6 +48,15 @@ def unavailable_sets(config: dict, paired: bool) -> dict:
     return out
 
 
+def is_on_treatment(spec: dict, baseline: str) -> bool:
+    """A feature set reads samples taken after treatment start (view change, an on-treatment
+    timepoint, or a samples view with a timepoint after baseline)."""
+    view = spec.get("view", "baseline")
+    if view == "samples":
+        return any(t != baseline for t in spec.get("timepoints", []))
+    return view not in ("baseline", baseline)
+
+
 def usable_sets(config: dict, paired: bool) -> dict:
     """The configured feature sets minus :func:`unavailable_sets`."""
     skip = unavailable_sets(config, paired)
@@ -103,8 +112,18 @@ def config_problems(config: dict) -> list:
         if spec.get("combine") == "stack" and len(spec.get("blocks", [])) + bool(spec.get("clinical")) < 2:
             problems.append(Problem("config", where + ".combine", "stacking needs two or more blocks",
                                     "use combine: concatenate"))
+    validation = dict(models.get("validation") or {})
+    design = validation.get("design", "stratified")
+    if design != "stratified" and not validation.get("group"):
+        problems.append(Problem("config", "key 'models.validation.group'",
+                                f"validation design {design} needs the subjects-table column of its groups",
+                                "set group: cohort (or study, site ...)"))
+    if design == "external" and not validation.get("train"):
+        problems.append(Problem("config", "key 'models.validation.train'",
+                                "external validation needs the group values to train on",
+                                "list them, e.g. train: [ILDR-01], test: [ILDR-02]"))
     folds = models["outer_folds"]
-    if folds != "loo" and int(folds) > int(models["min_per_class"]):
+    if design == "stratified" and folds != "loo" and int(folds) > int(models["min_per_class"]):
         problems.append(Problem("config", "key 'models.outer_folds'",
                                 f"{folds} outer folds need at least {folds} subjects per class, more than "
                                 f"models.min_per_class ({models['min_per_class']})",

@@ -27,6 +27,7 @@ import pandas as pd
 
 from gutaxis.clinical_checks import NON_RESPONDER, RESPONDER
 from gutaxis.errors import InputError, Problem, ProblemCollector
+from gutaxis.landmark import Landmark, sample_months, set_landmark
 from gutaxis.model_pipeline import NAME_SEPARATOR, Block
 
 CLINICAL_BLOCK = "clinical"
@@ -55,6 +56,11 @@ class ModelData:
     view : str
     excluded : DataFrame
         ``feature_set, subject_id, reason`` of every subject not modelled.
+    landmark : Landmark or None
+        The landmark of an on-treatment feature set (None for pre-treatment sets).
+    validation_groups : ndarray or None
+        The ``models.validation.group`` value of each row (grouped or external
+        validation), None for stratified cross-validation.
     """
 
     name: str
@@ -65,6 +71,19 @@ class ModelData:
     combine: str
     view: str
     excluded: pd.DataFrame
+    landmark: Landmark | None = None
+    validation_groups: np.ndarray | None = None
+
+    @property
+    def on_treatment(self) -> bool:
+        return self.landmark is not None
+
+    @property
+    def view_label(self) -> str:
+        """The view as outputs name it; an on-treatment view carries its landmark."""
+        if self.landmark is None:
+            return self.view
+        return f"{self.view} (on-treatment; {self.landmark.label()})"
 
     @property
     def groups(self) -> np.ndarray:
@@ -170,6 +189,34 @@ def view_timepoints(spec: dict, baseline: str, contrasts: list) -> list[str]:
         chosen = spec.get("contrast") or (contrasts[0]["name"] if contrasts else "")
         return [str(t) for c in contrasts if c["name"] == chosen for t in (c["pre"], c["post"])]
     return [view]
+
+
+def on_treatment_timepoints(spec: dict, baseline: str, contrasts: list) -> list[str]:
+    """The timepoints of a feature set after treatment start (all but the baseline)."""
+    return [t for t in view_timepoints(spec, baseline, contrasts) if t != baseline]
+
+
+def feature_set_landmark(spec: dict, tables: dict, samples: pd.DataFrame, subjects: pd.DataFrame,
+                         rows: pd.DataFrame, *, baseline: str, contrasts: list,
+                         settings: dict | None) -> Landmark | None:
+    """The landmark of an on-treatment feature set (None for a pre-treatment set or without
+    ``settings``): from the on-treatment samples of its rows (every block's), checked
+    against ``settings["time"]`` / ``settings["event"]`` (:func:`gutaxis.landmark.set_landmark`).
+    """
+    later = on_treatment_timepoints(spec, baseline, contrasts)
+    if not later or settings is None:
+        return None
+    wanted = rows["subject_id"].astype(str).unique()
+    sheet = samples[["sample_id", "subject_id", "timepoint"]].astype(str)
+    in_blocks = set().union(*(set(tables[m].index.astype(str)) for m in spec.get("blocks", [])
+                              if m in tables)) if spec.get("blocks") else set(sheet["sample_id"])
+    used = sheet[sheet["subject_id"].isin(wanted) & sheet["timepoint"].isin(later)
+                 & sheet["sample_id"].isin(in_blocks)]
+    missing = [c for c in (settings["time"], settings["event"]) if c not in subjects.columns]
+    if missing:
+        return Landmark(np.nan, "", pd.DataFrame(columns=["subject_id", "reason"]))
+    return set_landmark(sample_months(samples, subjects), used, subjects, time_column=settings["time"],
+                        event_column=settings["event"], months=settings.get("months", "auto"))
 
 
 def assemble_rows(name: str, spec: dict, tables: dict, samples: pd.DataFrame, subjects: pd.DataFrame,
@@ -304,8 +351,8 @@ def assemble_rows(name: str, spec: dict, tables: dict, samples: pd.DataFrame, su
 def build_model_data(name: str, spec: dict, tables: dict, samples: pd.DataFrame,
                      subjects: pd.DataFrame, responders: pd.DataFrame, label: str, modalities: dict,
                      *, baseline: str, contrasts: list, cohorts=(), min_per_class: int = 8,
-                     min_folds: int = 2, responders_file: str = "results/clinical/responders.tsv"
-                     ) -> ModelData:
+                     min_folds: int = 2, responders_file: str = "results/clinical/responders.tsv",
+                     landmark: dict | None = None, validation_group: str = "") -> ModelData:
     """A labelled feature set: subjects with a responder label and every block's samples.
 
     Parameters
@@ -320,6 +367,14 @@ def build_model_data(name: str, spec: dict, tables: dict, samples: pd.DataFrame,
         Fewest subjects of each class the feature set may have.
     min_folds : int
         Outer folds; each class needs at least this many subjects.
+    landmark : dict, optional
+        ``months`` ("auto" or a number), ``time``, ``event`` (the survival endpoint's
+        columns): an on-treatment feature set keeps only the subjects event-free and under
+        follow-up at its landmark (:func:`feature_set_landmark`); the others are excluded
+        with the reason.
+    validation_group : str
+        Subjects-table column of grouped or external validation ("" = none): its value
+        per row goes to ``validation_groups``; subjects without one are excluded.
 
     Raises
     ------
@@ -347,6 +402,32 @@ def build_model_data(name: str, spec: dict, tables: dict, samples: pd.DataFrame,
                                  f"({', '.join(spec.get('blocks', [])) or 'clinical'})",
                                  "check the blocks and view of the feature set, or remove it from "
                                  "models.feature_sets"))
+    mark = feature_set_landmark(spec, tables, samples, subjects, rows, baseline=baseline,
+                                contrasts=contrasts, settings=landmark)
+    drop = pd.DataFrame(columns=["subject_id", "reason"])
+    if mark is not None and mark.applied:
+        drop = mark.excluded
+    groups = None
+    if validation_group:
+        if validation_group not in subjects.columns:
+            raise InputError(Problem("config", "key 'models.validation.group'",
+                                     f"column '{validation_group}' is not in the subjects table",
+                                     "name a subjects-table column (cohort, study ...)"))
+        group_of = subjects.drop_duplicates("subject_id").set_index(
+            subjects.drop_duplicates("subject_id")["subject_id"].astype(str))[validation_group].astype(str)
+        no_group = rows.loc[group_of.reindex(rows["subject_id"]).fillna("").to_numpy() == "", "subject_id"]
+        drop = pd.concat([drop, pd.DataFrame({"subject_id": no_group.unique(),
+                                              "reason": f"no value in column '{validation_group}' "
+                                                        "(models.validation.group)"})],
+                         ignore_index=True)
+    if len(drop):
+        keep = ~rows["subject_id"].astype(str).isin(drop["subject_id"].astype(str)).to_numpy()
+        X, rows = X[keep], rows[keep].reset_index(drop=True)
+        excluded = pd.concat([excluded, drop.assign(feature_set=name)[EXCLUSION_COLUMNS]],
+                             ignore_index=True).sort_values(["subject_id", "reason"], kind="stable",
+                                                            ignore_index=True)
+    if validation_group:
+        groups = group_of.reindex(rows["subject_id"].astype(str)).to_numpy(dtype=object)
     y = labelled.reindex(rows["subject_id"]).to_numpy().astype(int)
     rows["label"] = np.where(y == 1, RESPONDER, NON_RESPONDER)
     per_subject = rows.drop_duplicates("subject_id")["label"].value_counts()
@@ -362,4 +443,4 @@ def build_model_data(name: str, spec: dict, tables: dict, samples: pd.DataFrame,
                          "(models.label) or remove the feature set")
     problems.raise_if_any()
     return ModelData(name, X, y, rows, blocks, str(spec.get("combine", "concatenate")),
-                     str(spec.get("view", "baseline")), excluded)
+                     str(spec.get("view", "baseline")), excluded, mark, groups)

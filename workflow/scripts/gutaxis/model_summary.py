@@ -211,6 +211,20 @@ def _fmt(x, digits=2):
     return "NA" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{digits}f}"
 
 
+def _design_line(performance: pd.DataFrame, settings: dict) -> str:
+    """The validation design in one sentence."""
+    validation = (str(performance["validation"].iloc[0]) if "validation" in performance
+                  and len(performance) else "stratified")
+    inner = (f"inner {settings['inner_folds']} folds for hyperparameters; every transform, filter, "
+             "selector and scaler fitted inside the training folds only.")
+    if validation == "leave_one_group_out":
+        return f"Leave-one-group-out validation: each group held out once, the model fitted on the others; {inner}"
+    if validation == "external":
+        return f"External validation: fitted on the training groups, tested once on the test groups; {inner}"
+    return (f"Nested cross-validation: outer {settings['outer_folds']} folds x {settings['outer_repeats']} "
+            f"repeats (stratified; grouped by subject when a subject has several rows), {inner}")
+
+
 def readme_text(performance: pd.DataFrame, excluded: pd.DataFrame, *, label: str, settings: dict,
                 best: pd.Series | None, survival_note: str = "") -> str:
     """Plain-text summary of the models module: sample sizes, exclusions, settings, caveat."""
@@ -223,10 +237,7 @@ def readme_text(performance: pd.DataFrame, excluded: pd.DataFrame, *, label: str
         "tested in an independent cohort, not validated biomarkers.",
         "",
         f"Label: '{label}' from results/clinical/responders.tsv (1 = responder).",
-        f"Nested cross-validation: outer {settings['outer_folds']} folds x {settings['outer_repeats']} "
-        f"repeats (stratified; grouped by subject when a subject has several rows), inner "
-        f"{settings['inner_folds']} folds for hyperparameters; every transform, filter, selector and "
-        "scaler fitted inside the training folds only.",
+        _design_line(performance, settings),
         f"Permutation test: {settings['permutations']} label permutations of the whole nested procedure "
         f"(smallest attainable p = 1/{settings['permutations'] + 1} = "
         f"{1 / (settings['permutations'] + 1):.4f}); seed {settings['seed']}.",
@@ -238,14 +249,34 @@ def readme_text(performance: pd.DataFrame, excluded: pd.DataFrame, *, label: str
         part = excluded[excluded["feature_set"] == row["feature_set"]]
         ne = part["reason"].str.contains("not evaluable").sum()
         missing = part["subject_id"].nunique() - ne
+        landmark = part["reason"].str.contains("the landmark").sum()
         lines.append(f"  {row['feature_set']}: n = {row['n_subjects']} ({row['n_responders']} / "
                      f"{row['n_non_responders']}); excluded {part['subject_id'].nunique()} "
-                     f"({ne} not evaluable, {missing} without the needed samples or label)")
-    lines += ["", "Cross-validated AUROC (mean over repeats [95% interval over repeats]; permutation p):"]
+                     f"({ne} not evaluable, {landmark} before the landmark, "
+                     f"{missing - landmark} without the needed samples or label)")
+        if str(row.get("on_treatment", "")).lower() == "true":
+            lines.append(f"    ON-TREATMENT features: predicts from the landmark "
+                         f"({_fmt(row.get('landmark_months', np.nan))} months after treatment start), "
+                         "not from day 0; a patient had to stay event-free until then to be sampled.")
+    validation = str(performance["validation"].iloc[0]) if "validation" in performance and len(performance) else "stratified"
+    if validation != "stratified":
+        lines += ["", f"Validation: {validation} (models.validation); the AUROC of each held-out group "
+                      "is in group_performance.tsv, their mean and SD in performance.tsv "
+                      "(auroc_group_mean, auroc_group_sd); labels are permuted within groups."]
+    if validation == "stratified":
+        lines += ["", "Cross-validated AUROC (mean over repeats [95% interval over repeats]; permutation p):"]
+    else:
+        lines += ["", "AUROC of the held-out groups pooled [DeLong 95% CI]; mean +- SD over groups; "
+                      "permutation p:"]
     for _, row in performance.iterrows():
         p = row.get("perm_p_value", np.nan)
-        lines.append(f"  {row['feature_set']} / {row['model']}: {_fmt(row['auroc_mean'])} "
-                     f"[{_fmt(row['auroc_low'])}, {_fmt(row['auroc_high'])}]"
+        if validation == "stratified":
+            text = f"{_fmt(row['auroc_mean'])} [{_fmt(row['auroc_low'])}, {_fmt(row['auroc_high'])}]"
+        else:
+            text = (f"{_fmt(row['auroc_pooled'])} [{_fmt(row['auroc_delong_low'])}, "
+                    f"{_fmt(row['auroc_delong_high'])}]; {_fmt(row['auroc_group_mean'])} +- "
+                    f"{_fmt(row['auroc_group_sd'])} over {int(row['n_groups'])} groups")
+        lines.append(f"  {row['feature_set']} / {row['model']}: {text}"
                      + (f"; p = {_fmt(p, 3)}" if np.isfinite(p) else "; p not computed"))
     if best is not None:
         lines += ["", f"Best omics feature set: {best['feature_set']} / {best['model']} "

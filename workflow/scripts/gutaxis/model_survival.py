@@ -6,8 +6,9 @@ and
 
 * a Cox proportional-hazards model ``endpoint ~ z + covariates`` (statsmodels
   ``PHReg``, Efron ties) gives the hazard ratio per standard deviation with its Wald
-  interval and p, and the proportional-hazards check (correlation of the scaled
-  Schoenfeld residuals with the rank of time; Grambsch & Therneau 1994);
+  interval and p, and the proportional-hazards check of ``survival::cox.zph`` (score
+  test of the scaled Schoenfeld residuals against the Kaplan-Meier transform of time;
+  Grambsch & Therneau 1994; :func:`gutaxis.survival.cox_zph`);
 * the subjects are split at the biomarker's median (``high``: above the median,
   ``low``: at or below) and compared with the log-rank test; the Kaplan-Meier
   curves of both halves are returned for the figure.
@@ -31,13 +32,14 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
+from gutaxis.landmark import time_since_landmark
 from gutaxis.survival import cox_ph, kaplan_meier, km_summary, logrank_test
 
 SURVIVAL_COLUMNS = [
     "endpoint", "feature_set", "model", "rank", "block", "feature", "annotation", "n", "n_events",
     "covariates", "hr_per_sd", "hr_ci_low", "hr_ci_high", "p_value", "q_value", "ph_rho",
     "ph_p_value", "split_value", "n_low", "n_high", "events_low", "events_high", "median_low",
-    "median_high", "logrank_chisq", "logrank_p", "note",
+    "median_high", "logrank_chisq", "logrank_p", "landmark_months", "n_before_landmark", "note",
 ]
 CURVE_COLUMNS = ["endpoint", "feature", "group", "time", "n_risk", "n_event", "n_censor", "survival",
                  "ci_low", "ci_high"]
@@ -65,8 +67,8 @@ def covariate_design(subjects: pd.DataFrame, covariates) -> pd.DataFrame:
 
 def biomarker_survival(values: pd.DataFrame, subjects: pd.DataFrame, *, time_column: str,
                        event_column: str, covariates=("cohort",), endpoint: str = "PFS2",
-                       conf_level: float = 0.95, conf_type: str = "log-log"
-                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+                       conf_level: float = 0.95, conf_type: str = "log-log",
+                       landmark_months: float = np.nan) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cox model and median-split log-rank test of each biomarker column.
 
     Parameters
@@ -83,6 +85,10 @@ def biomarker_survival(values: pd.DataFrame, subjects: pd.DataFrame, *, time_col
         Name written in the tables.
     conf_level, conf_type
         Interval level; Kaplan-Meier interval type (:func:`gutaxis.survival.kaplan_meier`).
+    landmark_months : float
+        On-treatment biomarkers: time is counted from this landmark (T - L) and subjects
+        whose event or censoring came at or before it are left out (counted in
+        ``n_before_landmark``); NaN = from treatment start.
 
     Returns
     -------
@@ -97,13 +103,19 @@ def biomarker_survival(values: pd.DataFrame, subjects: pd.DataFrame, *, time_col
     frame = frame.set_index("subject_id")
     time = pd.to_numeric(frame[time_column], errors="coerce")
     event = pd.to_numeric(frame[event_column], errors="coerce")
+    n_before = np.nan
+    if np.isfinite(landmark_months):
+        before = time <= landmark_months
+        n_before = int(before.sum())
+        time = pd.Series(time_since_landmark(time.to_numpy(), landmark_months), index=time.index)
     rows, curves = [], []
     for feature in values.columns:
         x = values[feature].astype(float)
         usable = x.index[np.isfinite(x.to_numpy())]
         usable = [s for s in usable if s in frame.index and np.isfinite(time.get(s, np.nan))
                   and np.isfinite(event.get(s, np.nan))]
-        row = {"feature": feature, "n": len(usable), "covariates": "+".join(covariates)}
+        row = {"feature": feature, "n": len(usable), "covariates": "+".join(covariates),
+               "landmark_months": landmark_months, "n_before_landmark": n_before}
         if len(usable) < 4:
             rows.append({**row, "note": "fewer than 4 subjects with value and follow-up"})
             continue

@@ -55,7 +55,7 @@ from gutaxis.model_pipeline import (InnerSearchCV, PipelineOptions, build_estima
                                     column_features, output_features)
 
 PREDICTION_COLUMNS = ["feature_set", "model", "repeat", "fold", "subject_id", "cohort", "timepoint",
-                      "label", "probability"]
+                      "validation_group", "label", "probability"]
 FOLD_FEATURE_COLUMNS = ["repeat", "fold", "block", "feature", "coef", "selected", "impurity",
                         "importance"]
 FEATURE_COLUMNS = [
@@ -71,7 +71,11 @@ PERFORMANCE_COLUMNS = [
     "auprc_baseline", "balanced_accuracy_mean", "balanced_accuracy_low", "balanced_accuracy_high",
     "brier_mean", "brier_low", "brier_high", "brier_baseline", "perm_statistic", "perm_repeats",
     "n_permutations", "perm_null_mean", "perm_p_value", "perm_min_p", "best_params",
+    "validation", "n_groups", "auroc_group_mean", "auroc_group_sd", "on_treatment",
+    "landmark_months", "n_before_landmark",
 ]
+GROUP_COLUMNS = ["feature_set", "model", "validation", "group", "n_subjects", "n_responders",
+                 "n_non_responders", "auroc", "auroc_se", "auroc_low", "auroc_high", "note"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,11 @@ class CVSettings:
     importance_repeats: int = 5
     conf_level: float = 0.95
     n_jobs: int = 1
+    #: stratified (repeated K-fold), leave_one_group_out or external (models.validation)
+    validation: str = "stratified"
+    #: external validation: the group values trained on, and tested on (empty = the rest)
+    train_groups: tuple = ()
+    test_groups: tuple = ()
 
     @property
     def loo(self) -> bool:
@@ -97,7 +106,8 @@ class CVSettings:
 
     @property
     def repeats(self) -> int:
-        return 1 if self.loo else int(self.outer_repeats)
+        """Outer repeats: one for leave-one-out and for the fixed grouped / external splits."""
+        return 1 if self.loo or self.validation != "stratified" else int(self.outer_repeats)
 
 
 def derive_seed(*keys: int) -> int:
@@ -109,10 +119,31 @@ def derive_seed(*keys: int) -> int:
 _SPLIT, _FIT, _PERMUTE, _IMPORTANCE = 1, 2, 3, 4
 
 
-def outer_splits(y, groups, settings: CVSettings, repeat: int, grouped: bool) -> list:
-    """Train/test index pairs of one outer repeat (stratified; grouped by subject when needed)."""
+VALIDATION_DESIGNS = ("stratified", "leave_one_group_out", "external")
+
+
+def outer_splits(y, groups, settings: CVSettings, repeat: int, grouped: bool,
+                 validation_groups=None) -> list:
+    """Train/test index pairs of one outer repeat.
+
+    ``stratified``: stratified K-fold (grouped by subject when a subject has several
+    rows) or leave-one-out. ``leave_one_group_out``: one split per value of
+    ``validation_groups`` (a cohort, a study), tested on that group after training on
+    the others, in sorted order. ``external``: one split, trained on the rows whose group
+    is in ``settings.train_groups`` and tested on those in ``settings.test_groups`` (all
+    other rows when empty).
+    """
     y = np.asarray(y)
     placeholder = np.zeros((y.size, 1))
+    if settings.validation == "leave_one_group_out":
+        values = np.asarray(validation_groups, dtype=str)
+        return [(np.flatnonzero(values != g), np.flatnonzero(values == g)) for g in np.unique(values)]
+    if settings.validation == "external":
+        values = np.asarray(validation_groups, dtype=str)
+        train = np.isin(values, [str(g) for g in settings.train_groups])
+        test = (np.isin(values, [str(g) for g in settings.test_groups]) if settings.test_groups
+                else ~train)
+        return [(np.flatnonzero(train), np.flatnonzero(test))]
     if settings.loo:
         if grouped:
             return list(LeaveOneGroupOut().split(placeholder, y, groups))
@@ -125,12 +156,25 @@ def outer_splits(y, groups, settings: CVSettings, repeat: int, grouped: bool) ->
     return list(splitter.split(placeholder, y, *([groups] if grouped else [])))
 
 
-def permuted_labels(y, groups, seed: int, index: int) -> np.ndarray:
-    """Responder labels permuted across subjects (rows of one subject keep one label)."""
+def permuted_labels(y, groups, seed: int, index: int, strata=None) -> np.ndarray:
+    """Responder labels permuted across subjects (rows of one subject keep one label).
+
+    With ``strata`` (the validation group of each row: cohort, study) labels are permuted
+    within each stratum only, so every group keeps its own response rate and the null
+    is that of a classifier without signal *within* groups.
+    """
     y = np.asarray(y)
     subjects, first, inverse = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
     rng = np.random.default_rng(derive_seed(seed, _PERMUTE, index))
-    return y[first][rng.permutation(subjects.size)][inverse]
+    if strata is None:
+        return y[first][rng.permutation(subjects.size)][inverse]
+    labels = y[first].copy()
+    subject_strata = np.asarray(strata, dtype=str)[first]
+    order = np.arange(subjects.size)
+    for value in np.unique(subject_strata):
+        members = np.flatnonzero(subject_strata == value)
+        order[members] = members[rng.permutation(members.size)]
+    return labels[order][inverse]
 
 
 # --------------------------------------------------------------------------- one outer fold
@@ -252,17 +296,19 @@ def _subject_scores(y, groups, proba):
 
 
 def _permutation_task(X, y, groups, blocks, model, options, settings, combine, grouped, index,
-                      repeats):
-    y_perm = permuted_labels(y, groups, settings.seed, index)
+                      repeats, validation_groups=None):
+    y_perm = permuted_labels(y, groups, settings.seed, index, strata=validation_groups)
     values = []
     with _quiet_fast():
         for repeat in range(repeats):
-            proba = np.empty(y.size)
-            for fold, (train, test) in enumerate(outer_splits(y_perm, groups, settings, repeat, grouped)):
+            proba = np.full(y.size, np.nan)
+            for fold, (train, test) in enumerate(outer_splits(y_perm, groups, settings, repeat, grouped,
+                                                              validation_groups)):
                 fit_seed = derive_seed(settings.seed, _FIT, repeat, fold)
                 _, proba[test] = _fit_predict(X, y_perm, groups, train, test, blocks, model, options,
                                               settings, combine, grouped, fit_seed)
-            values.append(auroc(*_subject_scores(y_perm, groups, proba)))
+            tested = ~np.isnan(proba)  # external validation predicts the test rows only
+            values.append(auroc(*_subject_scores(y_perm[tested], groups[tested], proba[tested])))
     return float(np.mean(values))
 
 
@@ -320,7 +366,8 @@ def nested_cv(data: ModelData, model: str, options: PipelineOptions, settings: C
     X, y, groups, grouped = data.X, data.y, data.groups, data.grouped
     tasks = [(repeat, fold, train, test)
              for repeat in range(settings.repeats)
-             for fold, (train, test) in enumerate(outer_splits(y, groups, settings, repeat, grouped))]
+             for fold, (train, test) in enumerate(outer_splits(y, groups, settings, repeat, grouped,
+                                                               data.validation_groups))]
     outputs = Parallel(n_jobs=settings.n_jobs, backend="loky")(
         delayed(_outer_fold_task)(X, y, groups, train, test, data.blocks, model, options, settings,
                                   data.combine, grouped, repeat, fold)
@@ -328,6 +375,8 @@ def nested_cv(data: ModelData, model: str, options: PipelineOptions, settings: C
     predictions, frames, params = [], [], []
     for (repeat, fold, _, test), (proba, frame, text) in zip(tasks, outputs):
         part = data.rows.iloc[test][["subject_id", "cohort", "timepoint", "label"]].copy()
+        part["validation_group"] = ("" if data.validation_groups is None
+                                    else data.validation_groups[test])
         part.insert(0, "fold", fold)
         part.insert(0, "repeat", repeat)
         part["probability"] = proba
@@ -372,7 +421,8 @@ def permutation_test(result: NestedCVResult, options: PipelineOptions, n_permuta
         return empty
     null = np.asarray(Parallel(n_jobs=settings.n_jobs, backend="loky")(
         delayed(_permutation_task)(data.X, data.y, data.groups, data.blocks, result.model, options,
-                                   settings, data.combine, data.grouped, index, repeats)
+                                   settings, data.combine, data.grouped, index, repeats,
+                                   data.validation_groups)
         for index in range(n_permutations)), dtype=float)
     exceed = int(np.sum(null >= observed - 1e-12))
     return {"perm_statistic": observed, "perm_repeats": repeats, "n_permutations": int(n_permutations),
@@ -418,7 +468,54 @@ def performance_row(result: NestedCVResult, permutation: dict | None = None) -> 
     counts = result.params["best_params"].value_counts()
     row["best_params"] = "; ".join(f"{k} ({v}/{result.n_fits})" for k, v in
                                    sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+    row["validation"] = settings.validation
+    groups = group_performance(result)
+    scored = groups["auroc"].dropna()
+    row["n_groups"] = len(groups) if settings.validation != "stratified" else np.nan
+    row["auroc_group_mean"] = float(scored.mean()) if len(scored) else np.nan
+    row["auroc_group_sd"] = float(scored.std(ddof=1)) if len(scored) > 1 else np.nan
+    mark = data.landmark
+    row["on_treatment"] = mark is not None
+    row["view"] = data.view_label
+    row["landmark_months"] = mark.months if mark is not None else np.nan
+    row["n_before_landmark"] = (int(mark.excluded["reason"].str.contains("before the landmark").sum())
+                                if mark is not None and mark.applied else np.nan)
     return row
+
+
+def group_performance(result: NestedCVResult) -> pd.DataFrame:
+    """AUROC with DeLong's interval in each validation group (cohort, study) held out.
+
+    Leave-one-group-out and external validation only (empty for stratified CV): the
+    subject-level out-of-fold probabilities of each group (averaged over a subject's rows)
+    against its labels. A group with one class has no AUROC (``note`` says so).
+
+    Returns
+    -------
+    DataFrame
+        :data:`GROUP_COLUMNS`, one row per group in sorted order.
+    """
+    settings = result.settings
+    predictions = result.predictions
+    if settings.validation == "stratified" or predictions.empty:
+        return pd.DataFrame(columns=GROUP_COLUMNS)
+    rows = []
+    for group, part in predictions.groupby("validation_group", sort=True):
+        subjects = part.groupby("subject_id", sort=True).agg(label=("label", "first"),
+                                                            probability=("probability", "mean"))
+        y = (subjects["label"] == RESPONDER).astype(int).to_numpy()
+        n_resp, n_non = int(y.sum()), int((1 - y).sum())
+        row = {"feature_set": result.data.name, "model": result.model,
+               "validation": settings.validation, "group": group, "n_subjects": len(y),
+               "n_responders": n_resp, "n_non_responders": n_non, "note": ""}
+        if n_resp and n_non:
+            area, se, low, high = delong_interval(y, subjects["probability"].to_numpy(),
+                                                  settings.conf_level)
+            row.update(auroc=area, auroc_se=se, auroc_low=low, auroc_high=high)
+        else:
+            row["note"] = "one class only: no AUROC"
+        rows.append(row)
+    return pd.DataFrame(rows).reindex(columns=GROUP_COLUMNS)
 
 
 def feature_stability(result: NestedCVResult) -> pd.DataFrame:
@@ -498,9 +595,13 @@ def settings_from_config(models: dict, seed: int, n_jobs: int = 1, pseudocount_f
         logit_epsilon=float(models.get("logit_epsilon", 1e-4)),
         class_weight=None if weight in (None, "none") else weight,
         grids=grids)
+    validation = dict(models.get("validation") or {})
     settings = CVSettings(outer_folds=models.get("outer_folds", 5),
                           outer_repeats=int(models.get("outer_repeats", 10)),
                           inner_folds=int(models.get("inner_folds", 3)), seed=int(seed),
                           importance_repeats=int(models.get("importance_repeats", 5)),
-                          conf_level=float(models.get("conf_level", 0.95)), n_jobs=int(n_jobs))
+                          conf_level=float(models.get("conf_level", 0.95)), n_jobs=int(n_jobs),
+                          validation=str(validation.get("design", "stratified")),
+                          train_groups=tuple(str(g) for g in validation.get("train", [])),
+                          test_groups=tuple(str(g) for g in validation.get("test", [])))
     return options, settings

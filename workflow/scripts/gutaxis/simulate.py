@@ -475,6 +475,8 @@ def simulate_subjects(design: StudyDesign, rng: np.random.Generator) -> tuple[pd
         "abscopal": abscopal,
         "treatment_months": _fmt1(treat),
         "treatment_ongoing": ongoing.astype(int).astype(str),
+        # day 0 of treatment: landmark times count from it (collection_date - treatment_start)
+        "treatment_start": enrolment.astype("datetime64[D]").astype(str),
     })
     hidden = pd.DataFrame({
         "enrolment": enrolment, "pfs2_true": pfs2_true, "pfs2_event": pfs2_event,

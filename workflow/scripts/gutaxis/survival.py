@@ -30,9 +30,11 @@ Conventions (and how they relate to R's ``survival`` package, which the tests cr
 * **Log-rank test** for k groups: :math:`U = O - E`, hypergeometric covariance,
   :math:`\\chi^2 = U^\\top V^{-} U` on (number of groups with E > 0) - 1 df, as R's ``survdiff``
   (Mantel 1966; Peto & Peto 1972).
-* **Cox PH** through statsmodels ``PHReg`` (Efron ties by default, as R's ``coxph``) with
-  a proportional-hazards check: correlation of the Schoenfeld residuals with a transform of
-  time (Grambsch & Therneau 1994; the correlation form, not cox.zph's score test).
+* **Cox PH** through statsmodels ``PHReg`` (Efron ties by default, as R's ``coxph``; PHReg's
+  own default would be Breslow) with the proportional-hazards tests of R's ``cox.zph``
+  (survival >= 3.0): score tests of :math:`\beta_j(t) = \beta_j + \theta_j g(t)` per
+  covariate and GLOBAL, with the fit's tie method, ``g`` = km (default), rank or identity,
+  and the scaled Schoenfeld residuals (Grambsch & Therneau 1994); see :func:`cox_zph`.
 
 References
 ----------
@@ -44,6 +46,7 @@ Brookmeyer R, Crowley J (1982) A confidence interval for the median survival tim
 Biometrics 38:29-41.
 Mantel N (1966) Cancer Chemother Rep 50:163-170.
 Grambsch PM, Therneau TM (1994) Biometrika 81:515-526.
+Therneau TM, Grambsch PM (2000) Modeling Survival Data: Extending the Cox Model. Springer.
 Therneau T (2024) A Package for Survival Analysis in R (``survival``).
 """
 
@@ -453,21 +456,184 @@ def survival_curves(
 
 COX_COLUMNS = [
     "term", "coef", "se", "hr", "hr_ci_low", "hr_ci_high", "p_value", "n", "n_events", "ties",
-    "ph_rho", "ph_p_value", "ph_time_transform",
+    "ph_rho", "ph_chisq", "ph_p_value", "ph_global_chisq", "ph_global_df", "ph_global_p",
+    "ph_time_transform",
 ]
+COX_TIES: tuple[str, ...] = ("efron", "breslow")
+PH_TIME_TRANSFORMS: tuple[str, ...] = ("km", "rank", "identity")
 
 
 def _time_transform(time: np.ndarray, event: np.ndarray, how: str) -> np.ndarray:
+    """g(t) of every subject, as cox.zph: identity, rank (mid-ranks over all times) or km."""
     if how == "identity":
-        return time
+        return time.astype(float)
     if how == "rank":
         return stats.rankdata(time)
     if how == "km":
-        # 1 - S(t-) from the pooled KM curve, as cox.zph's "km" transform
+        # 1 - S(t-), the left-continuous pooled KM curve, as cox.zph's "km" transform
         times, _, _, _, surv, _ = _km_steps(time, event)
         before = np.concatenate([[1.0], surv[:-1]])
         return 1.0 - before[np.searchsorted(times, time)]
-    raise ValueError(f"ph_time_transform must be 'rank', 'identity' or 'km', got {how!r}")
+    raise ValueError(f"ph_time_transform must be one of {PH_TIME_TRANSFORMS}, got {how!r}")
+
+
+class CoxZphResult(NamedTuple):
+    """Result of :func:`cox_zph` (p covariates, d events)."""
+
+    chisq: np.ndarray  # (p,) score statistic per covariate, 1 df each
+    p_value: np.ndarray  # (p,)
+    global_chisq: float  # joint test of all p covariates
+    global_df: int  # p
+    global_p: float
+    rho: np.ndarray  # (p,) Pearson correlation of g(t) with the scaled residuals
+    time: np.ndarray  # (d,) event times, ascending (ties in input order)
+    transformed: np.ndarray  # (d,) g(t) at the event times (uncentred), cox.zph's ``x``
+    scaled_residuals: np.ndarray  # (d, p) cox.zph's ``y``: beta + d * I^{-1} r_k
+    schoenfeld: np.ndarray  # (d, p) unscaled Schoenfeld residuals r_k
+    transform: str
+    ties: str
+
+
+def cox_zph(time, event, covariates, coef, ties: str = "efron", transform: str = "km") -> CoxZphResult:
+    """Test of proportional hazards of a fitted Cox model, as R's ``survival::cox.zph``.
+
+    For each covariate the model :math:`\\beta_j(t) = \\beta_j + \\theta_j\\, g(t)` is tested
+    against :math:`\\theta_j = 0` with the score test at :math:`(\\hat\\beta, \\theta = 0)`
+    (Grambsch & Therneau 1994; cox.zph of survival >= 3.0). With the event rows
+    :math:`k = 1..d` sorted by time, risk-set means :math:`\\bar x_k` and covariances
+    :math:`V_k` (Breslow: over the risk set :math:`R(t_k)`; Efron: the death at tie position
+    :math:`\\ell` of :math:`m` tied deaths weighs the tied deaths by :math:`\\ell / m`, and the
+    Schoenfeld residual subtracts the average of the :math:`m` Efron means), the
+    Schoenfeld residual :math:`r_k = x_k - \\bar x_k` and :math:`\\tilde g_k = g(t_k) -
+    \\overline{g(t)}_{\\text{events}}`,
+
+    .. math::
+
+        U = \\sum_k \\tilde g_k r_k, \\qquad
+        \\mathcal I = \\sum_k \\begin{pmatrix} V_k & \\tilde g_k V_k \\\\
+                                            \\tilde g_k V_k & \\tilde g_k^2 V_k \\end{pmatrix}, \\qquad
+        \\chi^2_j = (0, U_j) \\, \\mathcal I_{[1..p,\\, p+j]}^{-1} (0, U_j)^\\top \\sim \\chi^2_1,
+
+    and the GLOBAL test :math:`(0, U)\\, \\mathcal I^{-1} (0, U)^\\top \\sim \\chi^2_p`. The
+    score of :math:`\\beta` is 0 at the maximum, but its block of :math:`\\mathcal I`
+    accounts for :math:`\\hat\\beta` being estimated. The scaled Schoenfeld residuals
+    (what cox.zph plots against :math:`g(t)`) are
+
+    .. math::
+
+        r^*_k = \\hat\\beta + d\\, \\mathcal I_{\\beta\\beta}^{-1} r_k,
+        \\qquad E[r^*_{kj}] \\approx \\beta_j(t_k),
+
+    and ``rho`` is their Pearson correlation with :math:`g(t_k)` (the ``rho`` column of
+    cox.zph before survival 3.0; a sign and size, not the test).
+
+    Parameters
+    ----------
+    time, event : array_like
+        As in :func:`kaplan_meier` (one stratum, unit case weights).
+    covariates : array_like, shape (n, p)
+        Covariates of the fit, one row per subject.
+    coef : array_like, shape (p,)
+        Fitted coefficients :math:`\\hat\\beta` (from a fit with the same ``ties``).
+    ties : {"efron", "breslow"}
+        Tie method of the fit; the residuals and information use the same one, as cox.zph
+        uses ``fit$method``.
+    transform : {"km", "rank", "identity"}
+        :math:`g`: ``"km"`` (cox.zph's default) :math:`1 - \\hat S(t-)` of the pooled
+        Kaplan-Meier curve; ``"rank"`` mid-ranks of all follow-up times; ``"identity"`` t.
+
+    Returns
+    -------
+    CoxZphResult
+        NaN statistics when the information is singular (e.g. all events at one time).
+
+    References
+    ----------
+    Grambsch PM, Therneau TM (1994) Proportional hazards tests and diagnostics based on
+    weighted residuals. Biometrika 81:515-526.
+    Therneau TM, Grambsch PM (2000) Modeling Survival Data: Extending the Cox Model.
+    Springer, section 6.2.
+    Therneau T (2024) survival: R/cox.zph.R and src/zph1.c (the algorithm followed here).
+    """
+    time, event = _as_time_event(time, event)
+    X = np.asarray(covariates, dtype=float)
+    if X.ndim == 1:
+        X = X[:, None]
+    beta = np.asarray(coef, dtype=float).ravel()
+    if X.shape != (time.size, beta.size):
+        raise ValueError(f"covariates must be (n, p) = ({time.size}, {beta.size}), got {X.shape}")
+    if ties not in COX_TIES:
+        raise ValueError(f"ties must be one of {COX_TIES}, got {ties!r}")
+    if event.sum() == 0:
+        raise ValueError("the PH test needs at least one event")
+    g_all = _time_transform(time, event, transform)
+    p = beta.size
+    X = X - X.mean(axis=0)  # centring: less round-off, same statistics
+    eta = X @ beta
+    risk = np.exp(eta - eta.mean())
+
+    order = np.argsort(time, kind="stable")
+    t_sorted, x_sorted, r_sorted = time[order], X[order], risk[order]
+    # risk-set sums S0, S1, S2 over {time >= t}: reverse cumulative sums from each time's first row
+    outer = x_sorted[:, :, None] * x_sorted[:, None, :]
+    cum0 = np.cumsum(r_sorted[::-1])[::-1]
+    cum1 = np.cumsum((r_sorted[:, None] * x_sorted)[::-1], axis=0)[::-1]
+    cum2 = np.cumsum((r_sorted[:, None, None] * outer)[::-1], axis=0)[::-1]
+
+    dead = order[event[order] == 1]  # event rows by time, ties in input order (as R's order())
+    d = dead.size
+    t_dead = time[dead]
+    first = np.searchsorted(t_sorted, t_dead, side="left")  # first row of the risk set
+    tie_times, tie_id, tie_size = np.unique(t_dead, return_inverse=True, return_counts=True)
+    position = np.arange(d) - np.searchsorted(t_dead, t_dead, side="left")  # 0..m-1 within a tie
+    xd, rd = X[dead], risk[dead]
+    n_ties = tie_times.size
+    D0 = np.bincount(tie_id, weights=rd, minlength=n_ties)
+    D1 = np.zeros((n_ties, p))
+    np.add.at(D1, tie_id, rd[:, None] * xd)
+    D2 = np.zeros((n_ties, p, p))
+    np.add.at(D2, tie_id, rd[:, None, None] * xd[:, :, None] * xd[:, None, :])
+    # Efron: the l-th of m tied deaths keeps the tied deaths at weight l/m (l = m..1);
+    # Breslow keeps them all (weight 1)
+    frac = (position + 1) / tie_size[tie_id] if ties == "efron" else np.ones(d)
+    S0 = cum0[first] - D0[tie_id] * (1 - frac)
+    S1 = cum1[first] - D1[tie_id] * (1 - frac)[:, None]
+    S2 = cum2[first] - D2[tie_id] * (1 - frac)[:, None, None]
+    mean = S1 / S0[:, None]
+    V = S2 / S0[:, None, None] - mean[:, :, None] * mean[:, None, :]
+    tie_mean = np.zeros((n_ties, p))
+    np.add.at(tie_mean, tie_id, mean)
+    schoenfeld = xd - (tie_mean / tie_size[:, None])[tie_id]
+
+    g = g_all[dead]
+    gc = g - g.mean()
+    I11 = V.sum(axis=0)
+    I12 = np.einsum("k,kij->ij", gc, V)
+    I22 = np.einsum("k,kij->ij", gc**2, V)
+    U = gc @ schoenfeld
+    # with score (0, U), u' I^{-1} u = U' S^{-1} U for the Schur complement S = I22 - I21 I11^{-1} I12;
+    # per covariate the complement of the (p+1) x (p+1) block is the scalar diag(S)_j
+    chisq = np.full(p, np.nan)
+    global_chisq = np.nan
+    scaled = np.full((d, p), np.nan)
+    rho = np.full(p, np.nan)
+    try:
+        schur = I22 - I12.T @ np.linalg.solve(I11, I12)
+        scaled = beta + d * np.linalg.solve(I11, schoenfeld.T).T
+        if d > 1 and np.ptp(g) > 0:
+            chisq = U**2 / np.diag(schur)
+            global_chisq = float(U @ np.linalg.solve(schur, U))
+    except np.linalg.LinAlgError:
+        pass
+    if d > 2 and np.ptp(g) > 0:
+        sc = scaled - scaled.mean(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rho = (gc @ sc) / np.sqrt((gc @ gc) * (sc**2).sum(axis=0))
+    return CoxZphResult(
+        chisq=chisq, p_value=stats.chi2.sf(chisq, 1), global_chisq=global_chisq, global_df=p,
+        global_p=float(stats.chi2.sf(global_chisq, p)), rho=rho, time=t_dead, transformed=g,
+        scaled_residuals=scaled, schoenfeld=schoenfeld, transform=transform, ties=ties,
+    )
 
 
 def cox_ph(
@@ -476,15 +642,15 @@ def cox_ph(
     covariates: pd.DataFrame,
     ties: str = "efron",
     conf_level: float = 0.95,
-    ph_time_transform: str = "rank",
+    ph_time_transform: str = "km",
 ) -> pd.DataFrame:
-    """Cox proportional-hazards model (statsmodels ``PHReg``) with a PH check per covariate.
+    """Cox proportional-hazards model (statsmodels ``PHReg``) with cox.zph's PH tests.
 
     :math:`h(t \\mid x) = h_0(t) \\exp(\\beta^\\top x)`, fitted by partial likelihood;
     HR = :math:`e^{\\beta}` with the Wald interval :math:`e^{\\beta \\pm z\\, SE}` and Wald p.
-    The PH check correlates each covariate's Schoenfeld residuals at the event times with
-    a transform of time (Pearson :math:`\\rho` and its t-test p); a small p suggests the
-    hazard ratio changes over time.
+    Proportional hazards are checked as R's ``survival::cox.zph(fit, transform)`` does
+    (:func:`cox_zph`: score tests of :math:`\\beta_j(t) = \\beta_j + \\theta_j g(t)`, per
+    covariate and GLOBAL); a small p says the hazard ratio changes over time.
 
     Parameters
     ----------
@@ -494,23 +660,43 @@ def cox_ph(
         Numeric covariates, one row per subject in the order of ``time`` (encode factors
         as 0/1 columns first); no missing values.
     ties : {"efron", "breslow"}
-        Tie handling (R's coxph default is Efron).
+        Tie handling of the fit **and** of the PH test. Our default is Efron, as R's
+        ``coxph``; statsmodels ``PHReg`` on its own defaults to Breslow, so it is passed
+        explicitly. ``"breslow"`` reproduces R's ``coxph(..., ties = "breslow")`` followed
+        by ``cox.zph``.
     conf_level : float
-    ph_time_transform : {"rank", "identity", "km"}
+    ph_time_transform : {"km", "rank", "identity"}
+        :math:`g(t)` of the PH test; ``"km"`` is cox.zph's default.
 
     Returns
     -------
     pandas.DataFrame
-        One row per covariate, columns :data:`COX_COLUMNS`.
+        One row per covariate, columns :data:`COX_COLUMNS`. The PH columns:
+
+        * ``ph_chisq``, ``ph_p_value`` -- cox.zph's score test of that covariate (1 df);
+        * ``ph_global_chisq``, ``ph_global_df``, ``ph_global_p`` -- cox.zph's GLOBAL test
+          of all covariates jointly (the same on every row);
+        * ``ph_rho`` -- Pearson correlation of the covariate's scaled Schoenfeld residuals
+          with :math:`g(t)` at the event times (the slope's sign and strength that
+          ``plot(cox.zph(fit))`` shows; not a test);
+        * ``ph_time_transform`` -- the :math:`g` used.
+
+        Before this version ``ph_p_value`` was the p of a Pearson correlation of the
+        *unscaled* residuals with the rank of time; it was not cox.zph's test.
 
     References
     ----------
     Cox DR (1972) JRSS B 34:187-220; Efron B (1977) JASA 72:557-565;
-    Grambsch PM, Therneau TM (1994) Biometrika 81:515-526.
+    Grambsch PM, Therneau TM (1994) Biometrika 81:515-526;
+    Therneau TM, Grambsch PM (2000) Modeling Survival Data: Extending the Cox Model. Springer.
     """
     from statsmodels.duration.hazard_regression import PHReg
 
     time, event = _as_time_event(time, event)
+    if ties not in COX_TIES:
+        raise ValueError(f"ties must be one of {COX_TIES}, got {ties!r}")
+    if ph_time_transform not in PH_TIME_TRANSFORMS:
+        raise ValueError(f"ph_time_transform must be one of {PH_TIME_TRANSFORMS}, got {ph_time_transform!r}")
     covariates = pd.DataFrame(covariates)
     if len(covariates) != time.size:
         raise ValueError("covariates must have one row per subject")
@@ -524,32 +710,29 @@ def cox_ph(
     coef = np.asarray(fit.params)
     se = np.asarray(fit.bse)
     p_value = 2 * stats.norm.sf(np.abs(coef / se))
-    residuals = np.asarray(fit.schoenfeld_residuals)
-    at_event = event == 1
-    transformed = _time_transform(time, event, ph_time_transform)[at_event]
-    rho = np.full(coef.size, np.nan)
-    ph_p = np.full(coef.size, np.nan)
-    if at_event.sum() > 2:
-        for j in range(coef.size):  # a handful of covariates
-            r = residuals[at_event, j]
-            if np.ptp(r) > 0 and np.ptp(transformed) > 0:
-                rho[j], ph_p[j] = stats.pearsonr(r, transformed)
+    zph = cox_zph(time, event, values, coef, ties=ties, transform=ph_time_transform)
     return pd.DataFrame({
         "term": [str(c) for c in covariates.columns], "coef": coef, "se": se, "hr": np.exp(coef),
         "hr_ci_low": np.exp(coef - z * se), "hr_ci_high": np.exp(coef + z * se), "p_value": p_value,
         "n": time.size, "n_events": int(event.sum()), "ties": ties,
-        "ph_rho": rho, "ph_p_value": ph_p, "ph_time_transform": ph_time_transform,
+        "ph_rho": zph.rho, "ph_chisq": zph.chisq, "ph_p_value": zph.p_value,
+        "ph_global_chisq": zph.global_chisq, "ph_global_df": zph.global_df, "ph_global_p": zph.global_p,
+        "ph_time_transform": ph_time_transform,
     })[COX_COLUMNS]
 
 
 __all__ = [
     "CONF_TYPES",
     "COX_COLUMNS",
+    "COX_TIES",
+    "CoxZphResult",
     "KM_COLUMNS",
     "LogrankResult",
+    "PH_TIME_TRANSFORMS",
     "SUMMARY_COLUMNS",
     "SURVIVAL_TABLE_COLUMNS",
     "cox_ph",
+    "cox_zph",
     "kaplan_meier",
     "km_summary",
     "logrank_test",

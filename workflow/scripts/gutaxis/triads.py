@@ -3,8 +3,9 @@
 Candidates come from the change-view association blocks: a microbe-metabolite
 link and a metabolite-immune link sharing the metabolite, both significant.
 Each candidate (up to a cap) is tested with statsmodels ``Mediation`` (OLS
-mediator and outcome models, bootstrap CIs), BH-adjusted over the triads
-tested, and ranked by the proportion mediated.
+mediator and outcome models, bootstrap CIs), with bootstrap p-values that are
+never 0 (:func:`bootstrap_p`), BH-adjusted over the triads tested, and ranked by
+the proportion mediated.
 
 With 48 patients this is hypothesis generation: mediation assumes no
 unmeasured confounding of any of the three links and a causal order that the
@@ -25,7 +26,7 @@ from statsmodels.stats.mediation import Mediation
 from gutaxis.associations import _standardise, average_ranks, bh_fdr, covariate_basis
 from gutaxis.errors import InputError, Problem
 
-__all__ = ["TriadResult", "axis_triads", "candidate_triads", "mediate_triad"]
+__all__ = ["TriadResult", "axis_triads", "bootstrap_p", "candidate_triads", "mediate_triad"]
 
 RULES = ("sign_consistent", "both_significant")
 
@@ -118,6 +119,68 @@ def _triad_seed(seed: int | None, ids: tuple[str, str, str]) -> int:
     return int(np.random.SeedSequence(words).generate_state(1)[0])
 
 
+def bootstrap_p(replicates, null: float = 0.0, axis: int = 0) -> np.ndarray:
+    r"""Two-sided bootstrap p-value of ``effect == null``, never 0 (Phipson & Smyth 2010).
+
+    With the :math:`B` non-missing replicates :math:`e^*_1, \dots, e^*_B` of an
+    effect (along `axis`), count the replicates on each side of the null value,
+    ties on both sides,
+
+    .. math:: b_- = \#\{r : e^*_r \le e_0\},\qquad b_+ = \#\{r : e^*_r \ge e_0\}.
+
+    The percentile-bootstrap one-sided p-values are the bootstrap probabilities of
+    those tails (the smallest :math:`\alpha` whose one-sided :math:`1-\alpha`
+    percentile bound excludes :math:`e_0`). Estimated from :math:`B` replicates as
+    :math:`b/B` they are 0 whenever every replicate falls on one side, which says
+    only that the tail is below about :math:`1/B`. As for Monte Carlo permutation
+    p-values (Phipson & Smyth 2010; Davison & Hinkley 1997, ch. 4) each tail is
+    estimated as :math:`p_\mp = (b_\mp + 1)/(B + 1)`, and the two-sided p-value is
+    twice the smaller one (equal tails), capped at 1:
+
+    .. math:: p = \min\left(1,\; \frac{2\,(\min(b_-, b_+) + 1)}{B + 1}\right).
+
+    Doubling a valid one-sided p gives a valid two-sided one (union bound over the
+    two tails), so :math:`P(p \le \alpha) \le \alpha` whenever each tail's p is
+    valid. The smallest attainable value is :math:`2/(B+1)` (every replicate on one
+    side); ``(2 b + 1)/(B + 1)`` would equal the one-sided p there, which is not a
+    valid two-sided p. With no tie and no floor this is statsmodels'
+    ``2 min(#{e* > 0}, #{e* < 0}) / B`` (``_pvalue`` of ``MediationResults``) with
+    one added to each count and to ``B``.
+
+    Parameters
+    ----------
+    replicates : array_like
+        Bootstrap replicates of one or more effects, replicates along `axis`;
+        NaN replicates (e.g. a ratio whose denominator is 0) are left out of
+        :math:`B` and of the counts.
+    null : float
+        Null value :math:`e_0` of the effect.
+    axis : int
+        Axis of the replicates.
+
+    Returns
+    -------
+    ndarray
+        p-values in :math:`[2/(B+1), 1]`, shape of `replicates` without `axis`
+        (a 0-d array for one effect); NaN where every replicate is NaN.
+
+    References
+    ----------
+    Phipson B, Smyth GK (2010) Permutation p-values should never be zero:
+    calculating exact p-values when permutations are randomly drawn. Stat Appl
+    Genet Mol Biol 9:39.
+    Davison AC, Hinkley DV (1997) Bootstrap Methods and their Application.
+    Cambridge University Press, ch. 4.
+    """
+    e = np.moveaxis(np.asarray(replicates, dtype=float), axis, 0)
+    present = ~np.isnan(e)
+    n = present.sum(axis=0)
+    below = (present & (e <= null)).sum(axis=0)
+    above = (present & (e >= null)).sum(axis=0)
+    p = np.minimum(1.0, 2.0 * (np.minimum(below, above) + 1.0) / (n + 1.0))
+    return np.where(n > 0, p, np.nan)
+
+
 def mediate_triad(
     exposure: np.ndarray,
     mediator: np.ndarray,
@@ -136,9 +199,12 @@ def mediate_triad(
     the exposure (0 -> 1), the average causal mediation effect (ACME, = a*b for
     these models), the average direct effect (ADE, = c'), the total effect and
     the proportion mediated (ACME / total), with nonparametric bootstrap
-    percentile CIs and bootstrap p-values ``2 * min(P(e > 0), P(e < 0))``
-    (resolution ``2 / n_rep``).  Values are reported for the "average"
-    (treated and control identical without interaction).
+    percentile CIs and two-sided bootstrap p-values
+    ``min(1, 2 (min(#{e* <= 0}, #{e* >= 0}) + 1) / (n_rep + 1))`` over the
+    replicates ``e*`` (:func:`bootstrap_p`; never 0, smallest ``2 / (n_rep + 1)``
+    when every replicate falls on one side, where statsmodels' own
+    ``2 min(#{e* > 0}, #{e* < 0}) / n_rep`` is 0).  Values are reported for the
+    "average" (treated and control identical without interaction).
 
     statsmodels draws from numpy's *global* legacy generator; it is seeded
     with ``seed`` for this call only and its previous state is restored, so
@@ -167,6 +233,7 @@ def mediate_triad(
     ----------
     Imai K, Keele L, Tingley D (2010) A general approach to causal mediation
     analysis. Psychol Methods 15:309-334.
+    Phipson B, Smyth GK (2010) Stat Appl Genet Mol Biol 9:39.
     """
     n = exposure.size
     extra = np.empty((n, 0)) if covariates is None else np.asarray(covariates, dtype=float).reshape(n, -1)
@@ -177,14 +244,19 @@ def mediate_triad(
     saved = np.random.get_state()
     try:
         np.random.seed(seed)
-        summary = model.fit(method="bootstrap", n_rep=n_rep).summary(alpha=alpha)
+        result = model.fit(method="bootstrap", n_rep=n_rep)
     finally:
         np.random.set_state(saved)
+    summary = result.summary(alpha=alpha)
+    # the replicates behind each summary row (MediationResults attributes)
+    replicates = {"acme": result.ACME_avg, "ade": result.ADE_avg, "total": result.total_effect,
+                  "prop_mediated": result.prop_med_avg}
     out = {"n": n}
     for key, row in (("acme", "ACME (average)"), ("ade", "ADE (average)"),
                      ("total", "Total effect"), ("prop_mediated", "Prop. mediated (average)")):
-        estimate, low, high, p = summary.loc[row].to_numpy(dtype=float)
-        out.update({key: estimate, f"{key}_ci_low": low, f"{key}_ci_high": high, f"{key}_p": p})
+        estimate, low, high, _ = summary.loc[row].to_numpy(dtype=float)
+        out.update({key: estimate, f"{key}_ci_low": low, f"{key}_ci_high": high,
+                    f"{key}_p": float(bootstrap_p(replicates[key]))})
     return out
 
 
@@ -223,7 +295,8 @@ def axis_triads(
     chain.  Candidates are tested in priority order (weaker link's q, then
     ``|rho_xm rho_my|``) up to ``max_triads``; the rest are listed as not
     tested.  Each tested triad: :func:`mediate_triad` on the subjects with
-    complete values, BH over the ACME p-values of the triads tested.
+    complete values, BH over the ACME p-values of the triads tested (the
+    bootstrap p-values are at least ``2 / (n_rep + 1)``, so no q is 0).
 
     Parameters
     ----------

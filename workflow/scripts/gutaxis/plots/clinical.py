@@ -9,6 +9,7 @@ numpy, pandas and matplotlib are imported, as in the plots environment.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -232,11 +233,30 @@ def _largest_remainder_quota(sizes: pd.Series, total: int) -> pd.Series:
     return quota
 
 
+#: swimmer rows: text lines per row (bar plus gap) at the subject-ID font size, and the
+#: fewest before the IDs would touch (more rows than fit a page at that are drawn without IDs)
+SWIMMER_ROW_LINES, SWIMMER_MIN_ROW_LINES = 1.4, 1.15
+#: swimmer figure: inches outside the rows (title, axis, legend) and the tallest figure (a page)
+SWIMMER_MARGIN, SWIMMER_MAX_HEIGHT = 1.35, 9.5
+
+
+def swimmer_id_fontsize() -> float:
+    """Font size of the swimmer's subject IDs: the style's smallest text (tick labels), never less."""
+    sizes = [plt.rcParams["ytick.labelsize"], plt.rcParams["xtick.labelsize"], plt.rcParams["legend.fontsize"]]
+    points = [float(v) for v in sizes if isinstance(v, (int, float))]
+    return min(points) if points else float(plt.rcParams["font.size"])
+
+
 def plot_swimmer(data: pd.DataFrame, style: dict, criterion: str = "recist", title: str = ""):
     """Swimmer plot: time on treatment per patient, coloured by best response, one block per cohort.
 
     An arrow marks treatment ongoing at the data cut-off and a black diamond the PFS2
-    event (progression or death), which may come after the end of treatment.
+    event (progression or death), which may come after the end of treatment. The
+    subject IDs are printed at the style's smallest font size
+    (:func:`swimmer_id_fontsize`) with :data:`SWIMMER_ROW_LINES` lines per row, so the
+    figure grows with the patients up to a page (:data:`SWIMMER_MAX_HEIGHT`), then the
+    rows tighten to :data:`SWIMMER_MIN_ROW_LINES`; beyond that the IDs are left out (the
+    source table lists them in row order) rather than shrunk below a readable size.
     """
     if data.empty:
         return message_figure(style, "No time on treatment recorded\n(column treatment_months)")
@@ -245,8 +265,16 @@ def plot_swimmer(data: pd.DataFrame, style: dict, criterion: str = "recist", tit
     colours = response_colours(style, codes)
     n = len(data)
     n_rows = int(data["position"].max()) if n else 1
-    width, height = figure_size(style, "single", height=min(11.0, 1.0 + 0.1 * n_rows))
+    # subject IDs at the style's smallest size (tick labels), one line of text per row
+    id_size = swimmer_id_fontsize()
+    room = SWIMMER_MAX_HEIGHT - SWIMMER_MARGIN
+    # roomy rows when they fit on a page, tighter ones next, and no IDs when even those do not fit
+    pitch = min(SWIMMER_ROW_LINES * id_size / 72, room / n_rows)
+    show_ids = pitch >= SWIMMER_MIN_ROW_LINES * id_size / 72
+    width, height = figure_size(style, "single", height=SWIMMER_MARGIN + n_rows * pitch)
     fig, ax = plt.subplots(figsize=(width, height))
+    # the axis takes the rows; title above and legend below take fixed inches
+    fig.subplots_adjust(top=1 - 0.35 / height, bottom=0.85 / height)
     y = data["position"].to_numpy()
     months = data["treatment_months"].to_numpy(dtype=float)
     ax.barh(y, months, height=0.72, color=[colours[r] for r in data["response"]], linewidth=0)
@@ -267,9 +295,14 @@ def plot_swimmer(data: pd.DataFrame, style: dict, criterion: str = "recist", tit
                 fontsize=plt.rcParams["legend.fontsize"])
     ax.set_ylim(n_rows + 0.6, -0.4)
     ax.set_xlim(0, right * 1.04 + 2 * pad)
-    ax.set_yticks(y)
-    ax.set_yticklabels(data["subject_id"])
-    ax.tick_params(axis="y", length=0, labelsize=max(4.5, plt.rcParams["font.size"] - 3))
+    if show_ids:
+        ax.set_yticks(y)
+        ax.set_yticklabels(data["subject_id"])
+        ax.tick_params(axis="y", length=0, labelsize=id_size)
+    else:
+        # too many rows for readable IDs on a page: the source table lists them in row order
+        ax.set_yticks([])
+        ax.set_ylabel("Patients (IDs in the source table)")
     ax.spines["left"].set_visible(False)
     ax.set_xlabel("Time on treatment (months)")
     handles = [Patch(color=colours[c], label=c) for c in codes]
@@ -279,8 +312,8 @@ def plot_swimmer(data: pd.DataFrame, style: dict, criterion: str = "recist", tit
     ]
     # below the axis: inside it, the legend would cover the bars of a small last cohort
     ax.legend(handles=handles, title=f"Best response ({CRITERION_NAMES[criterion]})", loc="upper center",
-              bbox_to_anchor=(0.45, -0.5 / height), ncol=4, frameon=False, columnspacing=1.0,
-              handlelength=1.2)
+              bbox_to_anchor=(0.45, -0.4 / (height * (fig.subplotpars.top - fig.subplotpars.bottom))), ncol=4,
+              frameon=False, columnspacing=1.0, handlelength=1.2)
     if total == n:
         default_title = f"Treatment duration and response (n = {n})"
     else:
@@ -407,10 +440,60 @@ def plot_forest(data: pd.DataFrame, style: dict, conf_level: float = 0.95, title
 # --------------------------------------------------------------------------- Kaplan-Meier
 
 
-def km_data(km: pd.DataFrame, group_var: str, groups_order: Sequence[str] = ()) -> pd.DataFrame:
-    """Curve and at-risk rows of the overall curve and of each group of ``group_var``.
+#: share of the patients still at risk below which the Kaplan-Meier time axis ends
+KM_AT_RISK_FRACTION = 0.1
 
-    Adds ``curve`` (0 = overall, then groups in ``groups_order`` first).
+
+def km_axis_end(km: pd.DataFrame, endpoint: str, fraction: float = KM_AT_RISK_FRACTION) -> float:
+    r"""End of the Kaplan-Meier time axis: when fewer than ``fraction`` of the patients remain at risk.
+
+    The tail of a Kaplan-Meier curve rests on the few patients still followed; each
+    event there moves it by a large step with a wide interval, so drawing it invites
+    over-reading (Pocock, Clayton & Altman 2002, Lancet 359:1686-9, advise cutting the
+    axis where few remain at risk). With :math:`n_0` patients at time 0 and
+    :math:`n(t_i)` at risk at the step time :math:`t_i`, the number still at risk
+    just after :math:`t_i` is :math:`n(t_i) - d_i - c_i` (events, censorings); the
+    axis ends at the first :math:`t_i` where that falls below :math:`\text{fraction}
+    \cdot n_0`, or at the last step time (the longest follow-up) when it never does.
+    Read from the overall curve's ``step`` rows of ``km_curves.tsv``; nothing is
+    re-estimated.
+
+    Parameters
+    ----------
+    km : pandas.DataFrame
+        ``results/clinical/km_curves.tsv`` rows (or :func:`km_data` output).
+    endpoint : str
+    fraction : float
+        Share of the patients at time 0, e.g. 0.1.
+
+    Returns
+    -------
+    float
+        Months; NaN when the endpoint has no overall curve.
+    """
+    steps = km[(km["endpoint"] == endpoint) & (km["group_var"] == OVERALL_GROUP_VAR) & (km["record"] == "step")]
+    steps = steps.sort_values("time", kind="stable")
+    if steps.empty:
+        return float("nan")
+    n0 = float(steps["n_risk"].iloc[0])
+    after = (steps["n_risk"] - steps["n_event"] - steps["n_censor"]).to_numpy(dtype=float)
+    below = np.flatnonzero(after < fraction * n0)
+    times = steps["time"].to_numpy(dtype=float)
+    return float(times[below[0]] if below.size else times[-1])
+
+
+def km_data(km: pd.DataFrame, group_var: str, groups_order: Sequence[str] = (), max_months: float = 0.0,
+            at_risk_fraction: float = KM_AT_RISK_FRACTION) -> pd.DataFrame:
+    """Curve and at-risk rows of the overall curve and of each group of ``group_var``, up to the axis end.
+
+    Adds ``curve`` (0 = overall, then groups in ``groups_order`` first) and
+    ``axis_end`` (months, per endpoint): ``max_months`` when positive, else
+    :func:`km_axis_end` (fewer than ``at_risk_fraction`` of the patients at risk).
+    Rows after the axis end are left out (they are not drawn), so the figure's
+    source table holds what the figure shows; a curve followed past the axis end
+    gets one ``record = "end"`` row at the axis end with the survival, CI and
+    number at risk in force there (the last step before it, no event). Rows are
+    ordered by endpoint, curve, then steps, end, at-risk ticks, each by time.
     """
     keep = km[(km["group_var"] == OVERALL_GROUP_VAR) | (km["group_var"] == group_var)].copy()
     keep["group"] = keep["group"].astype(str)
@@ -421,7 +504,50 @@ def km_data(km: pd.DataFrame, group_var: str, groups_order: Sequence[str] = ()) 
     endpoint_rank = {e: i for i, e in enumerate(dict.fromkeys(keep["endpoint"]))}
     keep = keep.iloc[order]
     keep = keep.iloc[np.argsort(keep["endpoint"].map(endpoint_rank).to_numpy(), kind="stable")]
-    return keep.reset_index(drop=True)
+    ends = {e: float(max_months) if max_months and max_months > 0 else km_axis_end(keep, e, at_risk_fraction)
+            for e in endpoint_rank}
+    keep["axis_end"] = keep["endpoint"].map(ends).astype(float)
+    beyond = keep["time"].astype(float) > keep["axis_end"]
+    # a curve followed past the axis end is drawn to it at the survival in force there
+    steps = keep[(keep["record"] == "step") & ~beyond]
+    last = steps.groupby(["endpoint", "curve"], sort=False).tail(1)
+    continued = keep[beyond & (keep["record"] == "step")][["endpoint", "curve"]].drop_duplicates()
+    ends_rows = last.merge(continued, on=["endpoint", "curve"])
+    ends_rows = ends_rows[ends_rows["time"].astype(float) < ends_rows["axis_end"]].assign(
+        record="end", time=ends_rows["axis_end"],
+        n_risk=ends_rows["n_risk"] - ends_rows["n_event"] - ends_rows["n_censor"], n_event=0, n_censor=0)
+    keep = pd.concat([keep[~beyond], ends_rows[keep.columns]], ignore_index=True)
+    record_rank = keep["record"].map({"step": 0, "end": 1, "at_risk": 2}).to_numpy()
+    order = np.lexsort((keep["time"].to_numpy(dtype=float), record_rank, keep["curve"].to_numpy(),
+                        keep["endpoint"].map(endpoint_rank).to_numpy()))
+    return keep.iloc[order].reset_index(drop=True)
+
+
+def format_median(estimate: float, low: float = np.nan, high: float = np.nan, decimals: int = 1) -> str:
+    """``3.2 (2.6\u20136.3)``: a median survival time with its CI, every number at ``decimals`` decimals.
+
+    One precision for every number of a figure, so ``3.3`` never stands beside ``3.35``.
+    A median or upper limit the curve does not reach (missing in survival.tsv) reads
+    ``NR``; a missing lower limit ``NA``. Numbers are rounded half away from zero on
+    their shortest decimal form (``3.15`` -> ``3.2``, as a reader rounding the table
+    by hand would; binary rounding would give ``3.1``).
+
+    Parameters
+    ----------
+    estimate, low, high : float
+        Median and its CI limits (months); NaN when not reached / not estimable.
+    decimals : int
+    """
+    def number(x, missing):
+        if x is None or not np.isfinite(float(x)):
+            return missing
+        step = Decimal(1).scaleb(-decimals)
+        return str(Decimal(repr(float(x))).quantize(step, rounding=ROUND_HALF_UP))
+
+    median = number(estimate, "NR")
+    if not np.isfinite(float(estimate)) and not np.isfinite(float(low)):
+        return "NR"
+    return f"{median} ({number(low, 'NA')}\u2013{number(high, 'NR')})"
 
 
 def _km_label(survival: pd.DataFrame, endpoint: str, group_var: str, group: str) -> str:
@@ -430,8 +556,8 @@ def _km_label(survival: pd.DataFrame, endpoint: str, group_var: str, group: str)
     label = "All patients" if group_var == OVERALL_GROUP_VAR else group
     if rows.empty:
         return label
-    median = float(rows["estimate"].iloc[0])
-    return f"{label}: {median:.3g}" if np.isfinite(median) else f"{label}: not reached"
+    row = rows.iloc[0]
+    return f"{label}: {format_median(float(row['estimate']), float(row['ci_low']), float(row['ci_high']))}"
 
 
 def _logrank_text(survival: pd.DataFrame, endpoint: str, group_var: str) -> str:
@@ -450,8 +576,10 @@ def plot_km(data: pd.DataFrame, survival: pd.DataFrame, group_var: str, style: d
     Single-column by default (Figure 1 stacks it under the waterfall). The overall
     curve is black with its pointwise confidence band shaded; group curves take the
     cohort palette. The legend, placed where it covers least of the curves, gives each
-    curve's median (months); the log-rank test between the groups heads the panel;
-    the numbers at risk are printed under the axis at its ticks.
+    curve's median with its CI (:func:`format_median`, one decimal everywhere); the
+    log-rank test between the groups heads the panel; the numbers at risk are printed
+    under the axis at its ticks. The time axis ends at ``axis_end`` of
+    :func:`km_data` (fewer than 10 % still at risk, or the configured limit).
     """
     endpoints = list(dict.fromkeys(data["endpoint"]))
     curves = data[["curve", "group_var", "group"]].drop_duplicates().sort_values("curve")
@@ -460,7 +588,7 @@ def plot_km(data: pd.DataFrame, survival: pd.DataFrame, group_var: str, style: d
     n_curves = len(curves)
     small = plt.rcParams["legend.fontsize"]
     line = 1.35 * small / 72  # one text line in inches
-    curve_h, axis_h, table_h, gap_h = 1.9, 3.4 * line, (n_curves + 1.2) * line, 2.6 * line
+    curve_h, axis_h, table_h, gap_h = 1.7, 3.4 * line, (n_curves + 1.2) * line, 2.6 * line
     heights = []
     for i in range(len(endpoints)):
         heights += [curve_h, axis_h, table_h] + ([gap_h] if i < len(endpoints) - 1 else [])
@@ -479,9 +607,11 @@ def plot_km(data: pd.DataFrame, survival: pd.DataFrame, group_var: str, style: d
         ax_table = fig.add_subplot(grid[row + 2, 0], sharex=ax)
         of_endpoint = data[data["endpoint"] == endpoint]
         ticks = np.sort(of_endpoint.loc[of_endpoint["record"] == "at_risk", "time"].unique())
+        end = float(of_endpoint["axis_end"].iloc[0]) if "axis_end" in of_endpoint else np.nan
         handles = []
         for _, curve in curves.iterrows():
-            steps = of_endpoint[(of_endpoint["curve"] == curve["curve"]) & (of_endpoint["record"] == "step")]
+            steps = of_endpoint[(of_endpoint["curve"] == curve["curve"])
+                                & of_endpoint["record"].isin(["step", "end"])]
             overall = curve["curve"] == 0
             colour = "#000000" if overall else colours.get(curve["group"], "#777777")
             t = steps["time"].to_numpy(dtype=float)
@@ -494,21 +624,25 @@ def plot_km(data: pd.DataFrame, survival: pd.DataFrame, group_var: str, style: d
                 ax.fill_between(t, steps["ci_low"].to_numpy(dtype=float), steps["ci_high"].to_numpy(dtype=float),
                                 step="post", color="#000000", alpha=0.08, lw=0, zorder=1)
             censored = steps["n_censor"].to_numpy(dtype=float) > 0
-            ax.plot(t[censored], s[censored], ls="none", marker="|", ms=4, mew=0.8, color=colour, zorder=4)
+            # not clipped: a censoring at the axis end keeps both halves of its tick
+            ax.plot(t[censored], s[censored], ls="none", marker="|", ms=4, mew=0.8, color=colour, zorder=4,
+                    clip_on=False)
         handles += [Line2D([], [], ls="none", marker="|", ms=4, mew=0.8, color="black", label="Censored"),
                     Patch(color="#000000", alpha=0.08, label=f"{100 * conf_level:g}% CI, all")]
         ax.legend(handles=handles, loc="best", frameon=True, framealpha=0.9, edgecolor="none", handlelength=1.4,
                   borderaxespad=0.3, borderpad=0.3, labelspacing=0.25, alignment="left",
-                  title="Median (months)", title_fontsize=small)
+                  title=f"Median, months ({100 * conf_level:g}% CI)", title_fontsize=small)
         label = (endpoint_labels or {}).get(endpoint, endpoint)
         ax.set_title(label, loc="left", fontweight="bold")
         logrank = _logrank_text(survival, endpoint, group_var)
         if logrank:
             ax.set_title(logrank, loc="right", fontsize=small)
         ax.set_ylim(-0.02, 1.03)
+        if not np.isfinite(end):
+            end = float(ticks[-1]) if ticks.size else float(of_endpoint["time"].max())
+        # the axis ends where fewer than ~10 % remain at risk (km_data), not at the longest follow-up
+        ax.set_xlim(-0.01 * end, end)
         if ticks.size:
-            # a little room after the last tick so a censor mark there is not cut in half
-            ax.set_xlim(-0.01 * ticks[-1], 1.02 * ticks[-1])
             ax.set_xticks(ticks)
             ax.set_xticklabels([f"{t:g}" for t in ticks])
         ax.set_ylabel(f"{label} probability")
@@ -639,7 +773,9 @@ __all__ = [
     "RESPONSE_CODE_COLOURS",
     "ae_heatmap_data",
     "forest_data",
+    "format_median",
     "message_figure",
+    "km_axis_end",
     "km_data",
     "ordered_groups",
     "plot_ae_heatmap",

@@ -8,6 +8,7 @@ and matplotlib (the plots environment).
 from __future__ import annotations
 
 import math
+from decimal import ROUND_HALF_UP, Decimal
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -50,6 +51,38 @@ def format_p(p) -> str:
     return f"p = {p:.3f}" if p >= 0.001 else f"p = {p:.1e}".replace("-", "\u2212")
 
 
+def metric_decimals(values) -> int:
+    """Decimals of every Δ and CI limit of one metric: two significant digits for the largest.
+
+    With :math:`m = \\max |x|` over the finite, non-zero values, ``max(0, 1 -
+    floor(log10 m))`` decimals: Shannon Δs up to 0.59 get 2 (``+0.01``, ``\u22120.31``),
+    richness up to 13 gets 0 (``+10``), Gini-Simpson up to 0.06 gets 3. One number of
+    decimals for the whole metric, so ``+0.0072`` never stands beside ``\u22120.1``.
+    Two when there is no value.
+    """
+    v = np.abs(np.asarray(pd.to_numeric(pd.Series(list(np.ravel(values)), dtype=object), errors="coerce"),
+                          dtype=float))
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size:
+        return 2
+    return max(0, 1 - int(np.floor(np.log10(v.max()))))
+
+
+def _fixed(x, decimals: int, sign: bool = True) -> str:
+    """``x`` at ``decimals`` decimals with a typographic minus (``+0.12``, ``\u22120.44``); NA when missing.
+
+    A value that rounds to zero keeps no sign (``0.00``, not ``\u22120.00``).
+    """
+    if x is None or not np.isfinite(float(x)):
+        return "NA"
+    # half away from zero on the shortest decimal form (7.5 -> 8, 0.015 -> 0.02), as by hand
+    value = Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    if value == 0:
+        value = abs(value)
+    text = f"{value:+f}" if sign and value != 0 else f"{value:f}"
+    return text.replace("-", "\u2212")
+
+
 def _number(x, digits: int = 2, sign: bool = True) -> str:
     """Short number with a typographic minus (``+0.12``, ``\u22120.44``)."""
     if x is None or not np.isfinite(float(x)):
@@ -72,6 +105,9 @@ def _levels_and_colours(style: dict, response: bool) -> tuple[list[str], dict]:
         return ["all"], {"all": NO_RESPONSE_COLOUR}
     return RESPONSE_LEVELS, palette(style, "response", RESPONSE_LEVELS)
 
+
+#: per-subject lines and arrows recede behind the group summaries: thin and light
+SUBJECT_LW, SUBJECT_ALPHA = 0.5, 0.35
 
 # ---------------------------------------------------------------------------
 # paired α
@@ -119,15 +155,39 @@ def paired_alpha_data(alpha: pd.DataFrame, metrics, pre: str, post: str, respons
     return out[columns].reset_index(drop=True)
 
 
-def _test_line(test: pd.Series | None, label: str, split: bool = False) -> str:
-    """``R: Δ +0.21 [0.05, 0.40] p = 0.003`` from one row of alpha_tests.tsv (p on a new line with `split`)."""
+def _test_line(test: pd.Series | None, label: str, split: bool = False, decimals: int = 2) -> str:
+    """``R: Δ +0.21 [0.05, 0.40] p = 0.003`` from one row of alpha_tests.tsv (p on a new line with `split`).
+
+    Δ and its CI at ``decimals`` decimals (:func:`metric_decimals` of the metric)."""
     prefix = f"{label}: " if label else ""
     if test is None or int(test["n_pairs"]) == 0:
         return f"{prefix}no pairs"
     if not np.isfinite(float(test["p_value"])):
         return f"{prefix}no change (n = {int(test['n_pairs'])})"
-    return (f"{prefix}\u0394 {_number(test['hl_estimate'])} [{_number(test['ci_low'], sign=False)}, "
-            f"{_number(test['ci_high'], sign=False)}]" + ("\n" if split else " ") + format_p(test["p_value"]))
+    return (f"{prefix}\u0394 {_fixed(test['hl_estimate'], decimals)} [{_fixed(test['ci_low'], decimals, False)}, "
+            f"{_fixed(test['ci_high'], decimals, False)}]" + ("\n" if split else " ") + format_p(test["p_value"]))
+
+
+def _metric_tests(tests: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return tests[tests["metric"] == metric] if "metric" in tests.columns else tests.iloc[:0]
+
+
+def _median_path(test: pd.Series | None):
+    """(median pre, median post) of a test row of alpha_tests.tsv, or None."""
+    if test is None or int(test["n_pairs"]) == 0:
+        return None
+    pre, post = float(test["median_pre"]), float(test["median_post"])
+    return (pre, post) if np.isfinite(pre) and np.isfinite(post) else None
+
+
+def _draw_median_path(ax, path, colour: str) -> None:
+    """The group's median pre -> median post, bold over the thin subject lines (white halo)."""
+    from matplotlib import patheffects
+
+    (line,) = ax.plot([0.0, 1.0], path, color=colour, lw=2.4, marker="o", ms=4.5, mec="white", mew=0.6,
+                      zorder=5, solid_capstyle="round")
+    line.set_path_effects([patheffects.Stroke(linewidth=3.6, foreground="white"), patheffects.Normal()])
+    line.set_gid("group-median")
 
 
 def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts, style: dict,
@@ -178,6 +238,8 @@ def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts,
 
     for r, metric in enumerate(metrics):
         rows = data[data["metric"] == metric]
+        of_metric = _metric_tests(tests, metric)
+        decimals = metric_decimals(of_metric[["hl_estimate", "ci_low", "ci_high"]].to_numpy())
         values = rows[["pre_value", "post_value"]].to_numpy(float)
         if values.size:
             # one y range per row (shared axis), with room above the data for three lines of text
@@ -192,16 +254,25 @@ def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts,
                 if part.empty:
                     continue
                 paired_lines(ax, [0.0, 1.0], part[["pre_value", "post_value"]].to_numpy(float), colours[level],
-                             lw=0.7, alpha=0.75, ms=2.2)
+                             lw=SUBJECT_LW, alpha=SUBJECT_ALPHA, ms=1.8)
             if column == "all":
-                lines = [(_test_line(find(metric, "overall", "all"), "All"), "black")]
+                lines = [(_test_line(find(metric, "overall", "all"), "All", decimals=decimals), "black")]
                 for level, short in (("responder", "R"), ("non_responder", "NR")) if response else ():
-                    lines.append((_test_line(find(metric, "response", level), short), colours[level]))
-                n = len(panel)
-                ax.set_title(f"All subjects (n = {n})")
+                    lines.append((_test_line(find(metric, "response", level), short, decimals=decimals),
+                                  colours[level]))
+                    path = _median_path(find(metric, "response", level))
+                    if path is not None:
+                        _draw_median_path(ax, path, colours[level])
+                overall_path = _median_path(find(metric, "overall", "all"))
+                if not response and overall_path is not None:
+                    _draw_median_path(ax, overall_path, NO_RESPONSE_COLOUR)
+                ax.set_title(f"All subjects (n = {len(panel)})")
             else:
                 lines = [(text, "black") for text in
-                         _test_line(find(metric, "cohort", column), "", split=True).split("\n")]
+                         _test_line(find(metric, "cohort", column), "", split=True, decimals=decimals).split("\n")]
+                path = _median_path(find(metric, "cohort", column))
+                if path is not None:
+                    _draw_median_path(ax, path, "#000000")
                 ax.set_title(f"{column} (n = {len(panel)})")
             for k, (text, colour) in enumerate(lines):
                 ax.text(0.02, 0.99 - 0.09 * k, text, transform=ax.transAxes, va="top", ha="left",
@@ -215,12 +286,138 @@ def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts,
     handles = [Line2D([], [], color=colours[level], marker="o", ms=3, lw=1,
                       label=RESPONSE_LABELS[level] + short[level])
                for level in levels if response and (data["response"] == level).any()]
+    if len(data):
+        handles.append(Line2D([], [], color="black", lw=2.4, marker="o", ms=4,
+                              label="Median of the panel's group" if response else "Median"))
     if handles:
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
                    bbox_to_anchor=(0.5, -0.01))
     fig.suptitle(title + ("\n" if title else "") + "Wilcoxon signed-rank on post \u2212 pre; "
                  "\u0394 = Hodges\u2013Lehmann estimate [CI]", fontsize=plt.rcParams["axes.titlesize"])
     fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def paired_alpha_panel_data(data: pd.DataFrame, tests: pd.DataFrame, metric: str, contrast: str | None = None,
+                            response: bool = True) -> pd.DataFrame:
+    """What the main-figure α panel draws: each subject's pre/post value and each group's median path.
+
+    Parameters
+    ----------
+    data : DataFrame
+        :func:`paired_alpha_data` output.
+    tests : DataFrame
+        ``alpha_tests.tsv``; the medians and the test of each response group (rows
+        ``group_by == response``; ``overall`` in a study without response) are read
+        from it, never recomputed.
+    metric : str
+    contrast : str, optional
+        Selects the rows of `tests`.
+    response : bool
+
+    Returns
+    -------
+    DataFrame
+        The subject rows of `metric` (``record = subject``) followed by one
+        ``record = group_median`` row per group with a test (``pre_value`` =
+        ``median_pre``, ``post_value`` = ``median_post``, with ``n_pairs``,
+        ``hl_estimate``, ``ci_low``, ``ci_high``, ``p_value``); ``panel`` is the
+        response group (responder, non_responder, not_evaluable; ``all`` without
+        response) in drawing order.
+    """
+    if contrast is not None and "contrast" in tests.columns:
+        tests = tests[tests["contrast"] == contrast]
+    subjects = data[data["metric"] == metric].assign(record="subject")
+    subjects.insert(0, "panel", subjects["response"])
+    levels = RESPONSE_LEVELS if response else ["all"]
+    of_metric = _metric_tests(tests, metric)
+    medians = []
+    for level in levels:
+        group_by, group = ("response", level) if response else ("overall", "all")
+        hit = of_metric[(of_metric["group_by"] == group_by) & (of_metric["group"] == group)]
+        if len(hit) and _median_path(hit.iloc[0]) is not None:
+            row = hit.iloc[0]
+            medians.append({"panel": level, "metric": metric, "response": level, "record": "group_median",
+                            "pre_value": float(row["median_pre"]), "post_value": float(row["median_post"]),
+                            **{k: row[k] for k in ("n_pairs", "hl_estimate", "ci_low", "ci_high", "p_value")}})
+    out = pd.concat([subjects, pd.DataFrame(medians)], ignore_index=True, sort=False)
+    order = {level: i for i, level in enumerate(levels)}
+    out = out[out["panel"].isin(levels)]
+    out = out.assign(_p=out["panel"].map(order), _r=(out["record"] != "subject").astype(int))
+    return out.sort_values(["_p", "_r"], kind="stable").drop(columns=["_p", "_r"]).reset_index(drop=True)
+
+
+def plot_paired_alpha_by_response(panel_data: pd.DataFrame, tests: pd.DataFrame, metric: str, style: dict,
+                                  pre: str = "pre", post: str = "post", title: str = "",
+                                  contrast: str | None = None, response: bool = True):
+    """Main-figure α panel: one panel per response group, thin subject lines, the group median bold.
+
+    Each panel draws its subjects' pre → post lines thin and light and the group's
+    median pre → median post path bold (both medians from ``alpha_tests.tsv``), with
+    the group's Hodges–Lehmann Δ [CI] and Wilcoxon p; the overall test heads the
+    figure. Δ and CI limits share :func:`metric_decimals` of the metric. A group
+    without a test (not evaluable) is drawn without a median path.
+
+    Parameters
+    ----------
+    panel_data : DataFrame
+        :func:`paired_alpha_panel_data` output (also the figure's source table).
+    tests : DataFrame
+        ``alpha_tests.tsv`` (for the overall test).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    if contrast is not None and "contrast" in tests.columns:
+        tests = tests[tests["contrast"] == contrast]
+    of_metric = _metric_tests(tests, metric)
+    decimals = metric_decimals(of_metric[["hl_estimate", "ci_low", "ci_high"]].to_numpy())
+    levels, colours = _levels_and_colours(style, response)
+    panels = [lv for lv in levels if (panel_data["panel"] == lv).any()] or levels[:1]
+    width, _ = figure_size(style, "double" if len(panels) > 1 else "single")
+    # the few not-evaluable subjects get a narrower panel
+    ratios = [0.7 if lv == "not_evaluable" else 1.0 for lv in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 2.9), squeeze=False, sharey="row",
+                             gridspec_kw={"width_ratios": ratios})
+    subjects = panel_data[panel_data["record"] == "subject"]
+    values = panel_data[["pre_value", "post_value"]].to_numpy(float)
+    font = plt.rcParams["font.size"] - 1
+    for c, level in enumerate(panels):
+        ax = axes[0, c]
+        part = subjects[subjects["panel"] == level]
+        paired_lines(ax, [0.0, 1.0], part[["pre_value", "post_value"]].to_numpy(float), colours[level],
+                     lw=SUBJECT_LW + 0.1, alpha=SUBJECT_ALPHA, ms=2.0)
+        median = panel_data[(panel_data["panel"] == level) & (panel_data["record"] == "group_median")]
+        if len(median):
+            row = median.iloc[0]
+            _draw_median_path(ax, (row["pre_value"], row["post_value"]), colours[level])
+            text = _test_line(row, "", split=True, decimals=decimals)
+        else:
+            text = "not tested"
+        ax.text(0.03, 0.98, text, transform=ax.transAxes, va="top", ha="left", fontsize=font,
+                color=colours[level] if level != "not_evaluable" else "#444444")
+        name = RESPONSE_LABELS[level] if response else "All subjects"
+        name = {"responder": "Responders", "non_responder": "Non-responders"}.get(level, name)
+        ax.set_title(f"{name} (n = {len(part)})", color=colours[level] if response else "black")
+        ax.set_xlim(-0.25, 1.25)
+        ax.set_xticks([0, 1])
+        ax.set_xticklabels([pre, post])
+        if c == 0:
+            ax.set_ylabel(ALPHA_LABELS.get(metric, metric))
+    if values.size and np.isfinite(values).any():
+        low, high = float(np.nanmin(values)), float(np.nanmax(values))
+        span = (high - low) or max(abs(high), 1.0) * 0.1
+        axes[0, 0].set_ylim(low - 0.05 * span, high + 0.3 * span)
+    overall = of_metric[(of_metric["group_by"] == "overall") & (of_metric["group"] == "all")]
+    head = ""
+    if response and len(overall):
+        head = f"\nAll subjects (n = {int(overall.iloc[0]['n_pairs'])}): " + _test_line(
+            overall.iloc[0], "", decimals=decimals)
+    fig.suptitle(title + ("\n" if title else "") + "Wilcoxon signed-rank on post \u2212 pre; "
+                 "\u0394 = Hodges\u2013Lehmann estimate [CI]; bold: group median" + head,
+                 fontsize=plt.rcParams["axes.titlesize"])
+    fig.tight_layout()
     return fig
 
 
@@ -264,6 +461,54 @@ def pcoa_arrow_data(coordinates: pd.DataFrame, axes_pair, pre: str, post: str,
     return out.sort_values(["subject_id", "_t"], kind="stable").drop(columns="_t").reset_index(drop=True)
 
 
+#: fewest paired subjects for a group's centroid arrow (fewer: the subjects' own arrows say it all)
+MIN_CENTROID_SUBJECTS = 3
+
+
+def pcoa_centroids(data: pd.DataFrame, pre: str, post: str, min_subjects: int = MIN_CENTROID_SUBJECTS
+                   ) -> pd.DataFrame:
+    """Each response group's centroid at `pre` and at `post` on the drawn axes (its paired subjects).
+
+    The centroid of a group at a timepoint is the mean of its subjects' coordinates,
+    :math:`\\bar z_{g,t} = n_g^{-1} \\sum_{i \\in g} z_{i,t}` on the two drawn axes, over
+    the subjects with both samples only, so the arrow from the pre to the post
+    centroid is the group's mean within-subject displacement in the plane (Anderson
+    2006, Biometrics 62:245, for centroids in principal coordinate space). A display
+    summary of the PCoA table; no test. Groups with fewer than ``min_subjects``
+    paired subjects (typically the not-evaluable few) get no centroid.
+
+    Parameters
+    ----------
+    data : DataFrame
+        :func:`pcoa_arrow_data` output.
+
+    Returns
+    -------
+    DataFrame
+        ``record = centroid, response, timepoint, n_subjects, x, y``: two rows
+        (pre, post) per response group with paired subjects, in
+        :data:`RESPONSE_LEVELS` order (``all`` first).
+    """
+    columns = ["record", "response", "timepoint", "n_subjects", "x", "y"]
+    paired = data[data["paired"].astype(bool)]
+    rows = []
+    for level in ["all"] + RESPONSE_LEVELS:
+        part = paired[paired["response"] == level]
+        if part["subject_id"].nunique() < max(1, min_subjects):
+            continue
+        for timepoint in (pre, post):
+            at = part[part["timepoint"] == timepoint]
+            rows.append({"record": "centroid", "response": level, "timepoint": timepoint,
+                         "n_subjects": int(at["subject_id"].nunique()), "x": float(at["x"].mean()),
+                         "y": float(at["y"].mean())})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def pcoa_source(data: pd.DataFrame, centroids: pd.DataFrame) -> pd.DataFrame:
+    """The PCoA figure's source table: the samples (``record = sample``), then the group centroids."""
+    return pd.concat([data.assign(record="sample"), centroids], ignore_index=True, sort=False)
+
+
 def _not_computed_figure(style: dict, metric: str, title: str):
     """A figure that says the metric was not computed (undefined for some sample pairs)."""
     fig, ax = plt.subplots(figsize=figure_size(style, "single", 1.1))
@@ -275,14 +520,28 @@ def _not_computed_figure(style: dict, metric: str, title: str):
     return fig
 
 
+#: arrows of the PCoA: per subject thin and light, per group centroid bold
+SUBJECT_ARROW = {"lw": 0.45, "alpha": 0.3, "mutation_scale": 4}
+CENTROID_ARROW = {"lw": 2.6, "alpha": 1.0, "mutation_scale": 13}
+
+
 def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataFrame, axes_pair,
                      metric: str, pre: str, post: str, style: dict, title: str = "", contrast: str | None = None,
-                     response: bool = True):
-    """PCoA of the pre and post samples with an arrow from each subject's pre to its post sample.
+                     response: bool = True, centroids: pd.DataFrame | None = None):
+    """PCoA of the pre and post samples: thin per-subject arrows, bold arrows of the group centroids.
 
-    The title gives the PERMANOVA of time within subject (pseudo-F, R², p, number
-    of permutations) read from `permanova` (row ``test == time_within_subject``).
-    Without `response` every subject has one colour and there is no response legend.
+    Each subject's pre → post arrow is thin and light (:data:`SUBJECT_ARROW`, gid
+    ``subject-arrow``); each response group's arrow from its pre to its post
+    centroid (:func:`pcoa_centroids`) is bold (:data:`CENTROID_ARROW`, gid
+    ``centroid-arrow``) and carries the message. The title gives the PERMANOVA of
+    time within subject (pseudo-F, R², p, number of permutations) read from
+    `permanova` (row ``test == time_within_subject``). Without `response` every
+    subject has one colour and there is no response legend.
+
+    Parameters
+    ----------
+    centroids : DataFrame, optional
+        :func:`pcoa_centroids` of `data` (computed when not given).
 
     Returns
     -------
@@ -290,6 +549,10 @@ def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataF
     """
     if axes.empty:
         return _not_computed_figure(style, metric, title)
+    from matplotlib import patheffects
+
+    if centroids is None:
+        centroids = pcoa_centroids(data, pre, post)
     levels, colours = _levels_and_colours(style, response)
     fig, ax = plt.subplots(figsize=figure_size(style, "single", 1.1))
     for level in levels:
@@ -298,16 +561,29 @@ def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataF
             continue
         before = part[part["timepoint"] == pre]
         after = part[part["timepoint"] == post]
-        ax.scatter(before["x"], before["y"], s=12, facecolors="white", edgecolors=colours[level], lw=0.8,
-                   zorder=3)
-        ax.scatter(after["x"], after["y"], s=12, color=colours[level], lw=0, zorder=3)
+        ax.scatter(before["x"], before["y"], s=9, facecolors="white", edgecolors=colours[level], lw=0.6,
+                   alpha=0.6, zorder=3)
+        ax.scatter(after["x"], after["y"], s=9, color=colours[level], lw=0, alpha=0.6, zorder=3)
         paired = part[part["paired"]]
         start = paired[paired["timepoint"] == pre].set_index("subject_id")
         end = paired[paired["timepoint"] == post].set_index("subject_id").reindex(start.index)
         for (x0, y0), (x1, y1) in zip(start[["x", "y"]].to_numpy(), end[["x", "y"]].to_numpy()):
-            ax.annotate("", xy=(x1, y1), xytext=(x0, y0), zorder=2,
-                        arrowprops={"arrowstyle": "-|>", "color": colours[level], "lw": 0.6, "alpha": 0.7,
-                                    "mutation_scale": 6, "shrinkA": 2, "shrinkB": 2})
+            arrow = ax.annotate("", xy=(x1, y1), xytext=(x0, y0), zorder=2,
+                                arrowprops={"arrowstyle": "-|>", "color": colours[level], **SUBJECT_ARROW,
+                                            "shrinkA": 2, "shrinkB": 2})
+            arrow.set_gid("subject-arrow")
+    halo = [patheffects.Stroke(linewidth=CENTROID_ARROW["lw"] + 1.6, foreground="white"), patheffects.Normal()]
+    for level in levels:
+        group = centroids[centroids["response"] == level].set_index("timepoint")
+        if pre not in group.index or post not in group.index:
+            continue
+        (x0, y0), (x1, y1) = group.loc[pre, ["x", "y"]].to_numpy(float), group.loc[post, ["x", "y"]].to_numpy(float)
+        arrow = ax.annotate("", xy=(x1, y1), xytext=(x0, y0), zorder=6,
+                            arrowprops={"arrowstyle": "-|>", "color": colours[level], **CENTROID_ARROW,
+                                        "shrinkA": 0, "shrinkB": 0})
+        arrow.arrow_patch.set_path_effects(halo)
+        arrow.set_gid("centroid-arrow")
+        ax.scatter([x0], [y0], s=46, facecolors="white", edgecolors=colours[level], lw=2.0, zorder=7)
     _label_pcoa_axes(ax, axes, axes_pair)
     rows = permanova
     if contrast is not None and "contrast" in rows.columns:
@@ -328,7 +604,10 @@ def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataF
                  for level in levels if (data["response"] == level).any()]
     symbols = [Line2D([], [], ls="", marker="o", ms=3.5, mfc="white", mec="black", label=pre),
                Line2D([], [], ls="", marker="o", ms=3.5, color="black", label=post),
-               Line2D([], [], ls="-", marker=">", ms=3, lw=0.8, color="black", label="same subject")]
+               Line2D([], [], ls="-", marker=">", ms=2.5, lw=SUBJECT_ARROW["lw"], color="black",
+                      alpha=0.6, label="one subject"),
+               Line2D([], [], ls="-", marker=">", ms=5, lw=CENTROID_ARROW["lw"], color="black",
+                      label="group centroid")]
     if response:
         first = ax.legend(handles=responses, loc="upper left", bbox_to_anchor=(-0.02, -0.2), ncol=1,
                           frameon=False, title="Response", alignment="left")

@@ -436,7 +436,12 @@ def triads_plot_data(data: pd.DataFrame, responders: pd.DataFrame, response_colu
 
 def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series], scales: list[str],
                 style: dict, fdr_level: float, n_rep: int | None = None, title: str = ""):
-    """Small multiples: one row per top triad, three scatter panels of the within-subject changes."""
+    """Small multiples: one row per top triad, three scatter panels of the within-subject changes.
+
+    Each row's heading gives the ACME, its CI, the proportion mediated and the ACME q; with
+    `n_rep` (bootstrap replicates per triad) a triad whose ACME p is at its floor
+    ``2 / (n_rep + 1)`` (every replicate on one side) is marked so.
+    """
     ranks = list(pd.unique(data["rank"])) if not data.empty else []
     if not ranks:
         return message_figure(style, "No triad was tested (no chain of significant, sign-consistent "
@@ -471,8 +476,11 @@ def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series
                     va="top", fontsize=style["font_size"] - 1, zorder=5,
                     bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
         q = float(t["acme_q"])
-        # a bootstrap p of 0 means every replicate fell on one side: report the resolution
-        q_text = f"q < {2 / n_rep:.2g}" if q == 0 and n_rep else format_p(q, "q")
+        # bootstrap p = min(1, 2 (b + 1) / (n_rep + 1)) is never 0 (gutaxis.triads.bootstrap_p); at its
+        # floor 2 / (n_rep + 1) every replicate fell on one side, which the heading says
+        q_text = format_p(q, "q")
+        if n_rep and float(t["acme_p"]) <= 2 / (n_rep + 1) * (1 + 1e-9):
+            q_text += f" (ACME p at its floor 2/{n_rep + 1}: every replicate on one side)"
         called = "called" if q < fdr_level else "not called"
         heads.append((f"#{rank}  {names['microbe']} \u2192 {names['metabolite']} \u2192 {names['immune']}",
                       f"mediation: ACME {number(t['acme'])} [{number(t['acme_ci_low'])}, "

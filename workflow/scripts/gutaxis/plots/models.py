@@ -119,8 +119,15 @@ def plot_roc(data: pd.DataFrame, performance: pd.DataFrame, style: dict, conf_le
                 if np.isfinite(row.get("perm_p_value", np.nan)):
                     text += f", {_format_p(row['perm_p_value'])}"
             lines.append((Line2D([], [], color=colour, lw=1.2), text))
-        n = perf.loc[feature_set]["n_subjects"].iloc[0] if feature_set in perf.index.get_level_values(0) else None
-        ax.set_title(feature_set.replace("_", " ") + (f" (n = {int(n)})" if n is not None else ""))
+        known = feature_set in perf.index.get_level_values(0)
+        n = perf.loc[feature_set]["n_subjects"].iloc[0] if known else None
+        title = feature_set.replace("_", " ") + (f" (n = {int(n)})" if n is not None else "")
+        landmark = perf.loc[feature_set]["landmark_months"].iloc[0] if known and "landmark_months" in perf else np.nan
+        if known and str(perf.loc[feature_set].get("on_treatment", pd.Series([""])).iloc[0]).lower() == "true":
+            # on-treatment features predict from the landmark, not from treatment start
+            title += (f"\non-treatment, landmark {landmark:.1f} mo" if np.isfinite(landmark)
+                      else "\non-treatment, no landmark")
+        ax.set_title(title)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.0)
         ax.set_aspect("equal")

@@ -1,0 +1,267 @@
+"""``results/summary.md``: the study's answers on one page, each line naming its table.
+
+The workflow writes hundreds of tables; this page answers "what did the treatment do,
+and who responded?" first: response rates and the PFS2 median with their intervals, the
+number of features called after treatment per modality, and the best responder model,
+then the samples kept and dropped, every contrast's top calls, diversity, the axis
+triads and the models with their caveats. Pure functions of already-read tables (the
+entry script reads them); a section whose tables the study does not have is left out.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+TOP = 10
+
+
+def _num(value, digits: int = 2) -> str:
+    """A number at fixed precision; "NA" for missing."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "NA"
+    return "NA" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _q(value) -> str:
+    """q or p at two significant digits (scientific below 0.001)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "NA"
+    if not math.isfinite(value):
+        return "NA"
+    return f"{value:.1e}" if value < 0.001 else f"{value:.2g}"
+
+
+def _pct(rate, low, high) -> str:
+    return f"{100 * float(rate):.0f} % ({100 * float(low):.0f}–{100 * float(high):.0f} %)"
+
+
+def response_lines(response: pd.DataFrame) -> list[str]:
+    """ORR and DCR of the first criterion, overall, with the exact CI."""
+    overall = response[(response["group_var"] == "overall")]
+    if overall.empty:
+        return []
+    criterion = overall["criterion"].iloc[0]
+    rows = overall[overall["criterion"] == criterion].set_index("endpoint")
+    out = []
+    for endpoint in ("ORR", "DCR"):
+        if endpoint in rows.index:
+            r = rows.loc[endpoint]
+            out.append(f"{endpoint} ({str(criterion).upper()}) {_pct(r['rate'], r['ci_low'], r['ci_high'])}, "
+                       f"{int(r['n_responders'])}/{int(r['n_denominator'])} "
+                       f"[{r['ci_method']} CI; results/clinical/response.tsv]")
+    return out
+
+
+def survival_lines(survival: pd.DataFrame) -> list[str]:
+    """Median of each endpoint, overall, with its CI."""
+    rows = survival[(survival["group_var"] == "overall") & (survival["quantity"] == "median")]
+    events = survival[(survival["group_var"] == "overall") & (survival["quantity"] == "n_events")]
+    counts = survival[(survival["group_var"] == "overall") & (survival["quantity"] == "n")]
+    out = []
+    for _, r in rows.iterrows():
+        n = counts.loc[counts["endpoint"] == r["endpoint"], "estimate"]
+        e = events.loc[events["endpoint"] == r["endpoint"], "estimate"]
+        out.append(f"{r['endpoint']} median {_num(r['estimate'], 1)} months "
+                   f"(95 % CI {_num(r['ci_low'], 1)}–{_num(r['ci_high'], 1)}; "
+                   f"{int(e.iloc[0]) if len(e) else '?'} events in {int(n.iloc[0]) if len(n) else '?'}) "
+                   "[results/clinical/survival.tsv; figure results/figures/clinical/km.png]")
+    return out
+
+
+def called_counts(calls: dict) -> dict:
+    """Modality -> number of features whose change is called, per contrast."""
+    out = {}
+    for (modality, contrast), table in calls.items():
+        changed = table["change_direction"].fillna("") != "" if "change_direction" in table else []
+        out[(modality, contrast)] = (int(np.sum(changed)), len(table))
+    return out
+
+
+def best_model_line(performance: pd.DataFrame) -> str | None:
+    """The best feature set and estimator with its AUROC interval (performance.tsv ``best``)."""
+    if performance is None or performance.empty:
+        return None
+    best = performance[performance["best"].astype(str).str.lower() == "true"]
+    row = (best if len(best) else performance.sort_values("auroc_mean", ascending=False)).iloc[0]
+    view = str(row.get("view", ""))
+    validation = str(row.get("validation", "stratified"))
+    if validation == "stratified" or validation == "nan":
+        text = (f"AUROC {_num(row['auroc_mean'])} (repeats {_num(row['auroc_low'])}–"
+                f"{_num(row['auroc_high'])}; DeLong {_num(row['auroc_delong_low'])}–"
+                f"{_num(row['auroc_delong_high'])})")
+    else:
+        text = (f"held-out AUROC {_num(row['auroc_pooled'])} (DeLong {_num(row['auroc_delong_low'])}–"
+                f"{_num(row['auroc_delong_high'])}; {validation})")
+    p = row.get("perm_p_value", np.nan)
+    perm = f", permutation p {_q(p)}" if pd.notna(p) else ""
+    return (f"Best responder model: {row['feature_set']} / {row['model']} ({view}), {text}{perm}, "
+            f"n = {int(row['n_subjects'])} [results/models/performance.tsv; figure "
+            "results/figures/models/roc.png]")
+
+
+def headline(study: pd.DataFrame, response, survival, calls: dict, performance,
+             alpha: float = 0.1) -> list[str]:
+    """The first screen: the answers."""
+    items = study.set_index("item")["value"]
+    lines = [f"**Study type:** {items.get('study_type', '')} — {items.get('description', '')} "
+             "[results/study.tsv]", ""]
+    if response is not None:
+        lines += [f"- {line}" for line in response_lines(response)]
+    if survival is not None:
+        lines += [f"- {line}" for line in survival_lines(survival) if line.startswith("PFS2")]
+    for (modality, contrast), (n_changed, n_rows) in called_counts(calls).items():
+        lines.append(f"- {modality}, {contrast}: **{n_changed}** features changed (q < {alpha:g}); "
+                     f"{n_rows} called by any question [results/differential/{modality}/{contrast}.calls.tsv]")
+    best = best_model_line(performance)
+    if best:
+        lines.append(f"- {best}")
+    return lines
+
+
+def samples_section(samples: pd.DataFrame) -> list[str]:
+    """Samples kept and dropped per modality, with the reasons."""
+    lines = ["## Samples", ""]
+    for modality, part in samples.groupby("modality", sort=True):
+        kept = int((part["status"] == "kept").sum())
+        dropped = part[part["status"] != "kept"]
+        lines.append(f"- {modality}: {kept} samples analysed, {len(dropped)} not"
+                     + (": " + "; ".join(f"{n} {reason}" for reason, n in
+                                         dropped["reason"].value_counts().items()) if len(dropped) else "")
+                     + " [results/qc/samples.tsv]")
+    return lines + [""]
+
+
+def calls_section(calls: dict) -> list[str]:
+    """Per modality and contrast: the called features, top 10 by q."""
+    lines = ["## Features called", ""]
+    for (modality, contrast), table in calls.items():
+        lines.append(f"### {modality} — {contrast} [results/differential/{modality}/{contrast}.calls.tsv]")
+        lines.append("")
+        if table.empty:
+            lines += ["Nothing called.", ""]
+            continue
+        scale = str(table["effect_scale"].dropna().iloc[0]) if table["effect_scale"].notna().any() else ""
+        if scale:
+            lines += [f"Effects: {scale}.", ""]
+        lines += ["| feature | called | effect (95 % CI) | q | methods agreeing | prevalence |",
+                  "|---|---|---|---|---|---|"]
+        for _, row in table.head(TOP).iterrows():
+            question = str(row["called"]).split("; ")[0]
+            prefix = {"change": "change", "by_response": "by_response",
+                      "at_baseline": "at_baseline"}.get(question)
+            if prefix is None:
+                effect, q, agree = "", "", ""
+            else:
+                effect = (f"{_num(row[f'{prefix}_effect'])} ({_num(row[f'{prefix}_ci_low'])}, "
+                          f"{_num(row[f'{prefix}_ci_high'])})")
+                q = _q(row[f"{prefix}_q"])
+                agree = str(row.get(f"{prefix}_methods_agreeing", "") or "lmm")
+            name = row["annotation"] if isinstance(row["annotation"], str) and row["annotation"] else row["feature"]
+            prevalence = str(row["prevalence_direction"]) if pd.notna(row["prevalence_direction"]) else ""
+            lines.append(f"| {name} | {row['called']} | {effect} | {q} | {agree} | {prevalence} |")
+        if len(table) > TOP:
+            lines.append(f"| … {len(table) - TOP} more in the table | | | | | |")
+        lines.append("")
+    return lines
+
+
+def diversity_section(alpha_tests: dict, permanova: dict) -> list[str]:
+    """Alpha diversity changes and the PERMANOVA of the primary metric."""
+    if not alpha_tests and not permanova:
+        return []
+    lines = ["## Diversity", ""]
+    for modality, table in alpha_tests.items():
+        overall = table[table["group_by"] == "overall"] if "group_by" in table else table
+        for _, row in overall.iterrows():
+            lines.append(f"- {modality} {row['metric']}: change {_num(row['hl_estimate'], 3)} "
+                         f"({_num(row['ci_low'], 3)}, {_num(row['ci_high'], 3)}), p {_q(row['p_value'])} "
+                         f"[results/diversity/{modality}/alpha_tests.tsv]")
+    for (modality, metric), table in permanova.items():
+        terms = table[table["term"].isin(["timepoint", "response"]) & table["r2"].notna()]
+        for _, row in terms.iterrows():
+            lines.append(f"- {modality} {metric} PERMANOVA, {row['test']}: R² {_num(row['r2'], 3)}, "
+                         f"p {_q(row['p_value'])} [results/diversity/{modality}/permanova/{metric}.tsv]")
+    return lines + [""]
+
+
+def triads_section(triads: pd.DataFrame | None, alpha: float) -> list[str]:
+    """Microbe -> metabolite -> immune triads with their mediated effect."""
+    if triads is None:
+        return []
+    lines = ["## Microbe → metabolite → immune triads", ""]
+    called = triads[triads["acme_q"] < alpha] if "acme_q" in triads else triads.iloc[:0]
+    lines.append(f"{len(called)} of {len(triads)} triads with a mediated effect at q < {alpha:g} "
+                 "[results/integration/triads.tsv; figure results/figures/integration/triads.png]")
+    for _, row in called.head(TOP).iterrows():
+        lines.append(f"- {row['microbe']} → {row['metabolite']} → {row['immune']}: mediated effect "
+                     f"{_num(row['acme'])} ({_num(row['acme_ci_low'])}, {_num(row['acme_ci_high'])}), "
+                     f"q {_q(row['acme_q'])}")
+    return lines + [""]
+
+
+def models_section(performance: pd.DataFrame | None) -> list[str]:
+    """Every feature set's AUROC, on-treatment sets flagged, with the caveat."""
+    if performance is None or performance.empty:
+        return []
+    lines = ["## Responder models", "",
+             "Exploratory: with a few dozen patients the intervals are wide and the selected features "
+             "are hypotheses [results/models/README.txt].", "",
+             "| feature set | estimator | view | AUROC | interval | permutation p |", "|---|---|---|---|---|---|"]
+    for _, row in performance.iterrows():
+        validation = str(row.get("validation", "stratified"))
+        auroc = row["auroc_mean"] if validation in ("stratified", "nan") else row["auroc_pooled"]
+        lines.append(f"| {row['feature_set']} | {row['model']} | {row.get('view', '')} | {_num(auroc)} | "
+                     f"{_num(row['auroc_delong_low'])}–{_num(row['auroc_delong_high'])} | "
+                     f"{_q(row.get('perm_p_value', np.nan))} |")
+    return lines + ["", "[results/models/performance.tsv]", ""]
+
+
+def summary_markdown(title: str, study: pd.DataFrame, samples: pd.DataFrame, *, response=None,
+                     survival=None, calls: dict | None = None, alpha_tests: dict | None = None,
+                     permanova: dict | None = None, triads=None, performance=None,
+                     alpha: float = 0.1) -> str:
+    """The whole page (markdown)."""
+    calls = calls or {}
+    lines = [f"# {title}: summary", ""]
+    lines += headline(study, response, survival, calls, performance, alpha)
+    lines += ["", "---", ""]
+    lines += samples_section(samples)
+    if response is not None or survival is not None:
+        lines += ["## Endpoints", ""]
+        lines += [f"- {line}" for line in (response_lines(response) if response is not None else [])]
+        lines += [f"- {line}" for line in (survival_lines(survival) if survival is not None else [])]
+        lines.append("")
+    lines += calls_section(calls)
+    lines += diversity_section(alpha_tests or {}, permanova or {})
+    lines += triads_section(triads, alpha)
+    lines += models_section(performance)
+    skipped = study[study["item"] == "skipped"]["value"]
+    if len(skipped):
+        lines += ["## Not run for this study", ""] + [f"- {s}" for s in skipped] + [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+#: the report's own layout puts the rule graph beside the text on the first screen; this
+#: moves it below the text (the report renders the landing page's raw HTML)
+_REPORT_STYLE = (".. raw:: html\n\n   <style>div:has(> #rulegraph){flex-direction:column}"
+                 " .prose{max-width:60rem}</style>\n")
+
+
+def landing_rst(markdown: str, description: str) -> str:
+    """The report's landing page: the summary's first screen (the answers, as reStructuredText),
+    then the study description (``workflow/report/workflow.rst``, still a Jinja template the
+    report fills in). The rule graph is moved below the text."""
+    head = markdown.split("\n---\n")[0].splitlines()
+    title = head[0].lstrip("# ").strip() if head and head[0].startswith("#") else "Summary"
+    body = [line for line in head[1:]]
+    lines = [_REPORT_STYLE, title, "=" * len(title), "", *body, "",
+             "The whole summary, with every contrast's top features, is the **Summary** item of "
+             "this report (results/summary.md).", "", description]
+    return "\n".join(lines)
