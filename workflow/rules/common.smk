@@ -241,6 +241,12 @@ def _main_stems(wildcards):
     return [s for row in MAIN_FIGURES[wildcards.number] for cell in row for s in cell]
 
 
+def if_written(path):
+    """``[path]`` when this study's workflow writes it (a final output), else ``[]``: an
+    optional input of a rule planned after the modules (the study summary)."""
+    return [path] if path in FINAL_OUTPUTS else []
+
+
 def final_outputs():
     return FINAL_OUTPUTS
 

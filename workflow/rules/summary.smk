@@ -10,11 +10,6 @@ SUMMARY_PATH = "results/summary.md"
 SUMMARY_LANDING = "results/report/landing.rst"
 
 
-def _summary_input(path):
-    """The table when this study's workflow writes it, else nothing."""
-    return [path] if path in FINAL_OUTPUTS else []
-
-
 SUMMARY_CALLS = [
     (m, c, f"results/differential/{m}/{c}.calls.tsv")
     for m in MODALITIES
@@ -42,13 +37,13 @@ rule study_summary:
     input:
         study="results/study.tsv",
         samples="results/qc/samples.tsv",
-        response=_summary_input("results/clinical/response.tsv"),
-        survival=_summary_input("results/clinical/survival.tsv"),
+        response=if_written("results/clinical/response.tsv"),
+        survival=if_written("results/clinical/survival.tsv"),
         calls=[path for _, _, path in SUMMARY_CALLS],
         alpha_tests=[path for _, path in SUMMARY_ALPHA],
         permanova=[path for _, path in SUMMARY_PERMANOVA],
-        triads=_summary_input("results/integration/triads.tsv"),
-        performance=_summary_input("results/models/performance.tsv"),
+        triads=if_written("results/integration/triads.tsv"),
+        performance=if_written("results/models/performance.tsv"),
     output:
         summary=report(
             SUMMARY_PATH,
