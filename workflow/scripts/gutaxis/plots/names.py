@@ -346,7 +346,7 @@ def logit_percent_ticks(low: float, high: float, min_ticks: int = 3) -> list[tup
     (natural log odds, as :func:`gutaxis.transforms.logit_transform` writes them).
     The coarsest level of :data:`PERCENT_TICK_LEVELS` with at least ``min_ticks``
     ticks inside ``[low, high]`` is used (the finest when none has), thinned to at
-    most 7 ticks (every k-th, keeping 50%).
+    most 5 ticks (every k-th, keeping 50%).
     """
     low, high = min(low, high), max(low, high)
     chosen: list[tuple[float, str]] = []
@@ -360,9 +360,9 @@ def logit_percent_ticks(low: float, high: float, min_ticks: int = 3) -> list[tup
         chosen = ticks
         if len(ticks) >= min_ticks:
             break
-    if len(chosen) > 7:
+    if len(chosen) > 5:
         # the finest level on a short axis: every k-th tick, keeping 50% when shown
-        step = math.ceil(len(chosen) / 6)
+        step = math.ceil(len(chosen) / 5)
         labels = [label for _, label in chosen]
         anchor = labels.index("50%") if "50%" in labels else 0
         chosen = [tick for i, tick in enumerate(chosen) if (i - anchor) % step == 0]
