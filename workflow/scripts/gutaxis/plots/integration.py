@@ -115,6 +115,22 @@ def _italic_ticks(ticklabels, features, labels) -> None:
             tick.set_fontstyle("italic")
 
 
+#: what a proportion mediated outside [0, 1] means (figure note and caption)
+PROPORTION_NOTE = ("* Proportion mediated = ACME / total effect. Above 1 or below 0 the direct and the indirect "
+                   "(mediated) effects have opposite signs (inconsistent mediation): the indirect effect is "
+                   "larger than the total, which the direct effect partly cancels, so the value is not a "
+                   "share of the effect.")
+
+
+def _axis_name(name: str, scale: str, taxon: bool, width: int) -> str:
+    """A triad axis label: ``Δ <name>`` wrapped at word boundaries, the scale on a line of its own
+    (never split), a taxon in italics (mathtext: one string per axis label)."""
+    lines = textwrap.wrap(f"{DELTA} {name}", width, break_long_words=False) or [f"{DELTA} {name}"]
+    if taxon:
+        lines = [DELTA + " " + mathtext(" ".join(lines)[2:], taxon=True)]
+    return "\n".join(lines + [f"({scale})"])
+
+
 def _response_handles(colours: dict, levels) -> list:
     return [Line2D([], [], color=colours[lev], marker="o", markersize=3, lw=1, label=RESPONSE_LABELS[lev])
             for lev in levels]
@@ -578,6 +594,7 @@ def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series
     pairs = (("microbe", "metabolite"), ("metabolite", "immune"), ("microbe", "immune"))
     layer = {"microbe": 0, "metabolite": 1, "immune": 2}
     heads = []
+    any_inconsistent = False
     for row_axes, rank in zip(axes, ranks):
         rows = data[data["rank"] == rank]
         t = table.loc[rank]
@@ -592,8 +609,10 @@ def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series
                            linewidths=0)
             ax.axhline(0, color="#BBBBBB", lw=0.5, zorder=0)
             ax.axvline(0, color="#BBBBBB", lw=0.5, zorder=0)
-            ax.set_xlabel(_wrap(f"{DELTA} {names[xk]} ({scales[layer[xk]]})", 40), fontsize=style["font_size"] - 1)
-            ax.set_ylabel(_wrap(f"{DELTA} {names[yk]} ({scales[layer[yk]]})", 28), fontsize=style["font_size"] - 1)
+            ax.set_xlabel(_axis_name(names[xk], scales[layer[xk]], xk == "microbe", 40),
+                          fontsize=style["font_size"] - 1)
+            ax.set_ylabel(_axis_name(names[yk], scales[layer[yk]], yk == "microbe", 28),
+                          fontsize=style["font_size"] - 1)
             ax.tick_params(labelsize=style["font_size"] - 2)
             ax.text(0.03, 0.97, f"\u03c1 = {number(rho[(xk, yk)])}", transform=ax.transAxes, ha="left",
                     va="top", fontsize=style["font_size"] - 1, zorder=5,
@@ -605,10 +624,17 @@ def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series
         if n_rep and float(t["acme_p"]) <= 2 / (n_rep + 1) * (1 + 1e-9):
             q_text += f" (ACME p at its floor 2/{n_rep + 1}: every replicate on one side)"
         called = "called" if q < fdr_level else "not called"
-        heads.append((f"#{rank}  {names['microbe']} \u2192 {names['metabolite']} \u2192 {names['immune']}",
+        prop = float(t["prop_mediated"]) if pd.notna(t["prop_mediated"]) else np.nan
+        # a proportion outside [0, 1]: direct and indirect effects of opposite signs (inconsistent
+        # mediation), so ACME / total effect is not a share; the heading says so where it happens
+        inconsistent = bool(np.isfinite(prop) and (prop > 1 or prop < 0))
+        any_inconsistent = any_inconsistent or inconsistent
+        prop_note = "*" if inconsistent else ""
+        heads.append(([(f"#{rank}  ", False)] + taxon_parts(names["microbe"], taxon=True)
+                      + [(f" \u2192 {names['metabolite']} \u2192 {names['immune']}", False)],
                       f"mediation: ACME {number(t['acme'])} [{number(t['acme_ci_low'])}, "
-                      f"{number(t['acme_ci_high'])}], proportion mediated {number(t['prop_mediated'])}, "
-                      f"{q_text} ({called} at FDR {fdr_level:g})"))
+                      f"{number(t['acme_ci_high'])}], proportion mediated {number(t['prop_mediated'])}"
+                      f"{prop_note}, {q_text} ({called} at FDR {fdr_level:g})"))
     shown = [lev for lev in levels if lev != NO_RESPONSE]
     if shown:
         fig.legend(handles=[Line2D([], [], ls="none", marker="o", ms=3, color=colours[lev],
@@ -616,12 +642,20 @@ def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series
                    loc="upper center", ncol=len(shown), frameon=False, bbox_to_anchor=(0.5, 1 - 0.2 / height))
     mark_title(fig.text(0.5, 1.0, title, ha="center", va="top", fontsize=style["title_size"]))
     # h_pad leaves room for each row's two-line heading above its panels
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / height), h_pad=3.4, w_pad=1.0)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / height), h_pad=4.2, w_pad=1.0)
     # row headings after the layout, so their length does not squeeze the panels
     size = style["font_size"] - 0.5
     chars = int(fig.get_figwidth() * 72 / (0.55 * size))
+    if any_inconsistent:
+        # the note under the panels: why a "proportion" can exceed 1 or be negative
+        fig.text(0.01, 0.0, _wrap(PROPORTION_NOTE, chars), ha="left", va="top", fontsize=size - 0.5,
+                 linespacing=1.3)
+    line = size * 1.3 / 72.0 / height  # one heading line, in figure fraction
     for row_axes, (chain, stats) in zip(axes, heads):
         box = row_axes[0].get_position()
-        fig.text(0.01, box.y1 + 0.1 / height, f"{_wrap(chain, chars)}\n{_wrap(stats, chars)}", ha="left",
-                 va="bottom", fontsize=size, linespacing=1.3)
+        stats_text = _wrap(stats, chars)
+        fig.text(0.01, box.y1 + 0.1 / height, stats_text, ha="left", va="bottom", fontsize=size, linespacing=1.3)
+        # the chain above its statistics: one line, the microbe in italics (gutaxis.plots.names)
+        draw_parts(fig, 0.01, box.y1 + 0.1 / height + line * (stats_text.count("\n") + 1), chain, ha="left",
+                   va="bottom", transform=fig.transFigure, fontsize=size, gid="triad-heading")
     return fig

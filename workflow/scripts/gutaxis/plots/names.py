@@ -295,10 +295,16 @@ def draw_parts(ax, x, y, parts, ha: str = "left", va: str = "baseline", rotation
     texts = []
     offset = start
     for (text, italic), width in zip(parts, widths):
-        artist = ax.annotate(text, xy=(x, y), xycoords=transform,
-                             xytext=(0.0, offset) if upward else (offset, 0.0), textcoords="offset points",
-                             ha="left", va=va, rotation=rotation, rotation_mode="anchor" if upward else "default",
-                             fontsize=fontsize, fontstyle="italic" if italic else "normal", **kwargs)
+        props = dict(xy=(x, y), xycoords=transform, xytext=(0.0, offset) if upward else (offset, 0.0),
+                     textcoords="offset points", ha="left", va=va, rotation=rotation,
+                     rotation_mode="anchor" if upward else "default", fontsize=fontsize,
+                     fontstyle="italic" if italic else "normal", **kwargs)
+        if hasattr(ax, "annotate"):
+            artist = ax.annotate(text, **props)
+        else:  # a Figure
+            from matplotlib.text import Annotation
+
+            artist = ax.add_artist(Annotation(text, **props))
         if gid:
             artist.set_gid(gid)
         texts.append(artist)
