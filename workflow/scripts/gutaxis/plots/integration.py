@@ -15,10 +15,14 @@ import textwrap
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib import patheffects
 from matplotlib.colors import TwoSlopeNorm
+from matplotlib.transforms import ScaledTranslation
 from matplotlib.lines import Line2D
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
+from gutaxis.plots.names import (draw_parts, is_logit_scale, is_taxon, logit_percent_axis, mathtext,
+                                 taxon_parts)
 from gutaxis.style import figure_size, mark_title, message_figure, paired_lines, palette
 
 #: response groups; ``all`` = every subject of a study without a response (no groups shown)
@@ -93,6 +97,40 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(str(text), width, break_long_words=False)) or str(text)
 
 
+def _name_tick(feature, label, width: int) -> str:
+    """A tick label: a taxon with italic and roman runs as mathtext (one string per tick), any
+    other name wrapped at word boundaries (fully italic taxa are styled by :func:`_italic_ticks`)."""
+    parts = taxon_parts(label, taxon=is_taxon(feature, label))
+    if len(parts) > 1:
+        return mathtext(label, taxon=True)
+    return _wrap(label, width)
+
+
+def _italic_ticks(ticklabels, features, labels) -> None:
+    """Set the tick labels of whole taxon names (``Bacteroides caccae``) in italics: one SVG
+    ``<text>`` with ``font-style: italic`` each (:mod:`gutaxis.plots.names`)."""
+    for tick, feature, label in zip(ticklabels, features, labels):
+        parts = taxon_parts(label, taxon=is_taxon(feature, label))
+        if len(parts) == 1 and parts[0][1]:
+            tick.set_fontstyle("italic")
+
+
+#: what a proportion mediated outside [0, 1] means (figure note and caption)
+PROPORTION_NOTE = ("* Proportion mediated = ACME / total effect. Above 1 or below 0 the direct and the indirect "
+                   "(mediated) effects have opposite signs (inconsistent mediation): the indirect effect is "
+                   "larger than the total, which the direct effect partly cancels, so the value is not a "
+                   "share of the effect.")
+
+
+def _axis_name(name: str, scale: str, taxon: bool, width: int) -> str:
+    """A triad axis label: ``Δ <name>`` wrapped at word boundaries, the scale on a line of its own
+    (never split), a taxon in italics (mathtext: one string per axis label)."""
+    lines = textwrap.wrap(f"{DELTA} {name}", width, break_long_words=False) or [f"{DELTA} {name}"]
+    if taxon:
+        lines = [DELTA + " " + mathtext(" ".join(lines)[2:], taxon=True)]
+    return "\n".join(lines + [f"({scale})"])
+
+
 def _response_handles(colours: dict, levels) -> list:
     return [Line2D([], [], color=colours[lev], marker="o", markersize=3, lw=1, label=RESPONSE_LABELS[lev])
             for lev in levels]
@@ -159,11 +197,16 @@ def plot_dynamics(data: pd.DataFrame, style: dict, pre: str, post: str, scale: s
                            fontsize=style["font_size"] - 2)
         ax.tick_params(axis="x", length=0)
         ax.set_xlim(-0.3, x0[levels[-1]] + 1.3)
+        if is_logit_scale(scale):
+            # modelled as logits, read as % of parent: percent ticks at logit-spaced positions
+            ax.autoscale_view()
+            logit_percent_axis(ax, "y")
         ax.tick_params(axis="y", labelsize=style["font_size"] - 2)
     for ax in axes.ravel()[len(features):]:
         ax.axis("off")
     for row in axes:
-        row[0].set_ylabel(scale, fontsize=style["font_size"] - 1)
+        row[0].set_ylabel("% of parent (logit-spaced)" if is_logit_scale(scale) else scale,
+                          fontsize=style["font_size"] - 1)
     shown = [lev for lev in levels if lev != NO_RESPONSE]
     if shown:
         handles = _response_handles(colours, shown)
@@ -199,9 +242,13 @@ def plot_heatmap(heatmap: pd.DataFrame, style: dict, title: str, mark_q: float,
         ax.text(j, i, "*", ha="center", va="center", fontsize=style["font_size"] - 1,
                 color="white" if abs(values[i, j]) > 0.6 * limit else "black")
     ax.set_xticks(range(n_c))
-    ax.set_xticklabels([_wrap(v, 30) for v in cols["label_b"]], rotation=90, fontsize=style["font_size"] - 2)
+    ax.set_xticklabels([_name_tick(f, v, 30) for f, v in zip(cols["feature_b"], cols["label_b"])], rotation=90,
+                       fontsize=style["font_size"] - 2)
     ax.set_yticks(range(n_r))
-    ax.set_yticklabels([_wrap(v, 40) for v in rows["label_a"]], fontsize=style["font_size"] - 2)
+    ax.set_yticklabels([_name_tick(f, v, 40) for f, v in zip(rows["feature_a"], rows["label_a"])],
+                       fontsize=style["font_size"] - 2)
+    _italic_ticks(ax.get_xticklabels(), cols["feature_b"], cols["label_b"])
+    _italic_ticks(ax.get_yticklabels(), rows["feature_a"], rows["label_a"])
     ax.set_xlabel(name_b)
     ax.set_ylabel(name_a)
     for spine in ax.spines.values():
@@ -231,9 +278,11 @@ def network_data(links_xm: pd.DataFrame, links_my: pd.DataFrame, labels: list[pd
     Returns
     -------
     edges : DataFrame
-        ``layer_from, source, target, label_source, label_target, rho, q, sign``.
+        ``layer_from, source, target, label_source, label_target, rho, q, sign,
+        line_width`` (points, :func:`edge_width`).
     nodes : DataFrame
-        ``layer, feature_id, label, y`` (y in [0, 1], top = 1).
+        ``layer, feature_id, label, taxon, y`` (y in [0, 1], top = 1; ``taxon``: the
+        name is set in italics).
     """
     parts = []
     for layer, links in ((0, links_xm), (1, links_my)):
@@ -243,8 +292,10 @@ def network_data(links_xm: pd.DataFrame, links_my: pd.DataFrame, labels: list[pd
             "rho": sig["rho"].astype(float), "q": sig["q"].astype(float)}))
     edges = pd.concat(parts, ignore_index=True)
     edges["sign"] = np.where(edges["rho"] >= 0, "positive", "negative")
+    edges["line_width"] = edge_width(edges["rho"])
     if edges.empty:
-        return edges.assign(label_source=[], label_target=[]), pd.DataFrame(columns=["layer", "feature_id", "label", "y"])
+        return (edges.assign(label_source=[], label_target=[]),
+                pd.DataFrame(columns=["layer", "feature_id", "label", "taxon", "y"]))
     edges["label_source"] = [_label(labels[lay], s) for lay, s in zip(edges["layer_from"], edges["source"])]
     edges["label_target"] = [_label(labels[lay + 1], t) for lay, t in zip(edges["layer_from"], edges["target"])]
     xm, my = edges[edges["layer_from"] == 0], edges[edges["layer_from"] == 1]
@@ -261,11 +312,40 @@ def network_data(links_xm: pd.DataFrame, links_my: pd.DataFrame, labels: list[pd
     pos_m = _positions(metabolites)
     nodes = pd.concat([
         pd.DataFrame({"layer": layer, "feature_id": ids, "label": [_label(labels[layer], f) for f in ids],
+                      # the microbe layer is taxa: its names are set in italics
+                      "taxon": [is_taxon(f, _label(labels[layer], f), hint=layer == 0) for f in ids],
                       "y": [pos[f] for f in ids]})
         for layer, ids, pos in ((0, microbes, pos_x), (1, metabolites, pos_m), (2, immune, pos_y))],
         ignore_index=True)
-    cols = ["layer_from", "source", "target", "label_source", "label_target", "rho", "q", "sign"]
+    cols = ["layer_from", "source", "target", "label_source", "label_target", "rho", "q", "sign", "line_width"]
     return edges[cols], nodes
+
+
+#: edge width (points) = EDGE_WIDTH_MIN + EDGE_WIDTH_SCALE * rho^2: squared so that |rho| 0.4
+#: (0.9 pt) and 0.85 (3.2 pt) are told apart at a glance, on the same scale in every run
+EDGE_WIDTH_MIN, EDGE_WIDTH_SCALE = 0.3, 4.0
+
+
+def edge_width(rho) -> np.ndarray:
+    """Line width in points of an edge of correlation ``rho``: ``0.3 + 4 rho^2`` (absolute, not
+    relative to the strongest edge, so the key means the same in every figure)."""
+    rho = np.asarray(rho, dtype=float)
+    return EDGE_WIDTH_MIN + EDGE_WIDTH_SCALE * rho ** 2
+
+
+def width_key(rho) -> list[float]:
+    """Round |rho| values (one decimal) for the width key: the weakest and strongest edges'
+    |rho| rounded to 0.1, and a middle one when they are 0.3 or more apart."""
+    values = np.abs(np.asarray(rho, dtype=float))
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return []
+    low = max(0.1, round(float(values.min()), 1))
+    high = min(1.0, max(low, round(float(values.max()), 1)))
+    keys = [low, high] if high > low else [low]
+    if high - low >= 0.3 - 1e-9:
+        keys.insert(1, round((low + high) / 2.0, 1))
+    return sorted(set(keys))
 
 
 def _label(labels: pd.Series, feature: str) -> str:
@@ -283,6 +363,43 @@ def _barycentre(edges: pd.DataFrame, own: str, other: str, pos: dict) -> list:
     return sorted(centre.index, key=lambda f: (-centre[f], f))
 
 
+#: places of a metabolite label with edges on both sides, (dx, dy points, ha, va), in order of
+#: preference: centred above, centred below, then above/below to the right or left of the node
+METABOLITE_LABEL_PLACES = ((0, 4, "center", "bottom"), (0, -4, "center", "top"), (3, 4, "left", "bottom"),
+                           (-3, 4, "right", "bottom"), (3, -4, "left", "top"), (-3, -4, "right", "top"))
+
+
+def _crossings(ax, edges, y_of, xs, label: str, y: float, place, size: float) -> int:
+    """How many edges pass through a metabolite label's box at ``place`` (dx, dy, ha, va).
+
+    The box is the label's extent (measured with the figure's renderer) placed as the text
+    would be; an edge crosses it when its height at some x of the box lies inside it
+    (straight edges, sampled at 9 points across the box). Ties keep the earlier place."""
+    dx, dy, ha, _ = place
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    from matplotlib.font_manager import FontProperties
+
+    w, h, _ = renderer.get_text_width_height_descent(label, FontProperties(size=size), ismath=False)
+    to_data = ax.transData.inverted()
+    x0, y0 = ax.transData.transform((xs[1], y))
+    shift = dy * fig.dpi / 72.0
+    x0 += dx * fig.dpi / 72.0
+    lo, hi = (y0 + shift, y0 + shift + h) if dy > 0 else (y0 + shift - h, y0 + shift)
+    left = {"center": x0 - w / 2, "left": x0, "right": x0 - w}[ha]
+    (bx0, by0), (bx1, by1) = to_data.transform([(left, lo), (left + w, hi)])
+    count = 0
+    for e in edges.itertuples(index=False):
+        xa, xb = xs[e.layer_from], xs[e.layer_from + 1]
+        ya, yb = y_of[(e.layer_from, e.source)], y_of[(e.layer_from + 1, e.target)]
+        grid = np.linspace(max(bx0, xa), min(bx1, xb), 9)
+        if grid[0] > grid[-1]:
+            continue
+        heights = ya + (yb - ya) * (grid - xa) / (xb - xa)
+        count += int(((heights > by0) & (heights < by1)).any())
+    return count
+
+
 def plot_network(edges: pd.DataFrame, nodes: pd.DataFrame, style: dict, layer_names, max_q: float,
                  title: str = ""):
     """Three columns of nodes (microbes, metabolites, immune), edges coloured by the sign of rho."""
@@ -294,33 +411,55 @@ def plot_network(edges: pd.DataFrame, nodes: pd.DataFrame, style: dict, layer_na
     fig, ax = plt.subplots(figsize=(width, height))
     xs = (0.0, 1.0, 2.0)
     y_of = {(r.layer, r.feature_id): r.y for r in nodes.itertuples(index=False)}
-    max_abs = float(edges["rho"].abs().max())
-    for e in edges.itertuples(index=False):
+    widths = edges["line_width"] if "line_width" in edges.columns else pd.Series(edge_width(edges["rho"]))
+    for e, lw in zip(edges.itertuples(index=False), widths):
         y0 = y_of[(e.layer_from, e.source)]
         y1 = y_of[(e.layer_from + 1, e.target)]
         ax.plot([xs[e.layer_from], xs[e.layer_from + 1]], [y0, y1], color=SIGN_COLOURS[e.sign],
-                lw=0.4 + 2.2 * abs(e.rho) / max_abs, alpha=0.75, solid_capstyle="round", zorder=1)
+                lw=float(lw), alpha=0.75, solid_capstyle="round", zorder=1)
+    # which side of a metabolite node has edges: its label goes to a free side when there is one
+    left = set(edges.loc[edges["layer_from"] == 0, "target"])
+    right = set(edges.loc[edges["layer_from"] == 1, "source"])
+    halo = [patheffects.withStroke(linewidth=2.5, foreground="white")]
+    size = style["font_size"] - 2
     for layer in range(3):
         sub = nodes[nodes["layer"] == layer]
         ax.scatter(np.full(len(sub), xs[layer]), sub["y"], s=16, color="white", edgecolor="black",
                    linewidth=0.7, zorder=3)
-        # microbes labelled left, immune subsets right, metabolites (edges on both sides) above the node
-        offset, ha, va = {0: ((-6, 0), "right", "center"), 1: ((0, 3.5), "center", "bottom"),
-                          2: ((6, 0), "left", "center")}[layer]
         for r in sub.itertuples(index=False):
-            ax.annotate(_wrap(r.label, 34), (xs[layer], r.y), xytext=offset, textcoords="offset points",
-                        ha=ha, va=va, fontsize=style["font_size"] - 2, zorder=4,
-                        bbox=dict(boxstyle="square,pad=0.12", fc="white", ec="none", alpha=1.0)
-                        if layer == 1 else None)
+            # microbes labelled left, immune subsets right; a metabolite on its side without edges,
+            # or above its node (edges on both sides), with a white halo so an edge passing
+            # behind the text stays visible around the letters instead of being cut by a box
+            if layer == 0:
+                dx, dy, ha, va = -6, 0, "right", "center"
+            elif layer == 2:
+                dx, dy, ha, va = 6, 0, "left", "center"
+            elif r.feature_id not in right:
+                dx, dy, ha, va = 6, 0, "left", "center"
+            elif r.feature_id not in left:
+                dx, dy, ha, va = -6, 0, "right", "center"
+            else:
+                # edges on both sides: above or below the node, whichever box fewer edges cross
+                dx, dy, ha, va = min(METABOLITE_LABEL_PLACES,
+                                     key=lambda c: _crossings(ax, edges, y_of, xs, r.label, r.y, c, size))
+            taxon = bool(getattr(r, "taxon", False))
+            parts = taxon_parts(r.label, taxon=taxon)
+            at = ax.transData + ScaledTranslation(dx / 72.0, dy / 72.0, fig.dpi_scale_trans)
+            if len(parts) == 1:
+                parts = [(_wrap(parts[0][0], 34), parts[0][1])]
+            draw_parts(ax, xs[layer], r.y, parts, ha=ha, va=va, transform=at, fontsize=size, zorder=4,
+                       path_effects=halo if layer == 1 else None, gid=f"network-label-{layer}")
         ax.text(xs[layer], 1.1, layer_names[layer], ha="center", va="bottom", fontweight="bold")
     ax.set_xlim(-0.9, 2.9)
     ax.set_ylim(-0.05, 1.16)
     ax.axis("off")
+    keys = width_key(edges["rho"])
     handles = [Line2D([], [], color=SIGN_COLOURS["positive"], lw=2, label="positive \u03c1"),
-               Line2D([], [], color=SIGN_COLOURS["negative"], lw=2, label="negative \u03c1"),
-               Line2D([], [], color="grey", lw=0.4 + 2.2 * 0.5, label=f"|\u03c1| = {0.5 * max_abs:.2f}"),
-               Line2D([], [], color="grey", lw=2.6, label=f"|\u03c1| = {max_abs:.2f}")]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=4, frameon=False)
+               Line2D([], [], color=SIGN_COLOURS["negative"], lw=2, label="negative \u03c1")]
+    handles += [Line2D([], [], color="grey", lw=float(edge_width(k)), solid_capstyle="butt",
+                       label=f"|\u03c1| = {k:.1f}") for k in keys]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=len(handles), frameon=False,
+              handlelength=3.0)
     mark_title(ax.set_title(title, pad=14))
     return fig
 
@@ -455,6 +594,7 @@ def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series
     pairs = (("microbe", "metabolite"), ("metabolite", "immune"), ("microbe", "immune"))
     layer = {"microbe": 0, "metabolite": 1, "immune": 2}
     heads = []
+    any_inconsistent = False
     for row_axes, rank in zip(axes, ranks):
         rows = data[data["rank"] == rank]
         t = table.loc[rank]
@@ -469,8 +609,10 @@ def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series
                            linewidths=0)
             ax.axhline(0, color="#BBBBBB", lw=0.5, zorder=0)
             ax.axvline(0, color="#BBBBBB", lw=0.5, zorder=0)
-            ax.set_xlabel(_wrap(f"{DELTA} {names[xk]} ({scales[layer[xk]]})", 40), fontsize=style["font_size"] - 1)
-            ax.set_ylabel(_wrap(f"{DELTA} {names[yk]} ({scales[layer[yk]]})", 28), fontsize=style["font_size"] - 1)
+            ax.set_xlabel(_axis_name(names[xk], scales[layer[xk]], xk == "microbe", 40),
+                          fontsize=style["font_size"] - 1)
+            ax.set_ylabel(_axis_name(names[yk], scales[layer[yk]], yk == "microbe", 28),
+                          fontsize=style["font_size"] - 1)
             ax.tick_params(labelsize=style["font_size"] - 2)
             ax.text(0.03, 0.97, f"\u03c1 = {number(rho[(xk, yk)])}", transform=ax.transAxes, ha="left",
                     va="top", fontsize=style["font_size"] - 1, zorder=5,
@@ -482,10 +624,17 @@ def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series
         if n_rep and float(t["acme_p"]) <= 2 / (n_rep + 1) * (1 + 1e-9):
             q_text += f" (ACME p at its floor 2/{n_rep + 1}: every replicate on one side)"
         called = "called" if q < fdr_level else "not called"
-        heads.append((f"#{rank}  {names['microbe']} \u2192 {names['metabolite']} \u2192 {names['immune']}",
+        prop = float(t["prop_mediated"]) if pd.notna(t["prop_mediated"]) else np.nan
+        # a proportion outside [0, 1]: direct and indirect effects of opposite signs (inconsistent
+        # mediation), so ACME / total effect is not a share; the heading says so where it happens
+        inconsistent = bool(np.isfinite(prop) and (prop > 1 or prop < 0))
+        any_inconsistent = any_inconsistent or inconsistent
+        prop_note = "*" if inconsistent else ""
+        heads.append(([(f"#{rank}  ", False)] + taxon_parts(names["microbe"], taxon=True)
+                      + [(f" \u2192 {names['metabolite']} \u2192 {names['immune']}", False)],
                       f"mediation: ACME {number(t['acme'])} [{number(t['acme_ci_low'])}, "
-                      f"{number(t['acme_ci_high'])}], proportion mediated {number(t['prop_mediated'])}, "
-                      f"{q_text} ({called} at FDR {fdr_level:g})"))
+                      f"{number(t['acme_ci_high'])}], proportion mediated {number(t['prop_mediated'])}"
+                      f"{prop_note}, {q_text} ({called} at FDR {fdr_level:g})"))
     shown = [lev for lev in levels if lev != NO_RESPONSE]
     if shown:
         fig.legend(handles=[Line2D([], [], ls="none", marker="o", ms=3, color=colours[lev],
@@ -493,12 +642,20 @@ def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series
                    loc="upper center", ncol=len(shown), frameon=False, bbox_to_anchor=(0.5, 1 - 0.2 / height))
     mark_title(fig.text(0.5, 1.0, title, ha="center", va="top", fontsize=style["title_size"]))
     # h_pad leaves room for each row's two-line heading above its panels
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / height), h_pad=3.4, w_pad=1.0)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / height), h_pad=4.2, w_pad=1.0)
     # row headings after the layout, so their length does not squeeze the panels
     size = style["font_size"] - 0.5
     chars = int(fig.get_figwidth() * 72 / (0.55 * size))
+    if any_inconsistent:
+        # the note under the panels: why a "proportion" can exceed 1 or be negative
+        fig.text(0.01, 0.0, _wrap(PROPORTION_NOTE, chars), ha="left", va="top", fontsize=size - 0.5,
+                 linespacing=1.3)
+    line = size * 1.3 / 72.0 / height  # one heading line, in figure fraction
     for row_axes, (chain, stats) in zip(axes, heads):
         box = row_axes[0].get_position()
-        fig.text(0.01, box.y1 + 0.1 / height, f"{_wrap(chain, chars)}\n{_wrap(stats, chars)}", ha="left",
-                 va="bottom", fontsize=size, linespacing=1.3)
+        stats_text = _wrap(stats, chars)
+        fig.text(0.01, box.y1 + 0.1 / height, stats_text, ha="left", va="bottom", fontsize=size, linespacing=1.3)
+        # the chain above its statistics: one line, the microbe in italics (gutaxis.plots.names)
+        draw_parts(fig, 0.01, box.y1 + 0.1 / height + line * (stats_text.count("\n") + 1), chain, ha="left",
+                   va="bottom", transform=fig.transFigure, fontsize=size, gid="triad-heading")
     return fig
