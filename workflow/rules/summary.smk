@@ -12,7 +12,8 @@ SUMMARY_LANDING = "results/report/landing.rst"
 
 SUMMARY_CALLS = [
     (m, c, f"results/differential/{m}/{c}.calls.tsv")
-    for m in MODALITIES
+    for m in config["modalities"]  # in the config's order
+    if m in MODALITIES
     for c in (CONTRASTS or ([DIFFERENTIAL_BASELINE] if RESPONSE else []))
     if f"results/differential/{m}/{c}.calls.tsv" in FINAL_OUTPUTS
 ]
