@@ -44,7 +44,8 @@ def test_the_first_screen_answers_with_numbers_from_the_tables():
                             performance=performance)
     first = "\n".join(text.splitlines()[:12])
     assert "ORR (RECIST) 21 % (7–42 %), 5/24" in first and "DCR (RECIST) 50 % (29–71 %), 12/24" in first
-    assert "PFS2 median 3.4 months (95 % CI 2.6–6.3; 20 events in 24)" in first  # one precision
+    # one precision, rounded as the Kaplan-Meier figure rounds (3.35 -> 3.4, 3.15 -> 3.2)
+    assert "PFS2 median 3.4 months (95 % CI 2.6–6.3; 20 events in 24)" in first
     assert "taxa, post_vs_baseline: **1** features changed (q < 0.1); 2 called" in first
     assert "Best responder model: base / l1_logistic (baseline), AUROC 0.81" in first
     # every answer names its source table
@@ -56,6 +57,13 @@ def test_the_first_screen_answers_with_numbers_from_the_tables():
     assert "change (on-treatment; landmark 1.38 months)" in text
     assert "- taxa: 2 samples analysed, 1 not: 1 no classified reads" in text
     assert "## Not run for this study" in text and "adverse events: no table" in text
+
+
+def test_numbers_round_half_up_like_the_figures():
+    from gutaxis.summary import _num
+
+    assert _num(3.15, 1) == "3.2" and _num(2.25) == "2.25" and _num(-0.125, 2) == "-0.13"
+    assert _num(float("nan")) == "NA" and _num(None) == "NA"
 
 
 def test_sections_without_tables_are_left_out():

@@ -11,6 +11,7 @@ entry script reads them); a section whose tables the study does not have is left
 from __future__ import annotations
 
 import math
+from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pandas as pd
@@ -19,12 +20,16 @@ TOP = 10
 
 
 def _num(value, digits: int = 2) -> str:
-    """A number at fixed precision; "NA" for missing."""
+    """A number at fixed precision, rounded half away from zero on its decimal value (3.15 ->
+    3.2, as the figures print it; binary floating point would give 3.1); "NA" for missing."""
     try:
         value = float(value)
     except (TypeError, ValueError):
         return "NA"
-    return "NA" if not math.isfinite(value) else f"{value:.{digits}f}"
+    if not math.isfinite(value):
+        return "NA"
+    step = Decimal(1).scaleb(-digits)
+    return str(Decimal(repr(value)).quantize(step, rounding=ROUND_HALF_UP))
 
 
 def _q(value) -> str:
