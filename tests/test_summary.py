@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from gutaxis.summary import best_model_line, response_lines, summary_markdown, survival_lines
+from gutaxis.summary import _num, best_model_line, response_lines, summary_markdown, survival_lines
 
 
 def tables():
@@ -73,3 +73,26 @@ def test_sections_without_tables_are_left_out():
     assert response_lines(pd.DataFrame(columns=["group_var"])) == []
     assert best_model_line(None) is None
     assert survival_lines(pd.DataFrame(columns=["group_var", "quantity", "endpoint"])) == []
+
+
+@pytest.mark.workflow
+def test_demo_summary_first_screen_matches_the_tables(demo_run):
+    """Issue 20: from a demo run, the first screen of results/summary.md answers ORR/DCR, the PFS2
+    median, the taxa / metabolites / immune subsets called after treatment and the best model,
+    with the numbers of the tables it names."""
+    results = demo_run / "results"
+    first = (results / "summary.md").read_text().split("\n---\n")[0]
+    assert len(first.splitlines()) <= 25
+    response = pd.read_csv(results / "clinical/response.tsv", sep="\t")
+    dcr = response[(response["group_var"] == "overall") & (response["criterion"] == "recist")
+                   & (response["endpoint"] == "DCR")].iloc[0]
+    assert f"DCR (RECIST) {100 * dcr['rate']:.0f} %" in first and f"{dcr['n_responders']}/{dcr['n_denominator']}" in first
+    assert "ORR (RECIST)" in first and "PFS2 median" in first
+    for modality in ("taxa", "metabolites", "immune"):
+        calls = pd.read_csv(results / f"differential/{modality}/post_vs_baseline.calls.tsv", sep="\t")
+        changed = int((calls["change_direction"].fillna("") != "").sum())
+        assert f"{modality}, post_vs_baseline: **{changed}** features changed" in first
+    performance = pd.read_csv(results / "models/performance.tsv", sep="\t")
+    best = performance[performance["best"]].iloc[0]
+    assert f"Best responder model: {best['feature_set']} / {best['model']}" in first
+    assert f"AUROC {_num(best['auroc_mean'])}" in first
