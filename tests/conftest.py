@@ -39,31 +39,11 @@ def repo() -> Path:
     return REPO
 
 
-def plain_console_profile() -> Path:
-    """The default workflow profile without its console logger (the rich progress display),
-    so that tests read Snakemake's own messages ("Job stats:", "Nothing to be done", "Error
-    in rule"); every other setting is the default profile's. Written once per session."""
-    import tempfile
-
-    import yaml
-
-    folder = Path(tempfile.gettempdir()) / f"gutaxis-plain-profile-{os.getpid()}"
-    if not (folder / "config.yaml").is_file():
-        settings = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
-        settings.pop("logger", None)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.yaml").write_text(yaml.safe_dump(settings))
-    return folder
-
-
-def run_snakemake(workdir: Path, *args: str, timeout: int = 1500,
-                  profile: Path | None = None) -> "subprocess.CompletedProcess":
-    """Run the repository's workflow with `workdir` as working directory (with the plain
-    console profile unless `profile` is given; a `--workflow-profile` in `args` wins)."""
+def run_snakemake(workdir: Path, *args: str, timeout: int = 1500) -> "subprocess.CompletedProcess":
+    """Run the repository's workflow with `workdir` as working directory."""
     import subprocess
 
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--workflow-profile", str(profile or plain_console_profile()), *args]
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
