@@ -23,7 +23,7 @@ RANKS = ("k__", "p__", "c__", "o__", "f__", "g__", "s__", "t__")
 SUBJECT_COLUMNS = [
     "subject_id", "cohort", "study", "dose_gy", "age", "sex", "ecog", "best_response",
     "best_response_irecist", "target_lesion_change_pct", "pfs2_months", "pfs2_event", "os_months",
-    "os_event", "abscopal", "treatment_months", "treatment_ongoing",
+    "os_event", "abscopal", "treatment_months", "treatment_ongoing", "treatment_start",
 ]
 
 

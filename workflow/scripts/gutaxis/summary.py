@@ -253,9 +253,11 @@ def summary_markdown(title: str, study: pd.DataFrame, samples: pd.DataFrame, *, 
     return "\n".join(lines).rstrip() + "\n"
 
 
-#: the report's own layout puts the rule graph beside the text on the first screen; this
-#: moves it below the text (the report renders the landing page's raw HTML)
+#: the report's own layout puts the rule graph beside the text on the first screen and
+#: centres the page vertically; this moves the graph below the text and starts the page at
+#: its top (the report renders the landing page's raw HTML)
 _REPORT_STYLE = (".. raw:: html\n\n   <style>div:has(> #rulegraph){flex-direction:column}"
+                 " div:has(> div > #rulegraph){align-items:flex-start}"
                  " .prose{max-width:60rem}</style>\n")
 
 
