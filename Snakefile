@@ -51,6 +51,10 @@ rule figures:
         [path for path in FINAL_OUTPUTS if str(path).startswith("results/figures/")],
 
 
+onstart:
+    QUIET_CONSOLE or workflow.dryrun or start_quiet_console()
+
+
 onsuccess:
     print_run_summary()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -70,7 +71,11 @@ def incomplete_outputs(workdir: Path) -> set[str]:
 
 
 def finished_jobs(log: Path) -> int:
-    return log.read_text(errors="replace").count("Finished jobid:") if log.exists() else 0
+    """Jobs finished so far, from the console: one line per finished job
+    ("[10:42:07] 37/113 done: <rule>", gutaxis.console)."""
+    if not log.exists():
+        return 0
+    return len(re.findall(r"\] \d+/\d+ done: ", log.read_text(errors="replace")))
 
 
 def start_and_kill(workdir: Path, log: Path) -> tuple[int, set[str]]:

@@ -3,12 +3,15 @@
 # Any problem with the config or the sheets stops here, before a job runs,
 # with one message that names the file, the row or key, and the fix.
 
+import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
+from gutaxis.console import quiet_console
 from gutaxis.errors import InputError, Problem
 from gutaxis.runner import input_error_messages
 from gutaxis.sample_qc import not_analysed_summary
@@ -39,6 +42,21 @@ if workflow.is_main_process:
 
 # input errors of this run's jobs are those written after it started
 RUN_STARTED = time.time()
+
+
+def start_quiet_console():
+    """One console line per finished job from here on (the job blocks stay in the run's
+    log, .snakemake/log/); GUTAXIS_CONSOLE=full keeps Snakemake's console. True when the
+    console handler was found (it exists once Snakemake has set up its logging)."""
+    if os.environ.get("GUTAXIS_CONSOLE", "quiet") == "full":
+        return True
+    return quiet_console(logging.getLogger("snakemake.logging"))
+
+
+# a run (not a dry run, which prints the plan in full) is quiet from its banner on; when
+# the workflow is parsed only the logging settings know whether this is a dry run
+_LOGGING = getattr(getattr(workflow, "logger_manager", None), "settings", None)
+QUIET_CONSOLE = not getattr(_LOGGING, "dryrun", True) and start_quiet_console()
 MODALITIES = sorted(config["modalities"])
 # the paired contrasts (none in a baseline-only study)
 CONTRASTS = [c["name"] for c in STUDY.contrasts]
