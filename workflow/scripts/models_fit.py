@@ -57,8 +57,8 @@ def main(smk):
             nulls.append(pd.DataFrame({"feature_set": data.name, "model": model,
                                        "permutation": np.arange(1, permutation["null"].size + 1),
                                        "auroc": permutation["null"]}))
-        performance.append(performance_row(result, permutation))
         groups.append(group_performance(result))
+        performance.append(performance_row(result, permutation, groups[-1]))
         predictions.append(result.predictions)
         features.append(feature_stability(result))
         repeats.append(result.repeats.assign(feature_set=data.name, model=model))

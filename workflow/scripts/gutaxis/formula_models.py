@@ -44,13 +44,6 @@ from gutaxis.mixed import build_design, estimable_columns, fit_mixed, fitted_for
 from gutaxis.transforms import (arcsine_sqrt_transform, clr_transform, identity_transform,
                                 log2_half_minimum_transform, logit_transform)
 
-NORMALISATIONS = ("tss", "none")
-#: what is modelled: the transformed value (zeros included, MaAsLin 2), the value where the
-#: feature is present (zeros missing; MaAsLin 3's abundance model) or presence itself
-#: (augmented logistic regression; MaAsLin 3's prevalence model)
-OUTCOMES = ("value", "nonzero", "presence")
-TRANSFORMS = ("log", "ast", "clr", "logit", "none")
-BH_FAMILIES = ("term", "model")
 # patsy keywords that are not sheet columns (contrast codings, reference=)
 _PATSY_WORDS = ("Treatment", "Sum", "Diff", "Poly", "Helmert", "reference", "levels")
 RESULT_COLUMNS = ["feature", "annotation", "model", "outcome", "variable", "term", "value",
@@ -79,6 +72,9 @@ class ModelSpec:
     min_prevalence: float = 0.0
     min_abundance: float = 0.0
     bh_family: str = "term"
+    #: what is modelled: the transformed value (zeros included, MaAsLin 2), the value where
+    #: the feature is present (``nonzero``: zeros missing, MaAsLin 3's abundance model) or
+    #: ``presence`` (augmented logistic regression, MaAsLin 3's prevalence model)
     outcome: str = "value"
     median_comparison: bool = False
 
@@ -247,8 +243,8 @@ def transform(table: pd.DataFrame, method: str, what: str, file: str):
     functions = {
         "log": log2_half_minimum_transform,
         "ast": arcsine_sqrt_transform,
-        "clr": lambda t, file: clr_transform(t, file=file),
-        "logit": lambda t, file: logit_transform(t, file=file),
+        "clr": clr_transform,
+        "logit": logit_transform,
         "none": identity_transform,
     }
     return functions[method](table, file=file), _SCALE[method].format(what=what)

@@ -434,7 +434,8 @@ def permutation_test(result: NestedCVResult, options: PipelineOptions, n_permuta
 # --------------------------------------------------------------------------- summaries
 
 
-def performance_row(result: NestedCVResult, permutation: dict | None = None) -> dict:
+def performance_row(result: NestedCVResult, permutation: dict | None = None,
+                    groups: pd.DataFrame | None = None) -> dict:
     """One row of ``performance.tsv`` (columns :data:`PERFORMANCE_COLUMNS`)."""
     data, settings = result.data, result.settings
     subjects = data.rows.drop_duplicates("subject_id")
@@ -469,7 +470,7 @@ def performance_row(result: NestedCVResult, permutation: dict | None = None) -> 
     row["best_params"] = "; ".join(f"{k} ({v}/{result.n_fits})" for k, v in
                                    sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
     row["validation"] = settings.validation
-    groups = group_performance(result)
+    groups = group_performance(result) if groups is None else groups
     scored = groups["auroc"].dropna()
     row["n_groups"] = len(groups) if settings.validation != "stratified" else np.nan
     row["auroc_group_mean"] = float(scored.mean()) if len(scored) else np.nan

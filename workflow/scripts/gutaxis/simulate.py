@@ -50,13 +50,13 @@ import pandas as pd
 
 from gutaxis import simulate_catalog as catalog
 from gutaxis.errors import InputError, Problem
+from gutaxis.landmark import DAYS_PER_MONTH  # the survival columns' month
 
 LN2 = math.log(2.0)
 COHORTS = (("lung", "LUN"), ("esophageal", "ESO"), ("other", "OTH"))
 PROGRESSION = "progression"
 MPA_VERSION = "#mpa_vJun23_CHOCOPhlAnSGB_202403"
 DATA_CUTOFF = np.datetime64("2025-06-30")
-DAYS_PER_MONTH = 30.4375
 RESPONDER_CLASSES = ("CR", "PR", "SD")
 
 # ---------------------------------------------------------------------------------------------

@@ -10,36 +10,25 @@ entry script reads them); a section whose tables the study does not have is left
 
 from __future__ import annotations
 
-import math
-from decimal import ROUND_HALF_UP, Decimal
-
 import numpy as np
 import pandas as pd
+
+from gutaxis.tables import decimal_text
 
 TOP = 10
 
 
 def _num(value, digits: int = 2) -> str:
-    """A number at fixed precision, rounded half away from zero on its decimal value (3.15 ->
-    3.2, as the figures print it; binary floating point would give 3.1); "NA" for missing."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return "NA"
-    if not math.isfinite(value):
-        return "NA"
-    step = Decimal(1).scaleb(-digits)
-    return str(Decimal(repr(value)).quantize(step, rounding=ROUND_HALF_UP))
+    """A number at fixed precision, rounded as the figures round it; "NA" for missing."""
+    text = decimal_text(value, digits)
+    return "NA" if text is None else text
 
 
 def _q(value) -> str:
     """q or p at two significant digits (scientific below 0.001)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
+    if decimal_text(value, 0) is None:
         return "NA"
-    if not math.isfinite(value):
-        return "NA"
+    value = float(value)
     return f"{value:.1e}" if value < 0.001 else f"{value:.2g}"
 
 

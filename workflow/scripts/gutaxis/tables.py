@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,22 @@ import pandas as pd
 
 #: float format of every written table: enough digits to round-trip the statistics
 FLOAT_FORMAT = "%.10g"
+
+
+def decimal_text(value, decimals: int) -> str | None:
+    """``value`` at ``decimals`` decimals, rounded half away from zero on its shortest decimal
+    form (``3.15`` -> ``3.2``, ``7.5`` -> ``8``, as a reader rounding the table by hand; binary
+    rounding would give ``3.1``). None for a missing or non-finite value.
+
+    Every number a figure or the summary prints goes through here, so they agree.
+    """
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(value):
+        return None
+    return str(Decimal(repr(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
 
 
 def _umask() -> int:

@@ -9,7 +9,6 @@ numpy, pandas and matplotlib are imported, as in the plots environment.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -19,6 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from gutaxis.style import OKABE_ITO, figure_size, mark_title, message_figure, palette
+from gutaxis.tables import decimal_text
 
 #: best-overall-response colours from ColorBrewer's colour-blind-safe RdBu scale (blue:
 #: response, red: progression), chosen apart from the Okabe-Ito cohort colours that share
@@ -539,10 +539,8 @@ def format_median(estimate: float, low: float = np.nan, high: float = np.nan, de
     decimals : int
     """
     def number(x, missing):
-        if x is None or not np.isfinite(float(x)):
-            return missing
-        step = Decimal(1).scaleb(-decimals)
-        return str(Decimal(repr(float(x))).quantize(step, rounding=ROUND_HALF_UP))
+        text = decimal_text(x, decimals)
+        return missing if text is None else text
 
     median = number(estimate, "NR")
     if not np.isfinite(float(estimate)) and not np.isfinite(float(low)):

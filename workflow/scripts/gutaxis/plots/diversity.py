@@ -8,7 +8,7 @@ and matplotlib (the plots environment).
 from __future__ import annotations
 
 import math
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from gutaxis.style import figure_size, mark_title, paired_lines, palette
+from gutaxis.tables import decimal_text
 
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
 RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder", "not_evaluable": "Not evaluable",
@@ -73,10 +74,10 @@ def _fixed(x, decimals: int, sign: bool = True) -> str:
 
     A value that rounds to zero keeps no sign (``0.00``, not ``\u22120.00``).
     """
-    if x is None or not np.isfinite(float(x)):
+    text = decimal_text(x, decimals)  # half away from zero (7.5 -> 8, 0.015 -> 0.02)
+    if text is None:
         return "NA"
-    # half away from zero on the shortest decimal form (7.5 -> 8, 0.015 -> 0.02), as by hand
-    value = Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    value = Decimal(text)
     if value == 0:
         value = abs(value)
     text = f"{value:+f}" if sign and value != 0 else f"{value:f}"
