@@ -47,7 +47,7 @@ def simulate(n_samples, n_taxa, n_metabolites, seed):
 def worker(args):
     from scipy import stats
 
-    from gutaxis.associations import associate_blocks
+    from gutaxis.integration.associations import associate_blocks
 
     taxa, metabolites, covariates = simulate(args.n_samples, args.n_taxa, args.n_metabolites, args.seed)
     pairs = args.n_taxa * args.n_metabolites

@@ -6,7 +6,7 @@ Run by hand (not by pytest), one BLAS thread as the workflow's differential rule
 
 Simulates 2,500 subjects x (baseline, post) with sparse log-normal taxa (~50 % zeros after a
 detection limit), 5 % blooming 3-fold after treatment, half responders and three cohorts, then
-times ``gutaxis.differential.run_contrast`` (paired, mixed and baseline analyses, CLR with zeros
+times ``gutaxis.differential.contrast.run_contrast`` (paired, mixed and baseline analyses, CLR with zeros
 kept) three ways: relative effects only (``bias_correction="none"``, today's engine on CLR),
 bias-corrected (``"mode"``) and bias-corrected with the presence tests. Prints a markdown table
 (median of the repeats) for benchmarks/README.md. Target: <= 30 s for the corrected run.
@@ -29,7 +29,7 @@ import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from gutaxis.differential import run_contrast  # noqa: E402
+from gutaxis.differential.contrast import run_contrast  # noqa: E402
 
 
 def simulate(n_subjects: int, n_taxa: int, seed: int = 20261122):

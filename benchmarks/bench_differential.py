@@ -4,10 +4,10 @@ Design: 5,000 features x 200 subjects x 2 timepoints (baseline, post) with 10%
 of subjects missing one timepoint (so ~380 samples), responders/non-responders
 and three cohorts. Times, side by side in one run:
 
-* paired t + Wilcoxon signed-rank for all features (gutaxis.paired), and the
+* paired t + Wilcoxon signed-rank for all features (gutaxis.stats.paired), and the
   Hodges-Lehmann effect with CI, versus scipy called per feature;
 * the mixed-model family ``y ~ timepoint * response + cohort + (1|subject)``
-  (gutaxis.mixed, REML) versus a loop of ``statsmodels MixedLM`` fits. The
+  (gutaxis.stats.mixed, REML) versus a loop of ``statsmodels MixedLM`` fits. The
   loop is timed on a random sample of features and extrapolated to all of
   them (stated in the output); the estimates of both are compared on that
   sample.
@@ -29,8 +29,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from gutaxis.mixed import build_design, fit_random_intercept  # noqa: E402
-from gutaxis.paired import (hodges_lehmann, pair_samples, paired_differences,  # noqa: E402
+from gutaxis.stats.mixed import build_design, fit_random_intercept  # noqa: E402
+from gutaxis.stats.paired import (hodges_lehmann, pair_samples, paired_differences,  # noqa: E402
                             paired_t_test, wilcoxon_signed_rank)
 
 

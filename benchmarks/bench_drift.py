@@ -6,7 +6,7 @@ Run by hand from the repository root (2 cores):
 
 Simulated log2 table: 8 batches, a pooled QC every 8th injection (plus one at each batch
 end), a smooth per-feature drift in every batch plus batch offsets plus noise, ~10 % of
-the cells missing.  Times :func:`gutaxis.metabolome_drift.qc_rlsc` (span grid
+the cells missing.  Times :func:`gutaxis.metabolome.drift.qc_rlsc` (span grid
 0.25-1.0, span per feature) and reports peak memory (tracemalloc: numpy allocations
 of the call; ru_maxrss: the whole process).  ``--loqo`` also times the leave-one-QC-out
 RSD (nested span choice), which is not part of the 60 s target.
@@ -28,7 +28,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-from gutaxis.metabolome_drift import loqo_qc_rsd, qc_rlsc, qc_rsd_linear  # noqa: E402
+from gutaxis.metabolome.drift import loqo_qc_rsd, qc_rlsc, qc_rsd_linear  # noqa: E402
 
 
 def simulate(n_features: int, n_injections: int, n_batches: int, seed: int = 20261206):

@@ -1,4 +1,4 @@
-"""Benchmark of gutaxis.mixed.fit_mixed (two random intercepts) against per-feature loops.
+"""Benchmark of gutaxis.stats.mixed.fit_mixed (two random intercepts) against per-feature loops.
 
 Design like HMP2: 1,600 samples from 130 subjects nested in 5 sites (1-25 samples per
 subject), 1,500 features, fixed effects ``diagnosis (3 levels) + visit_week + age + antibiotics
@@ -35,7 +35,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from gutaxis.mixed import build_design, fit_mixed  # noqa: E402
+from gutaxis.stats.mixed import build_design, fit_mixed  # noqa: E402
 
 RHS = "diagnosis * visit_week + age + antibiotics + sex"
 

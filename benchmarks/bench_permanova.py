@@ -26,7 +26,7 @@ from scipy.spatial.distance import pdist, squareform
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from gutaxis.permanova import permanova  # noqa: E402
+from gutaxis.diversity.permanova import permanova  # noqa: E402
 
 
 def paired_bray_curtis(n: int, n_features: int = 300, seed: int = 0):

@@ -1,4 +1,4 @@
-"""Benchmark of the O(n log n) Hodges-Lehmann selection (gutaxis.rank_shift, issue 16).
+"""Benchmark of the O(n log n) Hodges-Lehmann selection (gutaxis.stats.rank_shift, issue 16).
 
 (a) The two Hodges-Lehmann functions alone, new (sorted-matrix selection) vs the
     previous brute force (every Walsh average / difference written down and
@@ -7,7 +7,7 @@
     5,000 features x (2,600 vs 2,600). The brute force is timed on a subset of
     features and extrapolated when the whole would take more than 5 minutes; the
     subset's results are compared with the new ones (must be equal).
-(b) The whole ``gutaxis.differential.run_contrast`` on a metabolome-sized table:
+(b) The whole ``gutaxis.differential.contrast.run_contrast`` on a metabolome-sized table:
     5,000 features x 5,312 samples (2,656 subjects x baseline/post, half
     responders, a three-level cohort covariate, log2-like normal values, 0.2% NaN),
     transform "none", methods paired, mixed, baseline, one thread. The time is
@@ -37,7 +37,7 @@ import pandas as pd  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
 from gutaxis import differential, rank_shift  # noqa: E402
-from gutaxis.paired import _signed_rank_ci_ranks, hodges_lehmann  # noqa: E402
+from gutaxis.stats.paired import _signed_rank_ci_ranks, hodges_lehmann  # noqa: E402
 
 FIVE_MINUTES = 300.0
 

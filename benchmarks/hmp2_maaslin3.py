@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from gutaxis.formula_models import ModelSpec, fit_formula_model  # noqa: E402
+from gutaxis.differential.models import ModelSpec, fit_formula_model  # noqa: E402
 
 FIXED = "diagnosis + dysbiosis_state + antibiotics + age + reads"
 REFERENCE = {"diagnosis": "nonIBD", "dysbiosis_state": "none", "antibiotics": "No"}

@@ -31,12 +31,12 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-from gutaxis.metabolome import process_metabolome  # noqa: E402
-from gutaxis.metabolome_drift import (  # noqa: E402
+from gutaxis.metabolome.process import process_metabolome  # noqa: E402
+from gutaxis.metabolome.drift import (  # noqa: E402
     loqo_qc_rsd, qc_pc_batch_r2, qc_rlsc, qc_rsd_linear, replicate_rsd,
 )
-from gutaxis.metabolome_impute import impute_half_minimum  # noqa: E402
-from gutaxis.metabolome_normalise import batch_median_centre, log2_transform, pqn_normalise  # noqa: E402
+from gutaxis.metabolome.impute import impute_half_minimum  # noqa: E402
+from gutaxis.metabolome.normalise import batch_median_centre, log2_transform, pqn_normalise  # noqa: E402
 
 
 def load(folder: Path):

@@ -9,7 +9,7 @@ Run by hand from the repository root (not part of pytest)::
 For each size N (stool samples; N/2 subjects x baseline + post, ~12.5 % of subjects with an
 extra progression sample, three cohorts; 1,500 taxa, 5,000 metabolites, 30 immune subsets):
 
-1. ``gutaxis.simulate.simulate_study`` writes the study into ``<workdir>/<N>/data``;
+1. ``gutaxis.demo.simulate.simulate_study`` writes the study into ``<workdir>/<N>/data``;
 2. the run's config is ``config/config.yaml`` overlaid with ``benchmarks/scale_config.yaml`` and
    the simulated paths, written to ``<workdir>/<N>/config.scale.yaml``;
 3. ``snakemake --snakefile <repo>/Snakefile --directory <workdir>/<N> --configfile ... --cores 2
@@ -138,7 +138,7 @@ class TreeMemory(threading.Thread):
 
 
 def simulate(size: int, data_dir: Path, args) -> float:
-    from gutaxis.simulate import simulate_study
+    from gutaxis.demo.simulate import simulate_study
 
     if (data_dir / "TRUTH.md").exists():
         return float("nan")
@@ -483,7 +483,7 @@ def beta_baseline(n_samples: int = 2000, n_taxa: int = 1500, seed: int = 0) -> p
     from skbio.diversity import beta_diversity
     from skbio.stats.composition import clr, rclr
 
-    from gutaxis.beta import beta_distances
+    from gutaxis.diversity.beta import beta_distances
 
     rng = np.random.default_rng(seed)
     present = rng.random((n_samples, n_taxa)) < rng.uniform(0.05, 0.9, n_taxa)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Simulation study of compositional differential testing (issue 16), run by hand.
 
-Every (method, term) of :func:`gutaxis.differential.run_contrast` that makes
+Every (method, term) of :func:`gutaxis.differential.contrast.run_contrast` that makes
 calls is judged on four scenarios (``benchmarks/simcomp.py`` holds the
 simulators and the scoring; ``benchmarks/README.md`` the definitions and
 results):
@@ -109,7 +109,7 @@ def example_inputs(scenario: str):
     `modalities.taxa` spec (its ../shared/data/<example> prefix replaced by the data folder).
     Excluded samples are left out."""
     import yaml
-    from gutaxis.study import import_modality
+    from gutaxis.io.study import import_modality
 
     example, contrast_name, variable = REAL_SWAPS[scenario]
     data = example_data_dir(example, variable)
@@ -151,7 +151,7 @@ def analysed_table(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict) -
 
 def prevalence_filtered(table: pd.DataFrame) -> pd.DataFrame:
     """The workflow's prevalence filter (differential_run.prevalence_filter)."""
-    from gutaxis.filtering import filter_features
+    from gutaxis.diversity.filtering import filter_features
 
     return filter_features(table, MIN_PREVALENCE, 0.0, 0.0, renormalise=False,
                            source="simulated table").table
@@ -166,7 +166,7 @@ def clr_options(table: pd.DataFrame) -> dict:
 
 
 def engine_keywords() -> set:
-    from gutaxis.differential import run_contrast
+    from gutaxis.differential.contrast import run_contrast
 
     return set(inspect.signature(run_contrast).parameters)
 
@@ -178,9 +178,9 @@ def new_engine_available() -> bool:
 def call_engine(engine: str, inputs: dict, filtered: pd.DataFrame, new_sensitivity: str | None):
     """run_contrast as the workflow calls it for taxa (demo settings); returns results
     and a note."""
-    from gutaxis.differential import run_contrast
-    from gutaxis.errors import InputError
-    from gutaxis.transforms import transform_table
+    from gutaxis.differential.contrast import run_contrast
+    from gutaxis.io.errors import InputError
+    from gutaxis.differential.transforms import transform_table
 
     responders = inputs["responders"]
     common = dict(responders=responders, response_column="response", covariates=("cohort",),
@@ -219,7 +219,7 @@ def one_run(job: tuple) -> tuple[pd.DataFrame, dict, float]:
     """Simulate, preprocess, test and score one (scenario, engine, seed)."""
     scenario, engine, seed, new_sensitivity = job
     start = time.perf_counter()
-    from gutaxis.transforms import transform_table
+    from gutaxis.differential.transforms import transform_table
 
     inputs = build_inputs(scenario, seed)
     table = analysed_table(inputs["table"], inputs["samples"], inputs["contrast"])
@@ -368,7 +368,7 @@ def main(argv=None) -> None:
     sensitivity = args.new_sensitivity or None
     engines = ["today", "new"] if args.engine == "both" else [args.engine]
     if "new" in engines and not new_engine_available():
-        print("engine 'new' skipped: gutaxis.differential.run_contrast has no keyword "
+        print("engine 'new' skipped: gutaxis.differential.contrast.run_contrast has no keyword "
               "'bias_correction' yet (the bias-corrected engine is not in this checkout)",
               file=sys.stderr)
         engines.remove("new")

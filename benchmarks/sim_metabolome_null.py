@@ -12,7 +12,7 @@ random sample dilution (x 0.6 to 1.6). Failure modes of real data:
 
 Every combination of imputation (half_minimum, lod_fraction, knn) and normalisation
 (pqn against the median sample, total_signal, median, none) is run through
-``gutaxis.metabolome.process_metabolome``, with the structural-missingness step on (the
+``gutaxis.metabolome.process.process_metabolome``, with the structural-missingness step on (the
 workflow) and off (what the workflow did before: the gap imputed like a non-detect).
 The processed log2 values are tested post - pre with the paired t test and the
 Wilcoxon signed-rank test, BH q < 0.1 over the features tested. On a complete null every
@@ -40,7 +40,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
-from gutaxis.metabolome import process_metabolome  # noqa: E402
+from gutaxis.metabolome.process import process_metabolome  # noqa: E402
 
 PLATFORMS = {"A": 120, "B": 60, "C": 20}
 IMPUTATIONS = ["half_minimum", "lod_fraction", "knn"]

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gutaxis import alpha
-from gutaxis.errors import InputError
+from gutaxis.diversity import alpha
+from gutaxis.io.errors import InputError
 
 
 def _r_available(package: str) -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gutaxis.association_display import HEATMAP_COLUMNS, cluster_order, strongest_submatrix
-from gutaxis.associations import associate_blocks
+from gutaxis.integration.association_display import HEATMAP_COLUMNS, cluster_order, strongest_submatrix
+from gutaxis.integration.associations import associate_blocks
 
 
 def test_cluster_order_keeps_clusters_together():

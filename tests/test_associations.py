@@ -1,4 +1,4 @@
-"""Tests for gutaxis.associations: block (partial) Spearman, p-values, permutations, BH."""
+"""Tests for gutaxis.integration.associations: block (partial) Spearman, p-values, permutations, BH."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from gutaxis.associations import (
+from gutaxis.integration.associations import (
     associate_blocks,
     bh_fdr,
     permutation_pvalues,
     subject_permutations,
     t_test_pvalues,
 )
-from gutaxis.errors import InputError
+from gutaxis.io.errors import InputError
 
 
 def _tied_blocks(n=40, p_a=7, p_b=5, seed=0):

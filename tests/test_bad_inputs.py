@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gutaxis.errors import InputError
-from gutaxis.study import validate_study
+from gutaxis.io.errors import InputError
+from gutaxis.io.study import validate_study
 
 DATA = Path(__file__).resolve().parent / "data"
 CASES = sorted(p.name for p in (DATA / "bad").iterdir() if (p / "case.yaml").is_file())

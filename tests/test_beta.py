@@ -11,9 +11,9 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import pdist, squareform
 
-from gutaxis import beta
-from gutaxis.errors import InputError
-from gutaxis.paired_design import pair_samples, unpaired_samples
+from gutaxis.diversity import beta
+from gutaxis.io.errors import InputError
+from gutaxis.differential.pairing import pair_samples, unpaired_samples
 
 
 def table_from(x, prefix="s"):

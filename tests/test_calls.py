@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gutaxis.calls import CALL_COLUMNS, call_table
-from gutaxis.differential import run_contrast
+from gutaxis.differential.calls import CALL_COLUMNS, call_table
+from gutaxis.differential.contrast import run_contrast
 from test_differential import CONTRAST, simulate_trial
 
 

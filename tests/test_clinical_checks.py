@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.clinical_checks import (
+from gutaxis.clinical.checks import (
     canonical_codes,
     check_adverse_events,
     check_subjects,
@@ -14,7 +14,7 @@ from gutaxis.clinical_checks import (
     require_valid_subjects,
     subject_warnings,
 )
-from gutaxis.errors import InputError
+from gutaxis.io.errors import InputError
 
 
 def good_subjects() -> pd.DataFrame:

@@ -11,7 +11,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from gutaxis.clinical_tables import blank_to_missing, km_plot_table, stack_groupings  # noqa: E402
+from gutaxis.clinical.tables import blank_to_missing, km_plot_table, stack_groupings  # noqa: E402
 from gutaxis.plots.clinical import (  # noqa: E402
     ae_heatmap_data,
     forest_data,
@@ -25,10 +25,10 @@ from gutaxis.plots.clinical import (  # noqa: E402
     swimmer_data,
     waterfall_data,
 )
-from gutaxis.response import response_table  # noqa: E402
-from gutaxis.safety import ae_worst_grade  # noqa: E402
-from gutaxis.style import apply_style  # noqa: E402
-from gutaxis.survival import survival_table  # noqa: E402
+from gutaxis.clinical.response import response_table  # noqa: E402
+from gutaxis.clinical.safety import ae_worst_grade  # noqa: E402
+from gutaxis.plots.style import apply_style  # noqa: E402
+from gutaxis.clinical.survival import survival_table  # noqa: E402
 
 STYLE = {
     "font_family": "DejaVu Sans", "font_size": 8, "title_size": 9, "width_single_mm": 89,

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.clinical_checks import check_adverse_events as clinical_check_adverse_events
-from gutaxis.clinical_checks import check_subjects as clinical_check_subjects
-from gutaxis.clinical_tables import (
+from gutaxis.clinical.checks import check_adverse_events as clinical_check_adverse_events
+from gutaxis.clinical.checks import check_subjects as clinical_check_subjects
+from gutaxis.clinical.tables import (
     KM_PLOT_COLUMNS,
     at_risk_rows,
     blank_to_missing,
@@ -21,12 +21,12 @@ from gutaxis.clinical_tables import (
     time_ticks,
     usable_groupings,
 )
-from gutaxis.response import response_table
-from gutaxis.safety import ae_incidence
-from gutaxis.sheets import check_adverse_events as sheet_check_adverse_events
-from gutaxis.sheets import check_subjects as sheet_check_subjects
-from gutaxis.sheets import read_text_table
-from gutaxis.survival import kaplan_meier, survival_curves, survival_table
+from gutaxis.clinical.response import response_table
+from gutaxis.clinical.safety import ae_incidence
+from gutaxis.io.sheets import check_adverse_events as sheet_check_adverse_events
+from gutaxis.io.sheets import check_subjects as sheet_check_subjects
+from gutaxis.io.sheets import read_text_table
+from gutaxis.clinical.survival import kaplan_meier, survival_curves, survival_table
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFINITIONS = {"dcr_recist": {"endpoint": "DCR", "criterion": "recist"},

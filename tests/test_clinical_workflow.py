@@ -17,11 +17,11 @@ import pytest
 import yaml
 from scipy import stats
 
-from gutaxis.clinical_tables import KM_PLOT_COLUMNS
-from gutaxis.configuration import validate_config
-from gutaxis.response import ABSCOPAL_COLUMNS, RATE_COLUMNS
-from gutaxis.safety import AE_COLUMNS, WORST_GRADE_COLUMNS
-from gutaxis.survival import SURVIVAL_TABLE_COLUMNS, kaplan_meier
+from gutaxis.clinical.tables import KM_PLOT_COLUMNS
+from gutaxis.io.configuration import validate_config
+from gutaxis.clinical.response import ABSCOPAL_COLUMNS, RATE_COLUMNS
+from gutaxis.clinical.safety import AE_COLUMNS, WORST_GRADE_COLUMNS
+from gutaxis.clinical.survival import SURVIVAL_TABLE_COLUMNS, kaplan_meier
 
 pytestmark = pytest.mark.workflow
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gutaxis.survival import COX_COLUMNS, cox_ph, cox_zph
+from gutaxis.clinical.survival import COX_COLUMNS, cox_ph, cox_zph
 
 TRANSFORMS = ("km", "rank", "identity")
 

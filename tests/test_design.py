@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from conftest import run_snakemake
-from gutaxis.design import plan_study
-from gutaxis.errors import InputError
-from gutaxis.response import label_column_responders, responder_labels
-from gutaxis.study import load_study, validate_study
+from gutaxis.io.design import plan_study
+from gutaxis.io.errors import InputError
+from gutaxis.clinical.response import label_column_responders, responder_labels
+from gutaxis.io.study import load_study, validate_study
 
 GOOD = Path(__file__).resolve().parent / "data" / "good"
 

@@ -1,4 +1,4 @@
-"""Tests for gutaxis.differential: the contrast engine, its output shape and its error rates."""
+"""Tests for gutaxis.differential.contrast: the contrast engine, its output shape and its error rates."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import statsmodels.formula.api as smf
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-import gutaxis.differential as differential
-from gutaxis.differential import (RESULT_COLUMNS, hodges_lehmann_shift, mann_whitney, ols_fit,
+import gutaxis.differential.contrast as differential
+from gutaxis.differential.contrast import (RESULT_COLUMNS, hodges_lehmann_shift, mann_whitney, ols_fit,
                                   run_contrast)
-from gutaxis.errors import InputError
+from gutaxis.io.errors import InputError
 
 CONTRAST = {"name": "post_vs_baseline", "pre": "baseline", "post": "post"}
 
@@ -192,7 +192,7 @@ def test_lmm_row_equals_statsmodels_for_one_feature(trial, result):
                     & (wald["feature"] == f)].iloc[0]
     assert wald_row["p"] == pytest.approx(ref.pvalues[name], abs=1e-4)
     # lmerTest inference: lme4's SE (no fixed/random cross term) and Satterthwaite df, through the engine
-    from gutaxis.mixed import build_design, fit_random_intercept
+    from gutaxis.stats.mixed import build_design, fit_random_intercept
 
     satt = result  # the default: mixed_df="satterthwaite"
     satt_row = satt.results[(satt.results["method"] == "lmm") & (satt.results["feature"] == f)
@@ -322,9 +322,9 @@ def test_bias_correction_removes_the_shift_of_a_bloom_and_its_false_down_calls()
 def test_corrected_change_is_the_log_ratio_to_the_reference_feature():
     """Property: without zeros, the corrected paired mean change equals the relative one
     minus the mode, and its test is the paired t test of y_j - z (z = weighted reference)."""
-    from gutaxis.paired import pair_samples
-    from gutaxis.reference_shift import kernel_mode, reference_feature
-    from gutaxis.transforms import transform_table
+    from gutaxis.stats.paired import pair_samples
+    from gutaxis.differential.reference_shift import kernel_mode, reference_feature
+    from gutaxis.differential.transforms import transform_table
 
     table, samples, responders, _ = simulate_trial(n_features=80, n_changed=6, effect=1.5,
                                                    seed=4, compositional=True)

@@ -8,8 +8,8 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats
 
-from gutaxis.differential import RESULT_COLUMNS, run_baseline, run_contrast
-from gutaxis.errors import InputError
+from gutaxis.differential.contrast import RESULT_COLUMNS, run_baseline, run_contrast
+from gutaxis.io.errors import InputError
 from gutaxis.plots.differential import heatmap_data, paired_data
 from test_differential import CONTRAST, simulate_trial
 
@@ -130,8 +130,8 @@ def test_figures_without_a_response_column_show_no_response_groups():
     table, samples, responders, _ = simulate_trial(n_features=20, n_changed=5, effect=1.5, seed=8)
     res = run_contrast(table, samples, CONTRAST, transform="log2", responders=None,
                        subjects=responders[["subject_id", "cohort"]], methods=("paired",))
-    from gutaxis.paired import pair_samples, paired_differences
-    from gutaxis.transforms import transform_table
+    from gutaxis.stats.paired import pair_samples, paired_differences
+    from gutaxis.differential.transforms import transform_table
 
     pairs = pair_samples(samples, "baseline", "post").pairs.assign(cohort="lung")
     assert "response" not in pairs.columns
@@ -214,7 +214,7 @@ def _models_config(contrasts):
 
 
 def test_baseline_only_studies_keep_the_baseline_feature_sets_only():
-    from gutaxis.model_config import unavailable_sets, usable_sets
+    from gutaxis.models.config import unavailable_sets, usable_sets
 
     config = _models_config([])
     skipped = unavailable_sets(config, paired=False)

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gutaxis.alpha import alpha_diversity, paired_alpha_tests
-from gutaxis.beta import compare_shift_by_response, shift_vs_between, within_subject_shift
-from gutaxis.diversity_design import (
+from gutaxis.diversity.alpha import alpha_diversity, paired_alpha_tests
+from gutaxis.diversity.beta import compare_shift_by_response, shift_vs_between, within_subject_shift
+from gutaxis.diversity.design import (
     ALPHA_TABLE_COLUMNS,
     SHIFT_TEST_COLUMNS,
     alpha_design,
@@ -20,8 +20,8 @@ from gutaxis.diversity_design import (
     subject_labels,
     tidy_alpha,
 )
-from gutaxis.errors import InputError
-from gutaxis.paired_design import pair_samples
+from gutaxis.io.errors import InputError
+from gutaxis.differential.pairing import pair_samples
 
 
 def responders():
@@ -197,7 +197,7 @@ def test_only_the_primary_metric_makes_calls():
 
 
 def test_labels_without_response_and_the_crossover_period_column():
-    from gutaxis.diversity_design import subjects_without_response, tidy_alpha
+    from gutaxis.diversity.design import subjects_without_response, tidy_alpha
 
     subjects = pd.DataFrame({"subject_id": ["B", "A"], "cohort": ["x", "y"], "best_response": ["PR", "PD"]})
     labels = subjects_without_response(subjects)
@@ -243,9 +243,9 @@ def test_figures_of_a_study_without_response_show_no_response_groups(repo):
     import matplotlib.pyplot as plt
     import yaml
 
-    from gutaxis.configuration import validate_config
+    from gutaxis.io.configuration import validate_config
     from gutaxis.plots import diversity as plots
-    from gutaxis.style import resolve_style
+    from gutaxis.plots.style import resolve_style
 
     config = validate_config(yaml.safe_load((repo / "config" / "config.yaml").read_text()))
     style = resolve_style(config["style"], "diversity/taxa/c/alpha_paired")
@@ -288,8 +288,8 @@ def test_figures_of_a_study_without_response_show_no_response_groups(repo):
 
 
 def test_run_summary_names_the_metric_left_out_and_the_primary_used(tmp_path):
-    from gutaxis.beta import check_metric_availability
-    from gutaxis.diversity_design import beta_metric_summary
+    from gutaxis.diversity.beta import check_metric_availability
+    from gutaxis.diversity.design import beta_metric_summary
 
     x = np.array([[1.0, 0, 0], [0, 1.0, 0], [0.5, 0.5, 0], [0.2, 0.3, 0.5]])
     table = pd.DataFrame(x, index=pd.Index([f"s{i}" for i in range(4)], name="sample_id"))

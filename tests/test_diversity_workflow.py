@@ -9,9 +9,9 @@ import yaml
 from scipy import stats
 from scipy.spatial.distance import braycurtis
 
-from gutaxis.configuration import validate_config
-from gutaxis.paired_design import pair_samples
-from gutaxis.tables import read_feature_table, read_sheet
+from gutaxis.io.configuration import validate_config
+from gutaxis.differential.pairing import pair_samples
+from gutaxis.io.tables import read_feature_table, read_sheet
 
 pytestmark = pytest.mark.workflow
 

@@ -164,9 +164,9 @@ IMPORTED = {
 def test_example_tables_import_with_the_config_options(name, tmp_path):
     """Each modality read with its configured importer options (what the import jobs will do),
     without running the workflow: an option the importer does not know fails here."""
-    from gutaxis.sheets import split_excluded
-    from gutaxis.study import import_modality
-    from gutaxis.tables import read_sheet
+    from gutaxis.io.sheets import split_excluded
+    from gutaxis.io.study import import_modality
+    from gutaxis.io.tables import read_sheet
 
     config = yaml.safe_load(prepare(name, tmp_path).read_text())
     sheet, excluded, problems = split_excluded(read_sheet(config["samples"]), config["samples"])

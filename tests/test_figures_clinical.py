@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from gutaxis.clinical_tables import blank_to_missing, km_plot_table, stack_groupings  # noqa: E402
+from gutaxis.clinical.tables import blank_to_missing, km_plot_table, stack_groupings  # noqa: E402
 from gutaxis.plots.clinical import (  # noqa: E402
     SWIMMER_MAX_HEIGHT,
     format_median,
@@ -23,8 +23,8 @@ from gutaxis.plots.clinical import (  # noqa: E402
     plot_swimmer,
     swimmer_data,
 )
-from gutaxis.style import apply_style  # noqa: E402
-from gutaxis.survival import survival_table  # noqa: E402
+from gutaxis.plots.style import apply_style  # noqa: E402
+from gutaxis.clinical.survival import survival_table  # noqa: E402
 
 STYLE = {
     "font_family": "DejaVu Sans", "font_size": 8, "title_size": 9, "width_single_mm": 89,

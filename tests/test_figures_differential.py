@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from gutaxis.plots import differential as D  # noqa: E402
-from gutaxis.style import apply_style  # noqa: E402
+from gutaxis.plots.style import apply_style  # noqa: E402
 
 STYLE = {"font_family": "DejaVu Sans", "font_size": 8, "title_size": 9, "width_single_mm": 89,
          "width_double_mm": 183, "formats": ["png"], "dpi": 100}

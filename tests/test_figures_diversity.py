@@ -27,7 +27,7 @@ from gutaxis.plots.diversity import (  # noqa: E402
     plot_paired_alpha_by_response,
     plot_pcoa_arrows,
 )
-from gutaxis.style import apply_style  # noqa: E402
+from gutaxis.plots.style import apply_style  # noqa: E402
 
 STYLE = {
     "font_family": "DejaVu Sans", "font_size": 8, "title_size": 9, "width_single_mm": 89,

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.errors import InputError
-from gutaxis.filtering import filter_features
+from gutaxis.io.errors import InputError
+from gutaxis.diversity.filtering import filter_features
 
 
 def small_table():

@@ -10,11 +10,11 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.stats.multitest import multipletests
 
-from gutaxis.differential import run_contrast
-from gutaxis.errors import InputError
-from gutaxis.formula_models import (ModelSpec, fit_formula_model, formula_variables, model_frame,
+from gutaxis.differential.contrast import run_contrast
+from gutaxis.io.errors import InputError
+from gutaxis.differential.models import (ModelSpec, fit_formula_model, formula_variables, model_frame,
                                     prevalence_filter, with_response)
-from gutaxis.transforms import arcsine_sqrt_transform, log2_half_minimum_transform
+from gutaxis.differential.transforms import arcsine_sqrt_transform, log2_half_minimum_transform
 from test_differential import CONTRAST, simulate_trial
 
 
@@ -181,7 +181,7 @@ def test_the_paired_trial_model_gives_todays_mixed_model_results():
 def test_logistic_fit_equals_statsmodels_and_augmentation_equals_weighted_copies():
     import statsmodels.api as sm
 
-    from gutaxis.logistic import logistic_fit
+    from gutaxis.stats.logistic import logistic_fit
 
     rng = np.random.default_rng(7)
     n = 120
@@ -238,7 +238,7 @@ def test_presence_model_and_median_comparison():
 
 
 def test_presence_with_random_intercepts_is_refused_at_planning():
-    from gutaxis.formula_models import config_problems
+    from gutaxis.differential.models import config_problems
 
     problems = config_problems([{"name": "p", "fixed": "dose", "outcome": "presence"},
                                 {"name": "p", "fixed": "dose", "random": []}])

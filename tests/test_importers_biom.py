@@ -9,8 +9,8 @@ import pytest
 biom = pytest.importorskip("biom")
 h5py = pytest.importorskip("h5py")
 
-from gutaxis.errors import InputError  # noqa: E402
-from gutaxis.importers import read_biom, read_table  # noqa: E402
+from gutaxis.io.errors import InputError  # noqa: E402
+from gutaxis.io.importers import read_biom, read_table  # noqa: E402
 
 COUNTS = np.array([[100, 0, 50],
                    [200, 300, 0],

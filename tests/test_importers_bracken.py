@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.errors import InputError
-from gutaxis.importers import read_bracken, read_table
+from gutaxis.io.errors import InputError
+from gutaxis.io.importers import read_bracken, read_table
 
 FORMATS = Path(__file__).parent / "data" / "formats"
 BRACKEN_DIR = FORMATS / "bracken"

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gutaxis.errors import InputError
-from gutaxis.importers import FORMATS as FORMAT_NAMES
-from gutaxis.importers import ImportResult, read_table
+from gutaxis.io.errors import InputError
+from gutaxis.io.importers import FORMATS as FORMAT_NAMES
+from gutaxis.io.importers import ImportResult, read_table
 
 FORMATS = Path(__file__).parent / "data" / "formats"
 

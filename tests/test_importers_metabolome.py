@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.errors import InputError
-from gutaxis.importers import read_metabolome, read_table
+from gutaxis.io.errors import InputError
+from gutaxis.io.importers import read_metabolome, read_table
 
 FORMATS = Path(__file__).parent / "data" / "formats"
 PEAKS = FORMATS / "peak_table_lcms.tsv"
@@ -316,7 +316,7 @@ def test_long_layout_unit_and_limits(tmp_path):
 
 
 def test_id_annotations_explicit_patterns():
-    from gutaxis.importers.metabolome import id_annotations
+    from gutaxis.io.importers.metabolome import id_annotations
     found, rule = id_annotations(["M123_456", "M90_12", "blank"], r"M(?P<mz>\d+)_(?P<rt>\d+)")
     assert found.loc["M123_456", "mz"] == 123 and found.loc["M90_12", "rt"] == 12
     assert found.loc["blank"].isna().all()

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.errors import InputError
-from gutaxis.importers import read_metaphlan, read_table
+from gutaxis.io.errors import InputError
+from gutaxis.io.importers import read_metaphlan, read_table
 
 FORMATS = Path(__file__).parent / "data" / "formats"
 MPA4 = FORMATS / "metaphlan4_merged_allranks.tsv"

@@ -8,12 +8,12 @@ import re
 import pytest
 
 from conftest import REPO
-from gutaxis.configuration import validate_config
-from gutaxis.errors import InputError
-from gutaxis.importers import READERS
-from gutaxis.sheets import load_schema
+from gutaxis.io.configuration import validate_config
+from gutaxis.io.errors import InputError
+from gutaxis.io.importers import READERS
+from gutaxis.io.sheets import load_schema
 
-#: options the workflow reads itself (gutaxis.study.import_modality), for every format
+#: options the workflow reads itself (gutaxis.io.study.import_modality), for every format
 WORKFLOW_OPTIONS = {"sample_id_column"}
 SCHEMA = load_schema("config")
 FORMATS = SCHEMA["$defs"]["modality"]["properties"]["format"]["enum"]
@@ -94,6 +94,6 @@ def test_path_may_be_a_list_of_files():
 
 
 def test_metaphlan_ranks_in_the_schema_are_those_the_reader_knows():
-    from gutaxis.importers._common import RANK_ALIASES
+    from gutaxis.io.importers._common import RANK_ALIASES
 
     assert set(documented("metaphlan")["rank"]["enum"]) == set(RANK_ALIASES)

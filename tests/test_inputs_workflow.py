@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from gutaxis.tables import read_feature_table, read_sheet
+from gutaxis.io.tables import read_feature_table, read_sheet
 
 
 def test_canonical_tables_exist_and_are_closed(demo_run):

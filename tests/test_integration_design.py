@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gutaxis.errors import InputError
-from gutaxis.integration_design import count_pairs, integration_design
+from gutaxis.io.errors import InputError
+from gutaxis.integration.design import count_pairs, integration_design
 
 
 def config(**integration):

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.errors import InputError
-from gutaxis.integration_prepare import clr_sample_pseudocount, feature_labels, prepare_for_integration
-from gutaxis.subject_covariates import subject_covariates
+from gutaxis.io.errors import InputError
+from gutaxis.integration.prepare import clr_sample_pseudocount, feature_labels, prepare_for_integration
+from gutaxis.io.subject_covariates import subject_covariates
 
 
 def compositions() -> pd.DataFrame:

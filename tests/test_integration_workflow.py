@@ -14,12 +14,12 @@ import pytest
 import yaml
 from statsmodels.stats.multitest import multipletests
 
-from gutaxis.associations import bh_fdr
-from gutaxis.configuration import validate_config
-from gutaxis.latent_factors import FACTOR_TEST_COLUMNS
-from gutaxis.tables import read_feature_table, read_sheet
-from gutaxis.triads import TRIAD_COLUMNS, mediate_triad
-from gutaxis.views import build_views
+from gutaxis.integration.associations import bh_fdr
+from gutaxis.io.configuration import validate_config
+from gutaxis.integration.mofa import FACTOR_TEST_COLUMNS
+from gutaxis.io.tables import read_feature_table, read_sheet
+from gutaxis.integration.triads import TRIAD_COLUMNS, mediate_triad
+from gutaxis.integration.views import build_views
 
 pytestmark = pytest.mark.workflow
 

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from gutaxis.latent_factors import (
+from gutaxis.integration.mofa import (
     FACTOR_TEST_COLUMNS,
     factor_tests,
     fit_mofa,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.errors import InputError
-from gutaxis.metabolome import (
+from gutaxis.io.errors import InputError
+from gutaxis.metabolome.process import (
     DEFAULT_PARAMS,
     batch_median_centre,
     blank_filter,
@@ -441,7 +441,7 @@ def test_mars_ibs_full_default_pipeline(shared_data):
 
 
 def test_resolve_params_merges_sections_and_keeps_defaults():
-    from gutaxis.metabolome_params import resolve_params
+    from gutaxis.metabolome.params import resolve_params
 
     p = resolve_params({"qc_rsd": {"max_rsd": 0.2}, "blank_filter": None, "scale": "auto"})
     assert p["qc_rsd"] == {"enabled": True, "max_rsd": 0.2}

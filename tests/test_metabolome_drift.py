@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 
-from gutaxis.metabolome_drift import (
+from gutaxis.metabolome.drift import (
     DEFAULT_SPANS,
     FIT_COLUMNS,
     leave_one_out_median,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.metabolome_filters import (
+from gutaxis.metabolome.filters import (
     REASON_ALL_MISSING,
     REASON_BLANK,
     REASON_FEW_QC,

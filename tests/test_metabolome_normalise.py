@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.impute import KNNImputer
 
-from gutaxis.metabolome_impute import impute_half_minimum, impute_knn, impute_lod_fraction
-from gutaxis.metabolome_normalise import (
+from gutaxis.metabolome.impute import impute_half_minimum, impute_knn, impute_lod_fraction
+from gutaxis.metabolome.normalise import (
     auto_scale,
     batch_median_centre,
     log2_transform,

@@ -8,7 +8,7 @@ import pytest
 from scipy.spatial.distance import cdist
 from sklearn.decomposition import PCA
 
-from gutaxis.metabolome_qc import (
+from gutaxis.metabolome.qc import (
     PCA_COLUMNS,
     missingness_per_feature,
     missingness_per_sample,
@@ -114,7 +114,7 @@ def test_total_signal_in_run_order():
 
 
 def test_truncated_pca_path_equals_full_svd():
-    from gutaxis.metabolome_qc import _autoscaled, _top_components
+    from gutaxis.metabolome.qc import _autoscaled, _top_components
 
     x, _ = _log_table(n_study=40, n_features=30)
     z = _autoscaled(x)

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gutaxis.metabolome import process_metabolome
-from gutaxis.metabolome_normalise import pqn_normalise
-from gutaxis.metabolome_structure import (
+from gutaxis.metabolome.process import process_metabolome
+from gutaxis.metabolome.normalise import pqn_normalise
+from gutaxis.metabolome.structure import (
     NOT_MEASURED, contrast_missingness, feature_platforms, not_measured_mask, not_measured_reasons,
     platform_summary, sample_platform_gaps, structure_table,
 )
@@ -220,7 +220,7 @@ def test_structural_step_can_be_disabled_and_reports_absent_columns():
 
 
 def test_run_summary_names_the_left_out_features(tmp_path):
-    from gutaxis.metabolome_structure import missingness_run_summary
+    from gutaxis.metabolome.structure import missingness_run_summary
 
     x, sheet, a, b = gap_study()
     x.loc[x.index.str.endswith("_post"), "A_0"] = NA  # below detection after treatment
@@ -233,7 +233,7 @@ def test_run_summary_names_the_left_out_features(tmp_path):
 
 
 def test_not_measured_in_reads_the_structure_table_in_feature_order(tmp_path):
-    from gutaxis.metabolome_structure import not_measured_in
+    from gutaxis.metabolome.structure import not_measured_in
 
     missing, groups, platforms = small_structure()
     path = tmp_path / "missingness_structure.tsv"

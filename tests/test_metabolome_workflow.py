@@ -15,14 +15,14 @@ import pytest
 import yaml
 from scipy import stats
 
-from gutaxis.configuration import fill_defaults, validate_config
-from gutaxis.errors import InputError
-from gutaxis.metabolome import process_metabolome
-from gutaxis.metabolome_params import DEFAULT_PARAMS
+from gutaxis.io.configuration import fill_defaults, validate_config
+from gutaxis.io.errors import InputError
+from gutaxis.metabolome.process import process_metabolome
+from gutaxis.metabolome.params import DEFAULT_PARAMS
 from gutaxis.plots import metabolome as mplots
-from gutaxis.sheets import load_schema
-from gutaxis.style import apply_style
-from gutaxis.tables import read_feature_table, read_sheet, read_tsv
+from gutaxis.io.sheets import load_schema
+from gutaxis.plots.style import apply_style
+from gutaxis.io.tables import read_feature_table, read_sheet, read_tsv
 
 MODALITY = "metabolites"
 QC_TABLES = ("qc_pca", "qc_dispersion", "qc_rsd", "missingness_samples", "missingness_features",
@@ -144,7 +144,7 @@ def test_batch_order_and_colours():
 
 def test_dispersion_ratio_needs_two_qc_pools():
     """One QC pool sits on its own centroid: no spread, so no ratio (not a perfect 0)."""
-    from gutaxis.metabolome_qc import qc_pca
+    from gutaxis.metabolome.qc import qc_pca
 
     rng = np.random.default_rng(3)
     x = pd.DataFrame(rng.normal(10, 1, (6, 5)), index=[f"s{i}" for i in range(6)])

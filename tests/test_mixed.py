@@ -1,4 +1,4 @@
-"""Tests for gutaxis.mixed: vectorised random-intercept REML vs statsmodels MixedLM."""
+"""Tests for gutaxis.stats.mixed: vectorised random-intercept REML vs statsmodels MixedLM."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import statsmodels.formula.api as smf
 
 from scipy import stats
 
-from gutaxis.mixed import between_within_df, build_design, fit_random_intercept
+from gutaxis.stats.mixed import between_within_df, build_design, fit_random_intercept
 
 RHS = "timepoint * response + cohort + age"
 

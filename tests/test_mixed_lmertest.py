@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gutaxis.mixed import build_design, fit_random_intercept
+from gutaxis.stats.mixed import build_design, fit_random_intercept
 
 
 def unbalanced(seed: int = 3, n_subjects: int = 24):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gutaxis.mixed import build_design, fit_random_intercept
+from gutaxis.stats.mixed import build_design, fit_random_intercept
 
 
 def test_between_within_df_classifies_columns_on_the_rows_a_feature_observes():
@@ -47,7 +47,7 @@ import subprocess  # noqa: E402
 
 import pytest  # noqa: E402
 
-from gutaxis.mixed import fit_mixed  # noqa: E402
+from gutaxis.stats.mixed import fit_mixed  # noqa: E402
 
 needs_lmertest = pytest.mark.skipif(
     shutil.which("Rscript") is None or subprocess.run(

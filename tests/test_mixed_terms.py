@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from gutaxis.differential import run_contrast
-from gutaxis.mixed import (RANK_TOL, build_design, estimable_columns, fit_random_intercept,
+from gutaxis.differential.contrast import run_contrast
+from gutaxis.stats.mixed import (RANK_TOL, build_design, estimable_columns, fit_random_intercept,
                            fitted_formula)
 
 RHS = "timepoint * response + cohort"

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.landmark import DAYS_PER_MONTH, sample_months, set_landmark, time_since_landmark
-from gutaxis.model_features import EXCLUSION_COLUMNS, NON_RESPONDER, RESPONDER, ModelData
-from gutaxis.model_pipeline import Block, PipelineOptions
-from gutaxis.model_survival import biomarker_survival
-from gutaxis.models import (CVSettings, group_performance, nested_cv, outer_splits, performance_row,
+from gutaxis.models.landmark import DAYS_PER_MONTH, sample_months, set_landmark, time_since_landmark
+from gutaxis.models.features import EXCLUSION_COLUMNS, NON_RESPONDER, RESPONDER, ModelData
+from gutaxis.models.pipeline import Block, PipelineOptions
+from gutaxis.models.survival import biomarker_survival
+from gutaxis.models.fit import (CVSettings, group_performance, nested_cv, outer_splits, performance_row,
                             permuted_labels)
 from test_models import GRIDS
 

@@ -15,21 +15,21 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from statsmodels.stats.proportion import proportion_confint
 
-from gutaxis.errors import InputError
-from gutaxis.model_features import (EXCLUSION_COLUMNS, NON_RESPONDER, RESPONDER, ModelData,
+from gutaxis.io.errors import InputError
+from gutaxis.models.features import (EXCLUSION_COLUMNS, NON_RESPONDER, RESPONDER, ModelData,
                                     build_model_data)
-from gutaxis.model_metrics import (auroc, balanced_accuracy, brier_score, calibration_bins,
+from gutaxis.models.metrics import (auroc, balanced_accuracy, brier_score, calibration_bins,
                                    delong_interval, repeat_metrics, wilson_interval)
-from gutaxis.model_pipeline import (Block, InnerSearchCV, PipelineOptions, balanced_weights,
+from gutaxis.models.pipeline import (Block, InnerSearchCV, PipelineOptions, balanced_weights,
                                     build_estimator, preprocessor)
-from gutaxis.model_transformers import (BlockPreprocessor, BlockTransformer, UnivariateSelector,
+from gutaxis.models.transformers import (BlockPreprocessor, BlockTransformer, UnivariateSelector,
                                         anova_f, transform_rows)
-from gutaxis.model_summary import differential_links, integration_links
-from gutaxis.model_survival import biomarker_survival
-from gutaxis.models import (CVSettings, config_problems, feature_stability, nested_cv,
+from gutaxis.models.summary import differential_links, integration_links
+from gutaxis.models.survival import biomarker_survival
+from gutaxis.models.fit import (CVSettings, config_problems, feature_stability, nested_cv,
                             outer_splits, performance_row, permutation_importance_auroc,
                             permutation_test, permuted_labels)
-from gutaxis.survival import logrank_test
+from gutaxis.clinical.survival import logrank_test
 
 GRIDS = {"l1_logistic": {"C": [0.3, 1.0]}, "elastic_net": {"C": [0.1, 1.0], "l1_ratio": [0.5]},
          "random_forest": {"n_estimators": 30, "max_features": ["sqrt"], "min_samples_leaf": [1]}}
@@ -444,7 +444,7 @@ def test_biomarker_survival_matches_direct_phreg_and_logrank():
 
 def test_view_timepoints_name_the_groups_a_feature_set_uses():
     """Metabolites not measured at one of these are left out of the set (models_fit)."""
-    from gutaxis.model_features import view_timepoints
+    from gutaxis.models.features import view_timepoints
 
     contrasts = [{"name": "post_vs_baseline", "pre": "baseline", "post": "post"},
                  {"name": "prog", "pre": "baseline", "post": "progression"}]

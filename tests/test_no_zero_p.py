@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import pdist, squareform
 
-from gutaxis import permanova as pm
-from gutaxis.associations import associate_blocks, bh_fdr
-from gutaxis.paired import wilcoxon_signed_rank
-from gutaxis.triads import axis_triads, bootstrap_p, mediate_triad
+from gutaxis.diversity import permanova as pm
+from gutaxis.integration.associations import associate_blocks, bh_fdr
+from gutaxis.stats.paired import wilcoxon_signed_rank
+from gutaxis.integration.triads import axis_triads, bootstrap_p, mediate_triad
 
 
 def _distances(x, ids):
@@ -130,9 +130,9 @@ def test_wilcoxon_sign_flip_permutation_p_is_never_zero():
 
 
 def test_model_label_permutation_p_is_never_zero():
-    from gutaxis.model_features import EXCLUSION_COLUMNS, NON_RESPONDER, RESPONDER, ModelData
-    from gutaxis.model_pipeline import Block, PipelineOptions
-    from gutaxis.models import CVSettings, nested_cv, permutation_test
+    from gutaxis.models.features import EXCLUSION_COLUMNS, NON_RESPONDER, RESPONDER, ModelData
+    from gutaxis.models.pipeline import Block, PipelineOptions
+    from gutaxis.models.fit import CVSettings, nested_cv, permutation_test
 
     rng = np.random.default_rng(6)
     n, p = 30, 8

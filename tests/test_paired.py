@@ -1,4 +1,4 @@
-"""Tests for gutaxis.paired: pairing and vectorised paired t / Wilcoxon / Hodges-Lehmann."""
+"""Tests for gutaxis.stats.paired: pairing and vectorised paired t / Wilcoxon / Hodges-Lehmann."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gutaxis.errors import InputError
-from gutaxis.paired import (_signed_rank_ci_ranks, hodges_lehmann, pair_samples,
+from gutaxis.io.errors import InputError
+from gutaxis.stats.paired import (_signed_rank_ci_ranks, hodges_lehmann, pair_samples,
                             paired_differences, paired_t_test, signed_rank_counts,
                             wilcoxon_signed_rank)
 

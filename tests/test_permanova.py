@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import pdist, squareform
 
-from gutaxis import permanova as pm
-from gutaxis.errors import InputError
+from gutaxis.diversity import permanova as pm
+from gutaxis.io.errors import InputError
 
 
 # ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 
 from gutaxis.plots.names import (display_name, draw_parts, is_taxon, logit_percent_axis,  # noqa: E402
                                  logit_percent_ticks, looks_taxonomic, taxon_parts)
-from gutaxis.style import apply_style  # noqa: E402
+from gutaxis.plots.style import apply_style  # noqa: E402
 
 STYLE = {"font_family": "DejaVu Sans", "font_size": 8, "title_size": 9}
 

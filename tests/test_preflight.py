@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from conftest import REPO
-from gutaxis import preflight as pf
-from gutaxis.configuration import validate_config
-from gutaxis.errors import InputError
-from gutaxis.importers import read_table
-from gutaxis.study import load_study, validate_study
+from gutaxis.io import preflight as pf
+from gutaxis.io.configuration import validate_config
+from gutaxis.io.errors import InputError
+from gutaxis.io.importers import read_table
+from gutaxis.io.study import load_study, validate_study
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -210,8 +210,8 @@ def test_orientation_error_names_the_option_for_a_plain_table(study):
         load_study(study, preflight=True)
     assert "set options.orientation: samples_as_rows" in str(err.value)
     # the importer says the same when the table is read by its job
-    from gutaxis.sheets import load_sheets
-    from gutaxis.study import import_modality
+    from gutaxis.io.sheets import load_sheets
+    from gutaxis.io.study import import_modality
 
     spec = {**study["modalities"]["taxa"], "options": {}}
     with pytest.raises(InputError) as err:

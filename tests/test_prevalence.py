@@ -11,8 +11,8 @@ import pytest
 from scipy import special, stats
 from scipy.stats.contingency import odds_ratio
 
-from gutaxis import prevalence
-from gutaxis.prevalence import (discordant_interaction_test, discordant_pairs, fisher_conditional_ci,
+from gutaxis.differential import prevalence
+from gutaxis.differential.prevalence import (discordant_interaction_test, discordant_pairs, fisher_conditional_ci,
                                 fisher_exact_p, fisher_presence_test, mcnemar_exact,
                                 paired_presence_test, presence_call, presence_matrix)
 

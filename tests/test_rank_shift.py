@@ -1,4 +1,4 @@
-"""Exact order statistics of Walsh averages and pairwise differences (gutaxis.rank_shift).
+"""Exact order statistics of Walsh averages and pairwise differences (gutaxis.stats.rank_shift).
 
 Truth: every Walsh average / difference written down and sorted (numpy, per
 feature), the previous brute-force implementations of the two Hodges-Lehmann
@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 from scipy import special
 
-from gutaxis import rank_shift
-from gutaxis.differential import hodges_lehmann_shift
-from gutaxis.paired import _signed_rank_ci_ranks, hodges_lehmann
-from gutaxis.rank_shift import difference_order_statistics, walsh_order_statistics
+from gutaxis.stats import rank_shift
+from gutaxis.differential.contrast import hodges_lehmann_shift
+from gutaxis.stats.paired import _signed_rank_ci_ranks, hodges_lehmann
+from gutaxis.stats.rank_shift import difference_order_statistics, walsh_order_statistics
 
 # small band and sample: many narrowing steps even on small data
 SEARCH = [dict(brute_max=0, band_cap=4, sample=8), dict(brute_max=0, band_cap=64, sample=32),
@@ -113,7 +113,7 @@ def test_infinite_values_take_the_brute_force_route():
 # ------------------------------------------------------------------ the previous implementations
 
 def _old_hodges_lehmann(d, confidence=0.95):
-    """gutaxis.paired.hodges_lehmann before issue 16 (all Walsh averages, partitioned)."""
+    """gutaxis.stats.paired.hodges_lehmann before issue 16 (all Walsh averages, partitioned)."""
     n_obs = (~np.isnan(d)).sum(axis=0)
     estimate = np.full(d.shape[1], np.nan)
     low, high = estimate.copy(), estimate.copy()
@@ -142,7 +142,7 @@ def _old_hodges_lehmann(d, confidence=0.95):
 
 
 def _old_hodges_lehmann_shift(group, reference, confidence=0.95):
-    """gutaxis.differential.hodges_lehmann_shift before issue 16."""
+    """gutaxis.differential.contrast.hodges_lehmann_shift before issue 16."""
     F = group.shape[1]
     n1 = (~np.isnan(group)).sum(axis=0)
     n2 = (~np.isnan(reference)).sum(axis=0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from gutaxis.errors import InputError
-from gutaxis.reconcile import reconcile_with_sheet
+from gutaxis.io.errors import InputError
+from gutaxis.io.reconcile import reconcile_with_sheet
 
 SHEET = pd.DataFrame(
     [
@@ -78,7 +78,7 @@ def test_written_tables_are_readable_by_others(tmp_path):
     import os
     import stat
 
-    from gutaxis.tables import write_tsv
+    from gutaxis.io.tables import write_tsv
 
     old = os.umask(0o022)
     try:

@@ -1,4 +1,4 @@
-"""Tests for gutaxis.reference_shift: the compositional bias (mode of the effects) and the
+"""Tests for gutaxis.differential.reference_shift: the compositional bias (mode of the effects) and the
 reference feature that carries its uncertainty."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.reference_shift import kernel_mode, reference_feature, robust_bandwidth
+from gutaxis.differential.reference_shift import kernel_mode, reference_feature, robust_bandwidth
 
 
 def _effects(values):
@@ -62,7 +62,7 @@ def test_reference_feature_is_the_weighted_mean_and_renormalises_over_missing_va
 
 
 def test_detection_strata_are_equal_count_bins_of_the_detection_rate():
-    from gutaxis.differential import detection_strata
+    from gutaxis.differential.contrast import detection_strata
 
     rng = np.random.default_rng(3)
     rates = np.linspace(0.05, 1.0, 200)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gutaxis.errors import InputError
-from gutaxis.response import (
+from gutaxis.io.errors import InputError
+from gutaxis.clinical.response import (
     RATE_COLUMNS,
     abscopal_incidence,
     clopper_pearson,

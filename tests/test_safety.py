@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.errors import InputError
-from gutaxis.safety import AE_COLUMNS, ANY_AE, ae_incidence, ae_worst_grade, worst_grades
+from gutaxis.io.errors import InputError
+from gutaxis.clinical.safety import AE_COLUMNS, ANY_AE, ae_incidence, ae_worst_grade, worst_grades
 
 
 def subjects_table() -> pd.DataFrame:

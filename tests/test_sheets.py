@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from gutaxis.configuration import validate_config
-from gutaxis.errors import InputError
-from gutaxis.sample_qc import not_analysed_summary, pairing_table, sample_status
-from gutaxis.sheets import resolve_duplicate_samples
+from gutaxis.io.configuration import validate_config
+from gutaxis.io.errors import InputError
+from gutaxis.io.sample_qc import not_analysed_summary, pairing_table, sample_status
+from gutaxis.io.sheets import resolve_duplicate_samples
 
 
 def sheet(rows):

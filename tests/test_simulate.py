@@ -1,4 +1,4 @@
-"""Tests of the demo-study simulator (gutaxis.simulate) and of the committed resources/demo files.
+"""Tests of the demo-study simulator (gutaxis.demo.simulate) and of the committed resources/demo files.
 
 The committed demo is checked by parsing its files directly (no simulator internals), so the
 planted effects are verified the way an analysis would see them.
@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gutaxis.errors import InputError
-from gutaxis.simulate import format_fixed, simulate_study
+from gutaxis.io.errors import InputError
+from gutaxis.demo.simulate import format_fixed, simulate_study
 
 DEMO_SEED = 20261122
 SMALL = dict(n_subjects=24, n_taxa=120, n_metabolites=150, n_immune=12)
@@ -514,7 +514,7 @@ def tissue_changes(paths) -> tuple[pd.DataFrame, pd.Series]:
 def test_tissue_stream_leaves_every_other_file_unchanged(small, tmp_path, monkeypatch):
     """Other tissue settings (more biopsies, other effects) change the tissue file and the appended
     sheet rows only: the tissue draws come from their own stream."""
-    import gutaxis.simulate as sim
+    import gutaxis.demo.simulate as sim
 
     monkeypatch.setattr(sim, "TISSUE_PAIRED_FRACTION", 0.9)
     monkeypatch.setattr(sim, "TISSUE_TIME_X_RESPONSE", (("CD8+ cells", 3.0),))
@@ -555,7 +555,7 @@ def test_tissue_planted_effects_match_the_truth_on_the_analysis_scale(tmp_path):
     """A large simulated study: mean within-subject change of log2(density + 1) per response group
     equals the documented expectation (planted effects plus the butyrate link, Monte Carlo on
     the log2(x + 1) scale) within four standard errors; FOXP3+ and CD68+ do not change."""
-    import gutaxis.simulate as sim
+    import gutaxis.demo.simulate as sim
 
     paths = simulate_study(tmp_path, seed=11, n_subjects=480, n_taxa=120, n_metabolites=150, n_immune=12)
     change, resp = tissue_changes(paths)

@@ -1,4 +1,4 @@
-"""gutaxis.style: sizes in millimetres, colour-blind-safe fallbacks, every output format."""
+"""gutaxis.plots.style: sizes in millimetres, colour-blind-safe fallbacks, every output format."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from gutaxis import style as gstyle
+from gutaxis.plots import style as gstyle
 
 
 @pytest.fixture
@@ -214,8 +214,8 @@ def test_unnamed_levels_avoid_the_colours_of_every_palette():
 
 
 def test_override_schema_validates_and_fills_defaults():
-    from gutaxis.configuration import fill_defaults, schema_problems
-    from gutaxis.sheets import load_schema
+    from gutaxis.io.configuration import fill_defaults, schema_problems
+    from gutaxis.io.sheets import load_schema
 
     schema = load_schema("config")
     style_schema = schema["properties"]["style"]

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from gutaxis.errors import InputError
-from gutaxis.survival import (
+from gutaxis.io.errors import InputError
+from gutaxis.clinical.survival import (
     KM_COLUMNS,
     SURVIVAL_TABLE_COLUMNS,
     cox_ph,

@@ -1,4 +1,4 @@
-"""gutaxis.tables: the binary intermediate of sample x sample matrices keeps every bit and its labels."""
+"""gutaxis.io.tables: the binary intermediate of sample x sample matrices keeps every bit and its labels."""
 
 import hashlib
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.tables import read_square_matrix, read_tsv, write_feature_table, write_square_matrix, write_tsv
+from gutaxis.io.tables import read_square_matrix, read_tsv, write_feature_table, write_square_matrix, write_tsv
 
 
 def distance_matrix(n: int = 40, seed: int = 0) -> pd.DataFrame:
@@ -88,7 +88,7 @@ def test_float_tables_are_written_byte_identical_to_pandas(tmp_path, index, labe
 def test_feature_table_with_missing_values_round_trips(tmp_path):
     table = awkward_float_table().replace([np.inf, -np.inf], 0.5)
     write_feature_table(table, tmp_path / "t.tsv")
-    from gutaxis.tables import read_feature_table
+    from gutaxis.io.tables import read_feature_table
 
     back = read_feature_table(tmp_path / "t.tsv")
     np.testing.assert_allclose(back.to_numpy(), table.to_numpy(), rtol=1e-9, equal_nan=True)

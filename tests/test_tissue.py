@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from conftest import make_demo_workdir, run_snakemake
-from gutaxis.errors import InputError
-from gutaxis.importers.immune import read_immune
-from gutaxis.integration_design import integration_design
-from gutaxis.transforms import TRANSFORMS, transform_table
+from gutaxis.io.errors import InputError
+from gutaxis.io.importers.immune import read_immune
+from gutaxis.integration.design import integration_design
+from gutaxis.differential.transforms import TRANSFORMS, transform_table
 
 # ---------------------------------------------------------------------------------------------
 # transform log2p1
@@ -146,7 +146,7 @@ def test_demo_dry_run_plans_tissue_import_differential_associations_and_no_tissu
 def test_models_transform_log2p1_per_sample_like_the_differential_scale():
     """The responder models transform each sample on its own; log2p1 needs nothing but the value,
     so a model block of densities is on the differential module's scale exactly."""
-    from gutaxis.model_transformers import ELEMENTWISE_TRANSFORMS, transform_rows
+    from gutaxis.models.transformers import ELEMENTWISE_TRANSFORMS, transform_rows
 
     values = np.array([[0.0, 3.0, np.nan], [255.0, 1.0, 7.0]])
     np.testing.assert_array_equal(transform_rows(values, "log2p1"), [[0.0, 2.0, np.nan], [8.0, 1.0, 3.0]])

@@ -1,4 +1,4 @@
-"""Tests for gutaxis.transforms: per-modality transforms before differential testing."""
+"""Tests for gutaxis.differential.transforms: per-modality transforms before differential testing."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.errors import InputError
-from gutaxis.transforms import (clr_transform, log2_transform, logit_transform, rclr_transform,
+from gutaxis.io.errors import InputError
+from gutaxis.differential.transforms import (clr_transform, log2_transform, logit_transform, rclr_transform,
                                 transform_table)
 
 
@@ -110,7 +110,7 @@ def test_transform_table_dispatch_and_unknown_name(composition):
 def test_processed_log2_metabolome_values_get_a_fold_change_of_two_to_the_effect():
     """Issue 17 (tables): processed metabolome values are log2 already (transform none), so a
     difference of d is a 2^d fold change on the original intensities."""
-    from gutaxis.transforms import as_processed_log2, transform_table
+    from gutaxis.differential.transforms import as_processed_log2, transform_table
 
     table = pd.DataFrame({"m1": [3.0, 5.0], "m2": [np.nan, 1.0]}, index=["s1", "s2"])
     plain = transform_table(table, "none")

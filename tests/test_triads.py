@@ -1,4 +1,4 @@
-"""Tests for gutaxis.triads: candidate microbe -> metabolite -> immune chains and mediation."""
+"""Tests for gutaxis.integration.triads: candidate microbe -> metabolite -> immune chains and mediation."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import statsmodels.api as sm
 from statsmodels.stats.mediation import Mediation
 from statsmodels.stats.multitest import multipletests
 
-from gutaxis.associations import associate_blocks
-from gutaxis.configuration import fill_defaults
+from gutaxis.integration.associations import associate_blocks
+from gutaxis.io.configuration import fill_defaults
 from gutaxis.plots.integration import plot_triads
-from gutaxis.sheets import load_schema
-from gutaxis.style import apply_style
-from gutaxis.triads import axis_triads, bootstrap_p, candidate_triads, mediate_triad
+from gutaxis.io.sheets import load_schema
+from gutaxis.plots.style import apply_style
+from gutaxis.integration.triads import axis_triads, bootstrap_p, candidate_triads, mediate_triad
 
 
 def _links(rows):

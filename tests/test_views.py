@@ -1,4 +1,4 @@
-"""Tests for gutaxis.views: baseline/post/change views matched across two modalities."""
+"""Tests for gutaxis.integration.views: baseline/post/change views matched across two modalities."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gutaxis.errors import InputError
-from gutaxis.views import build_views, locate_samples
+from gutaxis.io.errors import InputError
+from gutaxis.integration.views import build_views, locate_samples
 
 
 def _sheet():

@@ -270,7 +270,7 @@ rule plot_clinical_ae_heatmap:
         "../scripts/plot_clinical_ae_heatmap.py"
 
 
-# What the study's subjects table supports (gutaxis.design.plan_study): ORR/DCR
+# What the study's subjects table supports (gutaxis.io.design.plan_study): ORR/DCR
 # need a RECIST/iRECIST responder definition, survival its time and event columns,
 # safety an adverse-event table; the rest is skipped with a note.
 CLINICAL_FIGURES = sorted(STUDY.patient_plots)

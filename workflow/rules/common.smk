@@ -12,11 +12,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 from gutaxis.console import quiet_console
-from gutaxis.errors import InputError, Problem
+from gutaxis.io.errors import InputError, Problem
 from gutaxis.runner import input_error_messages
-from gutaxis.sample_qc import not_analysed_summary
-from gutaxis.study import load_study
-from gutaxis.style import (
+from gutaxis.io.sample_qc import not_analysed_summary
+from gutaxis.io.study import load_study
+from gutaxis.plots.style import (
     figure_override,
     figure_stem,
     override_matches,
@@ -33,7 +33,7 @@ except InputError as err:
     sys.exit(1)
 config.update(_study["config"])
 SHEETS = _study["sheets"]
-# what the study can have (gutaxis.design.plan_study): response, contrasts, endpoints
+# what the study can have (gutaxis.io.design.plan_study): response, contrasts, endpoints
 STUDY = _study["plan"]
 
 if workflow.is_main_process:

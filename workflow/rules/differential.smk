@@ -92,7 +92,7 @@ DIFFERENTIAL_TIMEPOINTS = {
     )
     for name, c in DIFFERENTIAL_CONTRASTS.items()
 }
-# Options of gutaxis.transforms.transform_table implied by the modality: the
+# Options of gutaxis.differential.transforms.transform_table implied by the modality: the
 # logit of percentages when the immune units are percent (of parent).
 DIFFERENTIAL_TRANSFORM_OPTIONS = {
     m: (

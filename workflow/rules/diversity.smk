@@ -10,7 +10,7 @@
 # figures: results/figures/diversity/<modality>/<contrast>/. Plot rules read the
 # result tables and compute nothing.
 #
-# Study types (gutaxis.design): without response (intervention, crossover) no rule
+# Study types (gutaxis.io.design): without response (intervention, crossover) no rule
 # reads the responders table and no test or figure has a response term or group;
 # a crossover's sample-sheet `period` is a covariate of the α mixed models and of
 # the time PERMANOVA; a baseline-only study (no contrasts) has no paired tests or
@@ -21,7 +21,7 @@
 # metrics are defined for every sample pair and which one is primary
 # (diversity.undefined_pairs).
 
-from gutaxis.diversity_design import beta_metric_summary
+from gutaxis.diversity.design import beta_metric_summary
 
 DIVERSITY = config["diversity"]
 # a cohort study (repeated samples, no contrast) runs its formula models only: the

@@ -10,7 +10,7 @@ localrules:
     qc_sampling,
 
 
-# The study type and what it cannot have (gutaxis.design.plan_study, decided when
+# The study type and what it cannot have (gutaxis.io.design.plan_study, decided when
 # the workflow is parsed): one row per analysis skipped, with the reason.
 rule study_plan:
     output:

@@ -23,7 +23,7 @@ INTEGRATION_RESPONSE = RESPONSE
 INTEGRATION_RESPONDERS = "results/clinical/responders.tsv" if RESPONSE else []
 INTEGRATION_FIGURES = "integration"
 
-from gutaxis.integration_design import count_pairs, integration_design
+from gutaxis.integration.design import count_pairs, integration_design
 
 try:
     INTEGRATION_DESIGN = integration_design(config)

@@ -8,7 +8,7 @@
 # reason. Parameters come only from the config's `metabolome` section. The QC
 # figures read the QC tables and compute nothing.
 
-from gutaxis.metabolome_structure import missingness_run_summary
+from gutaxis.metabolome.structure import missingness_run_summary
 
 METABOLOME_MODALITIES = modalities_of_kind("metabolome")
 # a pattern that matches no name when no modality is a metabolome

@@ -19,10 +19,10 @@
 # fitted; without contrasts (baseline-only) the sets of view change or of an
 # on-treatment timepoint are left out; the survival step runs only when the
 # subjects table records models.survival's time and event columns. Each is a
-# `skipped` line of results/study.tsv (gutaxis.design.plan_study).
+# `skipped` line of results/study.tsv (gutaxis.io.design.plan_study).
 
-from gutaxis.model_config import config_problems as _models_config_problems
-from gutaxis.model_config import label_column, set_estimators, usable_sets
+from gutaxis.models.config import config_problems as _models_config_problems
+from gutaxis.models.config import label_column, set_estimators, usable_sets
 
 MODELS = config["models"]
 MODELS_DIR = "results/models"

@@ -5,8 +5,8 @@ import sys
 sys.path.insert(0, snakemake.scriptdir)
 
 from gutaxis.runner import run
-from gutaxis.sheets import load_sheets
-from gutaxis.tables import write_tsv
+from gutaxis.io.sheets import load_sheets
+from gutaxis.io.tables import write_tsv
 
 
 def main(smk):

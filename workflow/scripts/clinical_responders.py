@@ -4,11 +4,11 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from gutaxis.clinical_checks import require_valid_subjects
-from gutaxis.clinical_tables import blank_to_missing
-from gutaxis.response import responder_labels
+from gutaxis.clinical.checks import require_valid_subjects
+from gutaxis.clinical.tables import blank_to_missing
+from gutaxis.clinical.response import responder_labels
 from gutaxis.runner import run
-from gutaxis.tables import read_sheet, write_tsv
+from gutaxis.io.tables import read_sheet, write_tsv
 
 
 def main(smk):

@@ -7,11 +7,11 @@ import pandas as pd
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from gutaxis.clinical_checks import column_recorded, require_valid_subjects
-from gutaxis.clinical_tables import blank_to_missing, response_criteria, usable_groupings
-from gutaxis.response import ABSCOPAL_COLUMNS, abscopal_incidence, response_table
+from gutaxis.clinical.checks import column_recorded, require_valid_subjects
+from gutaxis.clinical.tables import blank_to_missing, response_criteria, usable_groupings
+from gutaxis.clinical.response import ABSCOPAL_COLUMNS, abscopal_incidence, response_table
 from gutaxis.runner import run
-from gutaxis.tables import read_sheet, write_tsv
+from gutaxis.io.tables import read_sheet, write_tsv
 
 log = logging.getLogger("gutaxis.clinical")
 

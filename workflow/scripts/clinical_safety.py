@@ -5,11 +5,11 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from gutaxis.clinical_checks import require_valid_adverse_events, require_valid_subjects
-from gutaxis.clinical_tables import blank_to_missing, stack_groupings, usable_groupings
+from gutaxis.clinical.checks import require_valid_adverse_events, require_valid_subjects
+from gutaxis.clinical.tables import blank_to_missing, stack_groupings, usable_groupings
 from gutaxis.runner import run
-from gutaxis.safety import ae_incidence, ae_worst_grade
-from gutaxis.tables import read_sheet, write_tsv
+from gutaxis.clinical.safety import ae_incidence, ae_worst_grade
+from gutaxis.io.tables import read_sheet, write_tsv
 
 log = logging.getLogger("gutaxis.clinical")
 

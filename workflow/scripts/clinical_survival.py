@@ -5,11 +5,11 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from gutaxis.clinical_checks import require_valid_subjects, subject_warnings
-from gutaxis.clinical_tables import blank_to_missing, km_plot_table, stack_groupings, usable_groupings
+from gutaxis.clinical.checks import require_valid_subjects, subject_warnings
+from gutaxis.clinical.tables import blank_to_missing, km_plot_table, stack_groupings, usable_groupings
 from gutaxis.runner import run
-from gutaxis.survival import survival_table
-from gutaxis.tables import read_sheet, write_tsv
+from gutaxis.clinical.survival import survival_table
+from gutaxis.io.tables import read_sheet, write_tsv
 
 log = logging.getLogger("gutaxis.clinical")
 

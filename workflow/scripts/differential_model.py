@@ -1,4 +1,4 @@
-"""One formula model (differential.models) of one modality: gutaxis.formula_models.fit_formula_model."""
+"""One formula model (differential.models) of one modality: gutaxis.differential.models.fit_formula_model."""
 
 import os
 import sys
@@ -11,9 +11,9 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import logging
 
-from gutaxis.formula_models import ModelSpec, fit_formula_model, with_response
+from gutaxis.differential.models import ModelSpec, fit_formula_model, with_response
 from gutaxis.runner import run
-from gutaxis.tables import read_feature_table, read_sheet, write_tsv
+from gutaxis.io.tables import read_feature_table, read_sheet, write_tsv
 
 log = logging.getLogger("gutaxis.differential")
 

@@ -1,5 +1,5 @@
-"""Differential tests of one modality and one contrast (gutaxis.differential.run_contrast), or the
-baseline responder comparison of a study without contrasts (gutaxis.differential.run_baseline)."""
+"""Differential tests of one modality and one contrast (gutaxis.differential.contrast.run_contrast), or the
+baseline responder comparison of a study without contrasts (gutaxis.differential.contrast.run_baseline)."""
 
 import os
 import sys
@@ -15,16 +15,16 @@ import logging
 import numpy as np
 import pandas as pd
 
-from gutaxis.calls import call_table
-from gutaxis.differential import (UNTESTED_COLUMNS, corrected_changes, run_baseline,
+from gutaxis.differential.calls import call_table
+from gutaxis.differential.contrast import (UNTESTED_COLUMNS, corrected_changes, run_baseline,
                                   run_contrast)
-from gutaxis.errors import InputError, Problem
-from gutaxis.filtering import filter_features
-from gutaxis.metabolome_structure import not_measured_in
-from gutaxis.paired import pair_samples, paired_differences
+from gutaxis.io.errors import InputError, Problem
+from gutaxis.diversity.filtering import filter_features
+from gutaxis.metabolome.structure import not_measured_in
+from gutaxis.stats.paired import pair_samples, paired_differences
 from gutaxis.runner import run
-from gutaxis.tables import read_feature_table, read_sheet, write_feature_table, write_tsv
-from gutaxis.transforms import as_processed_log2, transform_table
+from gutaxis.io.tables import read_feature_table, read_sheet, write_feature_table, write_tsv
+from gutaxis.differential.transforms import as_processed_log2, transform_table
 
 log = logging.getLogger("gutaxis.differential")
 COMPOSITIONAL = ("clr", "rclr")

@@ -4,10 +4,10 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from gutaxis.alpha import COUNT_METRICS, alpha_diversity
-from gutaxis.diversity_design import sample_metadata, study_labels, tidy_alpha
+from gutaxis.diversity.alpha import COUNT_METRICS, alpha_diversity
+from gutaxis.diversity.design import sample_metadata, study_labels, tidy_alpha
 from gutaxis.runner import run
-from gutaxis.tables import read_feature_table, read_sheet, write_tsv
+from gutaxis.io.tables import read_feature_table, read_sheet, write_tsv
 
 
 def main(smk):

@@ -6,10 +6,10 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import pandas as pd
 
-from gutaxis.alpha import BASELINE_TEST_COLUMNS, baseline_alpha_models, baseline_alpha_tests
-from gutaxis.diversity_design import call_significant, read_alpha
+from gutaxis.diversity.alpha import BASELINE_TEST_COLUMNS, baseline_alpha_models, baseline_alpha_tests
+from gutaxis.diversity.design import call_significant, read_alpha
 from gutaxis.runner import run
-from gutaxis.tables import write_tsv
+from gutaxis.io.tables import write_tsv
 
 
 def main(smk):

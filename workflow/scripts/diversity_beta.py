@@ -6,10 +6,10 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import pandas as pd
 
-from gutaxis.beta import beta_distances, metric_roles, principal_coordinates
-from gutaxis.diversity_design import sample_metadata, study_labels
+from gutaxis.diversity.beta import beta_distances, metric_roles, principal_coordinates
+from gutaxis.diversity.design import sample_metadata, study_labels
 from gutaxis.runner import run
-from gutaxis.tables import read_feature_table, read_sheet, write_square_matrix, write_tsv
+from gutaxis.io.tables import read_feature_table, read_sheet, write_square_matrix, write_tsv
 
 
 def main(smk):

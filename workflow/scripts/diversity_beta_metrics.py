@@ -6,9 +6,9 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import logging
 
-from gutaxis.beta import check_metric_availability
+from gutaxis.diversity.beta import check_metric_availability
 from gutaxis.runner import run
-from gutaxis.tables import read_feature_table, write_tsv
+from gutaxis.io.tables import read_feature_table, write_tsv
 
 log = logging.getLogger("gutaxis.diversity")
 

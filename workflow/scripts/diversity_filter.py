@@ -8,10 +8,10 @@ import logging
 
 import pandas as pd
 
-from gutaxis.diversity_design import count_input
-from gutaxis.filtering import filter_features
+from gutaxis.diversity.design import count_input
+from gutaxis.diversity.filtering import filter_features
 from gutaxis.runner import run
-from gutaxis.tables import read_feature_table, read_sheet, write_feature_table, write_tsv
+from gutaxis.io.tables import read_feature_table, read_sheet, write_feature_table, write_tsv
 
 log = logging.getLogger("gutaxis.diversity")
 

@@ -6,12 +6,12 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import pandas as pd
 
-from gutaxis.beta import metric_roles
-from gutaxis.diversity_design import call_by_metric_role, study_labels
-from gutaxis.permanova import (GROUP_DISTANCE_COLUMNS, NOTE_COLUMNS, PERMANOVA_COLUMNS, PERMDISP_COLUMNS,
+from gutaxis.diversity.beta import metric_roles
+from gutaxis.diversity.design import call_by_metric_role, study_labels
+from gutaxis.diversity.permanova import (GROUP_DISTANCE_COLUMNS, NOTE_COLUMNS, PERMANOVA_COLUMNS, PERMDISP_COLUMNS,
                                standard_beta_tests)
 from gutaxis.runner import run
-from gutaxis.tables import read_sheet, read_square_matrix, write_tsv
+from gutaxis.io.tables import read_sheet, read_square_matrix, write_tsv
 
 
 def _front(table, contrast, metric):

@@ -6,11 +6,11 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import pandas as pd
 
-from gutaxis.beta import compare_shift_by_response, metric_roles, shift_vs_between, within_subject_shift
-from gutaxis.diversity_design import SHIFT_TEST_COLUMNS, call_by_metric_role, shift_tests_table, study_labels
-from gutaxis.paired_design import pair_samples
+from gutaxis.diversity.beta import compare_shift_by_response, metric_roles, shift_vs_between, within_subject_shift
+from gutaxis.diversity.design import SHIFT_TEST_COLUMNS, call_by_metric_role, shift_tests_table, study_labels
+from gutaxis.differential.pairing import pair_samples
 from gutaxis.runner import run
-from gutaxis.tables import read_sheet, read_square_matrix, write_tsv
+from gutaxis.io.tables import read_sheet, read_square_matrix, write_tsv
 
 SHIFT_TABLE_COLUMNS = ["contrast", "pre", "post", "metric", "subject_id", "cohort", "response", "pre_sample",
                        "post_sample", "distance", "median_between_distance", "difference"]

@@ -9,8 +9,8 @@ import logging
 import pandas as pd
 
 from gutaxis.runner import run
-from gutaxis.study import import_modality, path_label
-from gutaxis.tables import read_sheet, write_feature_table, write_tsv
+from gutaxis.io.study import import_modality, path_label
+from gutaxis.io.tables import read_sheet, write_feature_table, write_tsv
 
 log = logging.getLogger("gutaxis.import")
 

@@ -14,13 +14,13 @@ import logging  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from gutaxis.association_display import strongest_submatrix  # noqa: E402
-from gutaxis.associations import associate_blocks, covariate_basis  # noqa: E402
-from gutaxis.metabolome_structure import not_measured_in  # noqa: E402
-from gutaxis.subject_covariates import subject_covariates  # noqa: E402
+from gutaxis.integration.association_display import strongest_submatrix  # noqa: E402
+from gutaxis.integration.associations import associate_blocks, covariate_basis  # noqa: E402
+from gutaxis.metabolome.structure import not_measured_in  # noqa: E402
+from gutaxis.io.subject_covariates import subject_covariates  # noqa: E402
 from gutaxis.runner import run  # noqa: E402
-from gutaxis.tables import read_feature_table, read_sheet, read_tsv, write_tsv  # noqa: E402
-from gutaxis.views import build_views  # noqa: E402
+from gutaxis.io.tables import read_feature_table, read_sheet, read_tsv, write_tsv  # noqa: E402
+from gutaxis.integration.views import build_views  # noqa: E402
 
 log = logging.getLogger("gutaxis.integration")
 

@@ -13,10 +13,10 @@ import logging  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from gutaxis.latent_factors import factor_tests, fit_mofa, matched_samples, mofa_views  # noqa: E402
-from gutaxis.metabolome_structure import not_measured_in  # noqa: E402
+from gutaxis.integration.mofa import factor_tests, fit_mofa, matched_samples, mofa_views  # noqa: E402
+from gutaxis.metabolome.structure import not_measured_in  # noqa: E402
 from gutaxis.runner import run  # noqa: E402
-from gutaxis.tables import read_feature_table, read_sheet, write_tsv  # noqa: E402
+from gutaxis.io.tables import read_feature_table, read_sheet, write_tsv  # noqa: E402
 
 log = logging.getLogger("gutaxis.integration")
 

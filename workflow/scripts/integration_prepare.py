@@ -6,9 +6,9 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import logging
 
-from gutaxis.integration_prepare import prepare_for_integration
+from gutaxis.integration.prepare import prepare_for_integration
 from gutaxis.runner import run
-from gutaxis.tables import read_feature_table, read_sheet, read_tsv, write_feature_table, write_tsv
+from gutaxis.io.tables import read_feature_table, read_sheet, read_tsv, write_feature_table, write_tsv
 
 log = logging.getLogger("gutaxis.integration")
 

@@ -14,10 +14,10 @@ import logging  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from gutaxis.runner import run  # noqa: E402
-from gutaxis.subject_covariates import subject_covariates  # noqa: E402
-from gutaxis.tables import read_feature_table, read_sheet, read_tsv, write_tsv  # noqa: E402
-from gutaxis.triads import axis_triads  # noqa: E402
-from gutaxis.views import build_views  # noqa: E402
+from gutaxis.io.subject_covariates import subject_covariates  # noqa: E402
+from gutaxis.io.tables import read_feature_table, read_sheet, read_tsv, write_tsv  # noqa: E402
+from gutaxis.integration.triads import axis_triads  # noqa: E402
+from gutaxis.integration.views import build_views  # noqa: E402
 
 log = logging.getLogger("gutaxis.integration")
 

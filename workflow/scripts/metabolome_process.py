@@ -12,9 +12,9 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import logging  # noqa: E402
 
-from gutaxis.metabolome import process_metabolome  # noqa: E402
+from gutaxis.metabolome.process import process_metabolome  # noqa: E402
 from gutaxis.runner import run  # noqa: E402
-from gutaxis.tables import read_feature_table, read_sheet, read_tsv, write_feature_table, write_tsv  # noqa: E402
+from gutaxis.io.tables import read_feature_table, read_sheet, read_tsv, write_feature_table, write_tsv  # noqa: E402
 
 log = logging.getLogger("gutaxis.metabolome")
 

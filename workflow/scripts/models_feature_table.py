@@ -8,10 +8,10 @@ sys.path.insert(0, snakemake.scriptdir)
 import numpy as np
 import pandas as pd
 
-from gutaxis.model_summary import LINK_COLUMNS, differential_links, integration_links
-from gutaxis.models import FEATURE_COLUMNS
+from gutaxis.models.summary import LINK_COLUMNS, differential_links, integration_links
+from gutaxis.models.fit import FEATURE_COLUMNS
 from gutaxis.runner import run
-from gutaxis.tables import read_tsv, write_tsv
+from gutaxis.io.tables import read_tsv, write_tsv
 
 
 def main(smk):

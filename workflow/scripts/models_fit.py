@@ -10,12 +10,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from gutaxis.model_features import build_model_data, view_timepoints
-from gutaxis.models import (GROUP_COLUMNS, feature_stability, group_performance, nested_cv,
+from gutaxis.models.features import build_model_data, view_timepoints
+from gutaxis.models.fit import (GROUP_COLUMNS, feature_stability, group_performance, nested_cv,
                             performance_row, permutation_test, settings_from_config)
 from gutaxis.runner import run
-from gutaxis.metabolome_structure import not_measured_in
-from gutaxis.tables import read_feature_table, read_sheet, write_tsv
+from gutaxis.metabolome.structure import not_measured_in
+from gutaxis.io.tables import read_feature_table, read_sheet, write_tsv
 
 log = logging.getLogger("gutaxis.models")
 

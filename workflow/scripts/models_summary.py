@@ -7,10 +7,10 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import pandas as pd
 
-from gutaxis.model_summary import best_feature_set, calibration_table, readme_text, roc_table
-from gutaxis.models import GROUP_COLUMNS, PERFORMANCE_COLUMNS, PREDICTION_COLUMNS
+from gutaxis.models.summary import best_feature_set, calibration_table, readme_text, roc_table
+from gutaxis.models.fit import GROUP_COLUMNS, PERFORMANCE_COLUMNS, PREDICTION_COLUMNS
 from gutaxis.runner import run
-from gutaxis.tables import read_tsv, write_tsv
+from gutaxis.io.tables import read_tsv, write_tsv
 
 
 def _stack(paths, columns=None, **kwargs):

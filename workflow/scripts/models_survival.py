@@ -9,11 +9,11 @@ import logging
 
 import pandas as pd
 
-from gutaxis.model_features import assemble_rows, feature_set_landmark
-from gutaxis.model_summary import best_feature_set, biomarker_values, top_biomarkers
-from gutaxis.model_survival import CURVE_COLUMNS, SURVIVAL_COLUMNS, biomarker_survival
+from gutaxis.models.features import assemble_rows, feature_set_landmark
+from gutaxis.models.summary import best_feature_set, biomarker_values, top_biomarkers
+from gutaxis.models.survival import CURVE_COLUMNS, SURVIVAL_COLUMNS, biomarker_survival
 from gutaxis.runner import run
-from gutaxis.tables import read_feature_table, read_sheet, read_tsv, write_tsv
+from gutaxis.io.tables import read_feature_table, read_sheet, read_tsv, write_tsv
 
 log = logging.getLogger("gutaxis.models")
 

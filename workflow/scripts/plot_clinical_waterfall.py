@@ -6,8 +6,8 @@ sys.path.insert(0, snakemake.scriptdir)
 
 from gutaxis.plots.clinical import plot_waterfall, waterfall_data
 from gutaxis.runner import run
-from gutaxis.style import apply_style, save_figure
-from gutaxis.tables import read_sheet
+from gutaxis.plots.style import apply_style, save_figure
+from gutaxis.io.tables import read_sheet
 
 
 def main(smk):

@@ -6,8 +6,8 @@ sys.path.insert(0, snakemake.scriptdir)
 
 from gutaxis.plots.differential import heatmap_data, plot_heatmap
 from gutaxis.runner import run
-from gutaxis.style import apply_style, save_figure
-from gutaxis.tables import read_tsv
+from gutaxis.plots.style import apply_style, save_figure
+from gutaxis.io.tables import read_tsv
 
 
 def main(smk):

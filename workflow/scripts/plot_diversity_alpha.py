@@ -11,8 +11,8 @@ from gutaxis.plots.diversity import (
     plot_paired_alpha_by_response,
 )
 from gutaxis.runner import run
-from gutaxis.style import apply_style, save_figure
-from gutaxis.tables import read_sheet, read_tsv
+from gutaxis.plots.style import apply_style, save_figure
+from gutaxis.io.tables import read_sheet, read_tsv
 
 
 def main(smk):

@@ -8,8 +8,8 @@ import pandas as pd
 
 from gutaxis.plots.diversity import plot_shift, shift_plot_data
 from gutaxis.runner import run
-from gutaxis.style import apply_style, save_figure
-from gutaxis.tables import read_tsv
+from gutaxis.plots.style import apply_style, save_figure
+from gutaxis.io.tables import read_tsv
 
 
 def main(smk):

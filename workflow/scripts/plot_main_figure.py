@@ -8,8 +8,8 @@ import pandas as pd
 
 from gutaxis.plots.main import compose_panels, panel_source_data, read_panel_image
 from gutaxis.runner import run
-from gutaxis.style import apply_style, save_figure
-from gutaxis.tables import write_tsv
+from gutaxis.plots.style import apply_style, save_figure
+from gutaxis.io.tables import write_tsv
 
 
 def main(smk):

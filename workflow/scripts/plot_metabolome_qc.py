@@ -8,8 +8,8 @@ import pandas as pd
 
 from gutaxis.plots import metabolome as plots
 from gutaxis.runner import run
-from gutaxis.style import apply_style, save_figure
-from gutaxis.tables import read_sheet, read_tsv
+from gutaxis.plots.style import apply_style, save_figure
+from gutaxis.io.tables import read_sheet, read_tsv
 
 
 def pca(smk):

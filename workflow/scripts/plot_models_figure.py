@@ -7,8 +7,8 @@ sys.path.insert(0, snakemake.scriptdir)
 from gutaxis.plots.models import (calibration_data, km_data, plot_calibration, plot_km, plot_roc,
                                   plot_stability, roc_data, stability_data)
 from gutaxis.runner import run
-from gutaxis.style import apply_style, save_figure
-from gutaxis.tables import read_tsv
+from gutaxis.plots.style import apply_style, save_figure
+from gutaxis.io.tables import read_tsv
 
 TEXT = {"feature_set": str, "model": str, "feature": str, "block": str, "annotation": str,
         "direction": str, "group": str, "best": str}

@@ -6,8 +6,8 @@ sys.path.insert(0, snakemake.scriptdir)
 
 from gutaxis.plots.qc import plot_sampling, sampling_grid
 from gutaxis.runner import run
-from gutaxis.style import apply_style, save_figure
-from gutaxis.tables import read_sheet, write_tsv
+from gutaxis.plots.style import apply_style, save_figure
+from gutaxis.io.tables import read_sheet, write_tsv
 
 
 def main(smk):

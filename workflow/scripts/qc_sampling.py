@@ -5,8 +5,8 @@ import sys
 sys.path.insert(0, snakemake.scriptdir)
 
 from gutaxis.runner import run
-from gutaxis.sample_qc import pairing_table, sample_status
-from gutaxis.tables import read_sheet, write_tsv
+from gutaxis.io.sample_qc import pairing_table, sample_status
+from gutaxis.io.tables import read_sheet, write_tsv
 
 
 def main(smk):

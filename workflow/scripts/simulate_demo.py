@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gutaxis.errors import InputError  # noqa: E402
-from gutaxis.simulate import simulate_study  # noqa: E402
+from gutaxis.io.errors import InputError  # noqa: E402
+from gutaxis.demo.simulate import simulate_study  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

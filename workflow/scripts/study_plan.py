@@ -9,7 +9,7 @@ import logging
 import pandas as pd
 
 from gutaxis.runner import run
-from gutaxis.tables import write_tsv
+from gutaxis.io.tables import write_tsv
 
 log = logging.getLogger("gutaxis.study")
 

@@ -6,7 +6,7 @@ sys.path.insert(0, snakemake.scriptdir)
 
 from gutaxis.runner import run
 from gutaxis.summary import landing_rst, summary_markdown
-from gutaxis.tables import read_tsv
+from gutaxis.io.tables import read_tsv
 
 
 def _one(paths):

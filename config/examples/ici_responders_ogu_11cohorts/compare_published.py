@@ -28,7 +28,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2] / "workflow" / "scripts"))
-from gutaxis.model_metrics import delong_interval  # noqa: E402
+from gutaxis.models.metrics import delong_interval  # noqa: E402
 
 
 def published_per_cohort(data: Path) -> pd.DataFrame:

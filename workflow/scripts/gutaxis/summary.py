@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gutaxis.tables import decimal_text
+from gutaxis.io.tables import decimal_text
 
 TOP = 10
 

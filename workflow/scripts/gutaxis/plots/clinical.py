@@ -17,8 +17,8 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from gutaxis.style import OKABE_ITO, figure_size, mark_title, message_figure, palette
-from gutaxis.tables import decimal_text
+from gutaxis.plots.style import OKABE_ITO, figure_size, mark_title, message_figure, palette
+from gutaxis.io.tables import decimal_text
 
 #: best-overall-response colours from ColorBrewer's colour-blind-safe RdBu scale (blue:
 #: response, red: progression), chosen apart from the Okabe-Ito cohort colours that share

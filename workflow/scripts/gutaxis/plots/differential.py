@@ -24,8 +24,8 @@ from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 from gutaxis.plots.names import (display_name, draw_parts, is_logit_scale, logit_percent_axis, looks_taxonomic,
                                  taxon_parts)
 from gutaxis.plots.names import extent as names_extent
-from gutaxis.prevalence import PRESENCE_METHODS
-from gutaxis.style import figure_size, mark_title, message_figure, paired_lines, palette
+from gutaxis.differential.prevalence import PRESENCE_METHODS
+from gutaxis.plots.style import figure_size, mark_title, message_figure, paired_lines, palette
 
 #: response groups; ``all`` = every subject of a study without a response (no groups shown)
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable", "all"]

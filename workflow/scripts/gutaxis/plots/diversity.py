@@ -16,8 +16,8 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from gutaxis.style import figure_size, mark_title, paired_lines, palette
-from gutaxis.tables import decimal_text
+from gutaxis.plots.style import figure_size, mark_title, paired_lines, palette
+from gutaxis.io.tables import decimal_text
 
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
 RESPONSE_LABELS = {"responder": "Responder", "non_responder": "Non-responder", "not_evaluable": "Not evaluable",

@@ -23,7 +23,7 @@ from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from gutaxis.plots.names import (draw_parts, is_logit_scale, is_taxon, logit_percent_axis, mathtext,
                                  taxon_parts)
-from gutaxis.style import figure_size, mark_title, message_figure, paired_lines, palette
+from gutaxis.plots.style import figure_size, mark_title, message_figure, paired_lines, palette
 
 #: response groups; ``all`` = every subject of a study without a response (no groups shown)
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable", "all"]
@@ -618,7 +618,7 @@ def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series
                     va="top", fontsize=style["font_size"] - 1, zorder=5,
                     bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.8))
         q = float(t["acme_q"])
-        # bootstrap p = min(1, 2 (b + 1) / (n_rep + 1)) is never 0 (gutaxis.triads.bootstrap_p); at its
+        # bootstrap p = min(1, 2 (b + 1) / (n_rep + 1)) is never 0 (gutaxis.integration.triads.bootstrap_p); at its
         # floor 2 / (n_rep + 1) every replicate fell on one side, which the heading says
         q_text = format_p(q, "q")
         if n_rep and float(t["acme_p"]) <= 2 / (n_rep + 1) * (1 + 1e-9):

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from gutaxis.style import MM_PER_INCH, figure_size
+from gutaxis.plots.style import MM_PER_INCH, figure_size
 
 
 def panel_layout(sizes, width: float, gap: float = 0.08) -> tuple[list, float, float]:

@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from gutaxis.style import figure_size, mark_title, palette
+from gutaxis.plots.style import figure_size, mark_title, palette
 
 #: sample types that are not study samples (the study types are stool, blood, tissue)
 TECHNICAL_TYPES = ("qc", "blank")

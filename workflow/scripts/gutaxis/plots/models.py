@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from gutaxis.style import OKABE_ITO, figure_size, mark_title, message_figure, palette
+from gutaxis.plots.style import OKABE_ITO, figure_size, mark_title, message_figure, palette
 
 MODEL_LABELS = {"l1_logistic": "L1 logistic", "elastic_net": "Elastic net",
                 "random_forest": "Random forest"}

@@ -349,7 +349,7 @@ def logit_percent_ticks(low: float, high: float, min_ticks: int = 3) -> list[tup
 
     .. math:: \\mathrm{logit}(p) = \\ln\\frac{p}{1 - p}
 
-    (natural log odds, as :func:`gutaxis.transforms.logit_transform` writes them).
+    (natural log odds, as :func:`gutaxis.differential.transforms.logit_transform` writes them).
     The coarsest level of :data:`PERCENT_TICK_LEVELS` with at least ``min_ticks``
     ticks inside ``[low, high]`` is used (the finest when none has), thinned to at
     most 5 ticks (every k-th, keeping 50%).

@@ -7,7 +7,7 @@ import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-from gutaxis.style import figure_size, palette
+from gutaxis.plots.style import figure_size, palette
 
 STATUS_CODES = {"missing": 0, "dropped": 1, "kept": 2}
 STATUS_COLOURS = ["#F2F2F2", "#D55E00", "#0072B2"]

@@ -1,0 +1,8 @@
+"""Differential testing of every feature of a modality: paired contrasts, baseline comparisons and formula models.
+
+Rule file ``workflow/rules/differential.smk``; results under ``results/differential/<modality>/``.
+The modules: ``transforms`` (the scale a modality is tested on), ``contrast`` (the engine of one
+contrast or baseline comparison), ``reference_shift`` (compositional bias correction),
+``prevalence`` (presence/absence tests), ``models`` (MaAsLin-class formula models) and ``calls``
+(the called features, one row each).
+"""

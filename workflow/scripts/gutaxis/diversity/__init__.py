@@ -1,0 +1,7 @@
+"""Alpha and beta diversity of a count or composition table, and their pre->post change.
+
+Rule file ``workflow/rules/diversity.smk``; results under ``results/diversity/<modality>/``. The
+modules: ``filtering`` (prevalence and abundance filter), ``design`` (who each sample is),
+``alpha`` (indices and tests of their change), ``beta`` (distances, PCoA, within-subject shift)
+and ``permanova`` (PERMANOVA and PERMDISP with restricted permutations).
+"""
