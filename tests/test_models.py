@@ -24,7 +24,7 @@ from gutaxis.models.pipeline import (Block, InnerSearchCV, PipelineOptions, bala
                                     build_estimator, preprocessor)
 from gutaxis.models.transformers import (BlockPreprocessor, BlockTransformer, UnivariateSelector,
                                         anova_f, transform_rows)
-from gutaxis.models.summary import differential_links, integration_links
+from gutaxis.models.feature_table import differential_links, integration_links
 from gutaxis.models.survival import biomarker_survival
 from gutaxis.models.fit import (CVSettings, config_problems, feature_stability, nested_cv,
                             outer_splits, performance_row, permutation_importance_auroc,

@@ -21,17 +21,25 @@ Soc B 57:289-300.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from gutaxis.integration.association_display import strongest_submatrix
+from gutaxis.integration.views import StudySheets, build_views, without_unmeasured
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
+from gutaxis.io.subject_covariates import subject_covariates
 
 __all__ = [
+    "AssociationSettings",
     "BlockAssociation",
+    "ViewAssociationSettings",
     "associate_blocks",
+    "association_view",
     "average_ranks",
     "bh_fdr",
     "block_correlation",
@@ -51,6 +59,10 @@ PERMUTATION_EPS = float(np.sqrt(np.finfo(float).eps))
 _ZERO_VARIANCE_RTOL = 1e-8
 
 DROPPED_COLUMNS = ["kind", "id", "reason"]
+#: columns of the table the workflow writes per block and view
+VIEW_TABLE_COLUMNS = ["feature_a", "feature_b", "rho", "p", "q", "n", "block", "view"]
+
+log = logging.getLogger("gutaxis.integration")
 
 
 # --------------------------------------------------------------------------- basics
@@ -378,6 +390,52 @@ def permutation_pvalues(
 
 
 # ---------------------------------------------------------------- the block run
+@dataclass(frozen=True)
+class AssociationSettings:
+    """How :func:`associate_blocks` tests a block and which pairs it returns.
+
+    Attributes
+    ----------
+    rank_covariates : bool
+        Rank numeric covariates before adjusting for them (the ppcor and
+        pingouin convention for the partial Spearman correlation).
+    n_perm : int
+        Subject-level permutations; 0 uses the t approximation.
+    seed : int or None
+        Seed of the permutations.
+    missing : {"drop", "raise"}
+        Features with missing values: drop them (reported with the reason) or
+        raise :class:`~gutaxis.io.errors.InputError`.  Pairwise-complete
+        correlation is not offered: it would need a re-ranking per pair.
+    min_abs_rho, max_q, top_k : float, float, int or None
+        Filters on the *returned* table (|rho| >= min_abs_rho, q <= max_q, then
+        the first top_k rows in output order); None = no filter.  They never
+        change q.
+    chunk_bytes : int
+        Memory budget of one batch of permuted correlations.
+    """
+
+    rank_covariates: bool = True
+    n_perm: int = 0
+    seed: int | None = None
+    missing: str = "drop"
+    min_abs_rho: float | None = None
+    max_q: float | None = None
+    top_k: int | None = None
+    chunk_bytes: int = 64 * 2**20
+
+    @classmethod
+    def from_config(cls, section: Mapping, seed: int | None = None) -> AssociationSettings:
+        """The test of the config's ``integration`` section: its ``n_perm`` permutations
+        seeded with the run's ``seed``; features missing in a view are dropped.
+
+        The section's ``max_q`` and ``top_k`` cut the table the workflow writes
+        (:func:`association_view`) after the heatmap and the q counts have seen
+        every pair, so they are no filters here.
+        """
+        return cls(n_perm=int(section.get("n_perm", 0)), seed=seed, missing="drop")
+
+
 @dataclass
 class BlockAssociation:
     """Result of :func:`associate_blocks`.
@@ -403,18 +461,12 @@ def associate_blocks(
     a: pd.DataFrame,
     b: pd.DataFrame,
     covariates: pd.DataFrame | None = None,
+    settings: AssociationSettings | None = None,
     *,
-    rank_covariates: bool = True,
-    n_perm: int = 0,
-    seed: int | None = None,
     strata: pd.Series | np.ndarray | None = None,
-    missing: str = "drop",
-    min_abs_rho: float | None = None,
-    max_q: float | None = None,
-    top_k: int | None = None,
     source_a: str = "block A",
     source_b: str = "block B",
-    chunk_bytes: int = 64 * 2**20,
+    **overrides,
 ) -> BlockAssociation:
     """Spearman or partial Spearman correlation of every feature pair of two blocks.
 
@@ -439,25 +491,16 @@ def associate_blocks(
         same result).  ``b`` is re-ordered to ``a``'s rows.
     covariates : DataFrame, optional
         Indexed like ``a``; rows with a missing covariate are dropped (reported).
-    rank_covariates : bool
-        Rank numeric covariates (ppcor/pingouin convention).
-    n_perm : int
-        Number of permutations; 0 uses the t approximation.
-    seed : int, optional
-        Seed for the permutations.
+    settings : AssociationSettings, optional
+        Ranking of covariates, permutations, missing values, output filters
+        (default: :class:`AssociationSettings` ()).
     strata : array_like, optional
         Permute rows only within these groups (indexed like ``a`` if a Series).
-    missing : {"drop", "raise"}
-        Features with missing values: drop them (reported with the reason) or
-        raise :class:`~gutaxis.io.errors.InputError`.  Pairwise-complete
-        correlation is not offered: it would need a re-ranking per pair.
-    min_abs_rho, max_q, top_k : optional
-        Filters on the *written* table (|rho| >= min_abs_rho, q <= max_q, then
-        the first top_k rows in output order).  They never change q.
     source_a, source_b : str
         Names used in error messages and the dropped table.
-    chunk_bytes : int
-        Memory budget per permutation batch.
+    **overrides
+        Fields of :class:`AssociationSettings` replacing those of ``settings``
+        (e.g. ``n_perm=199, seed=1``).
 
     Returns
     -------
@@ -470,16 +513,17 @@ def associate_blocks(
     Kim S (2015) ppcor. Commun Stat Appl Methods 22:665-674.
     Benjamini Y, Hochberg Y (1995) J R Stat Soc B 57:289-300.
     """
-    if missing not in ("drop", "raise"):
-        raise ValueError(f"missing must be 'drop' or 'raise', got {missing!r}")
+    settings = replace(settings or AssociationSettings(), **overrides)
+    if settings.missing not in ("drop", "raise"):
+        raise ValueError(f"missing must be 'drop' or 'raise', got {settings.missing!r}")
     a, b, covariates, strata_values, dropped_rows = _align(
         a, b, covariates, strata, source_a, source_b
     )
-    a_values, a_ids, dropped_a = _finite_features(a, "feature_a", source_a, missing)
-    b_values, b_ids, dropped_b = _finite_features(b, "feature_b", source_b, missing)
+    a_values, a_ids, dropped_a = _finite_features(a, "feature_a", source_a, settings.missing)
+    b_values, b_ids, dropped_b = _finite_features(b, "feature_b", source_b, settings.missing)
     n = a.shape[0]
 
-    basis, terms = covariate_basis(covariates, n, rank_numeric=rank_covariates)
+    basis, terms = covariate_basis(covariates, n, rank_numeric=settings.rank_covariates)
     k = basis.shape[1] - 1
     df = n - 2 - k
     if df < 1:
@@ -502,15 +546,15 @@ def associate_blocks(
     b_ids = b_ids[keep_b]
 
     rho = block_correlation(a_std, b_std)
-    if n_perm > 0:
-        perms = subject_permutations(n, n_perm, seed, strata_values)
-        p = permutation_pvalues(a_std, b_std, rho, perms, basis, chunk_bytes=chunk_bytes)
+    if settings.n_perm > 0:
+        perms = subject_permutations(n, settings.n_perm, settings.seed, strata_values)
+        p = permutation_pvalues(a_std, b_std, rho, perms, basis, chunk_bytes=settings.chunk_bytes)
         p_method = "permutation_freedman_lane" if k else "permutation"
     else:
         p = t_test_pvalues(rho, n, k)
         p_method = "t"
 
-    table, n_written = _tidy(rho, p, a_ids, b_ids, n, min_abs_rho, max_q, top_k)
+    table, n_written = _tidy(rho, p, a_ids, b_ids, n, settings)
     summary = {
         "method": "partial_spearman" if k else "spearman",
         "covariate_terms": ";".join(terms[1:]),
@@ -518,17 +562,156 @@ def associate_blocks(
         "k": k,
         "df": df,
         "p_method": p_method,
-        "n_perm": int(n_perm),
-        "seed": seed,
+        "n_perm": int(settings.n_perm),
+        "seed": settings.seed,
         "features_a_tested": int(a_ids.size),
         "features_b_tested": int(b_ids.size),
         "pairs_tested": int(rho.size),
         "pairs_written": int(n_written),
-        "min_abs_rho": min_abs_rho,
-        "max_q": max_q,
-        "top_k": top_k,
+        "min_abs_rho": settings.min_abs_rho,
+        "max_q": settings.max_q,
+        "top_k": settings.top_k,
     }
     return BlockAssociation(table=table, dropped=dropped, summary=summary)
+
+
+# ------------------------------------------------------------ the workflow step
+@dataclass(frozen=True)
+class ViewAssociationSettings:
+    """What the workflow's association step does with one block in one view.
+
+    Attributes
+    ----------
+    method : {"partial_spearman", "spearman"}
+        The requested correlation; ``spearman`` ignores ``covariates``.
+    covariates : tuple of str
+        Subjects-table columns adjusted for.
+    permutation_strata : str
+        Subjects-table column within whose groups subjects are permuted ("" = free).
+    max_q : float
+        The written table keeps the pairs with q <= max_q (1 or more: every pair).
+    top_k : int
+        ... then at most this many rows, in output order (0: no limit).
+    heatmap_pairs, heatmap_features : int
+        The heatmap shows the features of the ``heatmap_pairs`` strongest pairs, at
+        most ``heatmap_features`` per side (:func:`~gutaxis.integration.association_display.strongest_submatrix`).
+    test : AssociationSettings
+        How :func:`associate_blocks` tests the block (no output filters: the
+        heatmap and the q counts see every pair).
+    """
+
+    method: str = "partial_spearman"
+    covariates: tuple = ()
+    permutation_strata: str = ""
+    max_q: float = 1.0
+    top_k: int = 0
+    heatmap_pairs: int = 50
+    heatmap_features: int = 30
+    test: AssociationSettings = AssociationSettings()
+
+    @classmethod
+    def from_config(cls, section: Mapping, seed: int | None = None) -> ViewAssociationSettings:
+        """From the config's ``integration`` section (``method``, ``covariates``,
+        ``permutation_strata``, ``max_q``, ``top_k``, ``heatmap``, ``n_perm``) and the run's seed."""
+        heatmap = section.get("heatmap") or {}
+        return cls(method=section.get("method", cls.method),
+                   covariates=tuple(section.get("covariates") or ()),
+                   permutation_strata=section.get("permutation_strata") or "",
+                   max_q=section.get("max_q", cls.max_q), top_k=section.get("top_k", cls.top_k),
+                   heatmap_pairs=heatmap.get("n_pairs", cls.heatmap_pairs),
+                   heatmap_features=heatmap.get("max_features", cls.heatmap_features),
+                   test=AssociationSettings.from_config(section, seed))
+
+
+def association_view(study: StudySheets, tables: Mapping[str, pd.DataFrame], labels: Sequence[pd.Series],
+                     *, block: str, view: str, structures: Mapping[str, str],
+                     settings: ViewAssociationSettings) -> dict[str, pd.DataFrame]:
+    """The association tables of one block (two modalities) in one view, as the workflow writes them.
+
+    The view's subjects come from :func:`~gutaxis.integration.views.build_views`; the
+    metabolites not measured at the view's timepoints are left out; the block is tested by
+    :func:`associate_blocks` (covariates for the partial correlation, permutation strata);
+    a view with too few subjects for ``n - 2 - k >= 1`` is reported as not tested.
+
+    Parameters
+    ----------
+    study : StudySheets
+        Sample sheet, subjects table, the contrast's timepoints.
+    tables : mapping of str -> DataFrame
+        The two modalities' prepared tables, side a first (modality -> samples x features).
+    labels : sequence of two Series
+        Feature id -> display label of each side (the heatmap's labels).
+    block, view : str
+        The block's name and the view (a timepoint or ``change``).
+    structures : mapping of str -> path
+        ``missingness_structure.tsv`` of the metabolome sides.
+    settings : ViewAssociationSettings
+
+    Returns
+    -------
+    dict of str -> DataFrame
+        ``table`` (the written pairs, :data:`VIEW_TABLE_COLUMNS`), ``dropped``
+        (``kind, id, reason`` of subjects and features left out), ``summary`` (one row)
+        and ``heatmap`` (the strongest submatrix).
+    """
+    (name_a, table_a), (name_b, table_b) = tables.items()
+    views = build_views(study.samples, table_a, table_b, pre=study.pre, post=study.post, name_a=name_a,
+                        name_b=name_b, samples_file=study.samples_file)
+    blocks, gaps = without_unmeasured(dict(zip(tables, views.views[view])), structures, study.timepoints(view))
+    a, b = blocks.values()
+    membership = views.membership[views.membership["view"] == view]
+    not_used = membership[~membership["used"]]
+    left_out = pd.concat([pd.DataFrame({"kind": "subject", "id": not_used["subject_id"],
+                                        "reason": not_used["reason"]}),
+                          *(pd.DataFrame({"kind": "feature", "id": reasons.index, "reason": reasons.to_numpy()})
+                            for reasons in gaps.values())], ignore_index=True)
+    covariates, strata = _view_covariates(study, a.index, settings)
+    summary = {"block": block, "view": view, "modality_a": name_a, "modality_b": name_b,
+               "requested_method": settings.method,
+               "covariates": ";".join(settings.covariates) if covariates is not None else ""}
+    complete = a.index if covariates is None else covariates.index[covariates.notna().all(axis=1)]
+    k = covariate_basis(None if covariates is None else covariates.loc[complete], len(complete))[0].shape[1] - 1
+    if len(complete) - 2 - k < 1:
+        reason = (f"{len(complete)} subject(s) in view {view} with {k} covariate term(s): "
+                  "too few for a correlation test")
+        log.warning("%s: not tested: %s", block, reason)
+        table = pd.DataFrame(columns=VIEW_TABLE_COLUMNS)
+        summary.update(status="not_tested", reason=reason, n=len(complete))
+        return {"table": table, "dropped": left_out[DROPPED_COLUMNS], "summary": pd.DataFrame([summary]),
+                "heatmap": strongest_submatrix(table)}
+    result = associate_blocks(a, b, covariates, settings.test, strata=strata,
+                              source_a=f"{name_a} ({view} view)", source_b=f"{name_b} ({view} view)")
+    full = result.table
+    heatmap = strongest_submatrix(full, n_pairs=settings.heatmap_pairs, max_features=settings.heatmap_features,
+                                  labels_a=labels[0], labels_b=labels[1])
+    table = _written_pairs(full, settings).assign(block=block, view=view)[VIEW_TABLE_COLUMNS]
+    summary.update(status="tested", reason="")
+    summary.update(result.summary)
+    summary.update(pairs_written=len(table), max_q=settings.max_q, top_k=settings.top_k,
+                   n_q_below_0_05=int((full["q"] < 0.05).sum()), n_q_below_0_1=int((full["q"] < 0.1).sum()))
+    log.info("%s %s: %d subjects, %d pairs tested, %d with q < 0.05, %d written", block, view,
+             result.summary["n"], result.summary["pairs_tested"], summary["n_q_below_0_05"], len(table))
+    dropped = pd.concat([left_out, result.dropped], ignore_index=True)
+    return {"table": table, "dropped": dropped[DROPPED_COLUMNS], "summary": pd.DataFrame([summary]),
+            "heatmap": heatmap}
+
+
+def _view_covariates(study: StudySheets, subject_ids, settings: ViewAssociationSettings):
+    """The covariates of a partial correlation (None for plain Spearman) and the
+    permutation strata (None without permutations or strata) of the view's subjects."""
+    covariates = strata = None
+    if settings.method == "partial_spearman" and settings.covariates:
+        covariates = subject_covariates(study.subjects, settings.covariates, subject_ids, study.subjects_file)
+    if settings.test.n_perm > 0 and settings.permutation_strata:
+        strata = subject_covariates(study.subjects, [settings.permutation_strata], subject_ids,
+                                    study.subjects_file).iloc[:, 0]
+    return covariates, strata
+
+
+def _written_pairs(full: pd.DataFrame, settings: ViewAssociationSettings) -> pd.DataFrame:
+    """The pairs the workflow writes: q <= max_q (below 1 only), then the first top_k (0: all)."""
+    table = full[full["q"].to_numpy() <= settings.max_q] if settings.max_q < 1 else full
+    return table.head(settings.top_k) if settings.top_k else table
 
 
 # ------------------------------------------------------------------ internals
@@ -633,8 +816,9 @@ def _variance_drops(ids: np.ndarray, code: np.ndarray, kind: str) -> pd.DataFram
     return _dropped(kind, ids[mask], [reasons[c] for c in code[mask]])
 
 
-def _tidy(rho, p, a_ids, b_ids, n, min_abs_rho, max_q, top_k):
+def _tidy(rho, p, a_ids, b_ids, n, settings: AssociationSettings):
     """Long table of all pairs with BH q over all of them, then the output filters."""
+    min_abs_rho, max_q, top_k = settings.min_abs_rho, settings.max_q, settings.top_k
     p_a, p_b = rho.shape
     flat_rho = rho.ravel()
     flat_p = p.ravel()

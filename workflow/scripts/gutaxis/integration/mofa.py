@@ -32,13 +32,14 @@ from scipy import stats
 
 from gutaxis.integration.associations import bh_fdr
 from gutaxis.io.errors import InputError, Problem
-from gutaxis.integration.views import locate_samples
+from gutaxis.integration.views import StudySheets, locate_samples, without_unmeasured
 
 __all__ = [
     "FACTOR_TEST_COLUMNS",
     "MofaFit",
     "factor_tests",
     "fit_mofa",
+    "latent_factor_tables",
     "matched_samples",
     "mofa_views",
 ]
@@ -466,3 +467,52 @@ def factor_tests(
     for test, idx in out.groupby("test", sort=False).groups.items():
         out.loc[idx, "q"] = bh_fdr(out.loc[idx, "p"].to_numpy(dtype=float))
     return out[FACTOR_TEST_COLUMNS]
+
+
+# --------------------------------------------------------------------------- the workflow step
+def latent_factor_tables(study: StudySheets, tables: dict[str, pd.DataFrame], structures: dict[str, str],
+                         response: pd.Series | None, *, config: dict, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """The MOFA+ tables of the workflow: the matched pre and post units of every modality,
+    the views, the fit and the tests of its factors.
+
+    Parameters
+    ----------
+    study : StudySheets
+        Sample sheet and the contrast's timepoints.
+    tables : dict of str -> DataFrame
+        Modality -> prepared feature table, in design order.
+    structures : dict of str -> path
+        ``missingness_structure.tsv`` of the metabolome modalities: the metabolites not
+        measured at pre or post stay out of the fit.
+    response : Series or None
+        subject_id -> responder label; None (an intervention study) tests the factors
+        against time only.
+    config : dict
+        The config's ``integration.mofa`` section (``scale_features``,
+        ``max_features_per_view``, ``n_factors``, ``max_iter``, ``convergence_mode``,
+        ``min_samples``).
+    seed : int
+        Seed of the fit.
+
+    Returns
+    -------
+    dict of str -> DataFrame
+        ``status``, ``variance_explained``, ``factors`` (scores), ``loadings`` (weights),
+        ``factor_tests``, ``samples`` (unit membership) and ``dropped`` (features left out).
+    """
+    timepoints = [study.pre, study.post]
+    tables, gaps = without_unmeasured(tables, structures, timepoints)
+    matched, membership = matched_samples(study.samples, tables, timepoints, samples_file=study.samples_file)
+    views, dropped = mofa_views(tables, matched, scale_features=config["scale_features"],
+                                max_features=config["max_features_per_view"])
+    not_measured = [pd.DataFrame({"view": name, "feature_id": reasons.index, "reason": reasons.to_numpy()})
+                    for name, reasons in gaps.items()]
+    fit = fit_mofa(views, n_factors=config["n_factors"], seed=seed, max_iter=config["max_iter"],
+                   convergence_mode=config["convergence_mode"], min_samples=config["min_samples"])
+    status = fit.status.iloc[0]
+    log.info("MOFA %s on %s samples (%s subjects) %s", status["status"], status["n_samples"],
+             status["n_subjects"], status["reason"])
+    return {"status": fit.status, "variance_explained": fit.variance_explained, "factors": fit.scores,
+            "loadings": fit.weights,
+            "factor_tests": factor_tests(fit.scores, pre=study.pre, post=study.post, response=response),
+            "samples": membership, "dropped": pd.concat([*not_measured, dropped], ignore_index=True)}

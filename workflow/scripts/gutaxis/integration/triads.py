@@ -14,9 +14,11 @@ data cannot establish.
 
 from __future__ import annotations
 
+import logging
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -24,9 +26,11 @@ import statsmodels.api as sm
 from statsmodels.stats.mediation import Mediation
 
 from gutaxis.integration.associations import _standardise, average_ranks, bh_fdr, covariate_basis
+from gutaxis.integration.views import StudySheets, build_views
 from gutaxis.io.errors import InputError, Problem
+from gutaxis.io.subject_covariates import subject_covariates
 
-__all__ = ["TriadResult", "axis_triads", "bootstrap_p", "candidate_triads", "mediate_triad"]
+__all__ = ["TriadResult", "TriadSettings", "axis_triad_tables", "axis_triads", "bootstrap_p", "candidate_triads", "mediate_triad"]
 
 RULES = ("sign_consistent", "both_significant")
 
@@ -40,6 +44,11 @@ TRIAD_COLUMNS = [
     "total", "total_ci_low", "total_ci_high", "total_p",
     "prop_mediated", "prop_mediated_ci_low", "prop_mediated_ci_high", "prop_mediated_p",
 ]
+#: the within-subject changes behind the top triads (the triads figure draws them)
+DATA_COLUMNS = ["rank", "microbe", "metabolite", "immune", "subject_id",
+                "microbe_change", "metabolite_change", "immune_change"]
+
+log = logging.getLogger("gutaxis.integration")
 
 
 @dataclass
@@ -260,6 +269,50 @@ def mediate_triad(
     return out
 
 
+@dataclass(frozen=True)
+class TriadSettings:
+    """How :func:`axis_triads` chooses and tests the triads.
+
+    Attributes
+    ----------
+    max_q : float
+        A link is significant when its q is below this.
+    rule : {"sign_consistent", "both_significant"}
+        Candidate rule (see :func:`axis_triads`).
+    max_triads : int
+        Cap on the number of triads tested (recorded in the summary).
+    n_rep : int
+        Bootstrap replicates per triad.
+    seed : int
+        Run seed; each triad's bootstrap seed derives from it and the ids.
+    scale : {"standardised", "rank"}
+        Values fed to the mediation models: z-scores of the given values
+        (effects per SD of exposure, in SD of outcome) or z-scores of
+        average ranks (robust to outliers, matches the Spearman screen).
+    alpha : float
+        1 - confidence level.
+    n_jobs : int
+        Processes for the mediation fits (results do not depend on it).
+    """
+
+    max_q: float = 0.05
+    rule: str = "sign_consistent"
+    max_triads: int = 200
+    n_rep: int = 1000
+    seed: int = 0
+    scale: str = "standardised"
+    alpha: float = 0.05
+    n_jobs: int = 1
+
+    @classmethod
+    def from_config(cls, section: Mapping, seed: int = 0, n_jobs: int = 1) -> TriadSettings:
+        """From the config's ``integration.triads`` section (``link_max_q``, ``rule``,
+        ``max_triads``, ``n_rep``, ``scale``, ``conf_level``), the run's seed and the processes."""
+        return cls(max_q=section["link_max_q"], rule=section["rule"], max_triads=section["max_triads"],
+                   n_rep=section["n_rep"], seed=seed, scale=section["scale"], alpha=1 - section["conf_level"],
+                   n_jobs=n_jobs)
+
+
 def _mediate_job(job):
     x, m, y, c, n_rep, seed, alpha = job
     return mediate_triad(x, m, y, c, n_rep=n_rep, seed=seed, alpha=alpha)
@@ -272,15 +325,8 @@ def axis_triads(
     links_xm: pd.DataFrame,
     links_my: pd.DataFrame,
     covariates: pd.DataFrame | None = None,
-    *,
-    max_q: float = 0.05,
-    rule: str = "sign_consistent",
-    max_triads: int = 200,
-    n_rep: int = 1000,
-    seed: int = 0,
-    scale: str = "standardised",
-    alpha: float = 0.05,
-    n_jobs: int = 1,
+    settings: TriadSettings | None = None,
+    **overrides,
 ) -> TriadResult:
     """Find and test microbe -> metabolite -> immune chains on one view (e.g. change).
 
@@ -309,24 +355,11 @@ def axis_triads(
     covariates : DataFrame, optional
         Indexed by subject; added to both mediation models (categoricals
         one-hot) and used for ``rho_xy``.
-    max_q : float
-        Significance threshold for the links.
-    rule : {"sign_consistent", "both_significant"}
-        Candidate rule (see above).
-    max_triads : int
-        Cap on the number of triads tested (recorded in the summary).
-    n_rep : int
-        Bootstrap replicates per triad.
-    seed : int
-        Run seed; each triad's bootstrap seed derives from it and the ids.
-    scale : {"standardised", "rank"}
-        Values fed to the mediation models: z-scores of the given values
-        (effects per SD of exposure, in SD of outcome) or z-scores of
-        average ranks (robust to outliers, matches the Spearman screen).
-    alpha : float
-        1 - confidence level.
-    n_jobs : int
-        Processes for the mediation fits (results do not depend on it).
+    settings : TriadSettings, optional
+        Link threshold, rule, cap, bootstrap, scale (default: :class:`TriadSettings` ()).
+    **overrides
+        Fields of :class:`TriadSettings` replacing those of ``settings``
+        (e.g. ``n_rep=100, seed=1``).
 
     Returns
     -------
@@ -337,42 +370,21 @@ def axis_triads(
     Imai K, Keele L, Tingley D (2010) Psychol Methods 15:309-334.
     Benjamini Y, Hochberg Y (1995) J R Stat Soc B 57:289-300.
     """
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    if scale not in ("standardised", "rank"):
-        raise ValueError(f"scale must be 'standardised' or 'rank', got {scale!r}")
+    settings = replace(settings or TriadSettings(), **overrides)
+    if settings.rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {settings.rule!r}")
+    if settings.scale not in ("standardised", "rank"):
+        raise ValueError(f"scale must be 'standardised' or 'rank', got {settings.scale!r}")
     index = microbes.index
     for name, frame in (("metabolites", metabolites), ("immune", immune)):
         if not frame.index.equals(index):
             raise InputError(Problem(name, "rows", "rows differ from the microbe block's rows",
                                      "pass the blocks of one view (gutaxis.integration.views.build_views)"))
     cov = None if covariates is None else covariates.reindex(index)
-
-    chains = candidate_triads(links_xm, links_my, max_q=max_q)
-    chains["rho_microbe_immune"] = _rho_for_pairs(microbes, immune, cov, chains["microbe"], chains["immune"])
-    indirect_sign = np.sign(chains["rho_microbe_metabolite"] * chains["rho_metabolite_immune"])
-    chains["sign_consistent"] = indirect_sign == np.sign(chains["rho_microbe_immune"])
-    if rule == "sign_consistent":
-        chains = chains[chains["sign_consistent"]].reset_index(drop=True)
-    chains["priority"] = np.arange(1, len(chains) + 1)
-    chains["tested"] = chains["priority"] <= max_triads
-    chains["reason"] = np.where(chains["tested"], "", f"beyond the cap of {max_triads} triads tested")
-
-    covariate_matrix = None if cov is None else _covariate_columns(cov)
-    jobs = []
-    for row in chains[chains["tested"]].itertuples(index=False):
-        x = microbes[row.microbe].to_numpy(dtype=float)
-        m = metabolites[row.metabolite].to_numpy(dtype=float)
-        y = immune[row.immune].to_numpy(dtype=float)
-        complete = np.isfinite(x) & np.isfinite(m) & np.isfinite(y)
-        if covariate_matrix is not None:
-            complete &= np.isfinite(covariate_matrix).all(axis=1)
-        c = None if covariate_matrix is None else covariate_matrix[complete]
-        x, m, y = (_rescale(v[complete], scale) for v in (x, m, y))
-        jobs.append((x, m, y, c, n_rep, _triad_seed(seed, (row.microbe, row.metabolite, row.immune)), alpha))
-
-    if n_jobs > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(n_jobs) as pool:
+    chains = _ranked_chains(microbes, immune, links_xm, links_my, cov, settings)
+    jobs = _mediation_jobs((microbes, metabolites, immune), chains[chains["tested"]], cov, settings)
+    if settings.n_jobs > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(settings.n_jobs) as pool:
             fits = list(pool.map(_mediate_job, jobs))
     else:
         fits = [_mediate_job(job) for job in jobs]
@@ -386,12 +398,110 @@ def axis_triads(
                               kind="mergesort")
     table = table[TRIAD_COLUMNS].reset_index(drop=True)
     summary = {
-        "rule": rule, "max_q": max_q, "max_triads": max_triads,
+        "rule": settings.rule, "max_q": settings.max_q, "max_triads": settings.max_triads,
         "n_candidates": int(len(chains)), "n_tested": int(len(table)),
-        "capped": bool(len(chains) > max_triads), "n_rep": n_rep, "seed": seed,
-        "scale": scale, "alpha": alpha, "n_subjects": int(len(index)),
+        "capped": bool(len(chains) > settings.max_triads), "n_rep": settings.n_rep, "seed": settings.seed,
+        "scale": settings.scale, "alpha": settings.alpha, "n_subjects": int(len(index)),
     }
     return TriadResult(table=table, candidates=chains, summary=summary)
+
+
+def _ranked_chains(microbes, immune, links_xm, links_my, cov, settings: TriadSettings) -> pd.DataFrame:
+    """The candidate chains kept by the rule, in priority order, flagged as tested up to the cap."""
+    chains = candidate_triads(links_xm, links_my, max_q=settings.max_q)
+    chains["rho_microbe_immune"] = _rho_for_pairs(microbes, immune, cov, chains["microbe"], chains["immune"])
+    indirect_sign = np.sign(chains["rho_microbe_metabolite"] * chains["rho_metabolite_immune"])
+    chains["sign_consistent"] = indirect_sign == np.sign(chains["rho_microbe_immune"])
+    if settings.rule == "sign_consistent":
+        chains = chains[chains["sign_consistent"]].reset_index(drop=True)
+    chains["priority"] = np.arange(1, len(chains) + 1)
+    chains["tested"] = chains["priority"] <= settings.max_triads
+    chains["reason"] = np.where(chains["tested"], "", f"beyond the cap of {settings.max_triads} triads tested")
+    return chains
+
+
+def _mediation_jobs(blocks, chains: pd.DataFrame, cov, settings: TriadSettings) -> list[tuple]:
+    """One :func:`mediate_triad` argument tuple per chain: its complete rows, rescaled."""
+    microbes, metabolites, immune = blocks
+    covariate_matrix = None if cov is None else _covariate_columns(cov)
+    jobs = []
+    for row in chains.itertuples(index=False):
+        x = microbes[row.microbe].to_numpy(dtype=float)
+        m = metabolites[row.metabolite].to_numpy(dtype=float)
+        y = immune[row.immune].to_numpy(dtype=float)
+        complete = np.isfinite(x) & np.isfinite(m) & np.isfinite(y)
+        if covariate_matrix is not None:
+            complete &= np.isfinite(covariate_matrix).all(axis=1)
+        c = None if covariate_matrix is None else covariate_matrix[complete]
+        x, m, y = (_rescale(v[complete], settings.scale) for v in (x, m, y))
+        seed = _triad_seed(settings.seed, (row.microbe, row.metabolite, row.immune))
+        jobs.append((x, m, y, c, settings.n_rep, seed, settings.alpha))
+    return jobs
+
+
+# ------------------------------------------------------------ the workflow step
+def axis_triad_tables(study: StudySheets, tables: Mapping[str, pd.DataFrame], links_xm: pd.DataFrame,
+                      links_my: pd.DataFrame, *, covariates: Sequence[str], config: Mapping, seed: int = 0,
+                      n_jobs: int = 1) -> dict[str, pd.DataFrame]:
+    """The triad tables of the workflow: :func:`axis_triads` on the change view of three modalities.
+
+    Parameters
+    ----------
+    study : StudySheets
+        Sample sheet, subjects table (for ``covariates``) and the contrast's timepoints.
+    tables : mapping of str -> DataFrame
+        The prepared microbe, metabolite and immune tables, in that order.
+    links_xm, links_my : DataFrame
+        The change-view association tables of the microbe-metabolite and
+        metabolite-immune blocks.
+    covariates : sequence of str
+        Subjects-table columns added to the mediation models (may be empty).
+    config : mapping
+        The config's ``integration.triads`` section (:meth:`TriadSettings.from_config`,
+        ``fdr_level`` of the calls, ``plot_top`` triads whose data are written).
+    seed, n_jobs : int
+        Run seed and processes of the mediation fits.
+
+    Returns
+    -------
+    dict of str -> DataFrame
+        ``triads`` (ranked), ``candidates``, ``summary`` (one row) and ``data``
+        (:data:`DATA_COLUMNS`, the changes behind the ``plot_top`` first triads).
+    """
+    names = list(tables)
+    microbes, metabolites, immune = _change_blocks(study, tables)
+    covariate_table = None
+    if covariates:
+        covariate_table = subject_covariates(study.subjects, covariates, microbes.index, study.subjects_file)
+    result = axis_triads(microbes, metabolites, immune, links_xm, links_my, covariate_table,
+                         TriadSettings.from_config(config, seed, n_jobs))
+    table = result.table
+    table.insert(0, "rank", range(1, len(table) + 1))
+    summary = dict(result.summary, microbes=names[0], metabolites=names[1], immune=names[2], view="change",
+                   pre=study.pre, post=study.post, covariates=";".join(covariates),
+                   fdr_level=config["fdr_level"], n_called=int((table["acme_q"] < config["fdr_level"]).sum()))
+    log.info("%d candidate triads, %d tested, %d with ACME q < %g", summary["n_candidates"],
+             summary["n_tested"], summary["n_called"], config["fdr_level"])
+    data = [pd.DataFrame({
+        "rank": row.rank, "microbe": row.microbe, "metabolite": row.metabolite, "immune": row.immune,
+        "subject_id": microbes.index, "microbe_change": microbes[row.microbe].to_numpy(),
+        "metabolite_change": metabolites[row.metabolite].to_numpy(),
+        "immune_change": immune[row.immune].to_numpy(),
+    }) for row in table.head(config["plot_top"]).itertuples(index=False)]
+    data = pd.concat(data, ignore_index=True) if data else pd.DataFrame(columns=DATA_COLUMNS)
+    return {"triads": table, "candidates": result.candidates, "summary": pd.DataFrame([summary]),
+            "data": data[DATA_COLUMNS]}
+
+
+def _change_blocks(study: StudySheets, tables: Mapping[str, pd.DataFrame]):
+    """The change (post - pre) matrices of the three modalities on the subjects that have all three."""
+    (x_name, x_table), (m_name, m_table), (y_name, y_table) = tables.items()
+    xm = build_views(study.samples, x_table, m_table, pre=study.pre, post=study.post, name_a=x_name,
+                     name_b=m_name, samples_file=study.samples_file).views["change"]
+    my = build_views(study.samples, m_table, y_table, pre=study.pre, post=study.post, name_a=m_name,
+                     name_b=y_name, samples_file=study.samples_file).views["change"]
+    subjects = xm[0].index.intersection(my[0].index).sort_values()
+    return xm[0].loc[subjects], xm[1].loc[subjects], my[1].loc[subjects]
 
 
 def _covariate_columns(cov: pd.DataFrame) -> np.ndarray:

@@ -20,7 +20,8 @@ label) are listed with the reason; too few subjects per class stops with an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,9 @@ from gutaxis.clinical.checks import NON_RESPONDER, RESPONDER
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
 from gutaxis.models.landmark import Landmark, sample_months, set_landmark
 from gutaxis.models.pipeline import NAME_SEPARATOR, Block
+
+if TYPE_CHECKING:  # fit imports this module
+    from gutaxis.models.fit import CVSettings
 
 CLINICAL_BLOCK = "clinical"
 VIEWS_SPECIAL = ("change", "samples")
@@ -348,26 +352,23 @@ def assemble_rows(name: str, spec: dict, tables: dict, samples: pd.DataFrame, su
     return X, rows, blocks, excluded
 
 
-def build_model_data(name: str, spec: dict, tables: dict, samples: pd.DataFrame,
-                     subjects: pd.DataFrame, responders: pd.DataFrame, label: str, modalities: dict,
-                     *, baseline: str, contrasts: list, cohorts=(), min_per_class: int = 8,
-                     min_folds: int = 2, responders_file: str = "results/clinical/responders.tsv",
-                     landmark: dict | None = None, validation_group: str = "") -> ModelData:
-    """A labelled feature set: subjects with a responder label and every block's samples.
+@dataclass(frozen=True)
+class ModelDataSettings:
+    """What :func:`build_model_data` takes from the config besides the feature set itself.
 
-    Parameters
+    Attributes
     ----------
-    name, spec, tables, samples, subjects, modalities, baseline, contrasts, cohorts
-        As in :func:`assemble_rows`.
-    responders : DataFrame
-        ``results/clinical/responders.tsv``.
     label : str
-        Column of ``responders`` to predict.
+        Column of the responders table to predict (``models.label``).
+    modalities, baseline, contrasts, cohorts
+        The config's ``modalities`` and ``design``, as :func:`assemble_rows` takes them.
     min_per_class : int
         Fewest subjects of each class the feature set may have.
     min_folds : int
         Outer folds; each class needs at least this many subjects.
-    landmark : dict, optional
+    responders_file : str
+        How messages name the responders table.
+    landmark : dict or None
         ``months`` ("auto" or a number), ``time``, ``event`` (the survival endpoint's
         columns): an on-treatment feature set keeps only the subjects event-free and under
         follow-up at its landmark (:func:`feature_set_landmark`); the others are excluded
@@ -375,6 +376,57 @@ def build_model_data(name: str, spec: dict, tables: dict, samples: pd.DataFrame,
     validation_group : str
         Subjects-table column of grouped or external validation ("" = none): its value
         per row goes to ``validation_groups``; subjects without one are excluded.
+    """
+
+    label: str = ""
+    modalities: dict = field(default_factory=dict)
+    baseline: str = "baseline"
+    contrasts: list = field(default_factory=list)
+    cohorts: tuple = ()
+    min_per_class: int = 8
+    min_folds: int = 2
+    responders_file: str = "results/clinical/responders.tsv"
+    landmark: dict | None = None
+    validation_group: str = ""
+
+    @classmethod
+    def from_config(cls, models: dict, cv: CVSettings, *, label: str, modalities: dict, baseline: str,
+                    contrasts: list, cohorts=()) -> ModelDataSettings:
+        """From the config's ``models`` section (``min_per_class``, ``landmark_months``,
+        ``survival``, ``validation.group``), its outer cross-validation ``cv`` and the design.
+
+        Each class needs as many subjects as there are stratified outer folds; leave-one-out
+        and grouped or external validation (whose groups are ``validation.group``) set no such
+        floor.
+        """
+        fixed_splits = cv.loo or cv.validation != "stratified"
+        survival = models["survival"]
+        return cls(label=label, modalities=modalities, baseline=baseline, contrasts=contrasts, cohorts=cohorts,
+                   min_per_class=models["min_per_class"], min_folds=0 if fixed_splits else int(cv.outer_folds),
+                   landmark={"months": models["landmark_months"], "time": survival["time"],
+                             "event": survival["event"]},
+                   validation_group=models["validation"]["group"] if cv.validation != "stratified" else "")
+
+
+def build_model_data(name: str, spec: dict, tables: dict, samples: pd.DataFrame, subjects: pd.DataFrame,
+                     responders: pd.DataFrame, label: str | None = None, modalities: dict | None = None,
+                     settings: ModelDataSettings | None = None, **overrides) -> ModelData:
+    """A labelled feature set: subjects with a responder label and every block's samples.
+
+    Parameters
+    ----------
+    name, spec, tables, samples, subjects
+        As in :func:`assemble_rows`.
+    responders : DataFrame
+        ``results/clinical/responders.tsv``.
+    label, modalities : optional
+        :attr:`ModelDataSettings.label` and :attr:`ModelDataSettings.modalities`, given
+        here instead of in ``settings``.
+    settings : ModelDataSettings, optional
+        Label, design, class sizes, landmark and validation group.
+    **overrides
+        Fields of :class:`ModelDataSettings` replacing those of ``settings``
+        (e.g. ``baseline="baseline", min_per_class=3``).
 
     Raises
     ------
@@ -382,12 +434,15 @@ def build_model_data(name: str, spec: dict, tables: dict, samples: pd.DataFrame,
         No matched subject, or fewer than ``max(min_per_class, min_folds)``
         subjects in a class.
     """
+    given = {key: value for key, value in (("label", label), ("modalities", modalities)) if value is not None}
+    settings = replace(settings or ModelDataSettings(), **given, **overrides)
+    label, responders_file, validation_group = settings.label, settings.responders_file, settings.validation_group
     codes = responder_codes(responders, label, file=responders_file)
     not_evaluable = sorted(codes.index[codes.isna()])
     labelled = codes.dropna()
     X, rows, blocks, excluded = assemble_rows(
-        name, spec, tables, samples, subjects, modalities, baseline=baseline, contrasts=contrasts,
-        cohorts=cohorts, subject_ids=labelled.index)
+        name, spec, tables, samples, subjects, settings.modalities, baseline=settings.baseline,
+        contrasts=settings.contrasts, cohorts=settings.cohorts, subject_ids=labelled.index)
     unlabelled = sorted(set(subjects["subject_id"].astype(str)) - set(codes.index))
     extra = pd.DataFrame(
         [(name, s, "response not evaluable (no label)") for s in not_evaluable]
@@ -402,8 +457,8 @@ def build_model_data(name: str, spec: dict, tables: dict, samples: pd.DataFrame,
                                  f"({', '.join(spec.get('blocks', [])) or 'clinical'})",
                                  "check the blocks and view of the feature set, or remove it from "
                                  "models.feature_sets"))
-    mark = feature_set_landmark(spec, tables, samples, subjects, rows, baseline=baseline,
-                                contrasts=contrasts, settings=landmark)
+    mark = feature_set_landmark(spec, tables, samples, subjects, rows, baseline=settings.baseline,
+                                contrasts=settings.contrasts, settings=settings.landmark)
     drop = pd.DataFrame(columns=["subject_id", "reason"])
     if mark is not None and mark.applied:
         drop = mark.excluded
@@ -431,6 +486,7 @@ def build_model_data(name: str, spec: dict, tables: dict, samples: pd.DataFrame,
     y = labelled.reindex(rows["subject_id"]).to_numpy().astype(int)
     rows["label"] = np.where(y == 1, RESPONDER, NON_RESPONDER)
     per_subject = rows.drop_duplicates("subject_id")["label"].value_counts()
+    min_per_class, min_folds = settings.min_per_class, settings.min_folds
     needed = max(int(min_per_class), int(min_folds))
     problems = ProblemCollector()
     for cls in (RESPONDER, NON_RESPONDER):

@@ -32,7 +32,10 @@ Breiman L (2001) Random forests. Machine Learning 45:5-32 (permutation importanc
 
 from __future__ import annotations
 
+import logging
+import time
 import warnings
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -48,7 +51,9 @@ from threadpoolctl import threadpool_limits
 # the config helpers live apart so that parsing the workflow does not import scikit-learn
 from gutaxis.models.config import (DEFAULT_SET, MODEL_KINDS, config_problems,  # noqa: F401
                                   feature_sets_from_config, label_column, set_estimators)
-from gutaxis.models.features import ModelData, NON_RESPONDER, RESPONDER
+from gutaxis.integration.views import without_unmeasured
+from gutaxis.models.features import (ModelData, ModelDataSettings, NON_RESPONDER, RESPONDER, build_model_data,
+                                     view_timepoints)
 from gutaxis.models.metrics import (REPEAT_METRICS, auroc, delong_interval, repeat_metrics,
                                    summarise_repeats)
 from gutaxis.models.pipeline import (InnerSearchCV, PipelineOptions, build_estimator,
@@ -76,6 +81,10 @@ PERFORMANCE_COLUMNS = [
 ]
 GROUP_COLUMNS = ["feature_set", "model", "validation", "group", "n_subjects", "n_responders",
                  "n_non_responders", "auroc", "auroc_se", "auroc_low", "auroc_high", "note"]
+PERMUTATION_COLUMNS = ["feature_set", "model", "permutation", "auroc"]
+FOLD_COLUMNS = ["feature_set", "model", "repeat", "fold", "best_params"]
+
+log = logging.getLogger("gutaxis.models")
 
 
 @dataclass(frozen=True)
@@ -255,11 +264,58 @@ def describe_fit(estimator, blocks, X_test, y_test, importance_repeats: int, see
     return pd.concat(frames, ignore_index=True), ";".join(params)
 
 
-def _fit_predict(X, y, groups, train, test, blocks, model, options, settings, combine, grouped,
-                 fit_seed):
-    estimator = build_estimator(blocks, model, options, fit_seed, settings.inner_folds, combine, grouped)
-    estimator.fit(X[train], y[train], groups=groups[train] if grouped else None)
-    return estimator, estimator.predict_proba(X[test])[:, 1]
+@dataclass(frozen=True, eq=False)
+class FitProblem:
+    """One estimator on one feature set: what every outer fit and permutation task needs.
+
+    Attributes
+    ----------
+    X, y, groups : ndarray
+        Raw block values, 0/1 labels and the subject of each row.
+    blocks : list of Block
+        The column blocks of ``X``.
+    combine : {"concatenate", "stack"}
+        How the blocks enter the model.
+    grouped : bool
+        Some subject has several rows (folds keep them together).
+    validation_groups : ndarray or None
+        Each row's validation group (grouped or external validation).
+    model : str
+        The estimator.
+    options : PipelineOptions
+        Filters, selection size and hyperparameter grids.
+    settings : CVSettings
+        Folds, repeats, seed.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    blocks: list
+    combine: str
+    grouped: bool
+    validation_groups: np.ndarray | None
+    model: str
+    options: PipelineOptions
+    settings: CVSettings
+
+    @classmethod
+    def from_data(cls, data: ModelData, model: str, options: PipelineOptions, settings: CVSettings) -> FitProblem:
+        """The problem of ``model`` on the feature set ``data``."""
+        return cls(data.X, data.y, data.groups, data.blocks, data.combine, data.grouped,
+                   data.validation_groups, model, options, settings)
+
+    def splits(self, y, repeat: int) -> list:
+        """The outer train/test splits of ``repeat`` for the labels ``y``."""
+        return outer_splits(y, self.groups, self.settings, repeat, self.grouped, self.validation_groups)
+
+
+def _fit_predict(problem: FitProblem, y, train, test, fit_seed: int):
+    """The learner fitted on the ``train`` rows (labels ``y``) and its probabilities on ``test``."""
+    estimator = build_estimator(problem.blocks, problem.model, problem.options, fit_seed,
+                                problem.settings.inner_folds, problem.combine, problem.grouped)
+    estimator.fit(problem.X[train], y[train], groups=problem.groups[train] if problem.grouped else None)
+    return estimator, estimator.predict_proba(problem.X[test])[:, 1]
 
 
 def _quiet_fast():
@@ -275,13 +331,13 @@ def _quiet_fast():
     return stack
 
 
-def _outer_fold_task(X, y, groups, train, test, blocks, model, options, settings, combine, grouped,
-                     repeat, fold):
+def _outer_fold_task(problem: FitProblem, train, test, repeat: int, fold: int):
+    settings = problem.settings
     with _quiet_fast():
         fit_seed = derive_seed(settings.seed, _FIT, repeat, fold)
-        estimator, proba = _fit_predict(X, y, groups, train, test, blocks, model, options, settings,
-                                        combine, grouped, fit_seed)
-        frame, params = describe_fit(estimator, blocks, X[test], y[test], settings.importance_repeats,
+        estimator, proba = _fit_predict(problem, problem.y, train, test, fit_seed)
+        frame, params = describe_fit(estimator, problem.blocks, problem.X[test], problem.y[test],
+                                     settings.importance_repeats,
                                      derive_seed(settings.seed, _IMPORTANCE, repeat, fold))
     frame.insert(0, "fold", fold)
     frame.insert(0, "repeat", repeat)
@@ -295,18 +351,16 @@ def _subject_scores(y, groups, proba):
     return mean["y"].to_numpy(), mean["p"].to_numpy()
 
 
-def _permutation_task(X, y, groups, blocks, model, options, settings, combine, grouped, index,
-                      repeats, validation_groups=None):
-    y_perm = permuted_labels(y, groups, settings.seed, index, strata=validation_groups)
+def _permutation_task(problem: FitProblem, index: int, repeats: int) -> float:
+    """The permutation statistic of label permutation ``index``: the whole nested CV re-run."""
+    seed, groups = problem.settings.seed, problem.groups
+    y_perm = permuted_labels(problem.y, groups, seed, index, strata=problem.validation_groups)
     values = []
     with _quiet_fast():
         for repeat in range(repeats):
-            proba = np.full(y.size, np.nan)
-            for fold, (train, test) in enumerate(outer_splits(y_perm, groups, settings, repeat, grouped,
-                                                              validation_groups)):
-                fit_seed = derive_seed(settings.seed, _FIT, repeat, fold)
-                _, proba[test] = _fit_predict(X, y_perm, groups, train, test, blocks, model, options,
-                                              settings, combine, grouped, fit_seed)
+            proba = np.full(y_perm.size, np.nan)
+            for fold, (train, test) in enumerate(problem.splits(y_perm, repeat)):
+                _, proba[test] = _fit_predict(problem, y_perm, train, test, derive_seed(seed, _FIT, repeat, fold))
             tested = ~np.isnan(proba)  # external validation predicts the test rows only
             values.append(auroc(*_subject_scores(y_perm[tested], groups[tested], proba[tested])))
     return float(np.mean(values))
@@ -363,15 +417,12 @@ def nested_cv(data: ModelData, model: str, options: PipelineOptions, settings: C
     -------
     NestedCVResult
     """
-    X, y, groups, grouped = data.X, data.y, data.groups, data.grouped
+    problem = FitProblem.from_data(data, model, options, settings)
     tasks = [(repeat, fold, train, test)
              for repeat in range(settings.repeats)
-             for fold, (train, test) in enumerate(outer_splits(y, groups, settings, repeat, grouped,
-                                                               data.validation_groups))]
+             for fold, (train, test) in enumerate(problem.splits(problem.y, repeat))]
     outputs = Parallel(n_jobs=settings.n_jobs, backend="loky")(
-        delayed(_outer_fold_task)(X, y, groups, train, test, data.blocks, model, options, settings,
-                                  data.combine, grouped, repeat, fold)
-        for repeat, fold, train, test in tasks)
+        delayed(_outer_fold_task)(problem, train, test, repeat, fold) for repeat, fold, train, test in tasks)
     predictions, frames, params = [], [], []
     for (repeat, fold, _, test), (proba, frame, text) in zip(tasks, outputs):
         part = data.rows.iloc[test][["subject_id", "cohort", "timepoint", "label"]].copy()
@@ -419,11 +470,9 @@ def permutation_test(result: NestedCVResult, options: PipelineOptions, n_permuta
              "null": np.empty(0)}
     if n_permutations < 1:
         return empty
+    problem = FitProblem.from_data(data, result.model, options, settings)
     null = np.asarray(Parallel(n_jobs=settings.n_jobs, backend="loky")(
-        delayed(_permutation_task)(data.X, data.y, data.groups, data.blocks, result.model, options,
-                                   settings, data.combine, data.grouped, index, repeats,
-                                   data.validation_groups)
-        for index in range(n_permutations)), dtype=float)
+        delayed(_permutation_task)(problem, index, repeats) for index in range(n_permutations)), dtype=float)
     exceed = int(np.sum(null >= observed - 1e-12))
     return {"perm_statistic": observed, "perm_repeats": repeats, "n_permutations": int(n_permutations),
             "perm_null_mean": float(np.mean(null)),
@@ -606,3 +655,131 @@ def settings_from_config(models: dict, seed: int, n_jobs: int = 1, pseudocount_f
                           train_groups=tuple(str(g) for g in validation.get("train", [])),
                           test_groups=tuple(str(g) for g in validation.get("test", [])))
     return options, settings
+
+
+@dataclass(frozen=True)
+class FeatureSetSettings:
+    """Everything the fit of one feature set takes from the config.
+
+    Attributes
+    ----------
+    options : PipelineOptions
+        In-fold filters, selection size and hyperparameter grids.
+    cv : CVSettings
+        Outer and inner folds, repeats, seed, processes.
+    data : ModelDataSettings
+        Label, design, class sizes, landmark and validation group of the feature set.
+    permutations : int
+        Label permutations of the permutation test (0: none).
+    permutation_repeats : int
+        Outer repeats behind the permutation statistic.
+    permutation_estimators : tuple of str
+        The estimators that get the permutation test.
+    """
+
+    options: PipelineOptions
+    cv: CVSettings
+    data: ModelDataSettings
+    permutations: int = 0
+    permutation_repeats: int = 1
+    permutation_estimators: tuple = ()
+
+    @classmethod
+    def from_config(cls, models: Mapping, *, seed: int, n_jobs: int = 1, pseudocount_fraction: float = 0.5,
+                    label: str, modalities: dict, baseline: str, contrasts: list, cohorts=()) -> FeatureSetSettings:
+        """From the config's ``models`` section, the run's seed and processes, the CLR
+        pseudocount fraction (``clr_pseudocount_fraction``) and the design."""
+        options, cv = settings_from_config(models, seed, n_jobs, pseudocount_fraction)
+        data = ModelDataSettings.from_config(models, cv, label=label, modalities=modalities, baseline=baseline,
+                                             contrasts=contrasts, cohorts=cohorts)
+        return cls(options, cv, data, models["permutations"], models["permutation_repeats"],
+                   tuple(models["permutation_estimators"]))
+
+
+def fit_feature_set(name: str, spec: dict, tables: dict, samples: pd.DataFrame, subjects: pd.DataFrame,
+                    responders: pd.DataFrame, *, estimators: Sequence[str], permutation_test: bool = True,
+                    structures: Mapping[str, str] | None = None,
+                    settings: FeatureSetSettings) -> dict[str, pd.DataFrame]:
+    """Nested cross-validation of every estimator on one feature set, with the permutation test.
+
+    Parameters
+    ----------
+    name, spec : str, dict
+        The feature set (an entry of ``models.feature_sets``).
+    tables : dict of str -> DataFrame
+        Block modality -> analysis table.
+    samples, subjects, responders : DataFrame
+        The checked sample sheet and subjects table, and ``results/clinical/responders.tsv``.
+    estimators : sequence of str
+        The estimators fitted, in order.
+    permutation_test : bool
+        The feature set gets the permutation test (for ``settings.permutation_estimators``).
+    structures : mapping of str -> path, optional
+        ``missingness_structure.tsv`` of the metabolome blocks: metabolites not measured at a
+        timepoint the set uses are left out (a warning names them).
+    settings : FeatureSetSettings
+
+    Returns
+    -------
+    dict of str -> DataFrame
+        ``performance``, ``predictions``, ``features`` (stability), ``repeats``, ``folds``
+        (best parameters per outer fit), ``permutations`` (the null statistics), ``excluded``
+        (subjects) and ``groups`` (AUROC per held-out validation group).
+    """
+    timepoints = view_timepoints(spec, settings.data.baseline, settings.data.contrasts)
+    tables, gaps = without_unmeasured(tables, structures or {}, timepoints)
+    for modality, reasons in gaps.items():
+        if len(reasons):
+            log.warning("%s: %d %s feature(s) left out: %s", name, len(reasons), modality,
+                        "; ".join(f"{f}: {why}" for f, why in reasons.items()))
+    data = build_model_data(name, spec, tables, samples, subjects, responders, settings=settings.data)
+    if data.landmark is not None:
+        log.warning("%s: on-treatment feature set, %s; %d subject(s) left out before it", data.name,
+                    data.landmark.label(), len(data.landmark.excluded))
+    log.info("%s: %d rows, %d subjects (%d responders), %d input features, %d excluded",
+             data.name, len(data.rows), data.rows["subject_id"].nunique(), int(data.y.sum()),
+             data.n_features, data.excluded["subject_id"].nunique())
+    fits = [_estimator_tables(data, model, settings,
+                              permutation_test and model in settings.permutation_estimators)
+            for model in estimators]
+    stacked = {key: pd.concat([fit[key] for fit in fits], ignore_index=True)
+               for key in ("predictions", "features", "repeats", "folds")}
+    repeats = stacked["repeats"]
+    nulls = [fit["permutations"] for fit in fits if "permutations" in fit]
+    groups = [fit["groups"] for fit in fits if not fit["groups"].empty]
+    return {
+        **stacked,
+        # one frame of the rows, so that each column's type is that of all its values
+        "performance": pd.DataFrame([fit["performance"] for fit in fits]),
+        "repeats": repeats[["feature_set", "model"]
+                           + [c for c in repeats.columns if c not in ("feature_set", "model")]],
+        "folds": stacked["folds"][FOLD_COLUMNS],
+        "permutations": (pd.concat(nulls, ignore_index=True) if nulls
+                         else pd.DataFrame(columns=PERMUTATION_COLUMNS)),
+        "excluded": data.excluded,
+        "groups": pd.concat(groups, ignore_index=True) if groups else pd.DataFrame(columns=GROUP_COLUMNS),
+    }
+
+
+def _estimator_tables(data: ModelData, model: str, settings: FeatureSetSettings, permute: bool) -> dict:
+    """One estimator's nested CV on ``data``: its rows of every table of :func:`fit_feature_set`
+    (``performance`` as the row's dict)."""
+    start = time.perf_counter()
+    result = nested_cv(data, model, settings.options, settings.cv)
+    out = {}
+    permutation = None
+    if permute and settings.permutations > 0:
+        permutation = permutation_test(result, settings.options, settings.permutations,
+                                       settings.permutation_repeats)
+        out["permutations"] = pd.DataFrame({"feature_set": data.name, "model": model,
+                                            "permutation": np.arange(1, permutation["null"].size + 1),
+                                            "auroc": permutation["null"]})
+    out["groups"] = group_performance(result)
+    out["performance"] = performance_row(result, permutation, out["groups"])
+    out["predictions"] = result.predictions
+    out["features"] = feature_stability(result)
+    out["repeats"] = result.repeats.assign(feature_set=data.name, model=model)
+    out["folds"] = result.params.assign(feature_set=data.name, model=model)
+    log.info("%s / %s: AUROC %.3f in %.1f s", data.name, model, out["performance"]["auroc_mean"],
+             time.perf_counter() - start)
+    return out

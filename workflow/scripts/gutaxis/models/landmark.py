@@ -27,11 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-DAYS_PER_MONTH = 30.4375
-DAYS_COLUMN = "days_from_start"
-DATE_COLUMN = "collection_date"
-START_COLUMN = "treatment_start"
-
 
 @dataclass(frozen=True)
 class Landmark:
@@ -61,6 +56,14 @@ class Landmark:
         if not self.applied:
             return "no landmark (no sample times): on-treatment features, guarantee-time bias possible"
         return f"landmark {self.months:.2f} months ({self.source})"
+
+
+#: days per month (365.25 / 12), the unit of the survival columns
+DAYS_PER_MONTH = 30.4375
+#: the sample sheet's days since treatment start, else its date minus the subject's start date
+DAYS_COLUMN = "days_from_start"
+DATE_COLUMN = "collection_date"
+START_COLUMN = "treatment_start"
 
 
 def has_sample_times(samples: pd.DataFrame, subjects: pd.DataFrame) -> bool:

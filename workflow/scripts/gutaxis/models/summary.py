@@ -1,5 +1,5 @@
-"""Responder-model summaries: best feature set, top biomarkers and their values, links to the
-differential and integration results, ROC/calibration tables and the README text.
+"""Responder-model summaries: the tables of every feature set collected, the best feature set, top
+biomarkers and their values, ROC/calibration tables and the README text.
 
 These functions read the per-feature-set tables written by the nested CV
 (:mod:`gutaxis.models.fit`) and never refit a model; :func:`biomarker_values` applies the
@@ -8,25 +8,23 @@ label-free per-sample transform of a block to all subjects for the survival anal
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from gutaxis.models.features import CLINICAL_BLOCK, RESPONDER
+from gutaxis.models.fit import GROUP_COLUMNS, PERFORMANCE_COLUMNS, PREDICTION_COLUMNS
 from gutaxis.models.metrics import calibration_bins, roc_band
 from gutaxis.models.pipeline import BlockTransformer
 
 NON_BIOMARKER_BLOCKS = (CLINICAL_BLOCK, "stack")
-LINK_COLUMNS = [
-    "differential_contrast", "diff_baseline_effect", "diff_baseline_q", "diff_change_effect",
-    "diff_change_q", "diff_interaction_q", "integration_view", "integration_links",
-    "integration_top_partner", "integration_top_rho", "integration_top_q",
-]
-#: preferred method for each differential term (first present wins)
-DIFF_TERMS = {
-    "baseline": ("response[responder]", ("ols", "mann_whitney", "lmm")),
-    "change": ("timepoint[{post}]", ("paired_t", "wilcoxon", "lmm")),
-    "interaction": ("timepoint[{post}]:response[responder]", ("lmm",)),
-}
+#: text columns of the per-feature-set tables (read as text, so ids such as "1" stay ids)
+TEXT_COLUMNS = {column: str for column in (
+    "feature_set", "model", "subject_id", "label", "timepoint", "cohort", "blocks", "outer_folds", "best_params",
+    "reason", "validation_group", "group", "validation", "note", "view")}
+EXCLUDED_COLUMNS = ["feature_set", "subject_id", "reason"]
 
 
 def best_feature_set(performance: pd.DataFrame) -> pd.Series | None:
@@ -75,99 +73,6 @@ def biomarker_values(X: np.ndarray, rows: pd.DataFrame, blocks, wanted, *, min_p
         if hit.size:
             out[feature] = values[:, hit[0]]
     return pd.DataFrame(out, index=pd.Index(rows["subject_id"].to_numpy()[first], name="subject_id"))
-
-
-# --------------------------------------------------------------------------- links
-
-
-def differential_links(features: pd.DataFrame, differential: dict, post: str) -> pd.DataFrame:
-    """Effect and q of each feature in the differential results of its modality.
-
-    Parameters
-    ----------
-    features : DataFrame
-        ``block`` (= modality) and ``feature`` columns.
-    differential : dict
-        Modality -> differential result table (``feature, term, method, effect, q``).
-    post : str
-        The contrast's post timepoint (names the change term ``timepoint[<post>]``).
-
-    Returns
-    -------
-    DataFrame aligned with ``features``: ``diff_baseline_effect, diff_baseline_q,
-    diff_change_effect, diff_change_q, diff_interaction_q``.
-    """
-    out = pd.DataFrame(index=features.index, columns=["diff_baseline_effect", "diff_baseline_q",
-                                                      "diff_change_effect", "diff_change_q",
-                                                      "diff_interaction_q"], dtype=float)
-    for modality, table in differential.items():
-        if table is None or table.empty or not {"feature", "term", "method", "q"} <= set(table.columns):
-            continue
-        mine = features["block"] == modality
-        if not mine.any():
-            continue
-        for key, (term, methods) in DIFF_TERMS.items():
-            term = term.format(post=post)
-            part = table[table["term"] == term]
-            for method in methods:
-                chosen = part[part["method"] == method]
-                if not chosen.empty:
-                    break
-            else:
-                continue
-            chosen = chosen.drop_duplicates("feature").set_index("feature")
-            keys = features.loc[mine, "feature"]
-            out.loc[mine, f"diff_{key}_q"] = chosen["q"].reindex(keys).to_numpy(dtype=float)
-            if f"diff_{key}_effect" in out.columns and "effect" in chosen.columns:
-                out.loc[mine, f"diff_{key}_effect"] = chosen["effect"].reindex(keys).to_numpy(dtype=float)
-    return out
-
-
-def integration_links(features: pd.DataFrame, associations, max_q: float = 0.05) -> pd.DataFrame:
-    """Cross-omics partners of each feature in the integration association tables.
-
-    Parameters
-    ----------
-    features : DataFrame
-        ``block``, ``feature`` and ``integration_view`` (the association view that
-        matches the feature set: baseline timepoint or ``change``).
-    associations : list of (modality_a, modality_b, view, DataFrame)
-        Tables with ``feature_a, feature_b, rho, q``.
-    max_q : float
-        A partner counts when its q is at most this.
-
-    Returns
-    -------
-    DataFrame aligned with ``features``: ``integration_links`` (number of partners
-    with q <= max_q), ``integration_top_partner`` (``modality:feature`` of the
-    smallest q), ``integration_top_rho``, ``integration_top_q``.
-    """
-    pieces = []
-    for modality_a, modality_b, view, table in associations:
-        if table is None or table.empty:
-            continue
-        for own, other, col_own, col_other in ((modality_a, modality_b, "feature_a", "feature_b"),
-                                               (modality_b, modality_a, "feature_b", "feature_a")):
-            pieces.append(pd.DataFrame({
-                "block": own, "feature": table[col_own].astype(str).to_numpy(), "integration_view": view,
-                "partner": other + ":" + table[col_other].astype(str).to_numpy(),
-                "rho": table["rho"].to_numpy(dtype=float), "q": table["q"].to_numpy(dtype=float)}))
-    columns = ["integration_links", "integration_top_partner", "integration_top_rho", "integration_top_q"]
-    if not pieces:
-        return pd.DataFrame(index=features.index, columns=columns)
-    long = pd.concat(pieces, ignore_index=True)
-    long = long.sort_values(["q", "partner"], kind="mergesort")
-    keys = ["block", "feature", "integration_view"]
-    top = long.drop_duplicates(keys).set_index(keys)
-    counts = long[long["q"] <= max_q].groupby(keys).size()
-    index = pd.MultiIndex.from_frame(features[keys].astype(str))
-    out = pd.DataFrame({
-        "integration_links": counts.reindex(index).fillna(0).astype(int).to_numpy(),
-        "integration_top_partner": top["partner"].reindex(index).to_numpy(),
-        "integration_top_rho": top["rho"].reindex(index).to_numpy(),
-        "integration_top_q": top["q"].reindex(index).to_numpy(),
-    }, index=features.index)
-    return out
 
 
 # --------------------------------------------------------------------------- curves
@@ -295,3 +200,90 @@ def readme_text(performance: pd.DataFrame, excluded: pd.DataFrame, *, label: str
         "",
     ]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the workflow step
+@dataclass(frozen=True)
+class ModelSummarySettings:
+    """How the summary of the responder models orders, bins and describes the results.
+
+    Attributes
+    ----------
+    set_order, model_order : tuple of str
+        Feature sets (config order) and estimators, the order of the performance table.
+    label : str
+        The responder definition modelled (``models.label``).
+    design : dict
+        ``outer_folds``, ``outer_repeats``, ``inner_folds``, ``permutations`` and ``seed``,
+        as the README states them.
+    roc_grid_points : int
+        False-positive rates of the ROC grid.
+    calibration_bins : int
+        Equal-count bins of the calibration table.
+    conf_level : float
+        Level of the ROC bands and calibration intervals.
+    """
+
+    set_order: tuple
+    model_order: tuple
+    label: str
+    design: dict
+    roc_grid_points: int = 101
+    calibration_bins: int = 5
+    conf_level: float = 0.95
+
+    @classmethod
+    def from_config(cls, models: Mapping, *, seed: int, label: str, set_order: Sequence[str],
+                    model_order: Sequence[str], roc_grid_points: int, calibration_bins: int,
+                    conf_level: float) -> ModelSummarySettings:
+        """From the cross-validation keys of the config's ``models`` section (``outer_folds``,
+        ``outer_repeats``, ``inner_folds``, ``permutations``), the run's seed, the label, the
+        orders, and the section's ROC grid, calibration bins and interval level."""
+        design = {key: models[key] for key in ("outer_folds", "outer_repeats", "inner_folds", "permutations")}
+        design["seed"] = seed
+        return cls(tuple(set_order), tuple(model_order), label, design, roc_grid_points, calibration_bins,
+                   conf_level)
+
+
+def _stack(frames: Sequence[pd.DataFrame], columns) -> pd.DataFrame:
+    """The non-empty tables one under the other (an empty table with ``columns`` when none is)."""
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def summarise_models(tables: Mapping[str, Sequence[pd.DataFrame]], settings: ModelSummarySettings) -> dict:
+    """The collected results of every feature set, with the ROC and calibration tables and the README.
+
+    Parameters
+    ----------
+    tables : mapping of str -> sequence of DataFrame
+        ``performance``, ``predictions``, ``excluded`` and ``groups``: the tables of each
+        feature set (:func:`gutaxis.models.fit.fit_feature_set`).
+    settings : ModelSummarySettings
+
+    Returns
+    -------
+    dict
+        ``performance`` (ordered, ``best`` flags the best omics set and estimator),
+        ``predictions``, ``excluded``, ``groups``, ``roc``, ``calibration`` (DataFrames) and
+        ``readme`` (the README text).
+    """
+    performance = _stack(tables["performance"], PERFORMANCE_COLUMNS)
+    set_rank = {name: i for i, name in enumerate(settings.set_order)}
+    model_rank = {name: i for i, name in enumerate(settings.model_order)}
+    performance = performance.assign(_set=performance["feature_set"].map(set_rank),
+                                     _model=performance["model"].map(model_rank))
+    performance = performance.sort_values(["_set", "_model"], kind="stable").drop(columns=["_set", "_model"])
+    best = best_feature_set(performance)
+    performance["best"] = False
+    if best is not None:
+        performance.loc[best.name, "best"] = True
+    predictions = _stack(tables["predictions"], PREDICTION_COLUMNS)
+    excluded = _stack(tables["excluded"], EXCLUDED_COLUMNS)
+    return {
+        "performance": performance.reset_index(drop=True), "predictions": predictions, "excluded": excluded,
+        "groups": _stack(tables["groups"], GROUP_COLUMNS),
+        "roc": roc_table(predictions, settings.roc_grid_points, settings.conf_level),
+        "calibration": calibration_table(predictions, settings.calibration_bins, settings.conf_level),
+        "readme": readme_text(performance, excluded, label=settings.label, settings=settings.design, best=best),
+    }

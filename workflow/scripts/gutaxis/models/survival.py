@@ -28,12 +28,20 @@ not an optimised cut-point).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from gutaxis.models.landmark import time_since_landmark
 from gutaxis.clinical.survival import cox_ph, kaplan_meier, km_summary, logrank_test
+from gutaxis.io.tables import read_feature_table
+from gutaxis.models.features import assemble_rows, feature_set_landmark
+from gutaxis.models.landmark import time_since_landmark
+from gutaxis.models.feature_table import feature_annotations
+from gutaxis.models.summary import best_feature_set, biomarker_values, top_biomarkers
 
 SURVIVAL_COLUMNS = [
     "endpoint", "feature_set", "model", "rank", "block", "feature", "annotation", "n", "n_events",
@@ -44,6 +52,8 @@ SURVIVAL_COLUMNS = [
 CURVE_COLUMNS = ["endpoint", "feature", "group", "time", "n_risk", "n_event", "n_censor", "survival",
                  "ci_low", "ci_high"]
 LOW, HIGH = "low", "high"
+
+log = logging.getLogger("gutaxis.models")
 
 
 def covariate_design(subjects: pd.DataFrame, covariates) -> pd.DataFrame:
@@ -170,3 +180,134 @@ def biomarker_survival(values: pd.DataFrame, subjects: pd.DataFrame, *, time_col
     return table.reindex(columns=[c for c in SURVIVAL_COLUMNS if c not in
                                   ("feature_set", "model", "rank", "block", "annotation")]), \
         curve_table.reindex(columns=CURVE_COLUMNS)
+
+
+# --------------------------------------------------------------------------- the workflow step
+@dataclass(frozen=True)
+class BiomarkerSurvivalSettings:
+    """What the survival step of the top biomarkers takes from the config.
+
+    Attributes
+    ----------
+    endpoint, time, event : str
+        The endpoint's name and its subjects-table columns (``models.survival``).
+    covariates : tuple of str
+        Subjects-table columns of the Cox models.
+    top_k : int
+        Biomarkers tested (0: none).
+    landmark_months : "auto" or float
+        The landmark of an on-treatment feature set (``models.landmark_months``).
+    min_prevalence, logit_epsilon, pseudocount_fraction : float
+        The per-sample transforms of the biomarker values, as in the models.
+    conf_level : float
+        Interval level.
+    conf_type : str
+        Kaplan-Meier interval type (``clinical.km_conf_type``).
+    modalities : dict
+        The config's ``modalities`` of the modelled blocks.
+    baseline : str
+        ``design.baseline``.
+    contrasts : list of dict
+        ``design.contrasts``.
+    cohorts : sequence of str
+        ``design.cohorts``.
+    """
+
+    endpoint: str
+    time: str
+    event: str
+    covariates: tuple
+    top_k: int
+    landmark_months: object
+    min_prevalence: float
+    logit_epsilon: float
+    pseudocount_fraction: float
+    conf_level: float
+    conf_type: str
+    modalities: dict
+    baseline: str
+    contrasts: list
+    cohorts: tuple = ()
+
+    @classmethod
+    def from_config(cls, models: Mapping, *, survival: Mapping, landmark_months, pseudocount_fraction: float,
+                    conf_type: str, modalities: dict, baseline: str, contrasts: list,
+                    cohorts=()) -> BiomarkerSurvivalSettings:
+        """From the config's ``models`` section (``min_prevalence``, ``logit_epsilon``,
+        ``conf_level``), its ``survival`` and ``landmark_months``, the CLR pseudocount
+        fraction, ``clinical.km_conf_type`` and the design."""
+        return cls(endpoint=survival["endpoint"], time=survival["time"], event=survival["event"],
+                   covariates=survival["covariates"], top_k=survival["top_k"], landmark_months=landmark_months,
+                   min_prevalence=models["min_prevalence"], logit_epsilon=models["logit_epsilon"],
+                   pseudocount_fraction=pseudocount_fraction, conf_level=models["conf_level"],
+                   conf_type=conf_type, modalities=modalities, baseline=baseline, contrasts=contrasts,
+                   cohorts=cohorts)
+
+
+def top_biomarker_survival(performance: pd.DataFrame, features: pd.DataFrame, feature_sets: Mapping,
+                           table_paths: Mapping[str, str], samples: pd.DataFrame, subjects: pd.DataFrame,
+                           annotations: Mapping[str, pd.DataFrame],
+                           settings: BiomarkerSurvivalSettings) -> dict[str, pd.DataFrame]:
+    """Cox models and Kaplan-Meier curves of the top biomarkers of the best omics feature set.
+
+    The best (feature set, estimator) is :func:`~gutaxis.models.summary.best_feature_set`,
+    its ``top_k`` most often selected omics features
+    (:func:`~gutaxis.models.summary.top_biomarkers`) are tested by :func:`biomarker_survival`;
+    an on-treatment set counts time from its landmark.
+
+    Parameters
+    ----------
+    performance, features : DataFrame
+        ``results/models/performance.tsv`` and the stability tables of every feature set.
+    feature_sets : mapping
+        ``models.feature_sets``.
+    table_paths : mapping of str -> path
+        Modality -> analysis table; only the best set's blocks are read.
+    samples, subjects : DataFrame
+        The checked sample sheet and subjects table.
+    annotations : mapping of str -> DataFrame
+        Modality -> feature annotations (:func:`~gutaxis.models.feature_table.feature_annotations`).
+    settings : BiomarkerSurvivalSettings
+
+    Returns
+    -------
+    dict of str -> DataFrame
+        ``survival`` (:data:`SURVIVAL_COLUMNS`) and ``curves`` (:data:`CURVE_COLUMNS`).
+    """
+    best = best_feature_set(performance)
+    if best is None or settings.top_k == 0:
+        log.info("no omics feature set or top_k = 0: no biomarker tested")
+        return {"survival": pd.DataFrame(columns=SURVIVAL_COLUMNS), "curves": pd.DataFrame(columns=CURVE_COLUMNS)}
+    top = top_biomarkers(features, best["feature_set"], best["model"], settings.top_k)
+    spec = feature_sets[best["feature_set"]]
+    tables = {m: read_feature_table(path) for m, path in table_paths.items() if m in spec.get("blocks", [])}
+    design = {"baseline": settings.baseline, "contrasts": settings.contrasts}
+    X, rows, blocks, _ = assemble_rows(best["feature_set"], spec, tables, samples, subjects, settings.modalities,
+                                       cohorts=settings.cohorts, **design)
+    # an on-treatment set: time to event from its landmark, not from treatment start
+    mark = feature_set_landmark(spec, tables, samples, subjects, rows, **design,
+                                settings={"months": settings.landmark_months, "time": settings.time,
+                                          "event": settings.event})
+    if mark is not None:
+        log.warning("%s is an on-treatment feature set: %s", best["feature_set"], mark.label())
+    values = biomarker_values(X, rows, blocks, list(zip(top["block"], top["feature"])),
+                              min_prevalence=settings.min_prevalence,
+                              pseudocount_fraction=settings.pseudocount_fraction,
+                              logit_epsilon=settings.logit_epsilon)
+    table, curves = biomarker_survival(values, subjects, time_column=settings.time, event_column=settings.event,
+                                       covariates=settings.covariates, endpoint=settings.endpoint,
+                                       conf_level=settings.conf_level, conf_type=settings.conf_type,
+                                       landmark_months=mark.months if mark is not None else float("nan"))
+    # a top feature can fall below the prevalence filter over all subjects: say so, keep the row
+    missing = [f for f in top["feature"] if f not in values.columns]
+    if missing:
+        table = pd.concat([table, pd.DataFrame({
+            "endpoint": settings.endpoint, "feature": missing,
+            "note": "below models.min_prevalence over all subjects: not tested"})], ignore_index=True)
+    context = top.set_index("feature")[["rank", "block"]]
+    table["feature_set"] = best["feature_set"]
+    table["model"] = best["model"]
+    table["rank"] = context["rank"].reindex(table["feature"]).to_numpy()
+    table["block"] = context["block"].reindex(table["feature"]).to_numpy()
+    table["annotation"] = feature_annotations(annotations, table["block"], table["feature"])
+    return {"survival": table.sort_values("rank", kind="stable")[SURVIVAL_COLUMNS], "curves": curves}

@@ -83,7 +83,21 @@ def transform_rows(values: np.ndarray, transform: str, pseudocount_fraction: flo
     raise ValueError(f"unknown transform {transform!r}; use one of {BLOCK_TRANSFORMS}")
 
 
-class BlockTransformer(TransformerMixin, BaseEstimator):
+class _FitsThroughTransform:
+    """What the block transformers share: ``fit`` is ``fit_transform`` (which computes the
+    transform once), and output names start from the input names (``x<i>`` when none are given)."""
+
+    def fit(self, X, y=None):
+        self.fit_transform(X, y)
+        return self
+
+    def _input_names(self, input_features) -> np.ndarray:
+        if input_features is None:
+            input_features = [f"x{i}" for i in range(self.n_features_in_)]
+        return np.asarray(input_features, dtype=object)
+
+
+class BlockTransformer(_FitsThroughTransform, TransformerMixin, BaseEstimator):
     """One omics block: per-sample transform plus feature filters learnt in the training fold.
 
     Parameters
@@ -152,10 +166,6 @@ class BlockTransformer(TransformerMixin, BaseEstimator):
         missing = ~np.isfinite(values)
         return np.where(missing, medians[None, :], values) if missing.any() else values
 
-    def fit(self, X, y=None):
-        self.fit_transform(X, y)
-        return self
-
     def fit_transform(self, X, y=None):
         """Fit on ``X`` and return its transform (computed once, not twice as fit + transform)."""
         pre, post = self._halves(X)
@@ -205,9 +215,7 @@ class BlockTransformer(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns: those of the input (post-treatment half for ``change``)."""
-        if input_features is None:
-            input_features = [f"x{i}" for i in range(self.n_features_in_)]
-        names = np.asarray(input_features, dtype=object)
+        names = self._input_names(input_features)
         if self.layout == "change":
             names = names[names.size // 2:]
         return names[self.support_]
@@ -273,7 +281,7 @@ class UnivariateSelector(SelectorMixin, BaseEstimator):
         return self.mask_
 
 
-class BlockPreprocessor(TransformerMixin, BaseEstimator):
+class BlockPreprocessor(_FitsThroughTransform, TransformerMixin, BaseEstimator):
     """All in-fold preprocessing of one block, fitted on the training rows.
 
     Omics block: :class:`BlockTransformer` (per-sample transform, prevalence and
@@ -295,12 +303,9 @@ class BlockPreprocessor(TransformerMixin, BaseEstimator):
 
     def __init__(self, method="none", layout="level", min_prevalence=0.0, pseudocount_fraction=0.5,
                  scale=1.0, epsilon=1e-4, k=50, clinical=False):
-        self.method = method
-        self.layout = layout
-        self.min_prevalence = min_prevalence
-        self.pseudocount_fraction = pseudocount_fraction
-        self.scale = scale
-        self.epsilon = epsilon
+        # the transform's parameters are stored as BlockTransformer stores them (sklearn's
+        # get_params reads them back by the names of this signature)
+        BlockTransformer.__init__(self, method, layout, min_prevalence, pseudocount_fraction, scale, epsilon)
         self.k = k
         self.clinical = clinical
 
@@ -331,10 +336,6 @@ class BlockPreprocessor(TransformerMixin, BaseEstimator):
         self.scale_ = np.where(sd > 10 * np.finfo(float).eps * np.abs(self.mean_).clip(min=1), sd, 1.0)
         return (values - self.mean_) / self.scale_
 
-    def fit(self, X, y=None):
-        self.fit_transform(X, y)
-        return self
-
     def transform(self, X):
         if self.clinical:
             values = self._values(X)[:, self.selected_]
@@ -343,14 +344,12 @@ class BlockPreprocessor(TransformerMixin, BaseEstimator):
         return (values - self.mean_) / self.scale_
 
     def get_feature_names_out(self, input_features=None):
-        if input_features is None:
-            input_features = [f"x{i}" for i in range(self.n_features_in_)]
-        names = (np.asarray(input_features, dtype=object) if self.clinical
+        names = (self._input_names(input_features) if self.clinical
                  else self.transformer_.get_feature_names_out(input_features))
         return names[self.selected_]
 
 
-class BlockUnion(TransformerMixin, BaseEstimator):
+class BlockUnion(_FitsThroughTransform, TransformerMixin, BaseEstimator):
     """Fit one transformer per block of columns and put their outputs side by side.
 
     A lean :class:`sklearn.compose.ColumnTransformer` (no joblib dispatch and no
@@ -387,10 +386,6 @@ class BlockUnion(TransformerMixin, BaseEstimator):
             outputs.append(transformer.fit_transform(self._take(X, columns), y))
             self.fitted_.append((name, transformer, columns))
         return np.hstack(outputs) if outputs else np.empty((X.shape[0], 0))
-
-    def fit(self, X, y=None):
-        self.fit_transform(X, y)
-        return self
 
     def transform(self, X):
         X = np.asarray(X, dtype=float)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Iterator
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -21,6 +22,7 @@ from matplotlib.transforms import ScaledTranslation
 from matplotlib.lines import Line2D
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
+from gutaxis.io.tables import read_feature_table, read_sheet, read_tsv
 from gutaxis.plots.names import (draw_parts, is_logit_scale, is_taxon, logit_percent_axis, mathtext,
                                  taxon_parts)
 from gutaxis.plots.style import figure_size, mark_title, message_figure, paired_lines, palette
@@ -659,3 +661,123 @@ def plot_triads(triads: pd.DataFrame, data: pd.DataFrame, labels: list[pd.Series
         draw_parts(fig, 0.01, box.y1 + 0.1 / height + line * (stats_text.count("\n") + 1), chain, ha="left",
                    va="bottom", transform=fig.transFigure, fontsize=size, gid="triad-heading")
     return fig
+
+
+# --------------------------------------------------------------------------- the plot rules
+# Each function below draws the figure of one plot rule from the rule's input paths and params
+# (attribute namespaces, as Snakemake passes them) and returns it with its source data.
+
+
+def _feature_labels(path) -> pd.Series:
+    return read_tsv(path, dtype=str, keep_default_na=False).set_index("feature_id")["label"]
+
+
+def _responders(inputs, params) -> pd.DataFrame | None:
+    """The responder labels, None when the study has no response (no input then)."""
+    return read_sheet(inputs.responders) if params.response else None
+
+
+def _scale(path) -> str:
+    notes = read_sheet(path).set_index("key")["value"]
+    return scale_name(notes.get("kind", ""), notes.get("transform", ""))
+
+
+def dynamics_figure(inputs, params, wildcards):
+    """Paired immune dynamics of one modality by response."""
+    data = dynamics_data(read_feature_table(inputs.table), read_sheet(inputs.samples),
+                         _responders(inputs, params), params.response, params.pre, params.post)
+    by_response = f" by response ({params.response})" if params.response else ""
+    fig = plot_dynamics(data, params.style, params.pre, params.post, _scale(inputs.notes),
+                        title=f"{params.title}: {params.pre} \u2192 {params.post}" + by_response)
+    return fig, data
+
+
+def heatmap_figure(inputs, params, wildcards):
+    """The clustered heatmap of one block and view."""
+    data = read_tsv(inputs.heatmap, dtype={"feature_a": str, "feature_b": str, "label_a": str, "label_b": str})
+    summary = read_tsv(inputs.summary, keep_default_na=False).iloc[0]
+    if summary.get("method", "") == "partial_spearman":
+        rho_label = f"partial Spearman \u03c1 | {summary['covariate_terms'].split('[')[0]}"
+    else:
+        rho_label = "Spearman \u03c1"
+    title = (f"{params.modality_a} vs {params.modality_b}, {wildcards.view} view "
+             f"(n = {summary.get('n', '')} subjects): strongest associations")
+    fig = plot_heatmap(data, params.style, title, params.mark_q, params.modality_a, params.modality_b, rho_label)
+    return fig, data
+
+
+def network_figure(inputs, params, wildcards):
+    """The three-layer network of the change-view links; its source data are the edges."""
+    dtypes = {"feature_a": str, "feature_b": str}
+    edges, nodes = network_data(read_tsv(inputs.links_xm, dtype=dtypes), read_tsv(inputs.links_my, dtype=dtypes),
+                                [_feature_labels(path) for path in inputs.features],
+                                params.network["max_q"], params.network["max_edges"])
+    names = [f"{layer}\n({m})" for layer, m in zip(LAYER_NAMES, params.modalities)]
+    fig = plot_network(edges, nodes, params.style, names, params.network["max_q"],
+                       title=f"Within-subject change links with q < {params.network['max_q']:g}")
+    source = edges.merge(nodes.rename(columns={"layer": "layer_from", "feature_id": "source", "y": "y_source"})
+                         [["layer_from", "source", "y_source"]], on=["layer_from", "source"], how="left")
+    return fig, source
+
+
+def mofa_variance_figure(inputs, params, wildcards):
+    """MOFA+ variance explained per factor and view."""
+    data = read_tsv(inputs.variance_explained)
+    fig = plot_mofa_variance(data, read_tsv(inputs.status, keep_default_na=False), params.style,
+                             title="MOFA+ variance explained")
+    return fig, data
+
+
+def mofa_scores_figure(inputs, params, wildcards):
+    """MOFA+ factor scores by timepoint (and response)."""
+    data = mofa_scores_data(read_tsv(inputs.factors, dtype={"subject_id": str}), _responders(inputs, params),
+                            params.response)
+    title = ("MOFA+ factor scores by timepoint and response " + f"({params.response})" if params.response
+             else "MOFA+ factor scores by timepoint")
+    fig = plot_mofa_scores(data, read_tsv(inputs.factor_tests), read_tsv(inputs.status, keep_default_na=False),
+                           params.style, params.pre, params.post, title=title)
+    return fig, data
+
+
+def triads_figure(inputs, params, wildcards, top: int | None = None):
+    """All top triads, or the first ``top`` of them (the main-figure panel)."""
+    data = triads_plot_data(read_tsv(inputs.data, dtype={"subject_id": str}), _responders(inputs, params),
+                            params.response)
+    if top is not None:
+        data = data[data["rank"].isin(list(pd.unique(data["rank"]))[:top])].reset_index(drop=True)
+    summary = read_tsv(inputs.summary).iloc[0]
+    fig = plot_triads(read_tsv(inputs.triads), data, [_feature_labels(path) for path in inputs.features],
+                      [_scale(path) for path in inputs.notes], params.style, params.fdr_level,
+                      n_rep=int(summary["n_rep"]),
+                      title="Top microbe \u2192 metabolite \u2192 immune triads (within-subject changes, "
+                            f"{params.post} \u2212 {params.pre})")
+    return fig, data
+
+
+#: the figure function of each plot rule (its ``params.figure``)
+FIGURES = {"dynamics": dynamics_figure, "heatmap": heatmap_figure, "network": network_figure,
+           "mofa_variance": mofa_variance_figure, "mofa_scores": mofa_scores_figure, "triads": triads_figure}
+#: the main-figure panel of the triads figure shows this many top triads
+PANEL_TRIADS = 2
+
+
+def integration_figures(inputs, params, wildcards, panel: bool = False) -> Iterator[tuple[str, object, pd.DataFrame]]:
+    """The figures of one integration plot rule, drawn one at a time.
+
+    Parameters
+    ----------
+    inputs, params, wildcards
+        The rule's input paths, params (``figure`` picks the entry of :data:`FIGURES`,
+        ``style`` and the figure's own) and wildcards, as attributes.
+    panel : bool
+        Also draw the main-figure panel (the triads figure: its :data:`PANEL_TRIADS` top triads).
+
+    Yields
+    ------
+    (output, Figure, DataFrame)
+        The rule output the figure goes to (``figures`` or ``panel``), the figure and its
+        source data.
+    """
+    yield ("figures", *FIGURES[params.figure](inputs, params, wildcards))
+    if panel and params.figure == "triads":
+        yield ("panel", *triads_figure(inputs, params, wildcards, top=PANEL_TRIADS))

@@ -9,7 +9,7 @@ imported, as in the plots environment.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from gutaxis.io.tables import read_tsv
 from gutaxis.plots.style import OKABE_ITO, figure_size, mark_title, message_figure, palette
 
 MODEL_LABELS = {"l1_logistic": "L1 logistic", "elastic_net": "Elastic net",
@@ -27,6 +28,11 @@ DIRECTION_LEVELS = {"higher_in_responders": "responder", "lower_in_responders": 
 DIRECTION_LABELS = {"higher_in_responders": "higher in responders",
                     "lower_in_responders": "higher in non-responders", "": "no sign (forest)"}
 GROUP_COLOURS = {"low": "#0072B2", "high": "#D55E00"}
+#: text columns of the models tables the figures read
+TEXT = {"feature_set": str, "model": str, "feature": str, "block": str, "annotation": str,
+        "direction": str, "group": str, "best": str}
+#: the main-figure ROC panel shows the feature sets with the best AUROC, this many
+PANEL_SETS = 3
 
 
 def _format_p(p) -> str:
@@ -65,6 +71,19 @@ def _grid(n: int, style: dict, ncols: int = 3, panel_aspect: float = 1.0):
     return fig, axes.ravel()[:n]
 
 
+def _set_panels(data: pd.DataFrame, style: dict):
+    """One panel per feature set, one colour per estimator, both in the order of ``data``.
+
+    Returns
+    -------
+    fig, axes, sets, models, colours
+    """
+    sets = list(dict.fromkeys(data["feature_set"]))
+    models = list(dict.fromkeys(data["model"]))
+    fig, axes = _grid(len(sets), style)
+    return fig, axes, sets, models, model_colours(models)
+
+
 def _outer_labels(axes, xlabel: str, ylabel: str, ncols: int = 3) -> None:
     """Axis labels on the left column and on the lowest panel of each column only."""
     n = len(axes)
@@ -95,10 +114,7 @@ def plot_roc(data: pd.DataFrame, performance: pd.DataFrame, style: dict, conf_le
     CV repeats with its percentile band, and the chance diagonal."""
     if data.empty:
         return message_figure(style, "No feature set was modelled.")
-    sets = list(dict.fromkeys(data["feature_set"]))
-    models = list(dict.fromkeys(data["model"]))
-    colours = model_colours(models)
-    fig, axes = _grid(len(sets), style)
+    fig, axes, sets, models, colours = _set_panels(data, style)
     perf = performance.set_index(["feature_set", "model"])
     for ax, feature_set in zip(axes, sets):
         part = data[data["feature_set"] == feature_set]
@@ -224,10 +240,7 @@ def plot_calibration(data: pd.DataFrame, style: dict, conf_level: float = 0.95):
     predicted probability in equal-count bins, one line per estimator, and the identity line."""
     if data.empty:
         return message_figure(style, "No feature set was modelled.")
-    sets = list(dict.fromkeys(data["feature_set"]))
-    models = list(dict.fromkeys(data["model"]))
-    colours = model_colours(models)
-    fig, axes = _grid(len(sets), style)
+    fig, axes, sets, models, colours = _set_panels(data, style)
     offsets = {m: (i - (len(models) - 1) / 2) * 0.008 for i, m in enumerate(models)}
     for ax, feature_set in zip(axes, sets):
         part = data[data["feature_set"] == feature_set]
@@ -320,3 +333,67 @@ def plot_km(data: pd.DataFrame, top: pd.Series | None, style: dict, conf_level: 
                  "exploratory", fontsize=style["font_size"]))
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- the plot rules
+# Each function below draws the figure of one plot rule from the rule's input paths and params
+# (attribute namespaces, as Snakemake passes them) and returns it with its source data.
+
+
+def roc_figure(inputs, params):
+    data = roc_data(read_tsv(inputs.roc, dtype=TEXT), params.set_order, params.model_order)
+    return plot_roc(data, read_tsv(inputs.performance, dtype=TEXT), params.style, params.conf_level), data
+
+
+def roc_panel(inputs, params):
+    """The main-figure panel: the :data:`PANEL_SETS` feature sets with the best AUROC, in config order."""
+    data = roc_data(read_tsv(inputs.roc, dtype=TEXT), params.set_order, params.model_order)
+    performance = read_tsv(inputs.performance, dtype=TEXT)
+    best = set(performance.groupby("feature_set")["auroc_mean"].max().nlargest(PANEL_SETS).index)
+    part = data[data["feature_set"].isin(best)].reset_index(drop=True)
+    return plot_roc(part, performance, params.style, params.conf_level), part
+
+
+def stability_figure(inputs, params):
+    data = stability_data(read_tsv(inputs.features, dtype=TEXT), read_tsv(inputs.performance, dtype=TEXT),
+                          params.top_n)
+    return plot_stability(data, params.style), data
+
+
+def calibration_figure(inputs, params):
+    data = calibration_data(read_tsv(inputs.calibration, dtype=TEXT), params.set_order, params.model_order)
+    return plot_calibration(data, params.style, params.conf_level), data
+
+
+def km_figure(inputs, params):
+    data, top = km_data(read_tsv(inputs.curves, dtype=TEXT), read_tsv(inputs.survival, dtype=TEXT))
+    return plot_km(data, top, params.style, params.conf_level), data
+
+
+#: the figure function of each plot rule (its ``params.figure``) and of its main-figure panel
+FIGURES = {"roc": roc_figure, "stability": stability_figure, "calibration": calibration_figure, "km": km_figure}
+PANELS = {"roc": roc_panel}
+
+
+def models_figures(inputs, params, panel: bool = False) -> Iterator[tuple[str, object, pd.DataFrame]]:
+    """The figures of one responder-model plot rule, drawn one at a time.
+
+    Parameters
+    ----------
+    inputs, params
+        The rule's input paths and params (``figure`` picks the entry of :data:`FIGURES`,
+        ``style`` and the figure's own), as attributes.
+    panel : bool
+        Also draw the figure's main-figure panel (:data:`PANELS`).
+
+    Yields
+    ------
+    (output, Figure, DataFrame)
+        The rule output the figure goes to (``figures`` or ``panel``), the figure and its
+        source data.
+    """
+    if params.figure not in FIGURES:
+        raise ValueError(f"unknown figure {params.figure!r}")
+    yield ("figures", *FIGURES[params.figure](inputs, params))
+    if panel and params.figure in PANELS:
+        yield ("panel", *PANELS[params.figure](inputs, params))
