@@ -1,5 +1,6 @@
 # Shared setup: the library on the path, the config validated and filled with
-# its defaults, the sheets checked, and helper functions for rule inputs.
+# its defaults, the sheets checked, and the input, params and resource functions
+# of every rule file (named functions; the rule files define none).
 # Any problem with the config or the sheets stops here, before a job runs,
 # with one message that names the file, the row or key, and the fix.
 
@@ -12,10 +13,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 
 from gutaxis.console import quiet_console
+from gutaxis.diversity.design import beta_metric_summary
+from gutaxis.integration.design import count_pairs
 from gutaxis.io.errors import InputError, Problem
 from gutaxis.runner import input_error_messages
 from gutaxis.io.sample_qc import not_analysed_summary
 from gutaxis.io.study import load_study
+from gutaxis.metabolome.structure import missingness_run_summary
+from gutaxis.models.config import set_estimators
 from gutaxis.plots.style import (
     figure_override,
     figure_stem,
@@ -75,15 +80,26 @@ wildcard_constraints:
     fmt="|".join(FIGURE_FORMATS),
 
 
+# ----------------------------------------------------------------------------
+# Functions of the rule files. Snakemake's linter wants rule files without
+# function definitions, so the input, params and resource functions of every
+# module live here: first those several modules use, then one section per rule
+# file. They read the modules' constants (DIFFERENTIAL_CONTRASTS, MODEL_SETS,
+# ...) when a job is planned, after every rule file has been parsed.
+
+
 def modality_config(wildcards):
+    """The config entry (`modalities.<name>`) of the job's modality."""
     return config["modalities"][wildcards.modality]
 
 
 def modality_input(wildcards):
+    """The raw table of the job's modality, as the config names it."""
     return config["modalities"][wildcards.modality]["path"]
 
 
 def modalities_of_kind(*kinds):
+    """The configured modalities whose kind is one of `kinds`, sorted by name."""
     return [m for m in MODALITIES if config["modalities"][m]["kind"] in kinds]
 
 
@@ -116,18 +132,63 @@ def analysis_structure(modality):
     return []
 
 
-def model_structures(wildcards):
-    """Block -> missingness_structure.tsv of a model feature set's metabolome blocks
-    (MODEL_SETS is defined in models.smk)."""
-    blocks = MODEL_SETS[wildcards.feature_set]["blocks"]
-    return {m: analysis_structure(m) for m in blocks if analysis_structure(m)}
+def wildcard_value(name):
+    """Params function returning the job's value of the wildcard `name`."""
+
+    def value(wildcards):
+        """The job's value of the wildcard."""
+        return getattr(wildcards, name)
+
+    return value
 
 
-def block_structures(wildcards):
-    """Modality -> missingness_structure.tsv of the metabolome sides of an integration
-    block (INTEGRATION_BLOCKS is defined in integration.smk)."""
-    pair = INTEGRATION_BLOCKS[wildcards.block]
-    return {m: analysis_structure(m) for m in pair if analysis_structure(m)}
+def wildcard_lookup(table, wildcard):
+    """Input/params function returning `table`'s entry for the job's `wildcard`,
+    e.g. `contrast=wildcard_lookup(DIFFERENTIAL_CONTRASTS, "contrast")`."""
+
+    def entry(wildcards):
+        """The table's entry named by the job's wildcard."""
+        return table[getattr(wildcards, wildcard)]
+
+    return entry
+
+
+# `default` of modality_setting when the key must be present
+_REQUIRED = object()
+
+
+def modality_setting(key, default=_REQUIRED):
+    """Params function returning `key` of the job's modality's config entry (or
+    `default` when given and the entry has no such key)."""
+
+    def setting(wildcards):
+        """The setting of the job's modality."""
+        spec = config["modalities"][wildcards.modality]
+        return spec[key] if default is _REQUIRED else spec.get(key, default)
+
+    return setting
+
+
+def memory_mb(minimum, per_input_mb, fixed=0):
+    """Resource function returning `mem_mb`: max(minimum, fixed + per_input_mb x
+    input size in MB), doubled on the second attempt, tripled on the third."""
+
+    def mem_mb(wildcards, input, attempt):
+        """Memory (MB) of this attempt of the job."""
+        return max(minimum, fixed + per_input_mb * input.size_mb) * attempt
+
+    return mem_mb
+
+
+def runtime_minutes(minimum, input_mb_per_minute):
+    """Resource function returning `runtime`: max(minimum, one minute per
+    `input_mb_per_minute` MB of input) minutes, times the attempt."""
+
+    def runtime(wildcards, input, attempt):
+        """Run time (minutes) of this attempt of the job."""
+        return max(minimum, input.size_mb // input_mb_per_minute) * attempt
+
+    return runtime
 
 
 def figure_paths(stem):
@@ -144,8 +205,10 @@ KIND_TITLES = {
 }
 
 
-def modality_title(name):
-    """`Gut microbiome (taxa)`: a modality as figure titles name it."""
+def modality_title(modality):
+    """`Gut microbiome (taxa)`: a modality (a name, or a job's wildcards, as in
+    `title=modality_title`) as figure titles name it."""
+    name = getattr(modality, "modality", modality)
     spec = config["modalities"][name]
     # densities of tumour biopsies, not blood subsets
     if spec["sample_type"] == "tissue":
@@ -164,10 +227,211 @@ def plot_style(stem):
     """
 
     def style(wildcards):
+        """The resolved style of the job's figure."""
         return resolve_style(config["style"], stem.format(**dict(wildcards.items())))
 
     return style
 
+
+def if_written(path):
+    """``[path]`` when this study's workflow writes it (a final output), else ``[]``: an
+    optional input of a rule planned after the modules (the study summary)."""
+    return [path] if path in FINAL_OUTPUTS else []
+
+
+def final_outputs():
+    """Every output `rule all` builds (FINAL_OUTPUTS, filled by the module files)."""
+    return FINAL_OUTPUTS
+
+
+# ------------------------------------------------------------- metabolome.smk
+
+
+def metabolome_run_summary():
+    """End-of-run lines: metabolites left out of a contrast as not measured at one
+    of its timepoints."""
+    return missingness_run_summary(
+        {
+            m: f"{METABOLOME_DIR.format(modality=m)}/contrast_missingness.tsv"
+            for m in METABOLOME_MODALITIES
+        }
+    )
+
+
+# -------------------------------------------------------------- diversity.smk
+
+
+def diversity_title(wildcards):
+    """`<modality title>: <pre> → <post>`, the title of a diversity figure."""
+    contrast = DIVERSITY_CONTRASTS[wildcards.contrast]
+    return "{}: {} \u2192 {}".format(
+        modality_title(wildcards.modality), contrast["pre"], contrast["post"]
+    )
+
+
+def diversity_baseline_title(wildcards):
+    """`<modality title>: <baseline>`, the title of a baseline diversity figure."""
+    return f"{modality_title(wildcards.modality)}: {config['design']['baseline']}"
+
+
+def diversity_run_summary():
+    """End-of-run lines: the β metrics left out as undefined for some pairs, and the
+    primary metric used instead."""
+    return beta_metric_summary(
+        {m: f"results/diversity/{m}/beta_metrics.tsv" for m in DIVERSITY_MODALITIES}
+    )
+
+
+# ----------------------------------------------------------- differential.smk
+
+
+def differential_title(wildcards):
+    """`<modality title>: <pre> → <post>`, the title of a differential figure."""
+    return (
+        f"{modality_title(wildcards.modality)}: "
+        f"{DIFFERENTIAL_TITLES[wildcards.contrast]}"
+    )
+
+
+def differential_baseline_title(wildcards):
+    """The title of the baseline responder volcano of the job's modality."""
+    return (
+        f"{modality_title(wildcards.modality)}: responders vs non-responders at "
+        f"{config['design']['baseline']}"
+    )
+
+
+# ------------------------------------------------------------ integration.smk
+
+
+def block_modality(side):
+    """Params function returning the modality on `side` (0 = a, 1 = b) of the
+    job's integration block."""
+
+    def modality(wildcards):
+        """The block's modality on that side."""
+        return INTEGRATION_BLOCKS[wildcards.block][side]
+
+    return modality
+
+
+def block_prepared(side, suffix):
+    """Input function returning results/integration/prepared/<modality>.<suffix> of
+    the modality on `side` (0 = a, 1 = b) of the job's integration block."""
+    side_modality = block_modality(side)
+
+    def prepared(wildcards):
+        """The prepared table (or its annotations) of that side."""
+        return INTEGRATION_PREPARED.format(side_modality(wildcards), suffix)
+
+    return prepared
+
+
+def block_structures(wildcards):
+    """Modality -> missingness_structure.tsv of the metabolome sides of an integration
+    block (INTEGRATION_BLOCKS is defined in integration.smk)."""
+    pair = INTEGRATION_BLOCKS[wildcards.block]
+    return {m: analysis_structure(m) for m in pair if analysis_structure(m)}
+
+
+def block_structure_files(wildcards):
+    """The missingness_structure.tsv files of the job's integration block."""
+    return list(block_structures(wildcards).values())
+
+
+def integration_block_pairs(wildcards):
+    """The number of feature pairs of the job's block (prepared tables' columns)."""
+    return count_pairs(
+        INTEGRATION_PREPARED.format(m, "tsv") for m in INTEGRATION_BLOCKS[wildcards.block]
+    )
+
+
+def integration_associations_mem_mb(wildcards, input, attempt):
+    """Memory (MB) of an association block: the long table of all pairs dominates,
+    ~100 bytes per pair, beside four copies of the input."""
+    return (
+        max(1000, 4 * input.size_mb + 1e-4 * integration_block_pairs(wildcards)) * attempt
+    )
+
+
+def integration_associations_runtime(wildcards, attempt):
+    """Run time (minutes) of an association block, from its pairs and permutations."""
+    return (
+        max(
+            10,
+            1e-5 * integration_block_pairs(wildcards) * (1 + INTEGRATION["n_perm"] / 100),
+        )
+        * attempt
+    )
+
+
+def integration_triads_runtime(wildcards, attempt):
+    """Run time (minutes) of the triads: measured ~6 ms per bootstrap replicate and
+    triad on one core."""
+    return (
+        max(
+            10,
+            INTEGRATION["triads"]["max_triads"]
+            * INTEGRATION["triads"]["n_rep"]
+            * 0.006
+            / 60,
+        )
+        * attempt
+    )
+
+
+# ----------------------------------------------------------------- models.smk
+
+
+def model_set(wildcards):
+    """The spec of the job's feature set (`models.feature_sets` entry)."""
+    return MODEL_SETS[wildcards.feature_set]
+
+
+def model_blocks(wildcards):
+    """The modalities (blocks) of the job's feature set."""
+    return model_set(wildcards)["blocks"]
+
+
+def model_tables(wildcards):
+    """The analysis tables of the job's feature set's blocks."""
+    return [analysis_table(m) for m in model_blocks(wildcards)]
+
+
+def model_structures(wildcards):
+    """Block -> missingness_structure.tsv of a model feature set's metabolome blocks
+    (MODEL_SETS is defined in models.smk)."""
+    return {
+        m: analysis_structure(m) for m in model_blocks(wildcards) if analysis_structure(m)
+    }
+
+
+def model_structure_files(wildcards):
+    """The missingness_structure.tsv files of the job's feature set."""
+    return list(model_structures(wildcards).values())
+
+
+def model_estimators(wildcards):
+    """The estimators the job's feature set fits."""
+    return set_estimators(config, model_set(wildcards))
+
+
+def model_permutation_test(wildcards):
+    """Whether the job's feature set gets the label-permutation test (default yes)."""
+    return model_set(wildcards).get("permutation_test", True)
+
+
+def model_modality_configs(wildcards):
+    """Block -> config entry of the modalities of the job's feature set."""
+    return {m: config["modalities"][m] for m in model_blocks(wildcards)}
+
+
+def models_fit_runtime(wildcards, input, attempt):
+    """Run time (minutes) of a model fit: two minutes per MB of tables, at least 30."""
+    return max(30, 2 * input.size_mb) * attempt
+
+
+# ---------------------------------------------------------------- figures.smk
 
 # Main (paper) figures: see figures.smk; MAIN_RASTER is set there. A panel is a
 # module figure's raster, or, under main/panels/, the compact version of a module
@@ -200,8 +464,7 @@ def _main_figure_panels():
     # one called), not whichever metric happens to be listed first
     diversity = config.get("diversity", {})
     metric = (
-        diversity.get("primary_metric")
-        or (diversity.get("beta_metrics") or ["none"])[0]
+        diversity.get("primary_metric") or (diversity.get("beta_metrics") or ["none"])[0]
     )
     P = MAIN_PANELS
     # panels keep their native size (and font size) unless a row is wider than the
@@ -255,18 +518,22 @@ def _main_figure_panels():
     return figures
 
 
-def _main_stems(wildcards):
+def main_figure_stems(wildcards):
+    """The module figure stems of the job's main figure, row by row."""
     return [s for row in MAIN_FIGURES[wildcards.number] for cell in row for s in cell]
 
 
-def if_written(path):
-    """``[path]`` when this study's workflow writes it (a final output), else ``[]``: an
-    optional input of a rule planned after the modules (the study summary)."""
-    return [path] if path in FINAL_OUTPUTS else []
+def main_figure_panels(wildcards):
+    """The panel rasters the job's main figure places."""
+    return [main_panel_path(stem) for stem in main_figure_stems(wildcards)]
 
 
-def final_outputs():
-    return FINAL_OUTPUTS
+def main_figure_sources(wildcards):
+    """The source tables of the job's main figure's panels."""
+    return [f"results/figures/{stem}.source.tsv" for stem in main_figure_stems(wildcards)]
+
+
+# ------------------------------------------------------------------- end of run
 
 
 def print_run_summary(failed=False):

@@ -1,7 +1,7 @@
 # Differential testing: one engine for every modality (taxa, pathways,
 # metabolites, immune subsets) and every contrast of `design.contrasts`. The
 # analysis table of the modality (the processed log2 table for metabolome
-# kinds, the import otherwise; see analysis_table in metabolome.smk) is
+# kinds, the import otherwise; see analysis_table in common.smk) is
 # filtered by prevalence (compositions only), transformed as the modality
 # declares (clr / rclr / log2 / logit / none) and tested feature by feature, all
 # features at once: paired t and Wilcoxon signed-rank on the within-subject
@@ -81,7 +81,8 @@ DIFFERENTIAL_TABLES = [
 ]
 
 
-# Parse-time lookups by contrast / modality name (params use them in lambdas).
+# Parse-time lookups by contrast / modality name (params read them with
+# wildcard_lookup, common.smk).
 # Timepoints of the mixed models: the contrast's pre (reference level) first,
 # then post, or every configured timepoint in design order.
 DIFFERENTIAL_TIMEPOINTS = {
@@ -231,22 +232,22 @@ rule differential:
         # the transformed table, the change matrix and the mixed models'
         # per-subject statistics (chunks of 2,000 features) are a few copies
         # of the input
-        mem_mb=lambda wc, input, attempt: max(2000, 15 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(15, input.size_mb // 2) * attempt,
+        mem_mb=memory_mb(2000, 15),
+        runtime=runtime_minutes(15, 2),
     params:
-        modality=lambda wc: wc.modality,
-        kind=lambda wc: config["modalities"][wc.modality]["kind"],
-        transform=lambda wc: config["modalities"][wc.modality].get("transform", "none"),
-        transform_options=lambda wc: DIFFERENTIAL_TRANSFORM_OPTIONS[wc.modality],
+        modality=wildcard_value("modality"),
+        kind=modality_setting("kind"),
+        transform=modality_setting("transform", default="none"),
+        transform_options=wildcard_lookup(DIFFERENTIAL_TRANSFORM_OPTIONS, "modality"),
         clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
-        processed_log2=lambda wc: DIFFERENTIAL_PROCESSED_LOG2[wc.modality],
-        contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
-        timepoints=lambda wc: DIFFERENTIAL_TIMEPOINTS[wc.contrast],
+        processed_log2=wildcard_lookup(DIFFERENTIAL_PROCESSED_LOG2, "modality"),
+        contrast=wildcard_lookup(DIFFERENTIAL_CONTRASTS, "contrast"),
+        timepoints=wildcard_lookup(DIFFERENTIAL_TIMEPOINTS, "contrast"),
         response_column=RESPONSE,
-        sensitivity=lambda wc: DIFFERENTIAL_SENSITIVITY[wc.modality],
-        compositional=lambda wc: DIFFERENTIAL_COMPOSITIONAL[wc.modality],
+        sensitivity=wildcard_lookup(DIFFERENTIAL_SENSITIVITY, "modality"),
+        compositional=wildcard_lookup(DIFFERENTIAL_COMPOSITIONAL, "modality"),
         settings=DIFFERENTIAL_SETTINGS,
-        table_label=lambda wc: config["modalities"][wc.modality]["path"],
+        table_label=modality_setting("path"),
         samples_label=config["samples"],
     script:
         "../scripts/differential_run.py"
@@ -287,23 +288,23 @@ rule differential_baseline:
     threads: 1
     resources:
         # one OLS and one rank test per feature on the baseline samples
-        mem_mb=lambda wc, input, attempt: max(2000, 10 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(15, input.size_mb // 4) * attempt,
+        mem_mb=memory_mb(2000, 10),
+        runtime=runtime_minutes(15, 4),
     params:
-        modality=lambda wc: wc.modality,
-        kind=lambda wc: config["modalities"][wc.modality]["kind"],
-        transform=lambda wc: config["modalities"][wc.modality].get("transform", "none"),
-        transform_options=lambda wc: DIFFERENTIAL_TRANSFORM_OPTIONS[wc.modality],
+        modality=wildcard_value("modality"),
+        kind=modality_setting("kind"),
+        transform=modality_setting("transform", default="none"),
+        transform_options=wildcard_lookup(DIFFERENTIAL_TRANSFORM_OPTIONS, "modality"),
         clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
-        processed_log2=lambda wc: DIFFERENTIAL_PROCESSED_LOG2[wc.modality],
+        processed_log2=wildcard_lookup(DIFFERENTIAL_PROCESSED_LOG2, "modality"),
         contrast=None,
         baseline=config["design"]["baseline"],
         baseline_name="baseline",
         response_column=RESPONSE,
-        sensitivity=lambda wc: DIFFERENTIAL_SENSITIVITY[wc.modality],
-        compositional=lambda wc: DIFFERENTIAL_COMPOSITIONAL[wc.modality],
+        sensitivity=wildcard_lookup(DIFFERENTIAL_SENSITIVITY, "modality"),
+        compositional=wildcard_lookup(DIFFERENTIAL_COMPOSITIONAL, "modality"),
         settings=DIFFERENTIAL_SETTINGS,
-        table_label=lambda wc: config["modalities"][wc.modality]["path"],
+        table_label=modality_setting("path"),
         samples_label=config["samples"],
     script:
         "../scripts/differential_run.py"
@@ -344,16 +345,16 @@ rule differential_model:
     threads: 1
     resources:
         # the transformed table and the mixed models' sufficient statistics
-        mem_mb=lambda wc, input, attempt: max(2000, 15 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(15, input.size_mb // 2) * attempt,
+        mem_mb=memory_mb(2000, 15),
+        runtime=runtime_minutes(15, 2),
     params:
-        model=lambda wc: DIFFERENTIAL_MODELS[wc.model],
+        model=wildcard_lookup(DIFFERENTIAL_MODELS, "model"),
         response_column=RESPONSE,
         alpha=DIFFERENTIAL["alpha"],
         confidence=DIFFERENTIAL["confidence"],
         mixed_df=DIFFERENTIAL["mixed_df"],
-        values=lambda wc: DIFFERENTIAL_VALUES[wc.modality],
-        table_label=lambda wc: config["modalities"][wc.modality]["path"],
+        values=wildcard_lookup(DIFFERENTIAL_VALUES, "modality"),
+        table_label=modality_setting("path"),
         samples_label=config["samples"],
         subjects_label=config["subjects"],
     script:
@@ -396,9 +397,9 @@ rule plot_differential_volcano:
         n_labels=DIFFERENTIAL["volcano_labels"],
         # the main-figure panel shows this method's test on time
         method=DIFFERENTIAL["plot_method"],
-        contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
-        scale_label=lambda wc: DIFFERENTIAL_SCALE[wc.modality],
-        title=lambda wc: f"{modality_title(wc.modality)}: {DIFFERENTIAL_TITLES[wc.contrast]}",
+        contrast=wildcard_lookup(DIFFERENTIAL_CONTRASTS, "contrast"),
+        scale_label=wildcard_lookup(DIFFERENTIAL_SCALE, "modality"),
+        title=differential_title,
     script:
         "../scripts/plot_differential_volcano.py"
 
@@ -431,9 +432,8 @@ rule plot_differential_baseline_volcano:
         n_labels=DIFFERENTIAL["volcano_labels"],
         method=DIFFERENTIAL["plot_method"],
         contrast={"pre": config["design"]["baseline"], "post": ""},
-        scale_label=lambda wc: DIFFERENTIAL_SCALE[wc.modality],
-        title=lambda wc: f"{modality_title(wc.modality)}: responders vs non-responders at "
-        f"{config['design']['baseline']}",
+        scale_label=wildcard_lookup(DIFFERENTIAL_SCALE, "modality"),
+        title=differential_baseline_title,
     script:
         "../scripts/plot_differential_volcano.py"
 
@@ -468,9 +468,9 @@ rule plot_differential_heatmap:
         method=DIFFERENTIAL["plot_method"],
         max_features=DIFFERENTIAL["heatmap_max_features"],
         cohorts=config["design"]["cohorts"],
-        contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
-        scale_label=lambda wc: DIFFERENTIAL_SCALE[wc.modality],
-        title=lambda wc: f"{modality_title(wc.modality)}: {DIFFERENTIAL_TITLES[wc.contrast]}",
+        contrast=wildcard_lookup(DIFFERENTIAL_CONTRASTS, "contrast"),
+        scale_label=wildcard_lookup(DIFFERENTIAL_SCALE, "modality"),
+        title=differential_title,
     script:
         "../scripts/plot_differential_heatmap.py"
 
@@ -512,9 +512,9 @@ rule plot_differential_paired:
         alpha=DIFFERENTIAL["alpha"],
         method=DIFFERENTIAL["plot_method"],
         n_features=DIFFERENTIAL["paired_plot_features"],
-        contrast=lambda wc: DIFFERENTIAL_CONTRASTS[wc.contrast],
-        scale_label=lambda wc: DIFFERENTIAL_SCALE[wc.modality],
-        title=lambda wc: f"{modality_title(wc.modality)}: {DIFFERENTIAL_TITLES[wc.contrast]}",
+        contrast=wildcard_lookup(DIFFERENTIAL_CONTRASTS, "contrast"),
+        scale_label=wildcard_lookup(DIFFERENTIAL_SCALE, "modality"),
+        title=differential_title,
     script:
         "../scripts/plot_differential_paired.py"
 

@@ -21,8 +21,6 @@
 # metrics are defined for every sample pair and which one is primary
 # (diversity.undefined_pairs).
 
-from gutaxis.diversity.design import beta_metric_summary
-
 DIVERSITY = config["diversity"]
 # a cohort study (repeated samples, no contrast) runs its formula models only: the
 # diversity tests assume pairs or one sample per subject
@@ -83,8 +81,8 @@ rule diversity_filter:
     conda:
         "../envs/stats.yaml"
     resources:
-        mem_mb=lambda wc, input, attempt: max(1000, 15 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(10, input.size_mb // 20) * attempt,
+        mem_mb=memory_mb(1000, 15),
+        runtime=runtime_minutes(10, 20),
     params:
         min_prevalence=DIVERSITY["min_prevalence"],
         min_mean_abundance=DIVERSITY["min_mean_abundance"],
@@ -111,8 +109,8 @@ rule diversity_alpha:
     conda:
         "../envs/stats.yaml"
     resources:
-        mem_mb=lambda wc, input, attempt: max(1000, 15 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(10, input.size_mb // 20) * attempt,
+        mem_mb=memory_mb(1000, 15),
+        runtime=runtime_minutes(10, 20),
     params:
         metrics=DIVERSITY["alpha_metrics"],
         rarefaction_depth=DIVERSITY["rarefaction_depth"],
@@ -149,8 +147,8 @@ rule diversity_alpha_tests:
     conda:
         "../envs/stats.yaml"
     resources:
-        mem_mb=lambda wc, input, attempt: max(1000, 10 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(10, input.size_mb // 5) * attempt,
+        mem_mb=memory_mb(1000, 10),
+        runtime=runtime_minutes(10, 5),
     params:
         contrasts=config["design"]["contrasts"],
         timepoints=config["design"]["timepoints"],
@@ -196,8 +194,8 @@ rule diversity_alpha_baseline:
     conda:
         "../envs/stats.yaml"
     resources:
-        mem_mb=lambda wc, input, attempt: max(1000, 10 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(10, input.size_mb // 5) * attempt,
+        mem_mb=memory_mb(1000, 10),
+        runtime=runtime_minutes(10, 5),
     params:
         baseline=config["design"]["baseline"],
         significance_level=DIVERSITY["significance_level"],
@@ -230,8 +228,8 @@ rule diversity_beta_metrics:
         "../envs/stats.yaml"
     resources:
         # the samples x samples count of shared features
-        mem_mb=lambda wc, input, attempt: max(1000, 20 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(10, input.size_mb // 5) * attempt,
+        mem_mb=memory_mb(1000, 20),
+        runtime=runtime_minutes(10, 5),
     params:
         metrics=DIVERSITY_METRICS,
         primary=DIVERSITY["primary_metric"],
@@ -267,8 +265,8 @@ rule diversity_beta:
         "../envs/stats.yaml"
     resources:
         # the n x n matrix and a few copies of it dominate; n grows with the table
-        mem_mb=lambda wc, input, attempt: max(2000, 40 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(10, input.size_mb // 2) * attempt,
+        mem_mb=memory_mb(2000, 40),
+        runtime=runtime_minutes(10, 2),
     params:
         pseudocount=DIVERSITY["pseudocount"],
         n_axes=max([10] + DIVERSITY["pcoa_axes"]),
@@ -308,8 +306,8 @@ rule diversity_permanova:
         "../envs/stats.yaml"
     resources:
         # the Gower matrix, its copies and the 128 MB permutation blocks
-        mem_mb=lambda wc, input, attempt: max(1000, 400 + 6 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(10, input.size_mb // 2) * attempt,
+        mem_mb=memory_mb(1000, 6, fixed=400),
+        runtime=runtime_minutes(10, 2),
     params:
         contrasts=STUDY.contrasts,
         baseline=config["design"]["baseline"],
@@ -345,8 +343,8 @@ rule diversity_shift:
     conda:
         "../envs/stats.yaml"
     resources:
-        mem_mb=lambda wc, input, attempt: max(1000, 4 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(10, input.size_mb // 20) * attempt,
+        mem_mb=memory_mb(1000, 4),
+        runtime=runtime_minutes(10, 20),
     params:
         contrasts=STUDY.contrasts,
         primary=DIVERSITY_RESPONSE,
@@ -395,12 +393,8 @@ rule plot_diversity_alpha:
         response=bool(DIVERSITY_RESPONSE),
         cohorts=config["design"]["cohorts"],
         metrics=DIVERSITY["alpha_plot_metrics"],
-        contrast=lambda wc: DIVERSITY_CONTRASTS[wc.contrast],
-        title=lambda wc: "{}: {} \u2192 {}".format(
-            modality_title(wc.modality),
-            DIVERSITY_CONTRASTS[wc.contrast]["pre"],
-            DIVERSITY_CONTRASTS[wc.contrast]["post"],
-        ),
+        contrast=wildcard_lookup(DIVERSITY_CONTRASTS, "contrast"),
+        title=diversity_title,
     script:
         "../scripts/plot_diversity_alpha.py"
 
@@ -436,12 +430,8 @@ rule plot_diversity_pcoa:
         style=plot_style(f"{DIVERSITY_FIGURES}/pcoa_{{metric}}"),
         response=bool(DIVERSITY_RESPONSE),
         axes=DIVERSITY["pcoa_axes"],
-        contrast=lambda wc: DIVERSITY_CONTRASTS[wc.contrast],
-        title=lambda wc: "{}: {} \u2192 {}".format(
-            modality_title(wc.modality),
-            DIVERSITY_CONTRASTS[wc.contrast]["pre"],
-            DIVERSITY_CONTRASTS[wc.contrast]["post"],
-        ),
+        contrast=wildcard_lookup(DIVERSITY_CONTRASTS, "contrast"),
+        title=diversity_title,
     script:
         "../scripts/plot_diversity_pcoa.py"
 
@@ -483,12 +473,8 @@ rule plot_diversity_shift:
         style=plot_style(f"{DIVERSITY_FIGURES}/shift"),
         response=bool(DIVERSITY_RESPONSE),
         metrics=DIVERSITY_METRICS,
-        contrast=lambda wc: DIVERSITY_CONTRASTS[wc.contrast],
-        title=lambda wc: "{}: {} \u2192 {}".format(
-            modality_title(wc.modality),
-            DIVERSITY_CONTRASTS[wc.contrast]["pre"],
-            DIVERSITY_CONTRASTS[wc.contrast]["post"],
-        ),
+        contrast=wildcard_lookup(DIVERSITY_CONTRASTS, "contrast"),
+        title=diversity_title,
     script:
         "../scripts/plot_diversity_shift.py"
 
@@ -525,7 +511,7 @@ rule plot_diversity_pcoa_baseline:
         axes=DIVERSITY["pcoa_axes"],
         baseline=config["design"]["baseline"],
         response=bool(DIVERSITY_RESPONSE),
-        title=lambda wc: f"{modality_title(wc.modality)}: {config['design']['baseline']}",
+        title=diversity_baseline_title,
     script:
         "../scripts/plot_diversity_pcoa_baseline.py"
 
@@ -591,8 +577,4 @@ else:
 
 
 # end of run: the β metrics left out as undefined for some pairs, the primary used instead
-RUN_SUMMARY.append(
-    lambda: beta_metric_summary(
-        {m: f"results/diversity/{m}/beta_metrics.tsv" for m in DIVERSITY_MODALITIES}
-    )
-)
+RUN_SUMMARY.append(diversity_run_summary)

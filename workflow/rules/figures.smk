@@ -51,10 +51,8 @@ MAIN_FIGURES = _main_figure_panels()
 
 rule plot_main_figure:
     input:
-        panels=lambda wc: [main_panel_path(stem) for stem in _main_stems(wc)],
-        sources=lambda wc: [
-            f"results/figures/{stem}.source.tsv" for stem in _main_stems(wc)
-        ],
+        panels=main_figure_panels,
+        sources=main_figure_sources,
     output:
         figures=report(
             figure_paths("main/figure{number}"),
@@ -73,8 +71,8 @@ rule plot_main_figure:
         "../envs/plots.yaml"
     params:
         style=plot_style("main/figure{number}"),
-        layout=lambda wc: MAIN_FIGURES[wc.number],
-        names=_main_stems,
+        layout=wildcard_lookup(MAIN_FIGURES, "number"),
+        names=main_figure_stems,
         title="",
     script:
         "../scripts/plot_main_figure.py"

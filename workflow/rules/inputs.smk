@@ -81,8 +81,8 @@ rule import_modality:
     resources:
         # parsing the tool's text table dominates and grows with its size
         # (benchmarks/README.md: minutes at 5,000 samples)
-        mem_mb=lambda wc, input, attempt: max(1000, 20 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(10, input.size_mb // 10) * attempt,
+        mem_mb=memory_mb(1000, 20),
+        runtime=runtime_minutes(10, 10),
     script:
         "../scripts/import_modality.py"
 

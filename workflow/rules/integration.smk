@@ -23,7 +23,7 @@ INTEGRATION_RESPONSE = RESPONSE
 INTEGRATION_RESPONDERS = "results/clinical/responders.tsv" if RESPONSE else []
 INTEGRATION_FIGURES = "integration"
 
-from gutaxis.integration.design import count_pairs, integration_design
+from gutaxis.integration.design import integration_design
 
 try:
     INTEGRATION_DESIGN = integration_design(config)
@@ -70,10 +70,6 @@ INTEGRATION_TRIAD_FEATURES = [
 INTEGRATION_TRIAD_NOTES = [
     INTEGRATION_PREPARED.format(m, "notes.tsv") for m in INTEGRATION_TRIAD
 ]
-# feature pairs of a block, for its memory and run-time estimate
-INTEGRATION_BLOCK_PAIRS = lambda wc: count_pairs(
-    INTEGRATION_PREPARED.format(m, "tsv") for m in INTEGRATION_BLOCKS[wc.block]
-)
 
 
 # plots run on the submitting host, not as cluster jobs
@@ -106,12 +102,12 @@ rule integration_prepare:
     conda:
         "../envs/stats.yaml"
     resources:
-        mem_mb=lambda wc, input, attempt: max(1000, 15 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(10, input.size_mb // 20) * attempt,
+        mem_mb=memory_mb(1000, 15),
+        runtime=runtime_minutes(10, 20),
     params:
-        kind=lambda wc: config["modalities"][wc.modality]["kind"],
-        transform=lambda wc: config["modalities"][wc.modality]["transform"],
-        label=lambda wc: config["modalities"][wc.modality]["path"],
+        kind=modality_setting("kind"),
+        transform=modality_setting("transform"),
+        label=modality_setting("path"),
         clr_pseudocount_fraction=config["clr_pseudocount_fraction"],
         min_prevalence=INTEGRATION["min_prevalence"],
         detection_limit=INTEGRATION["detection_limit"],
@@ -121,17 +117,13 @@ rule integration_prepare:
 
 rule integration_associations:
     input:
-        a=lambda wc: INTEGRATION_PREPARED.format(INTEGRATION_BLOCKS[wc.block][0], "tsv"),
-        b=lambda wc: INTEGRATION_PREPARED.format(INTEGRATION_BLOCKS[wc.block][1], "tsv"),
-        features_a=lambda wc: INTEGRATION_PREPARED.format(
-            INTEGRATION_BLOCKS[wc.block][0], "features.tsv"
-        ),
-        features_b=lambda wc: INTEGRATION_PREPARED.format(
-            INTEGRATION_BLOCKS[wc.block][1], "features.tsv"
-        ),
+        a=block_prepared(0, "tsv"),
+        b=block_prepared(1, "tsv"),
+        features_a=block_prepared(0, "features.tsv"),
+        features_b=block_prepared(1, "features.tsv"),
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
-        structures=lambda wc: list(block_structures(wc).values()),
+        structures=block_structure_files,
     output:
         table=f"{INTEGRATION_DIR}/associations/{{block}}_{{view}}.tsv",
         dropped=f"{INTEGRATION_DIR}/associations/{{block}}_{{view}}.dropped.tsv",
@@ -149,17 +141,11 @@ rule integration_associations:
     threads: 2 if INTEGRATION["n_perm"] > 0 else 1
     resources:
         # the long table of all pairs dominates: ~100 bytes per pair
-        mem_mb=lambda wc, input, attempt: max(
-            1000, 4 * input.size_mb + 1e-4 * INTEGRATION_BLOCK_PAIRS(wc)
-        )
-        * attempt,
-        runtime=lambda wc, attempt: max(
-            10, 1e-5 * INTEGRATION_BLOCK_PAIRS(wc) * (1 + INTEGRATION["n_perm"] / 100)
-        )
-        * attempt,
+        mem_mb=integration_associations_mem_mb,
+        runtime=integration_associations_runtime,
     params:
-        modality_a=lambda wc: INTEGRATION_BLOCKS[wc.block][0],
-        modality_b=lambda wc: INTEGRATION_BLOCKS[wc.block][1],
+        modality_a=block_modality(0),
+        modality_b=block_modality(1),
         structures=block_structures,
         pre=INTEGRATION_PRE,
         post=INTEGRATION_POST,
@@ -215,8 +201,8 @@ rule integration_mofa:
     # one BLAS thread keeps the fit byte-reproducible
     threads: 1
     resources:
-        mem_mb=lambda wc, input, attempt: max(2000, 20 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(10, input.size_mb // 2) * attempt,
+        mem_mb=memory_mb(2000, 20),
+        runtime=runtime_minutes(10, 2),
     params:
         modalities=INTEGRATION_MOFA_MODALITIES,
         structures=INTEGRATION_MOFA_STRUCTURES,
@@ -258,16 +244,9 @@ rule integration_triads:
         "../envs/integration.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wc, input, attempt: max(2000, 10 * input.size_mb) * attempt,
+        mem_mb=memory_mb(2000, 10),
         # measured: ~6 ms per bootstrap replicate and triad on one core
-        runtime=lambda wc, attempt: max(
-            10,
-            INTEGRATION["triads"]["max_triads"]
-            * INTEGRATION["triads"]["n_rep"]
-            * 0.006
-            / 60,
-        )
-        * attempt,
+        runtime=integration_triads_runtime,
     params:
         modalities=INTEGRATION_TRIAD,
         pre=INTEGRATION_PRE,
@@ -313,7 +292,7 @@ rule plot_integration_immune_dynamics:
         pre=INTEGRATION_PRE,
         post=INTEGRATION_POST,
         response=INTEGRATION_RESPONSE,
-        title=lambda wc: modality_title(wc.modality),
+        title=modality_title,
         samples_label=config["samples"],
     script:
         "../scripts/plot_integration.py"
@@ -349,8 +328,8 @@ rule plot_integration_heatmap:
         figure="heatmap",
         style=plot_style(f"{INTEGRATION_FIGURES}/heatmap_{{block}}_{{view}}"),
         mark_q=INTEGRATION["heatmap"]["mark_q"],
-        modality_a=lambda wc: INTEGRATION_BLOCKS[wc.block][0],
-        modality_b=lambda wc: INTEGRATION_BLOCKS[wc.block][1],
+        modality_a=block_modality(0),
+        modality_b=block_modality(1),
     script:
         "../scripts/plot_integration.py"
 

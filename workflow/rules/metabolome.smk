@@ -8,8 +8,6 @@
 # reason. Parameters come only from the config's `metabolome` section. The QC
 # figures read the QC tables and compute nothing.
 
-from gutaxis.metabolome.structure import missingness_run_summary
-
 METABOLOME_MODALITIES = modalities_of_kind("metabolome")
 # a pattern that matches no name when no modality is a metabolome
 METABOLOME_PATTERN = "|".join(METABOLOME_MODALITIES) or "(?!)"
@@ -82,12 +80,12 @@ rule process_metabolome:
     resources:
         # measured: 5,579 injections x 5,000 features (205 MB of TSV) peak at 1.1 GB
         # and 2 min (25 s processing, the rest reading and writing)
-        mem_mb=lambda wc, input, attempt: max(1000, 8 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(10, input.size_mb // 10) * attempt,
+        mem_mb=memory_mb(1000, 8),
+        runtime=runtime_minutes(10, 10),
     params:
         metabolome=config["metabolome"],
         contrasts=config["design"].get("contrasts") or [],
-        table_label=lambda wc: config["modalities"][wc.modality]["path"],
+        table_label=modality_setting("path"),
         samples_label=config["samples"],
     script:
         "../scripts/metabolome_process.py"
@@ -118,7 +116,7 @@ rule plot_metabolome_pca:
     params:
         figure="pca",
         style=plot_style(f"{METABOLOME_FIGURES}/qc_pca"),
-        title=lambda wc: modality_title(wc.modality),
+        title=modality_title,
     script:
         "../scripts/plot_metabolome_qc.py"
 
@@ -146,7 +144,7 @@ rule plot_metabolome_rsd:
     params:
         figure="rsd",
         style=plot_style(f"{METABOLOME_FIGURES}/qc_rsd"),
-        title=lambda wc: modality_title(wc.modality),
+        title=modality_title,
         qc_rsd=config["metabolome"]["qc_rsd"],
     script:
         "../scripts/plot_metabolome_qc.py"
@@ -178,7 +176,7 @@ rule plot_metabolome_missingness:
     params:
         figure="missingness",
         style=plot_style(f"{METABOLOME_FIGURES}/missingness"),
-        title=lambda wc: modality_title(wc.modality),
+        title=modality_title,
         missingness=config["metabolome"]["missingness"],
     script:
         "../scripts/plot_metabolome_qc.py"
@@ -207,7 +205,7 @@ rule plot_metabolome_total_signal:
     params:
         figure="total_signal",
         style=plot_style(f"{METABOLOME_FIGURES}/total_signal"),
-        title=lambda wc: modality_title(wc.modality),
+        title=modality_title,
         normalisation=config["metabolome"]["normalise"]["method"],
     script:
         "../scripts/plot_metabolome_qc.py"
@@ -229,11 +227,4 @@ FINAL_OUTPUTS.extend(
 
 
 # end of run: metabolites left out of a contrast as not measured at one of its timepoints
-RUN_SUMMARY.append(
-    lambda: missingness_run_summary(
-        {
-            m: f"{METABOLOME_DIR.format(modality=m)}/contrast_missingness.tsv"
-            for m in METABOLOME_MODALITIES
-        }
-    )
-)
+RUN_SUMMARY.append(metabolome_run_summary)

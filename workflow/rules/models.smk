@@ -10,7 +10,7 @@
 # across folds. The top features of the best omics set enter Cox models and
 # median-split Kaplan-Meier curves for PFS2. Labels: results/clinical/
 # responders.tsv; values: the analysis tables (see analysis_table in
-# metabolome.smk). features.tsv links each feature to the differential and
+# common.smk). features.tsv links each feature to the differential and
 # integration results when those modules are part of the workflow. Outputs:
 # results/models/; figures: results/figures/models/. Exploratory with a few
 # dozen patients: README.txt states the sample sizes and says so.
@@ -22,7 +22,7 @@
 # `skipped` line of results/study.tsv (gutaxis.io.design.plan_study).
 
 from gutaxis.models.config import config_problems as _models_config_problems
-from gutaxis.models.config import label_column, set_estimators, usable_sets
+from gutaxis.models.config import label_column, usable_sets
 
 MODELS = config["models"]
 MODELS_DIR = "results/models"
@@ -135,10 +135,8 @@ localrules:
 
 rule models_fit:
     input:
-        tables=lambda wc: [
-            analysis_table(m) for m in MODEL_SETS[wc.feature_set]["blocks"]
-        ],
-        structures=lambda wc: list(model_structures(wc).values()),
+        tables=model_tables,
+        structures=model_structure_files,
         samples="results/inputs/samples.tsv",
         subjects="results/inputs/subjects.tsv",
         responders="results/clinical/responders.tsv",
@@ -165,22 +163,18 @@ rule models_fit:
         # set (46 subjects x 931 features, 3 estimators, 99 permutations) takes
         # about a minute on 2 cores. Measured at 2,399 subjects x 5,682 features
         # (tables of ~290 MB): 876 MB with one worker.
-        mem_mb=lambda wc, input, attempt: max(1500, 8 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(30, 2 * input.size_mb) * attempt,
+        mem_mb=memory_mb(1500, 8),
+        runtime=models_fit_runtime,
     params:
-        feature_set=lambda wc: wc.feature_set,
-        spec=lambda wc: MODEL_SETS[wc.feature_set],
-        blocks=lambda wc: MODEL_SETS[wc.feature_set]["blocks"],
+        feature_set=wildcard_value("feature_set"),
+        spec=model_set,
+        blocks=model_blocks,
         structures=model_structures,
-        estimators=lambda wc: set_estimators(config, MODEL_SETS[wc.feature_set]),
-        permutation_test=lambda wc: MODEL_SETS[wc.feature_set].get(
-            "permutation_test", True
-        ),
+        estimators=model_estimators,
+        permutation_test=model_permutation_test,
         models={key: MODELS[key] for key in MODEL_FIT_KEYS},
         label=MODEL_LABEL,
-        modalities=lambda wc: {
-            m: config["modalities"][m] for m in MODEL_SETS[wc.feature_set]["blocks"]
-        },
+        modalities=model_modality_configs,
         baseline=config["design"]["baseline"],
         contrasts=config["design"]["contrasts"],
         cohorts=config["design"]["cohorts"],
@@ -294,8 +288,8 @@ rule models_survival:
     resources:
         # reads the analysis tables of every modelled modality (a few copies in
         # memory), fits Cox models and Kaplan-Meier splits for a few features
-        mem_mb=lambda wc, input, attempt: max(1000, 10 * input.size_mb) * attempt,
-        runtime=lambda wc, input, attempt: max(10, input.size_mb // 10) * attempt,
+        mem_mb=memory_mb(1000, 10),
+        runtime=runtime_minutes(10, 10),
     params:
         survival=MODELS["survival"],
         landmark_months=MODELS["landmark_months"],
