@@ -194,12 +194,21 @@ def model_frame(samples: pd.DataFrame, subjects: pd.DataFrame, sample_ids, spec:
     return frame
 
 
+def as_numbers(text: pd.Series) -> pd.Series | None:
+    """A text column of a sheet as numbers when every non-empty cell is one (empty cells
+    missing); None when a cell is not a number (the column is categorical)."""
+    text = text.replace("", np.nan)
+    numbers = pd.to_numeric(text, errors="coerce")
+    filled = text.notna()
+    return numbers if filled.any() and numbers[filled].notna().all() else None
+
+
 def _typed(values: np.ndarray, column: str, grouping: bool, spec: ModelSpec):
     text = pd.Series(values, dtype=object)
+    numbers = None if grouping or column in spec.reference else as_numbers(text)
+    if numbers is not None:
+        return numbers.to_numpy(dtype=float)
     present = text.dropna()
-    numbers = pd.to_numeric(present, errors="coerce")
-    if not grouping and len(present) and numbers.notna().all() and column not in spec.reference:
-        return pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
     levels = sorted(present.unique(), key=str)
     reference = spec.reference.get(column)
     if reference is not None:
