@@ -41,6 +41,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse
+import dataclasses
 import inspect
 import sys
 import time
@@ -166,9 +167,15 @@ def clr_options(table: pd.DataFrame) -> dict:
 
 
 def engine_keywords() -> set:
-    from gutaxis.differential.contrast import run_contrast
+    """Keywords run_contrast takes: its parameters and, since issue 21, the attributes of
+    ContrastSettings it accepts as keyword overrides."""
+    from gutaxis.differential import contrast
 
-    return set(inspect.signature(run_contrast).parameters)
+    keywords = set(inspect.signature(contrast.run_contrast).parameters)
+    settings = getattr(contrast, "ContrastSettings", None)
+    if settings is not None:
+        keywords |= {f.name for f in dataclasses.fields(settings)}
+    return keywords
 
 
 def new_engine_available() -> bool:

@@ -47,7 +47,6 @@ subjects with a response label; the exact formulas fitted are returned.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 

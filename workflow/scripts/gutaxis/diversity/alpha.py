@@ -31,7 +31,8 @@ from gutaxis.clinical.checks import NON_RESPONDER, RESPONDER
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
 from gutaxis.io.pairing import pair_samples
 from gutaxis.stats.paired import hodges_lehmann as paired_hodges_lehmann
-from gutaxis.stats.paired import psignrank, qsignrank, walsh_averages  # noqa: F401 (the signed-rank distribution, as R names it)
+# the signed-rank distribution and Walsh averages behind the α tests, reachable from here too
+from gutaxis.stats.paired import psignrank, qsignrank, walsh_averages  # noqa: F401
 
 #: α metrics for every table (relative abundances or counts), in output order
 ALPHA_METRICS = ("shannon", "gini_simpson", "inverse_simpson", "observed_richness", "pielou_evenness")
