@@ -451,10 +451,15 @@ def hodges_lehmann(diff, confidence: float = 0.95, interval: str = "tukey",
     alpha = 1.0 - confidence
     level = np.full(d.shape[1], np.nan)
     method = np.full(d.shape[1], "not computed", dtype=object)
-    # exact: R reports the level achieved when it falls short by more than half of alpha
-    achieved = np.array([2.0 * psignrank(q - 1, n) for q, n in zip(q_low[exact], n_obs[exact])])
-    level[exact] = np.where(achieved - alpha <= alpha / 2.0, confidence,
-                            [1.0 - float(f"{a:.2g}") for a in achieved])
+    # exact: R reports the level achieved, 1 - 2 P(V <= q - 1) to two significant digits,
+    # when it falls short of the level asked by more than half of alpha (tiny n)
+    achieved = np.zeros(d.shape[1])
+    for n in np.unique(n_obs[exact]):
+        same = exact & (n_obs == n)
+        achieved[same] = 2.0 * _signed_rank_cdf(int(n))[q_low[same] - 1]
+    short = exact & (achieved - alpha > alpha / 2.0)
+    level[exact] = confidence
+    level[short] = [1.0 - float(f"{a:.2g}") for a in achieved[short]]
     method[exact] = "exact"
     low, high = np.where(exact, low, np.nan), np.where(exact, high, np.nan)
     normal = np.flatnonzero(~exact & (n_nonzero > 0))
@@ -506,9 +511,12 @@ def _normal_interval(x: np.ndarray, confidence: float, correct: bool, max_elemen
             if not short.any():
                 break
             alpha = np.where(short, alpha * 2.0, alpha)
-        widened = (alpha >= 1) | (1 - confidence < alpha * 0.75)
-        level[cols] = np.where(usable, [round(1.0 - min(1.0, a), 12) if w else confidence
-                                        for a, w in zip(alpha, widened)], np.nan)
+        # the level after widening, to 12 decimals by Python's round (np.round can differ in
+        # the last bit)
+        widened = usable & ((alpha >= 1) | (1 - confidence < alpha * 0.75))
+        part_level = np.where(usable, confidence, np.nan)
+        part_level[widened] = [round(1.0 - min(1.0, a), 12) for a in alpha[widened]]
+        level[cols] = part_level
         points = _unique_sorted(walsh_averages(part))
         reach = alpha < 1
         lo = np.where(reach, _crossing(part, points, stats.norm.isf(alpha / 2.0), correct), np.nan)
