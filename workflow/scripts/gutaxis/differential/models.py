@@ -116,7 +116,8 @@ class ModelResult:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """How :func:`fit_formula_model` infers and reports, for every model of a modality.
+    """How :func:`fit_formula_model` infers and reports, the same for every model of a
+    modality (each model itself is a :class:`ModelSpec`).
 
     Attributes
     ----------
