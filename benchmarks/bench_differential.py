@@ -30,8 +30,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
 from gutaxis.stats.mixed import build_design, fit_random_intercept  # noqa: E402
-from gutaxis.stats.paired import (hodges_lehmann, pair_samples, paired_differences,  # noqa: E402
-                            paired_t_test, wilcoxon_signed_rank)
+from gutaxis.io.pairing import paired_design  # noqa: E402
+from gutaxis.stats.paired import (hodges_lehmann, paired_differences,  # noqa: E402
+                                  paired_t_test, wilcoxon_signed_rank)
 
 
 def simulate(n_subjects: int, n_features: int, seed: int):
@@ -85,7 +86,7 @@ def main(argv=None):
 
     rows = []
     # ---------------- paired tests ----------------
-    design = pair_samples(samples, "baseline", "post")
+    design = paired_design(samples, "baseline", "post")
     diff, t_pair = timed(paired_differences, table, design.pairs)
     d = diff.to_numpy()
     tt, t_t = timed(paired_t_test, d)

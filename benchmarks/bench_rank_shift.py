@@ -36,7 +36,8 @@ import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from gutaxis import differential, rank_shift  # noqa: E402
+from gutaxis.differential import contrast as differential  # noqa: E402
+from gutaxis.stats import rank_shift  # noqa: E402
 from gutaxis.stats.paired import _signed_rank_ci_ranks, hodges_lehmann  # noqa: E402
 
 FIVE_MINUTES = 300.0

@@ -16,7 +16,7 @@ Engines: ``today`` (rCLR, paired + mixed, ANCOM-BC2 sensitivity, as the demo)
 and ``new`` (CLR with ``bias_correction="mode"``; skipped with a message while
 ``run_contrast`` has no such keyword). The workflow's preprocessing is
 reproduced: prevalence filter (min_prevalence 0.1 over the analysed samples),
-then the transform (see ``workflow/scripts/differential_run.py``).
+then the transform (see ``gutaxis.differential.run``).
 
 Outputs in ``--out`` (default ``benchmarks/results/compositional_sim``):
 ``runs_<scenario>_<engine>.tsv`` (one row per run x method x term),
@@ -41,6 +41,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse
+import dataclasses
 import inspect
 import sys
 import time
@@ -142,7 +143,7 @@ def build_inputs(scenario: str, seed: int) -> dict:
 
 
 def analysed_table(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict) -> pd.DataFrame:
-    """Samples at the contrast's two timepoints with a subject (differential_run.main)."""
+    """Samples at the contrast's two timepoints with a subject (gutaxis.differential.run)."""
     sheet = samples.set_index("sample_id")
     ok = sheet.index[sheet["timepoint"].isin([contrast["pre"], contrast["post"]])
                      & (sheet["subject_id"].astype(str) != "")]
@@ -150,7 +151,7 @@ def analysed_table(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict) -
 
 
 def prevalence_filtered(table: pd.DataFrame) -> pd.DataFrame:
-    """The workflow's prevalence filter (differential_run.prevalence_filter)."""
+    """The workflow's prevalence filter (gutaxis.differential.run, compositions)."""
     from gutaxis.diversity.filtering import filter_features
 
     return filter_features(table, MIN_PREVALENCE, 0.0, 0.0, renormalise=False,
@@ -158,7 +159,7 @@ def prevalence_filtered(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def clr_options(table: pd.DataFrame) -> dict:
-    """CLR pseudocount as differential_run.main: fraction x smallest non-zero value."""
+    """CLR pseudocount as gutaxis.differential.run: fraction x smallest non-zero value."""
     values = table.to_numpy()
     positive = values[values > 0]
     return {"pseudocount": CLR_PSEUDOCOUNT_FRACTION * (float(positive.min()) if positive.size
@@ -166,9 +167,15 @@ def clr_options(table: pd.DataFrame) -> dict:
 
 
 def engine_keywords() -> set:
-    from gutaxis.differential.contrast import run_contrast
+    """Keywords run_contrast takes: its parameters and, since issue 21, the attributes of
+    ContrastSettings it accepts as keyword overrides."""
+    from gutaxis.differential import contrast
 
-    return set(inspect.signature(run_contrast).parameters)
+    keywords = set(inspect.signature(contrast.run_contrast).parameters)
+    settings = getattr(contrast, "ContrastSettings", None)
+    if settings is not None:
+        keywords |= {f.name for f in dataclasses.fields(settings)}
+    return keywords
 
 
 def new_engine_available() -> bool:

@@ -13,7 +13,7 @@ from scipy.spatial.distance import pdist, squareform
 
 from gutaxis.diversity import beta
 from gutaxis.io.errors import InputError
-from gutaxis.differential.pairing import pair_samples, unpaired_samples
+from gutaxis.io.pairing import pair_samples, unpaired_samples
 
 
 def table_from(x, prefix="s"):

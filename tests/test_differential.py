@@ -322,7 +322,7 @@ def test_bias_correction_removes_the_shift_of_a_bloom_and_its_false_down_calls()
 def test_corrected_change_is_the_log_ratio_to_the_reference_feature():
     """Property: without zeros, the corrected paired mean change equals the relative one
     minus the mode, and its test is the paired t test of y_j - z (z = weighted reference)."""
-    from gutaxis.stats.paired import pair_samples
+    from gutaxis.io.pairing import paired_design
     from gutaxis.differential.reference_shift import kernel_mode, reference_feature
     from gutaxis.differential.transforms import transform_table
 
@@ -336,7 +336,7 @@ def test_corrected_change_is_the_log_ratio_to_the_reference_feature():
     clr = transform_table(table, "clr").values
     mode = kernel_mode(rows["relative_effect"])
     z = reference_feature(clr, mode.weights)
-    pairs = pair_samples(samples, "baseline", "post", sample_ids=table.index).pairs
+    pairs = paired_design(samples, "baseline", "post", sample_ids=table.index).pairs
     j = rows.index[0]
     d = (clr.loc[pairs["post_sample"], j].to_numpy() - z[pairs["post_sample"]].to_numpy()
          - clr.loc[pairs["pre_sample"], j].to_numpy() + z[pairs["pre_sample"]].to_numpy())

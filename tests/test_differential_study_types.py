@@ -130,10 +130,11 @@ def test_figures_without_a_response_column_show_no_response_groups():
     table, samples, responders, _ = simulate_trial(n_features=20, n_changed=5, effect=1.5, seed=8)
     res = run_contrast(table, samples, CONTRAST, transform="log2", responders=None,
                        subjects=responders[["subject_id", "cohort"]], methods=("paired",))
-    from gutaxis.stats.paired import pair_samples, paired_differences
+    from gutaxis.io.pairing import paired_design
+    from gutaxis.stats.paired import paired_differences
     from gutaxis.differential.transforms import transform_table
 
-    pairs = pair_samples(samples, "baseline", "post").pairs.assign(cohort="lung")
+    pairs = paired_design(samples, "baseline", "post").pairs.assign(cohort="lung")
     assert "response" not in pairs.columns
     values = transform_table(table, "log2").values
     changes = paired_differences(values, pairs).rename_axis(columns=None).reset_index()

@@ -21,7 +21,7 @@ from gutaxis.diversity.design import (
     tidy_alpha,
 )
 from gutaxis.io.errors import InputError
-from gutaxis.differential.pairing import pair_samples
+from gutaxis.io.pairing import pair_samples
 
 
 def responders():

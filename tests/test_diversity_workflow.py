@@ -10,7 +10,7 @@ from scipy import stats
 from scipy.spatial.distance import braycurtis
 
 from gutaxis.io.configuration import validate_config
-from gutaxis.differential.pairing import pair_samples
+from gutaxis.io.pairing import pair_samples
 from gutaxis.io.tables import read_feature_table, read_sheet
 
 pytestmark = pytest.mark.workflow

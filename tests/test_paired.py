@@ -13,9 +13,9 @@ import pytest
 from scipy import stats
 
 from gutaxis.io.errors import InputError
-from gutaxis.stats.paired import (_signed_rank_ci_ranks, hodges_lehmann, pair_samples,
-                            paired_differences, paired_t_test, signed_rank_counts,
-                            wilcoxon_signed_rank)
+from gutaxis.io.pairing import paired_design
+from gutaxis.stats.paired import (_signed_rank_ci_ranks, hodges_lehmann, paired_differences,
+                                  paired_t_test, signed_rank_counts, wilcoxon_signed_rank)
 
 
 def _sheet():
@@ -28,7 +28,7 @@ def _sheet():
 
 
 def test_pair_samples_pairs_and_reports_the_leftovers():
-    design = pair_samples(_sheet(), "baseline", "post")
+    design = paired_design(_sheet(), "baseline", "post")
     assert design.pairs.to_dict("list") == {"subject_id": ["A", "D"],
                                             "pre_sample": ["a1", "d1"],
                                             "post_sample": ["a2", "d2"]}
@@ -38,7 +38,7 @@ def test_pair_samples_pairs_and_reports_the_leftovers():
 
 
 def test_pair_samples_restricted_to_table_samples():
-    design = pair_samples(_sheet(), "baseline", "post", sample_ids=["a1", "a2", "d1"])
+    design = paired_design(_sheet(), "baseline", "post", sample_ids=["a1", "a2", "d1"])
     assert list(design.pairs["subject_id"]) == ["A"]
     assert list(design.unpaired["sample_id"]) == ["d1"]
 
@@ -47,13 +47,13 @@ def test_pair_samples_duplicate_timepoint_is_reported_with_subject():
     sheet = pd.concat([_sheet(), pd.DataFrame({"sample_id": ["a1b"], "subject_id": ["A"],
                                                "timepoint": ["baseline"]})])
     with pytest.raises(InputError) as err:
-        pair_samples(sheet, "baseline", "post", file="samples.tsv")
+        paired_design(sheet, "baseline", "post", source="samples.tsv")
     text = str(err.value)
     assert "samples.tsv" in text and "subject A" in text and "a1b" in text
 
 
 def test_paired_differences_are_post_minus_pre():
-    design = pair_samples(_sheet(), "baseline", "post")
+    design = paired_design(_sheet(), "baseline", "post")
     values = pd.DataFrame({"f": [1.0, 4.0, 0.0, 0.0, 2.0, 1.0, 0.0]},
                           index=_sheet()["sample_id"])
     diff = paired_differences(values, design.pairs)

@@ -11,7 +11,7 @@ sys.path.insert(0, snakemake.scriptdir)
 
 import logging
 
-from gutaxis.differential.models import ModelSpec, fit_formula_model, with_response
+from gutaxis.differential.models import ModelSettings, ModelSpec, fit_formula_model, with_response
 from gutaxis.runner import run
 from gutaxis.io.tables import read_feature_table, read_sheet, write_tsv
 
@@ -27,10 +27,8 @@ def main(smk):
     subjects = read_sheet(smk.input.subjects)
     if p.response_column:
         subjects = with_response(subjects, read_sheet(smk.input.responders), p.response_column)
-    result = fit_formula_model(
-        table, read_sheet(smk.input.samples), subjects, spec, annotations=names,
-        confidence=p.confidence, alpha=p.alpha, df_method=p.mixed_df, what=p.values,
-        file_table=p.table_label, file_samples=p.samples_label, file_subjects=p.subjects_label)
+    result = fit_formula_model(table, read_sheet(smk.input.samples), subjects, spec,
+                               annotations=names, settings=ModelSettings.from_params(p))
     for name in ("results", "untested", "fits", "formulas", "dropped_samples", "notes"):
         write_tsv(getattr(result, name), getattr(smk.output, name))
     for step, message in result.notes.itertuples(index=False):

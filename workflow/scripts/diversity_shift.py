@@ -8,7 +8,7 @@ import pandas as pd
 
 from gutaxis.diversity.beta import compare_shift_by_response, metric_roles, shift_vs_between, within_subject_shift
 from gutaxis.diversity.design import SHIFT_TEST_COLUMNS, call_by_metric_role, shift_tests_table, study_labels
-from gutaxis.differential.pairing import pair_samples
+from gutaxis.io.pairing import pair_samples
 from gutaxis.runner import run
 from gutaxis.io.tables import read_sheet, read_square_matrix, write_tsv
 

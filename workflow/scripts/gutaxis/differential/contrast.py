@@ -47,8 +47,8 @@ subjects with a response label; the exact formulas fitted are returned.
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import pandas as pd
@@ -58,8 +58,9 @@ from statsmodels.stats.multitest import multipletests
 from gutaxis.clinical.checks import NON_RESPONDER, RESPONDER
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
 from gutaxis.stats.mixed import build_design, fit_mixed, fitted_formula
+from gutaxis.io.pairing import paired_design
 from gutaxis.stats.paired import (average_ranks, hodges_lehmann, paired_differences,
-                            paired_t_test, pair_samples, wilcoxon_signed_rank)
+                                  paired_t_test, wilcoxon_signed_rank)
 from gutaxis.differential.prevalence import (PRESENCE_METHODS, discordant_interaction_test,
                                 discordant_pairs, fisher_presence_test, paired_presence_test,
                                 presence_matrix)
@@ -93,6 +94,119 @@ SENSITIVITY_METHODS = ("rank_tests", "none")
 BIAS_CORRECTIONS = ("mode", "none")
 #: the ``contrast`` of the baseline responder comparison of a study without contrasts
 BASELINE_NAME = "baseline"
+
+
+
+@dataclass(frozen=True)
+class ContrastSettings:
+    """How :func:`run_contrast` and :func:`run_baseline` test one table (the data stay
+    arguments).
+
+    Attributes
+    ----------
+    alpha : float
+        q threshold for ``direction`` and for the sensitivity agreement.
+    min_pairs : int
+        Minimum complete pairs (paired tests) or subjects with repeated samples
+        (mixed models) for a feature to be tested.
+    min_group_size : int
+        Minimum non-missing values per response group at baseline.
+    methods : tuple of {"paired", "mixed", "baseline"}
+    wilcoxon_options : dict
+        ``zero_method``, ``correction``, ``method`` of the signed-rank test
+        (default scipy's: "wilcox", False, "auto").
+    effect : {"hodges_lehmann", "mean"}
+        Effect reported on rank-test rows.
+    confidence : float
+        Level of every confidence interval.
+    sensitivity : {"rank_tests", "none"}
+        ``rank_tests``: ``sensitivity_agrees`` of a called parametric row says
+        whether the rank test of the same term calls the same direction.
+    mixed_df : {"satterthwaite", "between_within", "z"}
+        Reference distribution of the mixed-model tests (``satterthwaite``: SEs and
+        degrees of freedom as lme4/lmerTest, :func:`gutaxis.stats.mixed.fit_mixed`).
+    random_effects : tuple of str
+        Grouping columns of the mixed models' random intercepts: ``subject_id`` and
+        any further sample-sheet or subjects-table column (site, batch; nested or
+        crossed); samples missing one are dropped from the mixed models with the reason.
+    bias_correction : {"mode", "none"}
+        ``mode`` (compositions): every abundance effect is corrected by the
+        reference shift (:mod:`gutaxis.differential.reference_shift`) of its method and
+        term, and estimates an absolute change if most features do not change; the
+        relative effect moves to ``relative_*``.
+    presence_tests : bool
+        Add the presence/absence tests (compositions, where 0 means not detected).
+    covariates : tuple of str
+        Adjustment covariates (columns of samples, subjects or responders) of the
+        mixed models and the baseline OLS; constant ones are dropped with a note.
+    response_column : str
+        Which responder definition (column of the responders table) to use.
+    annotation_column : str, optional
+        Column of the annotations filling ``annotation`` (default: the first of
+        ``name``, ``lineage``, ``annotation`` present).
+    modality : str
+        Label written in every row (part of the BH family).
+    file_table, file_samples : str
+        Names used in error messages.
+    """
+
+    alpha: float = 0.1
+    min_pairs: int = 5
+    min_group_size: int = 3
+    methods: tuple = ("paired", "mixed", "baseline")
+    wilcoxon_options: Mapping = field(default_factory=dict)
+    effect: str = "hodges_lehmann"
+    confidence: float = 0.95
+    sensitivity: str = "rank_tests"
+    mixed_df: str = "satterthwaite"
+    random_effects: tuple = ("subject_id",)
+    bias_correction: str = "none"
+    presence_tests: bool = False
+    covariates: tuple = ("cohort",)
+    response_column: str = "dcr_recist"
+    annotation_column: str | None = None
+    modality: str = ""
+    file_table: str = "feature table"
+    file_samples: str = "samples.tsv"
+
+    def __post_init__(self):
+        # sequences from a config or a caller become tuples, so settings compare and print alike
+        for name in ("methods", "random_effects", "covariates"):
+            object.__setattr__(self, name, tuple(getattr(self, name) or ()))
+        object.__setattr__(self, "wilcoxon_options", dict(self.wilcoxon_options or {}))
+
+    @classmethod
+    def from_config(cls, section: Mapping, **overrides) -> "ContrastSettings":
+        """Settings from the config's ``differential`` section (keys named as the
+        attributes; ``wilcoxon_zero_method`` becomes ``wilcoxon_options``), then
+        ``overrides`` (what the section does not hold: response column, modality,
+        sensitivity of the modality's kind, file names)."""
+        names = {f.name for f in fields(cls)} - {"sensitivity"}  # per kind in the config
+        values = {key: section[key] for key in names if key in section}
+        if "wilcoxon_zero_method" in section:
+            values["wilcoxon_options"] = {"zero_method": section["wilcoxon_zero_method"]}
+        return cls(**(values | overrides))
+
+    @classmethod
+    def build(cls, settings: "ContrastSettings | None", overrides: dict) -> "ContrastSettings":
+        """``settings`` (default: the defaults) with the keyword ``overrides`` of a call."""
+        return replace(settings or cls(), **overrides)
+
+    @property
+    def hl_effect(self) -> bool:
+        """Whether rank-test rows report the Hodges-Lehmann effect (else the mean or
+        median difference)."""
+        return self.effect == "hodges_lehmann"
+
+    @property
+    def corrected(self) -> bool:
+        """Whether abundance effects are corrected for the compositional bias."""
+        return self.bias_correction == "mode"
+
+    @property
+    def extra_groups(self) -> tuple:
+        """Random-intercept grouping columns besides ``subject_id``."""
+        return tuple(g for g in self.random_effects if g != "subject_id")
 
 
 @dataclass(frozen=True)
@@ -482,8 +596,7 @@ def _untested(features, method, reasons, n_subjects, n_pairs) -> pd.DataFrame:
 # The engine
 # --------------------------------------------------------------------------
 
-def _paired_analysis(raw, tvals, frame, pre, post, min_pairs, wilcoxon_options, confidence,
-                     hl_effect, reference=None):
+def _paired_analysis(raw, tvals, frame, pre, post, settings, reference=None):
     """Paired t and Wilcoxon rows of the change ``post - pre``.
 
     With ``reference`` (per-sample values of the reference feature), the
@@ -493,7 +606,8 @@ def _paired_analysis(raw, tvals, frame, pre, post, min_pairs, wilcoxon_options, 
     change, whereas the reference moving between the two samples would
     otherwise turn it into one.
     """
-    design = pair_samples(frame.reset_index(), pre, post)
+    min_pairs, confidence = settings.min_pairs, settings.confidence
+    design = paired_design(frame.reset_index(), pre, post)
     dropped = [_dropped_rows(frame.loc[design.unpaired["sample_id"]], "paired",
                              design.unpaired["reason"].to_numpy())] if len(design.unpaired) else []
     if reference is None:
@@ -524,9 +638,9 @@ def _paired_analysis(raw, tvals, frame, pre, post, min_pairs, wilcoxon_options, 
         rows.append(_rows(features[ok], "paired_t", term, f"paired t on {post} - {pre}",
                           effect=tt["mean"].to_numpy(), ci_low=tt["ci_low"].to_numpy(),
                           ci_high=tt["ci_high"].to_numpy(), p=tt["p"].to_numpy(), **common))
-        wx = wilcoxon_signed_rank(d[:, ok], **wilcoxon_options)
+        wx = wilcoxon_signed_rank(d[:, ok], **settings.wilcoxon_options)
         note = "p: " + wx["p_method"].astype(str).to_numpy()
-        if hl_effect:
+        if settings.hl_effect:
             hl = hodges_lehmann(d[:, ok], confidence)
             eff = dict(effect=hl["estimate"].to_numpy(), ci_low=hl["ci_low"].to_numpy(),
                        ci_high=hl["ci_high"].to_numpy())
@@ -541,9 +655,10 @@ def _paired_analysis(raw, tvals, frame, pre, post, min_pairs, wilcoxon_options, 
     return design, rows, untested, dropped
 
 
-def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_pairs,
-                    confidence, notes, df_method="between_within", extra_groups=()):
+def _mixed_analysis(raw, tvals, frame, timepoints, settings, interaction, notes):
     """Fit the LMM family; returns rows, untested, dropped, formulas, fits, coefficients.
+
+    ``interaction``: also the model with ``timepoint * response`` (responder labels given).
 
     Per feature, a fixed-effect column not estimable on its observed rows is dropped
     (:func:`gutaxis.stats.mixed.estimable_columns`) and the rest fitted: a dropped term of
@@ -551,6 +666,7 @@ def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_
     formula fitted for that feature.
     """
 
+    covariates, min_pairs, extra_groups = settings.covariates, settings.min_pairs, settings.extra_groups
     rows, untested, dropped, fits, coefs, formulas = [], [], [], [], [], {}
     features = tvals.columns.astype(str)
     base = frame[frame["timepoint"].isin(timepoints)].copy()
@@ -593,7 +709,7 @@ def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_
         Y = tvals.loc[data.index]
         groups = (data[["subject_id", *extra_groups]].astype(str) if extra_groups
                   else data["subject_id"].astype(str).to_numpy())
-        fit = fit_mixed(Y, X, groups, confidence=confidence, df_method=df_method)
+        fit = fit_mixed(Y, X, groups, confidence=settings.confidence, df_method=settings.mixed_df)
         # per feature, the formula actually fitted (inestimable columns dropped)
         feature_formula = fitted_formula(formula, X.attrs["terms"], fit.fits["fitted_terms"],
                                          random=random)
@@ -667,8 +783,10 @@ def _mixed_analysis(raw, tvals, frame, timepoints, covariates, interaction, min_
     return rows, untested, dropped, formulas, fits, coefs
 
 
-def _baseline_analysis(raw, tvals, frame, pre, covariates, min_group_size, confidence, notes,
-                       hl_effect):
+def _baseline_analysis(raw, tvals, frame, pre, settings, notes):
+    """OLS (adjusted) and Mann-Whitney (unadjusted) rows of responders vs non-responders at
+    ``pre``; returns rows, untested, dropped, formulas."""
+    min_group_size, confidence = settings.min_group_size, settings.confidence
     rows, untested, dropped, formulas = [], [], [], {}
     features = tvals.columns.astype(str)
     data = frame[frame["timepoint"] == pre]
@@ -677,7 +795,7 @@ def _baseline_analysis(raw, tvals, frame, pre, covariates, min_group_size, confi
         dropped.append(_dropped_rows(data[unlabelled], "baseline", "no response label (not "
                                                                     "evaluable)"))
     data = data[~unlabelled]
-    data, used, dropped_cov = _prepare_covariates(data, covariates, "baseline", notes)
+    data, used, dropped_cov = _prepare_covariates(data, settings.covariates, "baseline", notes)
     dropped += [_dropped_rows(x, "baseline") for x in dropped_cov]
     if data["response"].nunique() < 2:
         notes.append(("baseline", "skipped: fewer than two response groups at baseline"))
@@ -718,7 +836,7 @@ def _baseline_analysis(raw, tvals, frame, pre, covariates, min_group_size, confi
                       effect=fit["estimate"][ok, j], ci_low=fit["ci_low"][ok, j],
                       ci_high=fit["ci_high"][ok, j], p=fit["p"][ok, j], **common))
     mw = mann_whitney(Y[is_resp][:, ok], Y[~is_resp][:, ok])
-    if hl_effect:
+    if settings.hl_effect:
         hl = hodges_lehmann_shift(Y[is_resp][:, ok], Y[~is_resp][:, ok], confidence)
         eff = dict(effect=hl["estimate"].to_numpy(), ci_low=hl["ci_low"].to_numpy(),
                    ci_high=hl["ci_high"].to_numpy(), note="effect: Hodges-Lehmann shift")
@@ -859,19 +977,34 @@ def _prepared_table(table: pd.DataFrame, effect: str, transform, transform_optio
           else transform_table(table, transform, file=file_table, **(transform_options or {})))
     return table, tr
 
+@dataclass
+class _Parts:
+    """The pieces of one analysis, gathered method by method, then assembled."""
+
+    rows: list = field(default_factory=list)
+    untested: list = field(default_factory=list)
+    dropped: list = field(default_factory=list)
+    fits: list = field(default_factory=list)
+    coefs: list = field(default_factory=list)
+    formulas: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+    #: ``(method, term) -> reference feature`` of each bias-corrected family
+    references: dict = field(default_factory=dict)
+
+    def add(self, rows=(), untested=(), dropped=(), formulas=None, fits=(), coefs=()):
+        self.rows += rows
+        self.untested += untested
+        self.dropped += dropped
+        self.formulas.update(formulas or {})
+        self.fits += fits
+        self.coefs += coefs
+
+
 def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
                  transform: str | TransformResult = "clr", transform_options: dict | None = None,
-                 responders: pd.DataFrame | None = None, response_column: str = "dcr_recist",
-                 covariates=("cohort",), subjects: pd.DataFrame | None = None,
-                 annotations: pd.DataFrame | None = None, annotation_column: str | None = None,
-                 modality: str = "", alpha: float = 0.1, min_pairs: int = 5,
-                 min_group_size: int = 3, methods=("paired", "mixed", "baseline"),
-                 wilcoxon_options: dict | None = None, effect: str = "hodges_lehmann",
-                 confidence: float = 0.95, sensitivity: str = "rank_tests",
-                 mixed_df: str = "satterthwaite", bias_correction: str = "none",
-                 presence_tests: bool = False, random_effects=("subject_id",),
-                 file_table: str = "feature table",
-                 file_samples: str = "samples.tsv") -> DifferentialResult:
+                 responders: pd.DataFrame | None = None, subjects: pd.DataFrame | None = None,
+                 annotations: pd.DataFrame | None = None,
+                 settings: ContrastSettings | None = None, **overrides) -> DifferentialResult:
     """Run one contrast on one feature table.
 
     Parameters
@@ -894,170 +1027,109 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
         ``subject_id`` + one column per responder definition with values
         ``responder`` / ``non_responder`` / empty. Without it the response
         analyses are skipped.
-    response_column : str
-        Which responder definition to use.
-    covariates : sequence of str
-        Adjustment covariates (columns of samples, subjects or responders);
-        used by the mixed models and the baseline OLS. Constant covariates are
-        dropped with a note.
     subjects : pandas.DataFrame, optional
         Subjects table, a source of covariates.
     annotations : pandas.DataFrame, optional
-        Indexed by feature id; ``annotation_column`` (default: the first of
-        ``name``, ``lineage``, ``annotation`` present) fills ``annotation``.
-    modality : str
-        Label written in every row (part of the BH family).
-    alpha : float
-        q threshold for ``direction`` and for the sensitivity agreement.
-    min_pairs : int
-        Minimum complete pairs (paired tests) or subjects with repeated
-        samples (mixed models) for a feature to be tested.
-    min_group_size : int
-        Minimum non-missing values per response group at baseline.
-    methods : sequence of {"paired", "mixed", "baseline"}
-    wilcoxon_options : dict, optional
-        ``zero_method``, ``correction``, ``method`` for the signed-rank test
-        (default scipy's: "wilcox", False, "auto").
-    effect : {"hodges_lehmann", "mean"}
-        Effect reported on rank-test rows.
-    confidence : float
-        Level of every confidence interval.
-    sensitivity : {"rank_tests", "none"}
-        ``rank_tests``: ``sensitivity_agrees`` of a called parametric row says
-        whether the rank test of the same term calls the same direction.
-    mixed_df : {"satterthwaite", "between_within", "z"}
-        Reference distribution of the mixed-model tests (``satterthwaite``: SEs and
-        degrees of freedom as lme4/lmerTest, :func:`gutaxis.stats.mixed.fit_mixed`).
-    bias_correction : {"mode", "none"}
-        ``mode`` (compositions): every abundance effect is corrected by the
-        reference shift (:mod:`gutaxis.differential.reference_shift`) of its method and
-        term, and estimates an absolute change if most features do not
-        change; the relative effect moves to ``relative_*``.
-    presence_tests : bool
-        Add the presence/absence tests (compositions, where 0 means not
-        detected).
-    random_effects : sequence of str
-        Grouping columns of the mixed models' random intercepts: ``subject_id`` and
-        any further sample-sheet or subjects-table column (site, batch; nested or
-        crossed), fitted by :func:`gutaxis.stats.mixed.fit_mixed`; samples missing one
-        are dropped from the mixed models with the reason.
-    file_table, file_samples : str
-        Names used in error messages.
+        Indexed by feature id; ``settings.annotation_column`` fills ``annotation``.
+    settings : ContrastSettings, optional
+        How to test (default :class:`ContrastSettings`).
+    **overrides
+        Attributes of :class:`ContrastSettings` replacing those of ``settings``
+        (``run_contrast(..., methods=("paired",), alpha=0.05)``).
 
     Returns
     -------
     DifferentialResult
     """
-    covariates = tuple(covariates or ())
-    extra_groups = tuple(g for g in random_effects if g != "subject_id")
-    if extra_groups and mixed_df == "between_within":
+    settings = ContrastSettings.build(settings, overrides)
+    extra_groups = settings.extra_groups
+    if extra_groups and settings.mixed_df == "between_within":
         raise InputError(Problem("config", "key 'differential.mixed_df'",
                                  "between-within degrees of freedom have no definition with "
                                  f"several random intercepts (subject_id, {', '.join(extra_groups)})",
                                  "use satterthwaite or z"))
-    wilcoxon_options = dict(wilcoxon_options or {})
-    _check_options(sensitivity, bias_correction)
-    _validate(table, samples, contrast, responders, response_column, covariates + extra_groups,
-              subjects, file_table, file_samples)
-    table, tr = _prepared_table(table, effect, transform, transform_options, file_table)
+    _check_options(settings)
+    covariates = settings.covariates
+    _validate(table, samples, contrast, responders, settings.response_column,
+              covariates + extra_groups, subjects, settings.file_table, settings.file_samples)
+    table, tr = _prepared_table(table, settings.effect, transform, transform_options,
+                                settings.file_table)
     tvals = tr.values
     name, pre, post = contrast["name"], contrast["pre"], contrast["post"]
     timepoints = list(contrast.get("timepoints", [pre, post]))
-    frame = _sample_frame(table, samples, responders, response_column,
+    frame = _sample_frame(table, samples, responders, settings.response_column,
                           covariates + tuple(g for g in extra_groups if g not in covariates),
                           subjects)
     frame = frame[frame["timepoint"].isin(timepoints) & frame["subject_id"].notna()]
     raw = table
-    notes: list = []
-    rows, untested, dropped, fits, coefs, formulas = [], [], [], [], [], {}
-    hl_effect = effect == "hodges_lehmann"
+    parts = _Parts()
     design = None
-    corrected = bias_correction == "mode"
-    references: dict = {}
+    corrected = settings.corrected
     strata = detection_strata(raw.loc[frame.index]) if corrected else None
 
     def paired(values, reference=None):
-        return _paired_analysis(raw, values, frame, pre, post, min_pairs, wilcoxon_options,
-                                confidence, hl_effect, reference=reference)
+        return _paired_analysis(raw, values, frame, pre, post, settings, reference=reference)
 
     def mixed(values, note_list):
-        return _mixed_analysis(raw, values, frame, timepoints, covariates,
-                               responders is not None, min_pairs, confidence, note_list,
-                               df_method=mixed_df, extra_groups=extra_groups)
+        return _mixed_analysis(raw, values, frame, timepoints, settings, responders is not None,
+                               note_list)
 
     def baseline(values, note_list):
-        return _baseline_analysis(raw, values, frame, pre, covariates, min_group_size,
-                                  confidence, note_list, hl_effect)
+        return _baseline_analysis(raw, values, frame, pre, settings, note_list)
 
-    if "paired" in methods:
+    def corrected_rows(rows, primary, rerun, recentre=None):
+        """The bias-corrected rows (compositions); the relative ones otherwise."""
+        if not corrected:
+            return rows
+        rows, lost = _reference_corrected(rows, tvals, primary, parts.notes, rerun,
+                                          parts.references, strata, settings.confidence,
+                                          recentre=recentre)
+        parts.add(untested=lost)
+        return rows
+
+    if "paired" in settings.methods:
         design, r, u, dr = paired(tvals)
-        if corrected:
-            r, lost = _reference_corrected(r, tvals, "paired_t", notes,
-                                           lambda z: paired(tvals, reference=z)[1], references,
-                                           strata, confidence, recentre=(
-                                               lambda z: corrected_changes(
-                                                   raw, tvals, z, design.pairs).mean(axis=0),
-                                               _post_shifter(frame, post)))
-            untested += lost
-        rows += r
-        untested += u
-        dropped += dr
-        formulas["paired"] = f"{post} - {pre} within subject (paired t, Wilcoxon signed-rank)"
-    if "mixed" in methods:
-        r, u, dr, f, fi, co = mixed(tvals, notes)
-        if corrected:
-            r, lost = _reference_corrected(r, tvals, "lmm", notes,
-                                           lambda z: mixed(_minus(tvals, z), [])[0],
-                                           references, strata, confidence)
-            untested += lost
-        notes.append(("lmm", "tests and intervals: " + (
-            "Wald z (as statsmodels MixedLM)" if mixed_df == "z" else
+        r = corrected_rows(r, "paired_t", lambda z: paired(tvals, reference=z)[1], recentre=(
+            lambda z: corrected_changes(raw, tvals, z, design.pairs).mean(axis=0),
+            _post_shifter(frame, post)))
+        parts.add(r, u, dr, {"paired": f"{post} - {pre} within subject (paired t, Wilcoxon "
+                                       "signed-rank)"})
+    if "mixed" in settings.methods:
+        r, u, dr, f, fi, co = mixed(tvals, parts.notes)
+        r = corrected_rows(r, "lmm", lambda z: mixed(_minus(tvals, z), [])[0])
+        parts.notes.append(("lmm", "tests and intervals: " + (
+            "Wald z (as statsmodels MixedLM)" if settings.mixed_df == "z" else
             "Student t with Satterthwaite degrees of freedom and lme4 standard errors, as lmerTest "
-            "(column df of the coefficients)" if mixed_df == "satterthwaite" else
+            "(column df of the coefficients)" if settings.mixed_df == "satterthwaite" else
             "Student t with between-within degrees of freedom (column df of the coefficients)")))
-        rows += r
-        untested += u
-        dropped += dr
-        formulas.update(f)
-        fits += fi
-        coefs += co
-    if "baseline" in methods and responders is not None:
-        r, u, dr, f = baseline(tvals, notes)
-        if corrected:
-            r, lost = _reference_corrected(r, tvals, "ols", notes,
-                                           lambda z: baseline(_minus(tvals, z), [])[0],
-                                           references, strata, confidence)
-            untested += lost
-        rows += r
-        untested += u
-        dropped += dr
-        formulas.update(f)
-    elif "baseline" in methods:
-        notes.append(("baseline", "skipped: no responder labels given"))
-    if presence_tests:
+        parts.add(r, u, dr, f, fi, co)
+    if "baseline" in settings.methods and responders is not None:
+        r, u, dr, f = baseline(tvals, parts.notes)
+        r = corrected_rows(r, "ols", lambda z: baseline(_minus(tvals, z), [])[0])
+        parts.add(r, u, dr, f)
+    elif "baseline" in settings.methods:
+        parts.notes.append(("baseline", "skipped: no responder labels given"))
+    if settings.presence_tests:
         if design is None:
-            design = pair_samples(frame.reset_index(), pre, post)
+            design = paired_design(frame.reset_index(), pre, post)
         r, u = _presence_analysis(raw, frame, design, pre, post, responders is not None,
-                                  min_pairs, min_group_size, confidence)
-        rows += r
-        untested += u
-        formulas["presence"] = ("detected (> 0) or not: exact McNemar test of the pairs "
-                                "(Fisher's exact test between response groups)")
-
-    return _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotations,
-                     annotation_column, modality, name, alpha, sensitivity, corrected, references)
+                                  settings.min_pairs, settings.min_group_size, settings.confidence)
+        parts.add(r, u, formulas={"presence": (
+            "detected (> 0) or not: exact McNemar test of the pairs (Fisher's exact test "
+            "between response groups)")})
+    return _assemble(parts, tr, annotations, name, settings)
 
 
-def _check_options(sensitivity, bias_correction):
-    if sensitivity not in SENSITIVITY_METHODS:
+def _check_options(settings: ContrastSettings):
+    if settings.sensitivity not in SENSITIVITY_METHODS:
         hint = (" (ANCOM-BC2 was removed: with subject as a fixed block it called 51% of the "
-                "taxa on a label-swap null)" if sensitivity == "ancombc2" else "")
+                "taxa on a label-swap null)" if settings.sensitivity == "ancombc2" else "")
         raise InputError(Problem("config", "differential.sensitivity",
-                                 f"unknown sensitivity method {sensitivity!r}{hint}",
+                                 f"unknown sensitivity method {settings.sensitivity!r}{hint}",
                                  "use 'rank_tests' or 'none'"))
-    if bias_correction not in BIAS_CORRECTIONS:
+    if settings.bias_correction not in BIAS_CORRECTIONS:
         raise InputError(Problem("config", "differential.bias_correction",
-                                 f"unknown bias correction {bias_correction!r}",
+                                 f"unknown bias correction {settings.bias_correction!r}",
                                  "use 'mode' or 'none'"))
 
 
@@ -1269,16 +1341,16 @@ def _joint_calls(results: pd.DataFrame) -> pd.DataFrame:
     return results
 
 
-def _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotations,
-              annotation_column, modality, name, alpha, sensitivity="rank_tests",
-              corrected=False, references=None) -> DifferentialResult:
+def _assemble(parts: _Parts, tr: TransformResult, annotations, name: str,
+              settings: ContrastSettings) -> DifferentialResult:
     """The tables of one analysis from its parts: BH q within each family, direction,
     fold changes, the presence call beside each abundance row, annotations, a fixed
     row order."""
+    corrected, alpha, modality = settings.corrected, settings.alpha, settings.modality
     notes = [("effect", "what the called effects estimate: " + effect_scale_label(tr, corrected)
               + ("; if most features change together the corrected effects are off by that "
-                 "common change" if corrected else ""))] + list(notes)
-    results = (pd.concat(rows, ignore_index=True) if rows
+                 "common change" if corrected else ""))] + list(parts.notes)
+    results = (pd.concat(parts.rows, ignore_index=True) if parts.rows
                else pd.DataFrame(columns=RESULT_COLUMNS))
     for col in ("relative_effect", "relative_ci_low", "relative_ci_high", "relative_p",
                 "reference_shift"):
@@ -1306,12 +1378,12 @@ def _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotat
         fc = (np.power(base, results[src].astype(float)) if base is not None
               else np.full(len(results), np.nan))
         results[col] = np.where(presence, np.nan, fc)
-    results["sensitivity_agrees"] = _agreement(results, alpha, sensitivity)
+    results["sensitivity_agrees"] = _agreement(results, alpha, settings.sensitivity)
     results = _joint_calls(results)
     if "note" not in results:
         results["note"] = ""
     results["note"] = results["note"].fillna("")
-    annot = _annotation_lookup(annotations, annotation_column)
+    annot = _annotation_lookup(annotations, settings.annotation_column)
     results["annotation"] = results["feature"].map(annot).fillna("") if annot is not None else ""
     order = {m: i for i, m in enumerate(METHOD_ORDER)}
     results = (results.assign(_m=results["method"].map(order))
@@ -1321,7 +1393,7 @@ def _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotat
         results[col] = results[col].astype("Int64")
     results = results[RESULT_COLUMNS]
 
-    untested_df = (pd.concat(untested, ignore_index=True) if untested
+    untested_df = (pd.concat(parts.untested, ignore_index=True) if parts.untested
                    else pd.DataFrame(columns=UNTESTED_COLUMNS))
     untested_df["modality"] = modality
     untested_df["contrast"] = name
@@ -1334,29 +1406,24 @@ def _assemble(rows, untested, dropped, fits, coefs, formulas, notes, tr, annotat
                    .reset_index(drop=True))
     for col in ("n_subjects", "n_pairs"):
         untested_df[col] = untested_df[col].astype("Int64")
-    dropped_df = (pd.concat(dropped, ignore_index=True).sort_values(
+    dropped_df = (pd.concat(parts.dropped, ignore_index=True).sort_values(
         ["analysis", "subject_id", "timepoint", "sample_id"]).reset_index(drop=True)
-        if dropped else pd.DataFrame(columns=DROPPED_COLUMNS))
-    fits_df = (pd.concat(fits, ignore_index=True).rename(columns={"feature_id": "feature"})
-               if fits else pd.DataFrame())
-    coef_df = (pd.concat(coefs, ignore_index=True).rename(columns={"feature_id": "feature"})
-               if coefs else pd.DataFrame())
+        if parts.dropped else pd.DataFrame(columns=DROPPED_COLUMNS))
+    fits_df = (pd.concat(parts.fits, ignore_index=True).rename(columns={"feature_id": "feature"})
+               if parts.fits else pd.DataFrame())
+    coef_df = (pd.concat(parts.coefs, ignore_index=True).rename(columns={"feature_id": "feature"})
+               if parts.coefs else pd.DataFrame())
     notes_df = pd.DataFrame(notes, columns=["step", "message"])
-    return DifferentialResult(results, untested_df, formulas, fits_df, dropped_df, notes_df,
-                              tr.description, coef_df, dict(references or {}))
+    return DifferentialResult(results, untested_df, parts.formulas, fits_df, dropped_df, notes_df,
+                              tr.description, coef_df, dict(parts.references))
 
 
 def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
                  transform: str | TransformResult = "clr", transform_options: dict | None = None,
-                 responders: pd.DataFrame | None = None, response_column: str = "dcr_recist",
-                 covariates=("cohort",), subjects: pd.DataFrame | None = None,
-                 annotations: pd.DataFrame | None = None, annotation_column: str | None = None,
-                 modality: str = "", alpha: float = 0.1, min_group_size: int = 3,
-                 effect: str = "hodges_lehmann", confidence: float = 0.95,
-                 name: str = BASELINE_NAME, bias_correction: str = "none",
-                 presence_tests: bool = False, sensitivity: str = "rank_tests",
-                 file_table: str = "feature table",
-                 file_samples: str = "samples.tsv") -> DifferentialResult:
+                 responders: pd.DataFrame | None = None, subjects: pd.DataFrame | None = None,
+                 annotations: pd.DataFrame | None = None,
+                 settings: ContrastSettings | None = None, name: str = BASELINE_NAME,
+                 **overrides) -> DifferentialResult:
     r"""Responders vs non-responders at one timepoint, without a paired contrast.
 
     The analysis of a baseline-only study (one sample per subject): the
@@ -1373,18 +1440,16 @@ def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
 
     Parameters
     ----------
-    table, samples, transform, transform_options, covariates, subjects, annotations,
-    annotation_column, modality, alpha, min_group_size, effect, confidence
-        As in :func:`run_contrast`.
+    table, samples, transform, transform_options, subjects, annotations, settings, **overrides
+        As in :func:`run_contrast` (``presence_fisher`` is the presence test; the
+        paired and mixed settings play no part).
     baseline : str
         The timepoint compared (``design.baseline``).
     responders : DataFrame
-        ``subject_id`` + the ``response_column`` labels (``responder`` /
+        ``subject_id`` + the ``settings.response_column`` labels (``responder`` /
         ``non_responder`` / empty = left out and listed in ``dropped_samples``).
     name : str
         Written in the ``contrast`` column (default ``baseline``).
-    bias_correction, presence_tests, sensitivity
-        As in :func:`run_contrast` (``presence_fisher`` is the presence test).
 
     Returns
     -------
@@ -1397,42 +1462,41 @@ def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
     InputError
         Bad table, sheet or responder labels, or ``responders`` not given.
     """
-    covariates = tuple(covariates or ())
-    _check_options(sensitivity, bias_correction)
+    settings = ContrastSettings.build(settings, overrides)
+    _check_options(settings)
     if responders is None:
         raise InputError(Problem("config", "key 'response.primary'",
                                  "the baseline responder comparison needs responder labels",
                                  "define a response (response.definitions) or leave the baseline "
                                  "comparison out"))
     pseudo = {"name": name, "pre": baseline, "post": None}
-    _validate(table, samples, pseudo, responders, response_column, covariates, subjects,
-              file_table, file_samples)
-    table, tr = _prepared_table(table, effect, transform, transform_options, file_table)
-    frame = _sample_frame(table, samples, responders, response_column, covariates, subjects)
+    _validate(table, samples, pseudo, responders, settings.response_column, settings.covariates,
+              subjects, settings.file_table, settings.file_samples)
+    table, tr = _prepared_table(table, settings.effect, transform, transform_options,
+                                settings.file_table)
+    frame = _sample_frame(table, samples, responders, settings.response_column,
+                          settings.covariates, subjects)
     frame = frame[(frame["timepoint"] == baseline) & frame["subject_id"].notna()]
-    notes: list = []
+    parts = _Parts()
     tvals = tr.values
 
     def analysis(values, note_list):
-        return _baseline_analysis(table, values, frame, baseline, covariates, min_group_size,
-                                  confidence, note_list, effect == "hodges_lehmann")
+        return _baseline_analysis(table, values, frame, baseline, settings, note_list)
 
-    rows, untested, dropped, formulas = analysis(tvals, notes)
-    corrected = bias_correction == "mode"
-    references: dict = {}
-    if corrected:
-        rows, lost = _reference_corrected(rows, tvals, "ols", notes,
+    rows, untested, dropped, formulas = analysis(tvals, parts.notes)
+    if settings.corrected:
+        rows, lost = _reference_corrected(rows, tvals, "ols", parts.notes,
                                           lambda z: analysis(_minus(tvals, z), [])[0],
-                                          references, detection_strata(table.loc[frame.index]),
-                                          confidence)
+                                          parts.references,
+                                          detection_strata(table.loc[frame.index]),
+                                          settings.confidence)
         untested += lost
-    if presence_tests:
-        r, u = _presence_analysis(table, frame, None, baseline, None, True, 0, min_group_size,
-                                  confidence)
-        rows += r
-        untested += u
-    return _assemble(rows, untested, dropped, [], [], formulas, notes, tr, annotations,
-                     annotation_column, modality, name, alpha, sensitivity, corrected, references)
+    parts.add(rows, untested, dropped, formulas)
+    if settings.presence_tests:
+        r, u = _presence_analysis(table, frame, None, baseline, None, True, 0,
+                                  settings.min_group_size, settings.confidence)
+        parts.add(r, u)
+    return _assemble(parts, tr, annotations, name, settings)
 
 
 def _annotation_lookup(annotations, column):

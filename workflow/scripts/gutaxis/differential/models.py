@@ -30,7 +30,7 @@ lme4. J Stat Softw 67(1).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -114,6 +114,42 @@ class ModelResult:
     transformed: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class ModelSettings:
+    """How :func:`fit_formula_model` infers and reports, the same for every model of a
+    modality (each model itself is a :class:`ModelSpec`).
+
+    Attributes
+    ----------
+    confidence : float
+        Level of the confidence intervals.
+    alpha : float
+        q below which a row is called (``direction`` up/down).
+    df_method : {"satterthwaite", "between_within", "z"}
+        Mixed-model reference distribution (:func:`gutaxis.stats.mixed.fit_mixed`).
+    what : str
+        What the values are, for the effect-scale sentence ("relative abundances").
+    file_table, file_samples, file_subjects : str
+        Names of the inputs in messages.
+    """
+
+    confidence: float = 0.95
+    alpha: float = 0.1
+    df_method: str = "satterthwaite"
+    what: str = "relative abundances"
+    file_table: str = "feature table"
+    file_samples: str = "samples"
+    file_subjects: str = "subjects"
+
+    @classmethod
+    def from_params(cls, params) -> "ModelSettings":
+        """From the ``differential_model`` rule's params (``alpha``, ``confidence`` and
+        ``mixed_df`` of the config's ``differential`` section; ``values``; file names)."""
+        return cls(confidence=params.confidence, alpha=params.alpha, df_method=params.mixed_df,
+                   what=params.values, file_table=params.table_label,
+                   file_samples=params.samples_label, file_subjects=params.subjects_label)
+
+
 def config_problems(models: list) -> list[Problem]:
     """What the dry run can already see wrong in ``differential.models``: repeated names,
     a formula patsy cannot read, presence modelled with random intercepts."""
@@ -194,12 +230,21 @@ def model_frame(samples: pd.DataFrame, subjects: pd.DataFrame, sample_ids, spec:
     return frame
 
 
+def as_numbers(text: pd.Series) -> pd.Series | None:
+    """A text column of a sheet as numbers when every non-empty cell is one (empty cells
+    missing); None when a cell is not a number (the column is categorical)."""
+    text = text.replace("", np.nan)
+    numbers = pd.to_numeric(text, errors="coerce")
+    filled = text.notna()
+    return numbers if filled.any() and numbers[filled].notna().all() else None
+
+
 def _typed(values: np.ndarray, column: str, grouping: bool, spec: ModelSpec):
     text = pd.Series(values, dtype=object)
+    numbers = None if grouping or column in spec.reference else as_numbers(text)
+    if numbers is not None:
+        return numbers.to_numpy(dtype=float)
     present = text.dropna()
-    numbers = pd.to_numeric(present, errors="coerce")
-    if not grouping and len(present) and numbers.notna().all() and column not in spec.reference:
-        return pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
     levels = sorted(present.unique(), key=str)
     reference = spec.reference.get(column)
     if reference is not None:
@@ -409,10 +454,7 @@ def median_comparison(coefficients: pd.DataFrame, confidence: float) -> pd.DataF
 
 def fit_formula_model(table: pd.DataFrame, samples: pd.DataFrame, subjects: pd.DataFrame,
                       spec: ModelSpec, *, annotations: pd.Series | None = None,
-                      confidence: float = 0.95, alpha: float = 0.1,
-                      df_method: str = "satterthwaite", what: str = "relative abundances",
-                      file_table: str = "feature table", file_samples: str = "samples",
-                      file_subjects: str = "subjects") -> ModelResult:
+                      settings: ModelSettings | None = None, **overrides) -> ModelResult:
     """Fit one named model to every feature of a samples x features table.
 
     Steps, each recorded in ``notes``: the samples at the model's timepoints; samples
@@ -430,19 +472,21 @@ def fit_formula_model(table: pd.DataFrame, samples: pd.DataFrame, subjects: pd.D
     spec : ModelSpec
     annotations : pandas.Series, optional
         Feature id -> display name.
-    confidence, alpha : float
-        CI level; q below which a row is called (``direction`` up/down).
-    df_method : {"satterthwaite", "between_within", "z"}
-        Mixed-model reference distribution (:func:`gutaxis.stats.mixed.fit_mixed`).
+    settings : ModelSettings, optional
+        Inference and labels (default :class:`ModelSettings`).
+    **overrides
+        Attributes of :class:`ModelSettings` replacing those of ``settings``.
 
     Returns
     -------
     ModelResult
     """
+    settings = replace(settings or ModelSettings(), **overrides)
+    confidence = settings.confidence
     notes = []
     biological = samples.loc[samples["subject_id"].astype(str) != "", "sample_id"].astype(str)
     ids = [s for s in table.index.astype(str) if s in set(biological)]
-    frame = model_frame(samples, subjects, ids, spec, file_samples, file_subjects)
+    frame = model_frame(samples, subjects, ids, spec, settings.file_samples, settings.file_subjects)
     if spec.timepoints is not None:
         frame = frame[frame["timepoint"].isin(spec.timepoints)]
     notes.append(("samples", f"{len(frame)} samples of {frame['subject_id'].nunique()} subjects"
@@ -452,7 +496,7 @@ def fit_formula_model(table: pd.DataFrame, samples: pd.DataFrame, subjects: pd.D
     notes.append(("filter", f"kept {kept.shape[1]} of {raw.shape[1]} features (more than "
                   f"{spec.min_prevalence:g} of samples above {spec.min_abundance:g})"))
     normalised = normalise(kept, spec.normalization)
-    tr, scale = transform(normalised, spec.transform, what, file_table)
+    tr, scale = transform(normalised, spec.transform, settings.what, settings.file_table)
     notes.append(("transform", f"normalisation {spec.normalization}; {tr.description}"))
     complete, dropped = _complete_samples(frame, spec)
     if len(dropped):
@@ -471,13 +515,13 @@ def fit_formula_model(table: pd.DataFrame, samples: pd.DataFrame, subjects: pd.D
         observed = kept.loc[complete.index]
         values = (observed > spec.min_abundance).astype(float).where(observed.notna())
         scale = f"log odds of presence (> {spec.min_abundance:g})"
-    coefficients, fits = _fit(values, design, complete, spec, confidence, df_method)
+    coefficients, fits = _fit(values, design, complete, spec, confidence, settings.df_method)
     if spec.median_comparison:
         coefficients = median_comparison(coefficients, confidence)
         scale = scale + "; minus the term's median across features (median comparison)"
     formulas = _formulas(fits, design, spec)
     results = _result_rows(coefficients, fits, formulas, values, normalised.loc[complete.index],
-                           design, spec, alpha, scale, annotations)
+                           design, spec, settings.alpha, scale, annotations)
     untested = _untested(filtered, fits, spec)
     notes = pd.DataFrame(notes, columns=["step", "message"])
     return ModelResult(results, untested, fits.assign(model=spec.name), formulas, dropped, notes,

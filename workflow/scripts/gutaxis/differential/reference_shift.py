@@ -46,10 +46,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-#: the assumption under which a bias-corrected effect is an absolute change
-ASSUMPTION = "most features do not change in absolute abundance"
-
-
 @dataclass(frozen=True)
 class ReferenceShift:
     """The mode of one family of effects and the weights that define it.
@@ -76,6 +72,8 @@ class ReferenceShift:
     n_reference: float
 
 
+#: the assumption under which a bias-corrected effect is an absolute change
+ASSUMPTION = "most features do not change in absolute abundance"
 #: Gaussian-weight (Welsch) tuning constant: c = 2.9846 robust SDs gives 95% efficiency at the
 #: normal; as a Gaussian kernel exp(-r^2 / (2 h^2)) that is h = c / sqrt(2) robust SDs.
 WELSCH_BANDWIDTH = 2.9846 / np.sqrt(2.0)

@@ -29,7 +29,10 @@ from skbio.diversity import alpha_diversity as skbio_alpha_diversity
 
 from gutaxis.clinical.checks import NON_RESPONDER, RESPONDER
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
-from gutaxis.differential.pairing import pair_samples
+from gutaxis.io.pairing import pair_samples
+from gutaxis.stats.paired import hodges_lehmann as paired_hodges_lehmann
+# the signed-rank distribution and Walsh averages behind the α tests, reachable from here too
+from gutaxis.stats.paired import psignrank, qsignrank, walsh_averages  # noqa: F401
 
 #: α metrics for every table (relative abundances or counts), in output order
 ALPHA_METRICS = ("shannon", "gini_simpson", "inverse_simpson", "observed_richness", "pielou_evenness")
@@ -221,145 +224,18 @@ def alpha_diversity(
 # signed-rank distribution, Hodges–Lehmann and the Wilcoxon test
 
 
-def _signrank_counts(n: int) -> np.ndarray:
-    """Number of subsets of {1..n} with each sum 0..n(n+1)/2 (exact null of V)."""
-    counts = np.zeros(n * (n + 1) // 2 + 1)
-    counts[0] = 1.0
-    for k in range(1, n + 1):
-        counts[k:] = counts[k:] + counts[:-k].copy()
-    return counts
-
-
-def psignrank(q: float, n: int) -> float:
-    """P(V <= q) for the Wilcoxon signed-rank statistic V with n untied, non-zero values."""
-    counts = _signrank_counts(n)
-    q = int(np.floor(q + 1e-7))
-    if q < 0:
-        return 0.0
-    return float(counts[: q + 1].sum() / 2.0**n)
-
-
-def qsignrank(p: float, n: int) -> int:
-    """Smallest q with P(V <= q) >= p (R's ``qsignrank`` for p <= 0.5, with its fuzz)."""
-    cumulative = np.cumsum(_signrank_counts(n)) / 2.0**n
-    return int(np.searchsorted(cumulative, p - 10 * np.finfo(float).eps, side="left"))
-
-
-def walsh_averages(differences: np.ndarray) -> np.ndarray:
-    """All :math:`(d_i + d_j)/2` for :math:`i \\le j`, sorted."""
-    d = np.asarray(differences, dtype=float)
-    i, j = np.triu_indices(len(d))
-    return np.sort((d[i] + d[j]) / 2.0)
-
-
-def _signed_rank_z(x: np.ndarray, shift: float, correct: bool) -> float:
-    """R's ``W(d)``: standardised signed-rank statistic of ``x - shift`` (zeros dropped)."""
-    xd = x - shift
-    xd = xd[xd != 0]
-    nx = len(xd)
-    if nx == 0:
-        return np.nan
-    ranks = stats.rankdata(np.abs(xd))
-    z = ranks[xd > 0].sum() - nx * (nx + 1) / 4.0
-    _, tie_sizes = np.unique(ranks, return_counts=True)
-    sigma = np.sqrt(nx * (nx + 1) * (2 * nx + 1) / 24.0 - np.sum(tie_sizes**3 - tie_sizes) / 48.0)
-    if sigma == 0:
-        return np.nan
-    correction = np.sign(z) * 0.5 if correct else 0.0
-    return float((z - correction) / sigma)
-
-
-def _normal_ci_limit(x: np.ndarray, walsh: np.ndarray, zq: float, correct: bool) -> float:
-    """Where the step function ``W(d)`` crosses ``zq`` (a Walsh average), by bisection.
-
-    R finds the same point with ``uniroot`` to ``tol.root``; W only jumps at Walsh
-    averages, so the crossing is located exactly here.
-    """
-    points = np.unique(walsh)
-    lo, hi = 0, len(points) - 1  # invariant: W just right of points[lo] > zq >= W just right of points[hi]
-
-    def right_of(k):
-        nxt = points[k + 1] if k + 1 < len(points) else points[k] + 1.0
-        return _signed_rank_z(x, 0.5 * (points[k] + nxt), correct)
-
-    if right_of(lo) <= zq:
-        return float(points[0])
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if right_of(mid) > zq:
-            lo = mid
-        else:
-            hi = mid
-    return float(points[hi])
-
-
 def hodges_lehmann(differences, conf_level: float = 0.95, correct: bool = True) -> dict:
-    """Hodges–Lehmann estimate of the paired (pseudo)median with R's confidence interval.
+    """Hodges–Lehmann estimate of one vector of paired differences with R's confidence interval.
 
-    Estimate: the median of the Walsh averages :math:`(d_i + d_j)/2, i \\le j` of all
-    differences. Interval as R's ``wilcox.test(d, conf.int = TRUE)``: zero
-    differences are dropped; with fewer than 50 remaining and no ties it is the exact
-    interval :math:`[w_{(q)}, w_{(N+1-q)}]`, N = n(n+1)/2, q = ``qsignrank(alpha/2, n)``
-    (at least 1; Bauer 1972); otherwise the normal-approximation interval, the
-    shifts where the tie-corrected signed-rank z (continuity-corrected when
-    `correct`) crosses :math:`\\pm z_{1-\\alpha/2}`. When the requested level cannot
-    be reached (tiny n), R's rule widens it and ``conf_level`` reports what was
-    achieved.
-
-    Parameters
-    ----------
-    differences : array_like
-        Paired differences (post - pre); NaN are dropped.
-    conf_level : float
-    correct : bool
-        Continuity correction of the normal approximation.
-
-    Returns
-    -------
-    dict
-        ``estimate, ci_low, ci_high, conf_level, n, n_nonzero, ci_method``.
+    :func:`gutaxis.stats.paired.hodges_lehmann` with ``interval="wilcox_test"`` (R's
+    ``wilcox.test(d, conf.int = TRUE)``) on ``differences`` (NaN dropped), as a dict:
+    ``estimate, ci_low, ci_high, conf_level, n, n_nonzero, ci_method``.
     """
-    d = np.asarray(differences, dtype=float)
-    d = d[~np.isnan(d)]
-    out = {"estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "conf_level": np.nan,
-           "n": len(d), "n_nonzero": int(np.count_nonzero(d)), "ci_method": "not computed"}
-    if len(d) == 0:
-        return out
-    out["estimate"] = float(np.median(walsh_averages(d)))
-    x = d[d != 0]
-    n = len(x)
-    if n == 0:
-        return out
-    alpha = 1.0 - conf_level
-    ranks = stats.rankdata(np.abs(x))
-    ties = len(np.unique(ranks)) != n
-    walsh = walsh_averages(x)
-    if n < 50 and not ties and n == len(d):
-        qu = qsignrank(alpha / 2.0, n)
-        qu = max(qu, 1)
-        ql = n * (n + 1) // 2 - qu
-        achieved = 2.0 * psignrank(qu - 1, n)
-        level = conf_level if achieved - alpha <= alpha / 2.0 else 1.0 - float(f"{achieved:.2g}")
-        out.update(ci_low=float(walsh[qu - 1]), ci_high=float(walsh[ql]), conf_level=level,
-                   ci_method="exact")
-        return out
-    w_min = _signed_rank_z(x, x.min(), correct)
-    w_max = _signed_rank_z(x, x.max(), correct)
-    if not (np.isfinite(w_min) and np.isfinite(w_max)):
-        return out
-    while (w_min - stats.norm.isf(alpha / 2.0) < 0 or w_max - stats.norm.ppf(alpha / 2.0) > 0) and alpha < 1:
-        alpha *= 2.0
-    level = conf_level
-    if alpha >= 1 or 1 - conf_level < alpha * 0.75:
-        level = round(1.0 - min(1.0, alpha), 12)
-    if alpha < 1:
-        low = _normal_ci_limit(x, walsh, stats.norm.isf(alpha / 2.0), correct)
-        high = _normal_ci_limit(x, walsh, stats.norm.ppf(alpha / 2.0), correct)
-    else:
-        low = high = float(np.median(x))
-    out.update(ci_low=low, ci_high=high, conf_level=level,
-               ci_method="normal approximation" + (" with continuity correction" if correct else ""))
-    return out
+    row = paired_hodges_lehmann(np.asarray(differences, dtype=float), conf_level,
+                                interval="wilcox_test", correct=correct).iloc[0]
+    return {"estimate": float(row["estimate"]), "ci_low": float(row["ci_low"]),
+            "ci_high": float(row["ci_high"]), "conf_level": float(row["conf_level"]),
+            "n": int(row["n"]), "n_nonzero": int(row["n_nonzero"]), "ci_method": row["ci_method"]}
 
 
 def wilcoxon_signed_rank(differences, conf_level: float = 0.95) -> dict:

@@ -402,7 +402,7 @@ def within_subject_shift(distances, pairs: pd.DataFrame) -> pd.DataFrame:
     ----------
     distances : DataFrame or skbio.DistanceMatrix
     pairs : DataFrame
-        ``subject_id, pre_sample, post_sample`` (:func:`gutaxis.differential.pairing.pair_samples`).
+        ``subject_id, pre_sample, post_sample`` (:func:`gutaxis.io.pairing.pair_samples`).
 
     Returns
     -------

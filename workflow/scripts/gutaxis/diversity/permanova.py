@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
-from gutaxis.differential.pairing import pair_samples, unpaired_samples
+from gutaxis.io.pairing import pair_samples, unpaired_samples
 
 #: vegan/permute (``how(minperm = 5040)``): below this many possible permutations
 #: every permutation is evaluated instead of a Monte-Carlo sample.

@@ -1,6 +1,6 @@
 """Paired pre/post tests on within-subject differences, vectorised across features.
 
-Samples are paired by subject (:func:`pair_samples`), differences ``post - pre``
+Samples are paired by subject (:func:`gutaxis.io.pairing.paired_design`), differences ``post - pre``
 are formed for every feature at once (:func:`paired_differences`), and then
 
 * :func:`paired_t_test` - one-sample t test of the mean difference (= scipy's
@@ -19,90 +19,11 @@ pair for that feature only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 from scipy import special
-
-from gutaxis.io.errors import ProblemCollector
-
-
-@dataclass(frozen=True)
-class PairedDesign:
-    """Subjects with a sample at both timepoints, and the samples left over.
-
-    Attributes
-    ----------
-    pairs : pandas.DataFrame
-        Columns ``subject_id, pre_sample, post_sample``, one row per subject,
-        sorted by subject.
-    unpaired : pandas.DataFrame
-        Columns ``sample_id, subject_id, timepoint, reason``: samples at the two
-        timepoints whose partner is missing.
-    """
-
-    pairs: pd.DataFrame
-    unpaired: pd.DataFrame
-
-
-def pair_samples(samples: pd.DataFrame, pre: str, post: str, sample_ids=None,
-                 file: str = "samples.tsv") -> PairedDesign:
-    """Pair each subject's ``pre`` and ``post`` samples.
-
-    Parameters
-    ----------
-    samples : pandas.DataFrame
-        Sample sheet with columns ``sample_id, subject_id, timepoint``.
-    pre, post : str
-        Timepoint labels (e.g. ``"baseline"``, ``"post"``).
-    sample_ids : iterable of str, optional
-        Restrict to these samples (those present in the feature table).
-    file : str
-        Name used in error messages.
-
-    Returns
-    -------
-    PairedDesign
-
-    Raises
-    ------
-    gutaxis.io.errors.InputError
-        Missing columns, or a subject with two samples at one timepoint.
-    """
-    problems = ProblemCollector()
-    missing = [c for c in ("sample_id", "subject_id", "timepoint") if c not in samples.columns]
-    if missing:
-        problems.add(file, f"columns {missing}", "required column(s) missing",
-                     "add sample_id, subject_id and timepoint columns")
-        problems.raise_if_any()
-    sheet = samples[["sample_id", "subject_id", "timepoint"]].copy()
-    sheet["sample_id"] = sheet["sample_id"].astype(str)
-    if sample_ids is not None:
-        sheet = sheet[sheet["sample_id"].isin(set(map(str, sample_ids)))]
-    sheet = sheet[sheet["timepoint"].isin([pre, post]) & sheet["subject_id"].notna()
-                  & (sheet["subject_id"].astype(str) != "")]
-    dup = sheet[sheet.duplicated(["subject_id", "timepoint"], keep=False)]
-    groups = dup.groupby(["subject_id", "timepoint"], sort=True, observed=True)
-    for (subject, timepoint), rows in groups:
-        problems.add(file, f"subject {subject}, timepoint {timepoint}",
-                     f"{len(rows)} samples ({', '.join(rows['sample_id'])}) for one subject "
-                     "at one timepoint", "keep one sample per subject and timepoint (or give "
-                     "replicates their own timepoint label)")
-    problems.raise_if_any()
-    wide = sheet.pivot(index="subject_id", columns="timepoint", values="sample_id")
-    wide = wide.reindex(columns=[pre, post]).sort_index()
-    complete = wide.notna().all(axis=1)
-    pairs = pd.DataFrame({"subject_id": wide.index[complete],
-                          "pre_sample": wide.loc[complete, pre].to_numpy(),
-                          "post_sample": wide.loc[complete, post].to_numpy()})
-    left = sheet[~sheet["subject_id"].isin(pairs["subject_id"])].copy()
-    left["reason"] = np.where(left["timepoint"] == pre,
-                              f"no '{post}' sample for this subject",
-                              f"no '{pre}' sample for this subject")
-    left = left.sort_values(["subject_id", "timepoint", "sample_id"]).reset_index(drop=True)
-    return PairedDesign(pairs.reset_index(drop=True), left)
 
 
 def paired_differences(values: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -113,7 +34,8 @@ def paired_differences(values: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFram
     values : pandas.DataFrame
         Samples x features on the scale to be tested (e.g. CLR).
     pairs : pandas.DataFrame
-        ``PairedDesign.pairs``.
+        ``subject_id, pre_sample, post_sample``
+        (:func:`gutaxis.io.pairing.pair_samples`).
 
     Returns
     -------
@@ -376,18 +298,30 @@ def wilcoxon_signed_rank(diff, zero_method: str = "wilcox", correction: bool = F
                   p_method=p_method)
 
 
+def psignrank(q: float, n: int) -> float:
+    """P(V <= q) for the Wilcoxon signed-rank statistic V of n untied, non-zero values (R's
+    ``psignrank``)."""
+    q = int(np.floor(q + 1e-7))
+    return 0.0 if q < 0 else float(_signed_rank_cdf(n)[min(q, n * (n + 1) // 2)])
+
+
+def qsignrank(p: float, n: int) -> int:
+    """Smallest q with P(V <= q) >= p: R's ``qsignrank`` for p <= 0.5, with its fuzz of
+    10 machine epsilons below p."""
+    return int(np.searchsorted(_signed_rank_cdf(n), p - 10 * np.finfo(float).eps, side="left"))
+
+
 def _signed_rank_ci_ranks(n: int, confidence: float) -> tuple[int, int]:
     """1-based order statistics of the Walsh averages bounding Tukey's CI.
 
     ``qu`` is the lower alpha/2 quantile of the signed-rank null distribution
-    (R's ``qsignrank``; exact for n <= 50, normal approximation with
-    continuity correction above); the CI is ``(W_(qu), W_(M - qu + 1))``.
+    (:func:`qsignrank`; exact for n <= 50, normal approximation with
+    continuity correction above), at least 1; the CI is ``(W_(qu), W_(M - qu + 1))``.
     """
     m = n * (n + 1) // 2
     alpha = 1.0 - confidence
     if n <= 50:
-        cdf = np.cumsum(signed_rank_counts(n)) / float(2 ** n)
-        qu = int(np.searchsorted(cdf, alpha / 2 * (1 - 1e-12), side="left"))
+        qu = qsignrank(alpha / 2, n)
     else:
         sigma = np.sqrt(n * (n + 1) * (2 * n + 1) / 24.0)
         qu = int(np.ceil(m / 2.0 - 0.5 + special.ndtri(alpha / 2) * sigma))
@@ -395,57 +329,237 @@ def _signed_rank_ci_ranks(n: int, confidence: float) -> tuple[int, int]:
     return qu, m - qu + 1
 
 
-def hodges_lehmann(diff, confidence: float = 0.95,
-                   max_elements: int = 4_000_000) -> pd.DataFrame:
-    r"""One-sample Hodges-Lehmann estimate and Tukey's CI for every feature.
+def walsh_averages(d) -> np.ndarray:
+    r"""All Walsh averages :math:`(d_i + d_j)/2,\ i \le j`, sorted, of each column.
+
+    Parameters
+    ----------
+    d : array_like, shape (n,) or (n, F)
+        Values; NaN drops that value for that column.
+
+    Returns
+    -------
+    ndarray, shape (M,) or (M, F)
+        Ascending, :math:`M = n(n+1)/2` of the longest column; a shorter column ends
+        in NaN.
+    """
+    arr = np.asarray(d, dtype=float)
+    values = np.sort(arr.reshape(arr.shape[0], -1), axis=0)  # NaN last
+    i, j = np.triu_indices(values.shape[0])
+    walsh = np.sort((values[i] + values[j]) / 2.0, axis=0)
+    return walsh[:, 0] if arr.ndim == 1 else walsh
+
+
+#: confidence intervals of :func:`hodges_lehmann`
+HL_INTERVALS = ("tukey", "wilcox_test")
+
+
+def hodges_lehmann(diff, confidence: float = 0.95, interval: str = "tukey",
+                   correct: bool = True, max_elements: int = 4_000_000) -> pd.DataFrame:
+    r"""One-sample Hodges-Lehmann estimate and its confidence interval for every feature.
 
     .. math:: \hat\Delta = \operatorname{median}\{(d_i + d_j)/2 : i \le j\}
 
-    The confidence interval is bounded by the ``q``-th smallest and largest of
-    the :math:`M = n(n+1)/2` Walsh averages, ``q`` the lower alpha/2 quantile
-    of the signed-rank distribution (as R's ``wilcox.test(conf.int=TRUE)``
-    with exact = TRUE); coverage is exact for continuous data without ties.
+    over the :math:`M = n(n+1)/2` Walsh averages of the non-missing differences
+    (zeros included). Two intervals:
 
-    The four order statistics (the two middle ones, averaged when :math:`M` is
-    even, and the two bounds) are selected without writing the Walsh averages
-    down: :func:`gutaxis.stats.rank_shift.walsh_order_statistics` searches the
-    sorted matrix :math:`(d_{(i)} + d_{(j)})/2` in :math:`O(n \log n)` per
-    feature (Monahan 1984) and returns the very floats a full sort gives;
-    features with at most 2,000 Walsh averages are sorted directly.
+    * ``interval="tukey"`` (the differential tests): bounded by the ``q``-th
+      smallest and largest Walsh average, ``q`` the lower alpha/2 quantile of the
+      signed-rank distribution (:func:`_signed_rank_ci_ranks`; R's
+      ``wilcox.test(conf.int=TRUE, exact=TRUE)``); coverage is exact for
+      continuous data without ties.
+    * ``interval="wilcox_test"`` (α diversity): as R's ``wilcox.test(d,
+      conf.int=TRUE)`` with its defaults. Zero differences are dropped; with fewer
+      than 50 left, no ties and no zero it is the exact interval above (when the
+      level cannot be reached, tiny n, R's rule reports the level achieved);
+      otherwise the normal-approximation interval, the shifts :math:`\delta` where
+      the tie-corrected signed-rank statistic of :math:`d - \delta`,
+
+      .. math:: W(\delta) = \frac{T^+(\delta) - n_\delta(n_\delta+1)/4
+         - \tfrac12\operatorname{sign}(\cdot)}
+         {\sqrt{n_\delta(n_\delta+1)(2n_\delta+1)/24 - \sum_g (t_g^3-t_g)/48}},
+
+      crosses :math:`\pm z_{1-\alpha/2}` (``correct``: the continuity term
+      :math:`\tfrac12\operatorname{sign}`). R finds the crossing with ``uniroot``;
+      :math:`W` jumps only at Walsh averages of the non-zero differences, so a
+      bisection over them, in step for every feature, finds it exactly. Where
+      :math:`W` cannot reach the quantile, alpha is doubled as R does and
+      ``conf_level`` reports the level achieved.
+
+    The order statistics of the estimate and of Tukey's and the exact interval are
+    selected without writing the Walsh averages down:
+    :func:`gutaxis.stats.rank_shift.walsh_order_statistics` searches the sorted
+    matrix :math:`(d_{(i)} + d_{(j)})/2` in :math:`O(n \log n)` per feature
+    (Monahan 1984) and returns the very floats a full sort gives; features with
+    at most 2,000 Walsh averages are sorted directly.
 
     Parameters
     ----------
     diff : array_like or pandas.DataFrame, shape (n_pairs, n_features)
         Differences; NaN drops the pair for that feature.
     confidence : float
+    interval : {"tukey", "wilcox_test"}
+    correct : bool
+        Continuity correction of the ``wilcox_test`` normal approximation.
     max_elements : int
-        Walsh averages held in memory at once on the direct route (features
-        are chunked).
+        Walsh averages held in memory at once where they are written down
+        (features are chunked).
 
     Returns
     -------
     pandas.DataFrame
-        One row per feature: ``n, estimate, ci_low, ci_high``.
+        One row per feature: ``n, estimate, ci_low, ci_high``; with
+        ``wilcox_test`` also ``n_nonzero, conf_level`` and ``ci_method``
+        (``exact``, ``normal approximation[ with continuity correction]`` or
+        ``not computed``).
 
     References
     ----------
     Hodges, J. L. & Lehmann, E. L. (1963). Estimates of location based on rank
     tests. Ann. Math. Statist. 34, 598-611. Hollander, M., Wolfe, D. A. &
     Chicken, E. (2014). Nonparametric Statistical Methods, 3rd ed., sec. 3.2.
-    Monahan, J. F. (1984). Algorithm 616: fast computation of the
-    Hodges-Lehmann location estimator. ACM Trans. Math. Softw. 10, 265-270.
+    Bauer, D. F. (1972). Constructing confidence sets using rank statistics.
+    JASA 67, 687-690. Monahan, J. F. (1984). Algorithm 616: fast computation of
+    the Hodges-Lehmann location estimator. ACM Trans. Math. Softw. 10, 265-270.
     """
     from gutaxis.stats.rank_shift import walsh_order_statistics
 
+    if interval not in HL_INTERVALS:
+        raise ValueError(f"interval must be one of {HL_INTERVALS}")
     d, columns = _as_2d(diff)
     n_obs = (~np.isnan(d)).sum(axis=0)
     m = n_obs * (n_obs + 1) // 2
+    if interval == "tukey":
+        exact = n_obs > 0
+    else:
+        nonzero = np.where(d == 0, np.nan, d)
+        n_nonzero = (~np.isnan(nonzero)).sum(axis=0)
+        _, ties = average_ranks(np.abs(nonzero))
+        exact = (n_nonzero > 0) & (n_nonzero < 50) & (n_nonzero == n_obs) & ~(ties > 1).any(axis=0)
     q_low = np.ones(d.shape[1], dtype=np.int64)
     q_high = np.maximum(m, 1)
-    for n in np.unique(n_obs[n_obs > 0]):
-        q_low[n_obs == n], q_high[n_obs == n] = _signed_rank_ci_ranks(int(n), confidence)
+    for n in np.unique(n_obs[exact]):
+        q_low[exact & (n_obs == n)], q_high[exact & (n_obs == n)] = _signed_rank_ci_ranks(
+            int(n), confidence)
     ranks = np.stack([(m - 1) // 2, m // 2, q_low - 1, q_high - 1])
     ranks = np.where(n_obs > 0, ranks, 0)
     mid_low, mid_high, low, high = walsh_order_statistics(d, ranks, max_elements=max_elements)
-    return _frame(columns, n=n_obs, estimate=0.5 * (mid_low + mid_high), ci_low=low,
-                  ci_high=high)
+    estimate = 0.5 * (mid_low + mid_high)
+    if interval == "tukey":
+        return _frame(columns, n=n_obs, estimate=estimate, ci_low=low, ci_high=high)
+
+    alpha = 1.0 - confidence
+    level = np.full(d.shape[1], np.nan)
+    method = np.full(d.shape[1], "not computed", dtype=object)
+    # exact: R reports the level achieved, 1 - 2 P(V <= q - 1) to two significant digits,
+    # when it falls short of the level asked by more than half of alpha (tiny n)
+    achieved = np.zeros(d.shape[1])
+    for n in np.unique(n_obs[exact]):
+        same = exact & (n_obs == n)
+        achieved[same] = 2.0 * _signed_rank_cdf(int(n))[q_low[same] - 1]
+    short = exact & (achieved - alpha > alpha / 2.0)
+    level[exact] = confidence
+    level[short] = [1.0 - float(f"{a:.2g}") for a in achieved[short]]
+    method[exact] = "exact"
+    low, high = np.where(exact, low, np.nan), np.where(exact, high, np.nan)
+    normal = np.flatnonzero(~exact & (n_nonzero > 0))
+    if normal.size:
+        found = _normal_interval(nonzero[:, normal], confidence, correct, max_elements)
+        low[normal], high[normal], level[normal] = found
+        method[normal[np.isfinite(found[2])]] = ("normal approximation" + (
+            " with continuity correction" if correct else ""))
+    return _frame(columns, n=n_obs, n_nonzero=n_nonzero, estimate=estimate, ci_low=low,
+                  ci_high=high, conf_level=level, ci_method=method)
+
+
+def _signed_rank_z(x: np.ndarray, shift: np.ndarray, correct: bool) -> np.ndarray:
+    """R's ``W(d)`` of every column: the standardised signed-rank statistic of ``x - shift``
+    (zeros and NaN dropped; tie-corrected variance; NaN without a non-zero value)."""
+    xd = x - shift
+    xd = np.where(xd == 0, np.nan, xd)
+    nx = (~np.isnan(xd)).sum(axis=0)
+    ranks, ties = average_ranks(np.abs(xd))
+    z = np.where(xd > 0, ranks, 0.0).sum(axis=0) - nx * (nx + 1) / 4.0
+    # sum over tie groups of t^3 - t = sum over values of t^2 - 1
+    tie_terms = np.where(ties > 0, ties.astype(float) ** 2 - 1.0, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sigma = np.sqrt(nx * (nx + 1) * (2 * nx + 1) / 24.0 - tie_terms / 48.0)
+        correction = np.sign(z) * 0.5 if correct else 0.0
+        return np.where((nx > 0) & (sigma > 0), (z - correction) / sigma, np.nan)
+
+
+def _normal_interval(x: np.ndarray, confidence: float, correct: bool, max_elements: int):
+    """``(low, high, conf_level)`` of R's normal-approximation interval, per column of the
+    non-zero differences ``x`` (NaN elsewhere); NaN where ``W`` is undefined at the
+    extremes. Columns are taken in chunks of at most ``max_elements`` Walsh averages."""
+    from scipy import stats
+
+    low, high, level = (np.full(x.shape[1], np.nan) for _ in range(3))
+    n = (~np.isnan(x)).sum(axis=0)
+    per_column = max(int(n.max()) * (int(n.max()) + 1) // 2, 1)
+    step = max(1, max_elements // per_column)
+    for start in range(0, x.shape[1], step):
+        cols = slice(start, start + step)
+        part = x[:, cols]
+        alpha = np.full(part.shape[1], 1.0 - confidence)
+        w_min = _signed_rank_z(part, np.nanmin(part, axis=0), correct)
+        w_max = _signed_rank_z(part, np.nanmax(part, axis=0), correct)
+        usable = np.isfinite(w_min) & np.isfinite(w_max)
+        while True:  # widen as R does until W spans the quantiles (or alpha reaches 1)
+            short = usable & (alpha < 1) & ((w_min - stats.norm.isf(alpha / 2.0) < 0)
+                                            | (w_max - stats.norm.ppf(alpha / 2.0) > 0))
+            if not short.any():
+                break
+            alpha = np.where(short, alpha * 2.0, alpha)
+        # the level after widening, to 12 decimals by Python's round (np.round can differ in
+        # the last bit)
+        widened = usable & ((alpha >= 1) | (1 - confidence < alpha * 0.75))
+        part_level = np.where(usable, confidence, np.nan)
+        part_level[widened] = [round(1.0 - min(1.0, a), 12) for a in alpha[widened]]
+        level[cols] = part_level
+        points = _unique_sorted(walsh_averages(part))
+        reach = alpha < 1
+        lo = np.where(reach, _crossing(part, points, stats.norm.isf(alpha / 2.0), correct), np.nan)
+        hi = np.where(reach, _crossing(part, points, stats.norm.ppf(alpha / 2.0), correct), np.nan)
+        if (~reach & usable).any():
+            median = np.nanmedian(part, axis=0)
+            lo, hi = np.where(reach, lo, median), np.where(reach, hi, median)
+        low[cols], high[cols] = np.where(usable, lo, np.nan), np.where(usable, hi, np.nan)
+    return low, high, level
+
+
+def _unique_sorted(walsh: np.ndarray) -> np.ndarray:
+    """Each column's distinct values, ascending, NaN after them."""
+    repeated = np.zeros(walsh.shape, dtype=bool)
+    repeated[1:] = walsh[1:] == walsh[:-1]
+    return np.sort(np.where(repeated, np.nan, walsh), axis=0)
+
+
+def _crossing(x: np.ndarray, points: np.ndarray, zq: np.ndarray, correct: bool) -> np.ndarray:
+    """Per column, the smallest distinct Walsh average right of which ``W <= zq``.
+
+    ``W`` is a non-increasing step function of the shift with jumps at the Walsh
+    averages only; it is evaluated between neighbouring points (beyond the last, one
+    unit right of it), and every column's bisection takes its steps together.
+    """
+    count = (~np.isnan(points)).sum(axis=0)
+    columns = np.arange(points.shape[1])
+
+    def right_of(k):
+        here = points[k, columns]
+        after = np.where(k + 1 < count, points[np.minimum(k + 1, points.shape[0] - 1), columns],
+                         here + 1.0)
+        return _signed_rank_z(x, 0.5 * (here + after), correct)
+
+    lo = np.zeros(points.shape[1], dtype=np.int64)
+    hi = np.maximum(count - 1, 0)
+    at_first = right_of(lo) <= zq
+    while True:
+        active = ~at_first & (hi - lo > 1)
+        if not active.any():
+            break
+        mid = (lo + hi) // 2
+        above = right_of(mid) > zq
+        lo = np.where(active & above, mid, lo)
+        hi = np.where(active & ~above, mid, hi)
+    return np.where(at_first, points[0], points[hi, columns])
