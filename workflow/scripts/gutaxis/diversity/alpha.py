@@ -30,6 +30,7 @@ from skbio.diversity import alpha_diversity as skbio_alpha_diversity
 from gutaxis.clinical.checks import NON_RESPONDER, RESPONDER
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
 from gutaxis.differential.pairing import pair_samples
+from gutaxis.diversity.design import AlphaDesign, call_significant, full_design_timepoints, with_front
 
 #: α metrics for every table (relative abundances or counts), in output order
 ALPHA_METRICS = ("shannon", "gini_simpson", "inverse_simpson", "observed_richness", "pielou_evenness")
@@ -753,6 +754,75 @@ def alpha_mixed_models(
         tables.append(fit_mixed_model(frame.reset_index(drop=True), str(metric), list(timepoints),
                                       response=response, covariates=covariates))
     return pd.concat(tables, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class AlphaChangeTables:
+    """The tests of the α metrics' pre→post change.
+
+    Attributes
+    ----------
+    tests : DataFrame
+        ``contrast, pre, post`` + :data:`PAIRED_TEST_COLUMNS` + ``significant``.
+    mixed : DataFrame
+        ``contrast, timepoints`` + :data:`LMM_COLUMNS` + ``significant``.
+    """
+
+    tests: pd.DataFrame
+    mixed: pd.DataFrame
+
+
+def alpha_change_tests(design: AlphaDesign, contrasts: Sequence[dict], timepoints: Sequence[str], baseline: str,
+                       *, response: bool, period: bool, conf_level: float = 0.95,
+                       significance_level: float = 0.05) -> AlphaChangeTables:
+    """Paired tests and mixed models of every contrast, and the mixed model of the full design.
+
+    Each contrast gets :func:`paired_alpha_tests` and :func:`alpha_mixed_models` of its
+    two timepoints; with more than two timepoints with data the full design (every
+    timepoint, baseline the reference; :func:`gutaxis.diversity.design.full_design_timepoints`)
+    gets a mixed model too, as contrast ``all_timepoints``. Without response the model
+    is ``metric ~ timepoint + cohort (+ period) + (1|subject)``. ``significant`` is
+    ``p < significance_level``; the models' intercept (mean = 0 answers no question)
+    and variance rows make no call.
+
+    Parameters
+    ----------
+    design : AlphaDesign
+        :func:`gutaxis.diversity.design.read_alpha` of the tidy α table.
+    contrasts : sequence of dict
+        ``name, pre, post``.
+    timepoints : sequence of str
+        The design's timepoints in time order.
+    baseline : str
+    response : bool
+        Does the study have a response?
+    period : bool
+        A crossover: the sample sheet's ``period`` is a covariate of the models.
+    conf_level, significance_level : float
+
+    Returns
+    -------
+    AlphaChangeTables
+    """
+    values, samples, subjects = design
+    options = {"response": response, "covariates": ["period"] if period else []}
+    tests, models = [], []
+    for contrast in contrasts:
+        pre, post = contrast["pre"], contrast["post"]
+        table = paired_alpha_tests(values, samples, subjects, pre, post, "response", "cohort",
+                                   conf_level=conf_level)
+        tests.append(with_front(table, {"contrast": contrast["name"], "pre": pre, "post": post}))
+        fitted = alpha_mixed_models(values, samples, subjects, [pre, post], "response", "cohort", **options)
+        models.append(with_front(fitted, {"contrast": contrast["name"], "timepoints": f"{pre}, {post}"}))
+    everything = full_design_timepoints(timepoints, baseline, samples["timepoint"])
+    if len(everything) > 2:
+        fitted = alpha_mixed_models(values, samples, subjects, everything, "response", "cohort", **options)
+        models.append(with_front(fitted, {"contrast": "all_timepoints", "timepoints": ", ".join(everything)}))
+    tests = pd.concat(tests, ignore_index=True)
+    tests["significant"] = call_significant(tests["p_value"], significance_level)
+    models = pd.concat(models, ignore_index=True)
+    models["significant"] = call_significant(models["p_value"], significance_level, models["term"] != "Intercept")
+    return AlphaChangeTables(tests, models)
 
 
 # ---------------------------------------------------------------------------
