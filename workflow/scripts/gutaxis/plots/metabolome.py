@@ -473,3 +473,58 @@ __all__ = [
     "missingness_feature_data", "plot_missingness", "total_signal_data", "plot_total_signal",
     "injection_kind", "run_position", "batch_colours",
 ]
+
+
+# ---------------------------------------------------------------------------
+# one QC figure of the workflow, chosen by name
+
+
+def _pca_figure(tables: dict, params):
+    data = pca_plot_data(tables["scores"], tables["samples"])
+    return plot_qc_pca(data, tables["dispersion"], params["style"], params["title"]), data
+
+
+def _rsd_figure(tables: dict, params):
+    data = rsd_plot_data(tables["rsd"])
+    limits = params["qc_rsd"]
+    fig = plot_qc_rsd(data, limits["max_rsd"], params["style"], enabled=limits["enabled"], title=params["title"])
+    return fig, data
+
+
+def _missingness_figure(tables: dict, params):
+    per_sample = missingness_sample_data(tables["per_sample"], tables["samples"])
+    per_feature = missingness_feature_data(tables["per_feature"], tables["dropped"])
+    fig = plot_missingness(per_sample, per_feature, params["missingness"], params["style"], params["title"])
+    source = pd.concat([per_sample.assign(panel="per injection"), per_feature.assign(panel="per feature")],
+                       ignore_index=True)
+    return fig, source[["panel"] + [c for c in source.columns if c != "panel"]]
+
+
+def _total_signal_figure(tables: dict, params):
+    data = total_signal_data(tables["total_signal"])
+    return plot_total_signal(data, params["style"], params["normalisation"], params["title"]), data
+
+
+#: figure name (the rule's ``params.figure``) -> builder of (figure, source data)
+QC_FIGURES = {"pca": _pca_figure, "rsd": _rsd_figure, "missingness": _missingness_figure,
+              "total_signal": _total_signal_figure}
+
+
+def qc_figure(figure: str, tables: dict, params):
+    """One metabolomics QC figure and the table it draws.
+
+    Parameters
+    ----------
+    figure : {"pca", "rsd", "missingness", "total_signal"}
+    tables : dict of DataFrame
+        The rule's inputs by name: ``scores, dispersion, samples`` (pca), ``rsd``,
+        ``per_sample, per_feature, dropped, samples`` (missingness), ``total_signal``.
+    params : mapping
+        ``style, title`` and, by figure, ``qc_rsd`` (``max_rsd, enabled``),
+        ``missingness`` or ``normalisation`` (the config's ``metabolome`` values).
+
+    Returns
+    -------
+    (matplotlib Figure, DataFrame)
+    """
+    return QC_FIGURES[figure](tables, params)
