@@ -727,12 +727,8 @@ def alpha_mixed_models(
 
     Parameters
     ----------
-    values : DataFrame
-        Samples x metrics (``AlphaResult.values``).
-    samples : DataFrame
-        Sample sheet: ``sample_id, subject_id, timepoint``.
-    subjects : DataFrame
-        ``subject_id`` plus `response_column` and `cohort_column`.
+    values, samples, subjects : DataFrame
+        As :func:`paired_alpha_tests`.
     timepoints : sequence of str
         Timepoints in order (first = reference).
     response, covariates :
@@ -758,15 +754,9 @@ def alpha_mixed_models(
 
 @dataclass(frozen=True)
 class AlphaChangeTables:
-    """The tests of the α metrics' pre→post change.
-
-    Attributes
-    ----------
-    tests : DataFrame
-        ``contrast, pre, post`` + :data:`PAIRED_TEST_COLUMNS` + ``significant``.
-    mixed : DataFrame
-        ``contrast, timepoints`` + :data:`LMM_COLUMNS` + ``significant``.
-    """
+    """The tests of the α metrics' pre→post change: ``tests``, the paired tests
+    (``contrast, pre, post`` + :data:`PAIRED_TEST_COLUMNS` + ``significant``), and
+    ``mixed``, the mixed models (``contrast, timepoints`` + :data:`LMM_COLUMNS` + ``significant``)."""
 
     tests: pd.DataFrame
     mixed: pd.DataFrame
@@ -898,12 +888,8 @@ def baseline_alpha_tests(
 
     Parameters
     ----------
-    values : DataFrame
-        Samples x metrics.
-    samples : DataFrame
-        ``sample_id, subject_id, timepoint``.
-    subjects : DataFrame
-        ``subject_id`` plus `response_column` and `cohort_column`.
+    values, samples, subjects : DataFrame
+        The α values and who each sample is, as :func:`paired_alpha_tests` takes them.
     baseline : str
         The baseline timepoint (``design.baseline``).
 

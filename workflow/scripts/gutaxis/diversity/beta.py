@@ -395,17 +395,10 @@ AXES_COLUMNS = ["axis", "eigenvalue", "proportion_explained", "percent_explained
 
 @dataclass(frozen=True)
 class MetricOrdination:
-    """One β metric's distances and principal coordinates, as the workflow writes them.
-
-    Attributes
-    ----------
-    distances : DistanceResult
-    coordinates : DataFrame
-        Sample metadata (:func:`gutaxis.diversity.design.sample_metadata`) then ``PC1..PCk``,
-        sorted by sample id; no PC columns for a metric that is not computed.
-    axes : DataFrame
-        ``metric`` + :data:`AXES_COLUMNS`.
-    """
+    """One β metric's :class:`DistanceResult` (``distances``) and principal coordinates as the
+    workflow writes them: ``coordinates`` holds each sample's metadata
+    (:func:`gutaxis.diversity.design.sample_metadata`) then ``PC1..PCk``, sorted by sample id
+    (no PC columns for a metric that is not computed); ``axes`` is ``metric`` + :data:`AXES_COLUMNS`."""
 
     distances: DistanceResult
     coordinates: pd.DataFrame

@@ -775,9 +775,9 @@ def standard_beta_tests(
     pre, post : str
         Timepoints compared (`post` None: baseline tests only).
     settings : BetaTestSettings, optional
-        Default: ``BetaTestSettings()``.
+        Which tests run and how (every field's default when omitted).
     **overrides
-        Fields of :class:`BetaTestSettings` replaced for this call.
+        Replace fields of `settings` for this call, e.g. ``permutations=99``.
 
     Returns
     -------

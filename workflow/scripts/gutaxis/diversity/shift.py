@@ -89,20 +89,15 @@ def metric_shift(distances: pd.DataFrame, samples: pd.DataFrame, labels: pd.Data
                  significance_level: float = 0.05, source: str = "samples.tsv") -> ShiftTables:
     """The within-subject shift of every contrast for one β metric, with its tests.
 
+    A metric undefined for some sample pairs (``beta_metrics.tsv``) gets empty
+    tables; only the primary metric makes a call
+    (:func:`gutaxis.diversity.design.call_by_metric_role`).
+
     Parameters
     ----------
-    distances : DataFrame
-        The metric's sample x sample distances (unused when the metric is not computed).
-    samples : DataFrame
-        Checked sample sheet.
-    labels : DataFrame
-        :func:`gutaxis.diversity.design.study_labels` (``subject_id, cohort, response``).
-    check : DataFrame
-        ``beta_metrics.tsv``: a metric undefined for some sample pairs gets empty tables;
-        only the primary metric makes a call (:func:`gutaxis.diversity.design.call_by_metric_role`).
-    metric : str
-    contrasts : sequence of dict
-        ``name, pre, post`` of each contrast.
+    distances, samples, labels, check, metric, contrasts
+        As `distances, samples, subjects, check, metric, contrasts` of
+        :func:`gutaxis.diversity.permanova.metric_beta_tests`.
     response : bool
         Does the study have a response (else no responder comparison)?
     conf_level, significance_level : float

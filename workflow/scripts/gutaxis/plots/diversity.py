@@ -830,9 +830,9 @@ def plot_pcoa_baseline(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.Dat
     matplotlib Figure
     """
     view = with_overrides(settings, PcoaView, overrides)
+    response = view.response
     if axes.empty:
         return _not_computed_figure(view)
-    response = view.response
     levels, colours = _levels_and_colours(view.style, response)
     fig, ax = plt.subplots(figsize=figure_size(view.style, "single", 1.1))
     for level in levels:

@@ -122,9 +122,9 @@ def read_immune(path: str | Path, settings: ImmuneOptions | None = None, **overr
     path : path
         TSV or CSV (by extension).
     settings : ImmuneOptions, optional
-        Default: ``ImmuneOptions()``; the units have no default (the config declares them).
+        The modality's options; the units have no default (the config declares them).
     **overrides
-        Fields of :class:`ImmuneOptions` replaced for this call.
+        Single options (e.g. ``units="percent"``) that replace those of `settings`.
 
     Returns
     -------

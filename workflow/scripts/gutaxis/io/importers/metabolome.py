@@ -411,9 +411,9 @@ def read_metabolome(path: str | Path, settings: MetabolomeOptions | None = None,
     path : path
         TSV (or CSV by extension), plain or gzip.
     settings : MetabolomeOptions, optional
-        Default: ``MetabolomeOptions()``.
+        The modality's options (:meth:`MetabolomeOptions.from_config`); the defaults if omitted.
     **overrides
-        Fields of :class:`MetabolomeOptions` replaced for this call.
+        Options given one by one; they win over `settings`.
 
     Returns
     -------
