@@ -30,7 +30,8 @@ from skbio.diversity import alpha_diversity as skbio_alpha_diversity
 from gutaxis.clinical.checks import NON_RESPONDER, RESPONDER
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
 from gutaxis.differential.pairing import pair_samples
-from gutaxis.diversity.design import AlphaDesign, call_significant, full_design_timepoints, with_front
+from gutaxis.diversity.design import (AlphaDesign, abundance_values, call_significant, full_design_timepoints,
+                                     with_front)
 
 #: α metrics for every table (relative abundances or counts), in output order
 ALPHA_METRICS = ("shannon", "gini_simpson", "inverse_simpson", "observed_richness", "pielou_evenness")
@@ -91,20 +92,10 @@ class AlphaResult:
 
 def _check_table(table: pd.DataFrame, source: str, counts: bool) -> np.ndarray:
     problems = ProblemCollector()
-    try:
-        x = table.to_numpy(dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(Problem(source, "cells", "not every cell is a number",
-                                 "write numeric abundances only")) from None
+    x = abundance_values(table, source, problems)
     if table.index.duplicated().any():
         problems.add(source, "sample ids " + ", ".join(map(str, table.index[table.index.duplicated()][:8])),
                      "sample ids are duplicated", "keep one row per sample")
-    bad = ~np.isfinite(x) | (x < 0)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        where = ", ".join(f"({table.index[r]}, {table.columns[c]})" for r, c in zip(rows[:5], cols[:5]))
-        problems.add(source, where, f"{int(bad.sum())} cells are missing, infinite or negative",
-                     "abundances must be finite and >= 0")
     if counts and np.isfinite(x).all() and not np.allclose(x, np.round(x)):
         problems.add(source, "cells", "counts=True but the table holds non-integer values",
                      "pass read counts, or counts=False for relative abundances")

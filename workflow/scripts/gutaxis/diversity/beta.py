@@ -26,7 +26,7 @@ from skbio.stats.ordination import pcoa as skbio_pcoa
 
 from gutaxis.diversity.alpha import NON_RESPONDER, RESPONDER, mann_whitney, wilcoxon_signed_rank
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
-from gutaxis.diversity.design import metric_roles, sample_metadata
+from gutaxis.diversity.design import abundance_values, metric_roles, sample_metadata
 from gutaxis.diversity.permanova import distance_array
 
 BETA_METRICS = ("braycurtis", "jaccard", "aitchison", "robust_aitchison")
@@ -67,17 +67,8 @@ class DistanceResult:
 
 def _abundances(table: pd.DataFrame, source: str) -> np.ndarray:
     problems = ProblemCollector()
-    try:
-        x = table.to_numpy(dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(Problem(source, "cells", "not every cell is a number",
-                                 "write numeric abundances only")) from None
-    bad = ~np.isfinite(x) | (x < 0)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        problems.add(source, ", ".join(f"({table.index[r]}, {table.columns[c]})" for r, c in zip(rows[:5], cols[:5])),
-                     f"{int(bad.sum())} cells are missing, infinite or negative", "abundances must be finite and >= 0")
-    else:
+    x = abundance_values(table, source, problems)
+    if not problems.problems:  # every cell finite and >= 0
         empty = x.sum(axis=1) <= 0
         if empty.any():
             problems.add(source, "samples " + ", ".join(map(str, table.index[empty][:8])),

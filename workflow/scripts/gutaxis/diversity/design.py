@@ -142,6 +142,27 @@ def sample_metadata(samples: pd.DataFrame, labels: pd.DataFrame, sample_ids: Seq
     return out[METADATA_COLUMNS]
 
 
+def abundance_values(table: pd.DataFrame, source: str, problems: ProblemCollector) -> np.ndarray:
+    """The cells of a samples x features table as floats, every bad cell collected as a problem.
+
+    A cell that is not a number stops at once (with the problems collected so far);
+    missing, infinite or negative cells are added to `problems` (the caller raises).
+    """
+    try:
+        x = table.to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        problems.add(source, "cells", "not every cell is a number", "write numeric abundances only")
+        problems.raise_if_any()
+    bad = ~np.isfinite(x) | (x < 0)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        where = ", ".join(f"(sample {table.index[r]}, feature {table.columns[c]})"
+                          for r, c in zip(rows[:5], cols[:5]))
+        problems.add(source, where, f"{int(bad.sum())} cells are missing, infinite or negative",
+                     "abundances must be finite and >= 0 (write absent features as 0)")
+    return x
+
+
 def count_input(notes: pd.DataFrame, table: pd.DataFrame) -> tuple[bool, str]:
     """Does the canonical table hold read counts (so Chao1 and rarefied richness apply)?
 

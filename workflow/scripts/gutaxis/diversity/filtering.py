@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from gutaxis.diversity.design import count_input
+from gutaxis.diversity.design import abundance_values, count_input
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
 
 log = logging.getLogger("gutaxis.diversity")
@@ -60,11 +60,7 @@ def _check(table, min_prevalence, min_mean_abundance, detection_limit, source):
         if not (isinstance(value, (int, float)) and low <= value <= high):
             problems.add("config", f"key '{name}'", f"value {value!r} is outside [{low}, {high}]",
                          f"set {name} to a number in that range")
-    try:
-        x = table.to_numpy(dtype=float)
-    except (TypeError, ValueError):
-        problems.add(source, "cells", "not every cell is a number", "write numeric abundances only")
-        problems.raise_if_any()
+    x = abundance_values(table, source, problems)
     if table.shape[0] == 0 or table.shape[1] == 0:
         problems.add(source, "whole table", f"the table is empty ({table.shape[0]} samples x "
                      f"{table.shape[1]} features)", "check the import step")
@@ -72,13 +68,6 @@ def _check(table, min_prevalence, min_mean_abundance, detection_limit, source):
         if labels.duplicated().any():
             problems.add(source, what + " " + ", ".join(map(str, labels[labels.duplicated()][:8])),
                          f"{what} are duplicated", "give every sample/feature one row/column")
-    bad = ~np.isfinite(x) | (x < 0)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        where = ", ".join(f"(sample {table.index[r]}, feature {table.columns[c]})"
-                          for r, c in zip(rows[:5], cols[:5]))
-        problems.add(source, where, f"{int(bad.sum())} cells are missing, infinite or negative",
-                     "abundances must be finite and >= 0 (write absent features as 0)")
     problems.raise_if_any()
     return x
 
