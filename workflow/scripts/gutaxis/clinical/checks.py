@@ -508,11 +508,7 @@ def check_adverse_events(
     ``attribution``, when recorded, uses :data:`ATTRIBUTION_CODES` for every row (a
     partly filled attribution column would make the treatment-related subset depend on
     blanks, so blanks are a problem); every ``subject_id`` must be in ``subjects``.
-
-    Returns
-    -------
-    ProblemCollector
-        Empty when the table is fine.
+    Returns every problem found, as :func:`check_subjects` does.
     """
     problems = ProblemCollector()
     frame = adverse_events.reset_index(drop=True)

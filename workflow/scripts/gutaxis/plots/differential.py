@@ -25,7 +25,7 @@ from gutaxis.plots.names import (display_name, draw_parts, is_logit_scale, logit
                                  taxon_parts)
 from gutaxis.plots.names import extent as names_extent
 from gutaxis.differential.prevalence import PRESENCE_METHODS
-from gutaxis.plots.style import figure_size, mark_title, message_figure, paired_lines, palette
+from gutaxis.plots.style import MINUS, figure_size, mark_title, message_figure, paired_lines, palette, statistic_text
 
 #: response groups; ``all`` = every subject of a study without a response (no groups shown)
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable", "all"]
@@ -57,7 +57,6 @@ MISSING_COLOUR = "#8C8C8C"
 MISSING_HATCH = "//////"
 SCALE_LABELS = {"clr": "CLR", "rclr": "robust CLR", "log2": "log2", "log2p1": "log2(x + 1)", "logit": "logit",
                 "none": "value"}
-MINUS = "\u2212"
 
 
 # --------------------------------------------------------------------------- labels
@@ -103,12 +102,7 @@ def term_label(term: str, pre: str) -> str:
 
 
 def _format_q(q) -> str:
-    if q is None or not np.isfinite(float(q)):
-        return "q = NA"
-    q = float(q)
-    if q >= 0.01:
-        return f"q = {q:.2f}"
-    return f"q = {q:.1e}".replace("-", MINUS)
+    return statistic_text("q", q, ((0.01, 2),))
 
 
 def _scale_text(effect_scale: str, scale_label: str = "") -> str:

@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from gutaxis.plots.style import figure_size, mark_title, paired_lines, palette
+from gutaxis.plots.style import figure_size, mark_title, paired_lines, palette, statistic_text
 from gutaxis.io.settings import with_overrides
 from gutaxis.io.tables import decimal_text
 
@@ -47,12 +47,7 @@ BETA_LABELS = {
 
 def format_p(p) -> str:
     """``p = 0.47`` / ``p = 0.012`` / ``p = 3.1e\u221205`` / ``p = NA``."""
-    if p is None or not np.isfinite(float(p)):
-        return "p = NA"
-    p = float(p)
-    if p >= 0.1:
-        return f"p = {p:.2f}"
-    return f"p = {p:.3f}" if p >= 0.001 else f"p = {p:.1e}".replace("-", "\u2212")
+    return statistic_text("p", p, ((0.1, 2), (0.001, 3)))
 
 
 def metric_decimals(values) -> int:

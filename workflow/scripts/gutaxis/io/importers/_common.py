@@ -14,7 +14,7 @@ import inspect
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -118,13 +118,13 @@ def reader_signature(options_type) -> inspect.Signature:
                               inspect.Parameter("settings", positional, default=None), *options])
 
 
-def check_choices(options, choices: dict[str, Sequence[str]], file: str) -> None:
-    """Raise naming the first option of `options` whose value is not among its `choices`."""
+def check_choices(options: Mapping, choices: Mapping[str, Sequence[str]], file: str) -> None:
+    """Raise naming the first option (name -> value) whose value is not among its `choices`."""
     for name, allowed in choices.items():
-        value = getattr(options, name)
+        value = options[name]
         if value not in allowed:
             raise InputError(Problem(file, f"option '{name}'", f"unknown value {value!r}",
-                                     f"use one of {', '.join(allowed)}"))
+                                     f"use one of {', '.join(map(repr, allowed))}"))
 
 
 # ----------------------------------------------------------------------------- files

@@ -137,7 +137,7 @@ def read_immune(path: str | Path, settings: ImmuneOptions | None = None, **overr
     """
     o = with_overrides(settings, ImmuneOptions, overrides)
     file = str(path)
-    check_choices(o, ImmuneOptions.CHOICES, file)
+    check_choices(vars(o), ImmuneOptions.CHOICES, file)
     layout = o.layout  # "auto" is resolved below
     if o.unit_column is None:
         _check_units(o.units, file)

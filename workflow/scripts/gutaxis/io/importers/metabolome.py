@@ -441,7 +441,7 @@ def read_metabolome(path: str | Path, settings: MetabolomeOptions | None = None,
     """
     o = with_overrides(settings, MetabolomeOptions, overrides)
     file = str(path)
-    check_choices(o, MetabolomeOptions.CHOICES, file)
+    check_choices(vars(o), MetabolomeOptions.CHOICES, file)
     # a long table is read as samples as rows: these three follow the layout
     orientation, sample_column, metadata_columns = o.orientation, o.sample_column, o.metadata_columns
     p = check_file(path, "metabolome table")
