@@ -537,9 +537,10 @@ def plot_heatmap(data: pd.DataFrame, style: dict, alpha: float, method: str, pre
     Parameters
     ----------
     data : DataFrame
-        :func:`heatmap_data` output.
+        One row per cell (feature row x subject column), from :func:`heatmap_data`.
     style : dict
     alpha : float
+        q threshold of the calls that chose the rows.
     method : str
         The method whose time calls chose the rows (legend text).
     pre, post : str
@@ -733,22 +734,16 @@ def plot_paired(data: pd.DataFrame, style: dict, method: str, alpha: float, pre:
                 post: str = "post", scale_label: str = "", title: str = ""):
     """Small multiples: one line per subject from pre to post, coloured by response.
 
+    `data` is :func:`paired_data`'s table (one row per panel, subject and timepoint).
+
     Parameters
     ----------
-    data : DataFrame
-        :func:`paired_data` output.
-    style : dict
     method : str
         The test whose effect and q are printed in each panel.
-    alpha : float
-    pre, post : str
     scale_label : str
         Name of the transformed scale (y axis).
-    title : str
-
-    Returns
-    -------
-    matplotlib Figure
+    style, alpha, pre, post, title
+        As in :func:`plot_heatmap`; returns its kind of figure.
     """
     if data.empty:
         return message_figure(style, f"No feature tested by {METHOD_LABELS.get(method, method)}.",
