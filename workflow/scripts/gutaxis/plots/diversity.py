@@ -297,6 +297,13 @@ def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts,
     return fig
 
 
+def panel_metric(data: pd.DataFrame, metrics) -> str:
+    """The metric of the main-figure α panel: the first of `metrics` with values in `data`
+    (:func:`paired_alpha_data`), else the first of `metrics`."""
+    present = set(data["metric"])
+    return ([m for m in metrics if m in present] or list(metrics))[0]
+
+
 def paired_alpha_panel_data(data: pd.DataFrame, tests: pd.DataFrame, metric: str, contrast: str | None = None,
                             response: bool = True) -> pd.DataFrame:
     """What the main-figure α panel draws: each subject's pre/post value and each group's median path.
