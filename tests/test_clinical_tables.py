@@ -9,17 +9,15 @@ import pandas as pd
 import pytest
 
 from gutaxis.clinical.checks import check_adverse_events as clinical_check_adverse_events
+from gutaxis.clinical.checks import blank_to_missing, response_criteria, usable_groupings
 from gutaxis.clinical.checks import check_subjects as clinical_check_subjects
 from gutaxis.clinical.tables import (
     KM_PLOT_COLUMNS,
     at_risk_rows,
-    blank_to_missing,
     km_plot_table,
-    response_criteria,
     stack_groupings,
     tick_step,
     time_ticks,
-    usable_groupings,
 )
 from gutaxis.clinical.response import response_table
 from gutaxis.clinical.safety import ae_incidence

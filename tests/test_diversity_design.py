@@ -9,17 +9,16 @@ from gutaxis.diversity.alpha import alpha_diversity, paired_alpha_tests
 from gutaxis.diversity.beta import compare_shift_by_response, shift_vs_between, within_subject_shift
 from gutaxis.diversity.design import (
     ALPHA_TABLE_COLUMNS,
-    SHIFT_TEST_COLUMNS,
     alpha_design,
     call_by_metric_role,
     call_significant,
     count_input,
     full_design_timepoints,
     sample_metadata,
-    shift_tests_table,
     subject_labels,
     tidy_alpha,
 )
+from gutaxis.diversity.shift import SHIFT_TEST_COLUMNS, shift_tests_table
 from gutaxis.io.errors import InputError
 from gutaxis.io.pairing import pair_samples
 

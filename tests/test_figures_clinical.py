@@ -13,7 +13,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from gutaxis.clinical.tables import blank_to_missing, km_plot_table, stack_groupings  # noqa: E402
+from gutaxis.clinical.checks import blank_to_missing  # noqa: E402
+from gutaxis.clinical.tables import km_plot_table, stack_groupings  # noqa: E402
 from gutaxis.plots.clinical import (  # noqa: E402
     SWIMMER_MAX_HEIGHT,
     format_median,

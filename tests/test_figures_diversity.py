@@ -161,7 +161,8 @@ def test_pcoa_draws_bold_centroid_arrows_over_light_subject_arrows():
     apply_style(STYLE)
     coordinates, axes, permanova = pcoa_tables()
     data = pcoa_arrow_data(coordinates, [1, 2], "pre", "post")
-    fig = plot_pcoa_arrows(data, axes, permanova, [1, 2], "robust_aitchison", "pre", "post", STYLE, contrast="c")
+    fig = plot_pcoa_arrows(data, axes, permanova, axes_pair=[1, 2], metric="robust_aitchison", pre="pre",
+                           post="post", style=STYLE, contrast="c")
     ax = fig.axes[0]
     subject = [t for t in ax.texts if t.get_gid() == "subject-arrow"]
     centroid = [t for t in ax.texts if t.get_gid() == "centroid-arrow"]

@@ -4,8 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from gutaxis.clinical.checks import require_valid_subjects
-from gutaxis.clinical.tables import blank_to_missing
+from gutaxis.clinical.checks import blank_to_missing, require_valid_subjects
 from gutaxis.clinical.response import responder_labels
 from gutaxis.runner import run
 from gutaxis.io.tables import read_sheet, write_tsv

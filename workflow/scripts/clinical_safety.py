@@ -5,8 +5,8 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from gutaxis.clinical.checks import require_valid_adverse_events, require_valid_subjects
-from gutaxis.clinical.tables import blank_to_missing, stack_groupings, usable_groupings
+from gutaxis.clinical.checks import blank_to_missing, checked_groupings, require_valid_adverse_events
+from gutaxis.clinical.tables import stack_groupings
 from gutaxis.runner import run
 from gutaxis.clinical.safety import ae_incidence, ae_worst_grade
 from gutaxis.io.tables import read_sheet, write_tsv
@@ -18,11 +18,7 @@ def main(smk):
     subjects_label, ae_label = smk.params.subjects_label, smk.params.ae_label
     subjects = blank_to_missing(read_sheet(smk.input.subjects))
     events = blank_to_missing(read_sheet(smk.input.adverse_events))
-    groupings, skipped = usable_groupings(subjects, smk.params.groupings)
-    for row in skipped.itertuples():
-        log.warning("grouping %s (%s) skipped: %s", row.grouping, row.columns, row.reason)
-    require_valid_subjects(subjects, subjects_label, check_recorded=True,
-                           group_columns=[c for columns in groupings.values() for c in columns])
+    groupings = checked_groupings(subjects, smk.params.groupings, subjects_label)
     require_valid_adverse_events(events, subjects, ae_label)
     if events.empty:
         log.warning("no adverse events: the table %s is empty or not configured", ae_label)

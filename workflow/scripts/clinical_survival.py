@@ -5,8 +5,8 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from gutaxis.clinical.checks import require_valid_subjects, subject_warnings
-from gutaxis.clinical.tables import blank_to_missing, km_plot_table, stack_groupings, usable_groupings
+from gutaxis.clinical.checks import blank_to_missing, checked_groupings, subject_warnings
+from gutaxis.clinical.tables import km_plot_table, stack_groupings
 from gutaxis.runner import run
 from gutaxis.clinical.survival import survival_table
 from gutaxis.io.tables import read_sheet, write_tsv
@@ -18,11 +18,7 @@ def main(smk):
     label = smk.params.subjects_label
     subjects = blank_to_missing(read_sheet(smk.input.subjects))
     endpoints = {name: (spec["time"], spec["event"]) for name, spec in smk.params.endpoints.items()}
-    groupings, skipped = usable_groupings(subjects, smk.params.groupings)
-    for row in skipped.itertuples():
-        log.warning("grouping %s (%s) skipped: %s", row.grouping, row.columns, row.reason)
-    require_valid_subjects(subjects, label, endpoints=endpoints, check_recorded=True,
-                           group_columns=[c for columns in groupings.values() for c in columns])
+    groupings = checked_groupings(subjects, smk.params.groupings, label, endpoints=endpoints)
     warnings = subject_warnings(subjects, label)
     for row in warnings.itertuples():
         log.warning("%s: subject %s, column %s: %s. %s", row.file, row.subject_id, row.column, row.what, row.fix)

@@ -18,49 +18,19 @@ from gutaxis.io.tables import read_feature_table, read_sheet, read_tsv, write_fe
 
 log = logging.getLogger("gutaxis.metabolome")
 
-#: output name -> key of ProcessedMetabolome.qc_tables
-QC_OUTPUTS = {
-    "qc_pca": "pca_scores",
-    "qc_dispersion": "qc_dispersion",
-    "qc_rsd": "qc_rsd",
-    "missingness_samples": "missingness_per_sample",
-    "missingness_features": "missingness_per_feature",
-    "total_signal": "total_signal",
-    "normalisation_factors": "normalisation_factors",
-    "missingness_structure": "missingness_structure",
-    "platform_missingness": "platform_missingness",
-    "contrast_missingness": "contrast_missingness",
-    "qc_precision": "qc_precision",
-    "drift_fits": "drift_fits",
-}
-
 
 def main(smk):
     intensities = read_feature_table(smk.input.table)
     annotations = read_tsv(smk.input.features, dtype={"feature_id": str}).set_index("feature_id")
-    samples = read_sheet(smk.input.samples)
     log.info("%s: %d injections x %d features; %s threads", smk.wildcards.modality, *intensities.shape,
              smk.threads)
-    result = process_metabolome(
-        intensities,
-        samples,
-        annotations,
-        smk.params.metabolome,
-        intensities_file=smk.params.table_label,
-        samples_file=smk.params.samples_label,
-        config_section="metabolome",
-        contrasts=list(smk.params.contrasts),
-    )
-    for row in result.log.itertuples(index=False):
-        log.info("%-16s features %d -> %d, samples %d -> %d %s", row.step, row.features_before,
-                 row.features_after, row.samples_before, row.samples_after, row.note)
+    result = process_metabolome(intensities, read_sheet(smk.input.samples), annotations, smk.params.metabolome,
+                                intensities_file=smk.params.table_label, samples_file=smk.params.samples_label,
+                                config_section="metabolome", contrasts=list(smk.params.contrasts))
     write_feature_table(result.table, smk.output.processed)
     write_tsv(result.annotations, smk.output.features, index=True)
-    write_tsv(result.log, smk.output.processing_log)
-    write_tsv(result.dropped_features, smk.output.dropped_features)
-    write_tsv(result.dropped_samples, smk.output.dropped_samples)
-    for output, key in QC_OUTPUTS.items():
-        write_tsv(result.qc_tables[key], smk.output[output])
+    for output, table in result.output_tables().items():
+        write_tsv(table, smk.output[output])
 
 
 run(snakemake, main)

@@ -4,12 +4,8 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)
 
-from gutaxis.plots.diversity import (
-    paired_alpha_data,
-    paired_alpha_panel_data,
-    plot_paired_alpha,
-    plot_paired_alpha_by_response,
-)
+from gutaxis.plots.diversity import (paired_alpha_data, paired_alpha_panel_data, panel_metric, plot_paired_alpha,
+                                     plot_paired_alpha_by_response)
 from gutaxis.runner import run
 from gutaxis.plots.style import apply_style, save_figure
 from gutaxis.io.tables import read_sheet, read_tsv
@@ -27,8 +23,8 @@ def main(smk):
                             contrast=contrast["name"], response=response)
     save_figure(fig, smk.output.figures, smk.params.style, source_data=data)
     if "panel" in smk.output.keys():
-        # the main-figure panel: the first metric only, one panel per response group
-        first = ([m for m in smk.params.metrics if m in set(data["metric"])] or list(smk.params.metrics))[0]
+        # the main-figure panel: one metric, one panel per response group
+        first = panel_metric(data, smk.params.metrics)
         part = paired_alpha_panel_data(data, tests, first, contrast=contrast["name"], response=response)
         fig = plot_paired_alpha_by_response(part, tests, first, smk.params.style, pre=contrast["pre"],
                                             post=contrast["post"], title=smk.params.title,

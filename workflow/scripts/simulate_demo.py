@@ -9,7 +9,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -17,29 +16,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gutaxis.io.errors import InputError  # noqa: E402
-from gutaxis.demo.simulate import simulate_study  # noqa: E402
+from gutaxis.demo.simulate import parse_arguments, simulate_study  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--seed", type=int, default=20261122)
-    parser.add_argument("--subjects", type=int, default=48)
-    parser.add_argument("--taxa", type=int, default=400)
-    parser.add_argument("--metabolites", type=int, default=600)
-    parser.add_argument("--immune", type=int, default=20)
-    parser.add_argument("--timepoints", default="baseline,post", help="comma-separated, baseline first")
-    parser.add_argument("--progression-fraction", type=float, default=0.125)
-    parser.add_argument("--no-gaps", action="store_true", help="leave out the realistic gaps")
-    args = parser.parse_args(argv)
+    options = parse_arguments(argv, description=__doc__.splitlines()[0])
     started = time.perf_counter()
     try:
-        paths = simulate_study(
-            args.out, seed=args.seed, n_subjects=args.subjects, n_taxa=args.taxa,
-            n_metabolites=args.metabolites, n_immune=args.immune,
-            timepoints=tuple(t.strip() for t in args.timepoints.split(",") if t.strip()),
-            progression_fraction=args.progression_fraction, realistic_gaps=not args.no_gaps,
-        )
+        paths = simulate_study(**options)
     except InputError as err:
         print(err, file=sys.stderr)
         return 2

@@ -4,16 +4,19 @@ The workflow writes hundreds of tables; this page answers "what did the treatmen
 and who responded?" first: response rates and the PFS2 median with their intervals, the
 number of features called after treatment per modality, and the best responder model,
 then the samples kept and dropped, every contrast's top calls, diversity, the axis
-triads and the models with their caveats. Pure functions of already-read tables (the
-entry script reads them); a section whose tables the study does not have is left out.
+triads and the models with their caveats. Pure functions of already-read tables
+(:meth:`SummaryTables.read` reads them); a section whose tables the study does not have is left out.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
-from gutaxis.io.tables import decimal_text
+from gutaxis.io.settings import with_overrides
+from gutaxis.io.tables import decimal_text, read_tsv
 
 TOP = 10
 
@@ -217,25 +220,99 @@ def models_section(performance: pd.DataFrame | None) -> list[str]:
     return lines + ["", "[results/models/performance.tsv]", ""]
 
 
-def summary_markdown(title: str, study: pd.DataFrame, samples: pd.DataFrame, *, response=None,
-                     survival=None, calls: dict | None = None, alpha_tests: dict | None = None,
-                     permanova: dict | None = None, triads=None, performance=None,
-                     alpha: float = 0.1) -> str:
-    """The whole page (markdown)."""
-    calls = calls or {}
+@dataclass(frozen=True)
+class SummaryTables:
+    """The result tables the summary quotes; a table the study does not have is None (or empty).
+
+    Attributes
+    ----------
+    response : DataFrame, optional
+        ``results/clinical/response.tsv``.
+    survival : DataFrame, optional
+        ``results/clinical/survival.tsv``.
+    calls : dict
+        (modality, contrast) -> its differential calls table.
+    alpha_tests : dict
+        Modality -> ``results/diversity/<modality>/alpha_tests.tsv``.
+    permanova : dict
+        (modality, metric) -> its PERMANOVA table.
+    triads : DataFrame, optional
+        ``results/integration/triads.tsv``.
+    performance : DataFrame, optional
+        The responder models' performance table.
+    alpha : float
+        Significance level of the triads (``integration`` section).
+    """
+
+    response: pd.DataFrame | None = None
+    survival: pd.DataFrame | None = None
+    calls: dict = field(default_factory=dict)
+    alpha_tests: dict = field(default_factory=dict)
+    permanova: dict = field(default_factory=dict)
+    triads: pd.DataFrame | None = None
+    performance: pd.DataFrame | None = None
+    alpha: float = 0.1
+
+    @classmethod
+    def read(cls, inputs, params) -> SummaryTables:
+        """The tables of the summary rule.
+
+        Parameters
+        ----------
+        inputs : mapping
+            ``response, survival, triads, performance``: lists of zero or one path;
+            ``calls, alpha_tests, permanova``: paths in the order of ``params``'
+            ``calls``, ``alpha_modalities`` and ``permanova_keys``.
+        params : mapping
+            Those keys and ``alpha``.
+        """
+        def one(paths):
+            return read_tsv(paths[0]) if paths else None
+
+        return cls(response=one(inputs["response"]), survival=one(inputs["survival"]),
+                   calls={tuple(key): read_tsv(path) for key, path in zip(params["calls"], inputs["calls"])},
+                   alpha_tests={m: read_tsv(path) for m, path in zip(params["alpha_modalities"],
+                                                                     inputs["alpha_tests"])},
+                   permanova={tuple(key): read_tsv(path) for key, path in zip(params["permanova_keys"],
+                                                                              inputs["permanova"])},
+                   triads=one(inputs["triads"]), performance=one(inputs["performance"]), alpha=params["alpha"])
+
+
+def summary_markdown(title: str, study: pd.DataFrame, samples: pd.DataFrame, tables: SummaryTables | None = None,
+                     **overrides) -> str:
+    """The whole page (markdown).
+
+    Parameters
+    ----------
+    title : str
+        The study's title.
+    study : DataFrame
+        ``results/study.tsv`` (``item, value``).
+    samples : DataFrame
+        ``results/qc/samples.tsv``.
+    tables : SummaryTables, optional
+        Default: none (the sections that need them are left out).
+    **overrides
+        Fields of :class:`SummaryTables` replaced for this call.
+
+    Returns
+    -------
+    str
+    """
+    t = with_overrides(tables, SummaryTables, overrides)
     lines = [f"# {title}: summary", ""]
-    lines += headline(study, response, survival, calls, performance, alpha)
+    lines += headline(study, t.response, t.survival, t.calls, t.performance, t.alpha)
     lines += ["", "---", ""]
     lines += samples_section(samples)
-    if response is not None or survival is not None:
+    if t.response is not None or t.survival is not None:
         lines += ["## Endpoints", ""]
-        lines += [f"- {line}" for line in (response_lines(response) if response is not None else [])]
-        lines += [f"- {line}" for line in (survival_lines(survival) if survival is not None else [])]
+        lines += [f"- {line}" for line in (response_lines(t.response) if t.response is not None else [])]
+        lines += [f"- {line}" for line in (survival_lines(t.survival) if t.survival is not None else [])]
         lines.append("")
-    lines += calls_section(calls)
-    lines += diversity_section(alpha_tests or {}, permanova or {})
-    lines += triads_section(triads, alpha)
-    lines += models_section(performance)
+    lines += calls_section(t.calls)
+    lines += diversity_section(t.alpha_tests, t.permanova)
+    lines += triads_section(t.triads, t.alpha)
+    lines += models_section(t.performance)
     skipped = study[study["item"] == "skipped"]["value"]
     if len(skipped):
         lines += ["## Not run for this study", ""] + [f"- {s}" for s in skipped] + [""]

@@ -30,12 +30,15 @@ National Cancer Institute (2017) Common Terminology Criteria for Adverse Events 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from gutaxis.io.errors import ProblemCollector
+
+log = logging.getLogger("gutaxis.clinical")
 
 #: the labels of results/clinical/responders.tsv (an empty cell: not evaluable)
 RESPONDER, NON_RESPONDER = "responder", "non_responder"
@@ -405,6 +408,92 @@ def require_valid_subjects(subjects: pd.DataFrame, file: str = DEFAULT_SUBJECTS_
     check_subjects(subjects, file, **needs).raise_if_any()
 
 
+# --------------------------------------------------------------------------- sheets as the statistics read them
+
+
+def blank_to_missing(sheet: pd.DataFrame) -> pd.DataFrame:
+    """A checked sheet read as text (empty cell = ``""``) with empty cells as NaN.
+
+    The statistics functions treat NaN as "not recorded"; an empty string would become
+    a group label of its own.
+    """
+    text = sheet.astype(object)
+    blank = text.apply(lambda column: column.astype("string").str.strip().eq("").fillna(True))
+    return text.mask(blank.to_numpy(dtype=bool))
+
+
+def response_criteria(subjects: pd.DataFrame, definitions: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Criteria to report: those the responder definitions need, plus any other recorded one.
+
+    Returns
+    -------
+    list of str
+        Subset of ``["recist", "irecist"]`` in that order. A criterion a definition needs
+        is listed even when its column is absent, so that the check names the column.
+    """
+    needed = {str(d["criterion"]).lower() for d in definitions.values()}
+    return [c for c, column in RESPONSE_COLUMNS.items() if c in needed or column_recorded(subjects, column)]
+
+
+def usable_groupings(
+    subjects: pd.DataFrame, groupings: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, list[str]], pd.DataFrame]:
+    """Split the configured groupings into those the subjects table can support and the rest.
+
+    A grouping is skipped when one of its columns is absent or entirely blank (e.g. the
+    dose group of a trial that recorded no dose); a column with *some* blanks is kept and
+    its blank subjects form the group ``"NA"``.
+
+    Returns
+    -------
+    usable : dict
+        ``name -> columns`` in the configured order.
+    skipped : pandas.DataFrame
+        Columns ``grouping, columns, reason``, one row per skipped grouping.
+    """
+    usable, skipped = {}, []
+    for name, columns in groupings.items():
+        columns = [columns] if isinstance(columns, str) else list(columns)
+        missing = [c for c in columns if not column_recorded(subjects, c)]
+        if missing:
+            skipped.append((name, "+".join(columns), f"column(s) {', '.join(missing)} absent or empty in the subjects table"))
+        else:
+            usable[name] = columns
+    return usable, pd.DataFrame(skipped, columns=["grouping", "columns", "reason"])
+
+
+def checked_groupings(subjects: pd.DataFrame, groupings: Mapping[str, Sequence[str]],
+                      file: str = DEFAULT_SUBJECTS_FILE, **needs) -> dict[str, list[str]]:
+    """The configured groupings the subjects table supports, after checking every clinical column.
+
+    A grouping :func:`usable_groupings` skips is logged as a warning; then
+    :func:`require_valid_subjects` checks every recorded clinical column, the
+    grouping columns and `needs` before anything is computed.
+
+    Parameters
+    ----------
+    subjects : DataFrame
+        :func:`blank_to_missing` of the subjects sheet.
+    groupings : mapping
+        ``clinical.groupings`` of the config (name -> columns).
+    file : str
+        The subjects sheet's name in messages.
+    **needs
+        More of :func:`check_subjects`' keywords (``criteria``, ``endpoints``, ...).
+
+    Returns
+    -------
+    dict
+        ``name -> columns`` of the usable groupings, in the configured order.
+    """
+    usable, skipped = usable_groupings(subjects, groupings)
+    for row in skipped.itertuples():
+        log.warning("grouping %s (%s) skipped: %s", row.grouping, row.columns, row.reason)
+    require_valid_subjects(subjects, file, check_recorded=True,
+                           group_columns=[c for columns in usable.values() for c in columns], **needs)
+    return usable
+
+
 # --------------------------------------------------------------------------- adverse events
 
 
@@ -419,11 +508,7 @@ def check_adverse_events(
     ``attribution``, when recorded, uses :data:`ATTRIBUTION_CODES` for every row (a
     partly filled attribution column would make the treatment-related subset depend on
     blanks, so blanks are a problem); every ``subject_id`` must be in ``subjects``.
-
-    Returns
-    -------
-    ProblemCollector
-        Empty when the table is fine.
+    Returns every problem found, as :func:`check_subjects` does.
     """
     problems = ProblemCollector()
     frame = adverse_events.reset_index(drop=True)
@@ -488,11 +573,15 @@ __all__ = [
     "RESPONSE_COLUMNS",
     "RESPONSE_VOCABULARIES",
     "SURVIVAL_ENDPOINTS",
+    "blank_to_missing",
     "canonical_codes",
     "check_adverse_events",
     "check_subjects",
+    "checked_groupings",
     "column_recorded",
     "require_valid_adverse_events",
     "require_valid_subjects",
+    "response_criteria",
     "subject_warnings",
+    "usable_groupings",
 ]

@@ -20,7 +20,9 @@ Seymour L et al. (2017) Lancet Oncol 18:e143-e152 (iRECIST).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -32,10 +34,16 @@ from gutaxis.clinical.checks import (
     NOT_EVALUABLE,
     RESPONSE_COLUMNS,
     RESPONSE_VOCABULARIES,
+    blank_to_missing,
     canonical_codes,
+    checked_groupings,
+    column_recorded,
     require_valid_subjects,
+    response_criteria,
 )
 from gutaxis.io.errors import InputError, Problem
+
+log = logging.getLogger("gutaxis.clinical")
 
 #: response codes that count as a responder, by (criterion, endpoint)
 RESPONDER_CODES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -417,6 +425,69 @@ def abscopal_incidence(
     return rows.rename(columns={"n_positive": "n_yes"})[ABSCOPAL_COLUMNS]
 
 
+# --------------------------------------------------------------------------- the workflow's response tables
+
+
+@dataclass(frozen=True)
+class ResponseTables:
+    """``results/clinical/response.tsv`` and ``abscopal.tsv``.
+
+    Attributes
+    ----------
+    response : DataFrame (:data:`RATE_COLUMNS`)
+        ORR and DCR of every criterion, overall and per usable grouping.
+    abscopal : DataFrame (:data:`ABSCOPAL_COLUMNS`)
+        No rows when the subjects table records no abscopal effect.
+    """
+
+    response: pd.DataFrame
+    abscopal: pd.DataFrame
+
+
+def study_response(subjects: pd.DataFrame, definitions: Mapping, groupings: Mapping, *,
+                   not_evaluable: str = "include", conf_level: float = 0.95,
+                   file: str = DEFAULT_SUBJECTS_FILE) -> ResponseTables:
+    """Response rates and abscopal incidence of a study, overall and per configured grouping.
+
+    Every clinical column of the table is checked before anything is computed
+    (:func:`gutaxis.clinical.checks.checked_groupings`); the criteria reported are those
+    the responder definitions need plus any other recorded
+    (:func:`gutaxis.clinical.checks.response_criteria`).
+
+    Parameters
+    ----------
+    subjects : DataFrame
+        The checked subjects sheet as text (empty cell = ``""``).
+    definitions : mapping
+        ``response.definitions`` of the config.
+    groupings : mapping
+        ``clinical.groupings`` (name -> columns).
+    not_evaluable : {"include", "exclude"}
+        NE in or out of the denominator.
+    conf_level : float
+        Of the Clopper-Pearson intervals.
+    file : str
+        The subjects sheet's name in messages.
+
+    Returns
+    -------
+    ResponseTables
+    """
+    subjects = blank_to_missing(subjects)
+    criteria = response_criteria(subjects, definitions)
+    usable = checked_groupings(subjects, groupings, file, criteria=criteria)
+    alpha = 1 - conf_level
+    rates = response_table(subjects, {"overall": None, **usable}, criteria, not_evaluable, alpha, file=file)
+    if column_recorded(subjects, "abscopal"):
+        abscopal = pd.concat([abscopal_incidence(subjects, by, not_evaluable, alpha, file=file)
+                              for by in [None, *usable.values()]], ignore_index=True)
+    else:
+        log.warning("no abscopal column in %s: abscopal.tsv has no rows", file)
+        abscopal = pd.DataFrame(columns=ABSCOPAL_COLUMNS)
+    log.info("criteria %s, groupings %s, not-evaluable handling %s", criteria, list(usable), not_evaluable)
+    return ResponseTables(rates, abscopal)
+
+
 __all__ = [
     "ABSCOPAL_COLUMNS",
     "CI_METHOD",
@@ -430,5 +501,6 @@ __all__ = [
     "response_rates",
     "response_table",
     "responder_labels",
+    "study_response",
     "subject_groups",
 ]

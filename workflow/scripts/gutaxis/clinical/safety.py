@@ -34,6 +34,8 @@ from gutaxis.clinical.response import OVERALL, group_order, subject_groups
 
 ANY_AE = "Any AE"
 SEVERE_GRADE = 3  # grade >= 3: severe or worse (CTCAE)
+#: attributions counted as treatment-related unless the config says otherwise
+RELATED_ATTRIBUTIONS = ("possible", "probable", "definite")
 AE_COLUMNS = [
     "group_var", "group", "subset", "term", "n_patients_in_group", "n_patients_any_grade",
     "pct_any_grade", "n_patients_grade3plus", "pct_grade3plus",
@@ -119,7 +121,7 @@ def ae_incidence(
     adverse_events: pd.DataFrame,
     subjects: pd.DataFrame,
     by: Sequence[str] | str | None = "cohort",
-    related_attributions: Iterable[str] = ("possible", "probable", "definite"),
+    related_attributions: Iterable[str] = RELATED_ATTRIBUTIONS,
     *,
     ae_file: str = DEFAULT_AE_FILE,
     subjects_file: str = DEFAULT_SUBJECTS_FILE,
@@ -181,15 +183,9 @@ def ae_incidence(
     return _ordered(table, groupings, subsets, terms)[AE_COLUMNS]
 
 
-def ae_worst_grade(
-    adverse_events: pd.DataFrame,
-    subjects: pd.DataFrame,
-    by: Sequence[str] | str | None = "cohort",
-    related_attributions: Iterable[str] = ("possible", "probable", "definite"),
-    *,
-    ae_file: str = DEFAULT_AE_FILE,
-    subjects_file: str = DEFAULT_SUBJECTS_FILE,
-) -> pd.DataFrame:
+def ae_worst_grade(adverse_events: pd.DataFrame, subjects: pd.DataFrame, by: Sequence[str] | str | None = "cohort",
+                   related_attributions: Iterable[str] = RELATED_ATTRIBUTIONS, *, ae_file: str = DEFAULT_AE_FILE,
+                   subjects_file: str = DEFAULT_SUBJECTS_FILE) -> pd.DataFrame:
     """Distribution of the worst grade per patient, by term and group.
 
     Parameters

@@ -345,6 +345,28 @@ def _endpoint_frames(subjects, endpoints, by, file):
     return endpoints, groupings
 
 
+def _endpoint_groupings(subjects, endpoints, groupings):
+    """(endpoint, times, events, group_var, labels, order) of every endpoint and grouping."""
+    for name, (time_column, event_column) in endpoints.items():
+        time = pd.to_numeric(subjects[time_column]).to_numpy(dtype=float)
+        event = pd.to_numeric(subjects[event_column]).to_numpy(dtype=float)
+        for group_var, labels, order in groupings:
+            yield name, time, event, group_var, labels, order
+
+
+def _by_group(table_of, time, event, labels, order, endpoint, group_var) -> list[pd.DataFrame]:
+    """``table_of(times, events)`` of each group's subjects, headed by endpoint, group_var and group."""
+    pieces = []
+    for group in order:
+        mask = (labels == group).to_numpy()
+        piece = table_of(time[mask], event[mask])
+        piece.insert(0, "group", group)
+        piece.insert(0, "group_var", group_var)
+        piece.insert(0, "endpoint", endpoint)
+        pieces.append(piece)
+    return pieces
+
+
 def survival_table(
     subjects: pd.DataFrame,
     endpoints: Mapping[str, tuple[str, str]] | None = None,
@@ -388,31 +410,22 @@ def survival_table(
     landmarks = [float(x) for x in landmarks]
     endpoints, groupings = _endpoint_frames(subjects, endpoints, by, file)
     pieces = []
-    for name, (time_column, event_column) in endpoints.items():
-        time = pd.to_numeric(subjects[time_column]).to_numpy(dtype=float)
-        event = pd.to_numeric(subjects[event_column]).to_numpy(dtype=float)
-        for group_var, labels, order in groupings:
-            for group in order:
-                mask = (labels == group).to_numpy()
-                rows = km_summary(time[mask], event[mask], landmarks, conf_level, conf_type)
-                rows.insert(0, "group", group)
-                rows.insert(0, "group_var", group_var)
-                rows.insert(0, "endpoint", name)
-                pieces.append(rows)
-            if group_var == OVERALL[0]:
-                continue
-            test = logrank_test(time, event, labels.to_numpy())
-            expected = test.table.set_index("group").reindex(order)["expected"]
-            rows = pd.DataFrame({
-                "endpoint": name, "group_var": group_var,
-                "group": [OVERALL[1], *order],
-                "quantity": ["logrank_chisq"] + ["expected_events"] * len(order),
-                "time": np.nan,
-                "estimate": [test.statistic, *expected.to_numpy()],
-                "df": [test.df] + [np.nan] * len(order),
-                "p_value": [test.p_value] + [np.nan] * len(order),
-            })
-            pieces.append(rows)
+    for name, time, event, group_var, labels, order in _endpoint_groupings(subjects, endpoints, groupings):
+        pieces += _by_group(lambda t, e: km_summary(t, e, landmarks, conf_level, conf_type), time, event, labels,
+                            order, name, group_var)
+        if group_var == OVERALL[0]:
+            continue
+        test = logrank_test(time, event, labels.to_numpy())
+        expected = test.table.set_index("group").reindex(order)["expected"]
+        pieces.append(pd.DataFrame({
+            "endpoint": name, "group_var": group_var,
+            "group": [OVERALL[1], *order],
+            "quantity": ["logrank_chisq"] + ["expected_events"] * len(order),
+            "time": np.nan,
+            "estimate": [test.statistic, *expected.to_numpy()],
+            "df": [test.df] + [np.nan] * len(order),
+            "p_value": [test.p_value] + [np.nan] * len(order),
+        }))
     table = pd.concat(pieces, ignore_index=True)
     table["conf_type"] = conf_type
     table["conf_level"] = conf_level
@@ -437,17 +450,9 @@ def survival_curves(
     """
     endpoints, groupings = _endpoint_frames(subjects, endpoints, by, file)
     pieces = []
-    for name, (time_column, event_column) in endpoints.items():
-        time = pd.to_numeric(subjects[time_column]).to_numpy(dtype=float)
-        event = pd.to_numeric(subjects[event_column]).to_numpy(dtype=float)
-        for group_var, labels, order in groupings:
-            for group in order:
-                mask = (labels == group).to_numpy()
-                curve = kaplan_meier(time[mask], event[mask], conf_level, conf_type)
-                curve.insert(0, "group", group)
-                curve.insert(0, "group_var", group_var)
-                curve.insert(0, "endpoint", name)
-                pieces.append(curve)
+    for name, time, event, group_var, labels, order in _endpoint_groupings(subjects, endpoints, groupings):
+        pieces += _by_group(lambda t, e: kaplan_meier(t, e, conf_level, conf_type), time, event, labels, order,
+                            name, group_var)
     return pd.concat(pieces, ignore_index=True)
 
 

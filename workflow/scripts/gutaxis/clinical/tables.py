@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from gutaxis.clinical.checks import RESPONSE_COLUMNS, column_recorded
 from gutaxis.clinical.response import OVERALL
 from gutaxis.clinical.survival import KM_COLUMNS, survival_curves
 
@@ -23,57 +22,6 @@ from gutaxis.clinical.survival import KM_COLUMNS, survival_curves
 KM_PLOT_COLUMNS = ["endpoint", "group_var", "group", "record", *KM_COLUMNS]
 #: candidate spacings of the at-risk ticks, in months
 NICE_STEPS = (1, 2, 3, 4, 6, 12, 24, 36, 48, 60, 120)
-
-
-def blank_to_missing(sheet: pd.DataFrame) -> pd.DataFrame:
-    """A checked sheet read as text (empty cell = ``""``) with empty cells as NaN.
-
-    The statistics functions treat NaN as "not recorded"; an empty string would become
-    a group label of its own.
-    """
-    text = sheet.astype(object)
-    blank = text.apply(lambda column: column.astype("string").str.strip().eq("").fillna(True))
-    return text.mask(blank.to_numpy(dtype=bool))
-
-
-def response_criteria(subjects: pd.DataFrame, definitions: Mapping[str, Mapping[str, str]]) -> list[str]:
-    """Criteria to report: those the responder definitions need, plus any other recorded one.
-
-    Returns
-    -------
-    list of str
-        Subset of ``["recist", "irecist"]`` in that order. A criterion a definition needs
-        is listed even when its column is absent, so that the check names the column.
-    """
-    needed = {str(d["criterion"]).lower() for d in definitions.values()}
-    return [c for c, column in RESPONSE_COLUMNS.items() if c in needed or column_recorded(subjects, column)]
-
-
-def usable_groupings(
-    subjects: pd.DataFrame, groupings: Mapping[str, Sequence[str]]
-) -> tuple[dict[str, list[str]], pd.DataFrame]:
-    """Split the configured groupings into those the subjects table can support and the rest.
-
-    A grouping is skipped when one of its columns is absent or entirely blank (e.g. the
-    dose group of a trial that recorded no dose); a column with *some* blanks is kept and
-    its blank subjects form the group ``"NA"``.
-
-    Returns
-    -------
-    usable : dict
-        ``name -> columns`` in the configured order.
-    skipped : pandas.DataFrame
-        Columns ``grouping, columns, reason``, one row per skipped grouping.
-    """
-    usable, skipped = {}, []
-    for name, columns in groupings.items():
-        columns = [columns] if isinstance(columns, str) else list(columns)
-        missing = [c for c in columns if not column_recorded(subjects, c)]
-        if missing:
-            skipped.append((name, "+".join(columns), f"column(s) {', '.join(missing)} absent or empty in the subjects table"))
-        else:
-            usable[name] = columns
-    return usable, pd.DataFrame(skipped, columns=["grouping", "columns", "reason"])
 
 
 def stack_groupings(
@@ -237,11 +185,8 @@ def km_plot_table(
 __all__ = [
     "KM_PLOT_COLUMNS",
     "at_risk_rows",
-    "blank_to_missing",
     "km_plot_table",
-    "response_criteria",
     "stack_groupings",
     "tick_step",
     "time_ticks",
-    "usable_groupings",
 ]

@@ -346,6 +346,40 @@ def simulate_study(
 # =============================================================================================
 
 
+def parse_arguments(argv: list[str] | None = None, description: str = "") -> dict:
+    """The command line of ``workflow/scripts/simulate_demo.py`` as keywords of :func:`simulate_study`.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Default ``sys.argv[1:]``.
+    description : str
+        Shown by ``--help``.
+
+    Returns
+    -------
+    dict
+        ``out_dir`` and the design keywords (defaults: the committed demo, ``resources/demo``).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--seed", type=int, default=20261122)
+    parser.add_argument("--subjects", type=int, default=48)
+    parser.add_argument("--taxa", type=int, default=400)
+    parser.add_argument("--metabolites", type=int, default=600)
+    parser.add_argument("--immune", type=int, default=20)
+    parser.add_argument("--timepoints", default="baseline,post", help="comma-separated, baseline first")
+    parser.add_argument("--progression-fraction", type=float, default=0.125)
+    parser.add_argument("--no-gaps", action="store_true", help="leave out the realistic gaps")
+    args = parser.parse_args(argv)
+    return {"out_dir": args.out, "seed": args.seed, "n_subjects": args.subjects, "n_taxa": args.taxa,
+            "n_metabolites": args.metabolites, "n_immune": args.immune,
+            "timepoints": tuple(t.strip() for t in args.timepoints.split(",") if t.strip()),
+            "progression_fraction": args.progression_fraction, "realistic_gaps": not args.no_gaps}
+
+
 def _response_counts(n: int) -> dict[str, int]:
     """Best-response mix of immunotherapy-resistant tumours: ORR ~20 %, DCR ~50 %, one NE."""
     counts = {"CR": round(0.04 * n), "PR": round(0.16 * n), "SD": round(0.30 * n), "NE": max(1, round(0.02 * n))}

@@ -29,6 +29,8 @@ from skbio.diversity import alpha_diversity as skbio_alpha_diversity
 
 from gutaxis.clinical.checks import NON_RESPONDER, RESPONDER
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
+from gutaxis.diversity.design import (AlphaDesign, abundance_values, call_significant, full_design_timepoints,
+                                     with_front)
 from gutaxis.io.pairing import pair_samples
 from gutaxis.stats.paired import hodges_lehmann as paired_hodges_lehmann
 # the signed-rank distribution and Walsh averages behind the α tests, reachable from here too
@@ -93,20 +95,10 @@ class AlphaResult:
 
 def _check_table(table: pd.DataFrame, source: str, counts: bool) -> np.ndarray:
     problems = ProblemCollector()
-    try:
-        x = table.to_numpy(dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(Problem(source, "cells", "not every cell is a number",
-                                 "write numeric abundances only")) from None
+    x = abundance_values(table, source, problems)
     if table.index.duplicated().any():
         problems.add(source, "sample ids " + ", ".join(map(str, table.index[table.index.duplicated()][:8])),
                      "sample ids are duplicated", "keep one row per sample")
-    bad = ~np.isfinite(x) | (x < 0)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        where = ", ".join(f"({table.index[r]}, {table.columns[c]})" for r, c in zip(rows[:5], cols[:5]))
-        problems.add(source, where, f"{int(bad.sum())} cells are missing, infinite or negative",
-                     "abundances must be finite and >= 0")
     if counts and np.isfinite(x).all() and not np.allclose(x, np.round(x)):
         problems.add(source, "cells", "counts=True but the table holds non-integer values",
                      "pass read counts, or counts=False for relative abundances")
@@ -602,12 +594,8 @@ def alpha_mixed_models(
 
     Parameters
     ----------
-    values : DataFrame
-        Samples x metrics (``AlphaResult.values``).
-    samples : DataFrame
-        Sample sheet: ``sample_id, subject_id, timepoint``.
-    subjects : DataFrame
-        ``subject_id`` plus `response_column` and `cohort_column`.
+    values, samples, subjects : DataFrame
+        As :func:`paired_alpha_tests`.
     timepoints : sequence of str
         Timepoints in order (first = reference).
     response, covariates :
@@ -629,6 +617,69 @@ def alpha_mixed_models(
         tables.append(fit_mixed_model(frame.reset_index(drop=True), str(metric), list(timepoints),
                                       response=response, covariates=covariates))
     return pd.concat(tables, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class AlphaChangeTables:
+    """The tests of the α metrics' pre→post change: ``tests``, the paired tests
+    (``contrast, pre, post`` + :data:`PAIRED_TEST_COLUMNS` + ``significant``), and
+    ``mixed``, the mixed models (``contrast, timepoints`` + :data:`LMM_COLUMNS` + ``significant``)."""
+
+    tests: pd.DataFrame
+    mixed: pd.DataFrame
+
+
+def alpha_change_tests(design: AlphaDesign, contrasts: Sequence[dict], timepoints: Sequence[str], baseline: str,
+                       *, response: bool, period: bool, conf_level: float = 0.95,
+                       significance_level: float = 0.05) -> AlphaChangeTables:
+    """Paired tests and mixed models of every contrast, and the mixed model of the full design.
+
+    Each contrast gets :func:`paired_alpha_tests` and :func:`alpha_mixed_models` of its
+    two timepoints; with more than two timepoints with data the full design (every
+    timepoint, baseline the reference; :func:`gutaxis.diversity.design.full_design_timepoints`)
+    gets a mixed model too, as contrast ``all_timepoints``. Without response the model
+    is ``metric ~ timepoint + cohort (+ period) + (1|subject)``. ``significant`` is
+    ``p < significance_level``; the models' intercept (mean = 0 answers no question)
+    and variance rows make no call.
+
+    Parameters
+    ----------
+    design : AlphaDesign
+        :func:`gutaxis.diversity.design.read_alpha` of the tidy α table.
+    contrasts : sequence of dict
+        ``name, pre, post``.
+    timepoints : sequence of str
+        The design's timepoints in time order.
+    baseline : str
+    response : bool
+        Does the study have a response?
+    period : bool
+        A crossover: the sample sheet's ``period`` is a covariate of the models.
+    conf_level, significance_level : float
+
+    Returns
+    -------
+    AlphaChangeTables
+    """
+    values, samples, subjects = design
+    options = {"response": response, "covariates": ["period"] if period else []}
+    tests, models = [], []
+    for contrast in contrasts:
+        pre, post = contrast["pre"], contrast["post"]
+        table = paired_alpha_tests(values, samples, subjects, pre, post, "response", "cohort",
+                                   conf_level=conf_level)
+        tests.append(with_front(table, {"contrast": contrast["name"], "pre": pre, "post": post}))
+        fitted = alpha_mixed_models(values, samples, subjects, [pre, post], "response", "cohort", **options)
+        models.append(with_front(fitted, {"contrast": contrast["name"], "timepoints": f"{pre}, {post}"}))
+    everything = full_design_timepoints(timepoints, baseline, samples["timepoint"])
+    if len(everything) > 2:
+        fitted = alpha_mixed_models(values, samples, subjects, everything, "response", "cohort", **options)
+        models.append(with_front(fitted, {"contrast": "all_timepoints", "timepoints": ", ".join(everything)}))
+    tests = pd.concat(tests, ignore_index=True)
+    tests["significant"] = call_significant(tests["p_value"], significance_level)
+    models = pd.concat(models, ignore_index=True)
+    models["significant"] = call_significant(models["p_value"], significance_level, models["term"] != "Intercept")
+    return AlphaChangeTables(tests, models)
 
 
 # ---------------------------------------------------------------------------
@@ -704,12 +755,8 @@ def baseline_alpha_tests(
 
     Parameters
     ----------
-    values : DataFrame
-        Samples x metrics.
-    samples : DataFrame
-        ``sample_id, subject_id, timepoint``.
-    subjects : DataFrame
-        ``subject_id`` plus `response_column` and `cohort_column`.
+    values, samples, subjects : DataFrame
+        The α values and who each sample is, as :func:`paired_alpha_tests` takes them.
     baseline : str
         The baseline timepoint (``design.baseline``).
 

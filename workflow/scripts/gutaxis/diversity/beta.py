@@ -26,6 +26,7 @@ from skbio.stats.ordination import pcoa as skbio_pcoa
 
 from gutaxis.diversity.alpha import NON_RESPONDER, RESPONDER, mann_whitney, wilcoxon_signed_rank
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
+from gutaxis.diversity.design import abundance_values, metric_roles, sample_metadata
 from gutaxis.diversity.permanova import distance_array
 
 BETA_METRICS = ("braycurtis", "jaccard", "aitchison", "robust_aitchison")
@@ -66,17 +67,8 @@ class DistanceResult:
 
 def _abundances(table: pd.DataFrame, source: str) -> np.ndarray:
     problems = ProblemCollector()
-    try:
-        x = table.to_numpy(dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(Problem(source, "cells", "not every cell is a number",
-                                 "write numeric abundances only")) from None
-    bad = ~np.isfinite(x) | (x < 0)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        problems.add(source, ", ".join(f"({table.index[r]}, {table.columns[c]})" for r, c in zip(rows[:5], cols[:5])),
-                     f"{int(bad.sum())} cells are missing, infinite or negative", "abundances must be finite and >= 0")
-    else:
+    x = abundance_values(table, source, problems)
+    if not problems.problems:  # every cell finite and >= 0
         empty = x.sum(axis=1) <= 0
         if empty.any():
             problems.add(source, "samples " + ", ".join(map(str, table.index[empty][:8])),
@@ -334,13 +326,6 @@ def check_metric_availability(
     return pd.DataFrame(rows, columns=METRIC_CHECK_COLUMNS), message
 
 
-def metric_roles(check: pd.DataFrame) -> tuple[str, dict]:
-    """The primary metric in use and the role of each metric, from ``beta_metrics.tsv``."""
-    roles = dict(zip(check["metric"].astype(str), check["role"].astype(str)))
-    primary = [m for m, r in roles.items() if r == "primary"]
-    return (primary[0] if primary else ""), roles
-
-
 @dataclass(frozen=True)
 class PcoaResult:
     """Principal coordinates.
@@ -393,6 +378,64 @@ def principal_coordinates(distances, n_axes: int = 10) -> PcoaResult:
                          "proportion_explained": eigenvalues / total,
                          "percent_explained": 100.0 * eigenvalues / total})
     return PcoaResult(coordinates, axes)
+
+
+#: columns of the PCoA axes table of a metric that gets no PCoA
+AXES_COLUMNS = ["axis", "eigenvalue", "proportion_explained", "percent_explained"]
+
+
+@dataclass(frozen=True)
+class MetricOrdination:
+    """One β metric's :class:`DistanceResult` (``distances``) and principal coordinates as the
+    workflow writes them: ``coordinates`` holds each sample's metadata
+    (:func:`gutaxis.diversity.design.sample_metadata`) then ``PC1..PCk``, sorted by sample id
+    (no PC columns for a metric that is not computed); ``axes`` is ``metric`` + :data:`AXES_COLUMNS`."""
+
+    distances: DistanceResult
+    coordinates: pd.DataFrame
+    axes: pd.DataFrame
+
+
+def metric_ordination(table: pd.DataFrame, check: pd.DataFrame, metric: str, samples: pd.DataFrame,
+                      labels: pd.DataFrame, *, pseudocount: float | str = "half_minimum", n_axes: int = 10,
+                      period: str | None = None, source: str = "feature table",
+                      samples_file: str = "samples.tsv") -> MetricOrdination:
+    """:func:`beta_distances` and :func:`principal_coordinates` of one metric, with each sample's metadata.
+
+    A metric that ``beta_metrics.tsv`` (`check`) marks as not computed keeps NaN
+    for the pairs where it is undefined and gets no PCoA.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The filtered samples x features table.
+    check : DataFrame
+        ``beta_metrics.tsv``.
+    metric : str
+    samples, labels : DataFrame
+        Checked sample sheet and :func:`gutaxis.diversity.design.study_labels`.
+    pseudocount : float or "half_minimum"
+    n_axes : int
+    period : str, optional
+        Sample-sheet column of a crossover's periods.
+    source, samples_file : str
+        Names of the table and the sample sheet in messages.
+
+    Returns
+    -------
+    MetricOrdination
+    """
+    computed = metric_roles(check)[1].get(metric) != "not computed"
+    distances = beta_distances(table, metric, pseudocount=pseudocount, source=source, allow_undefined=not computed)
+    if computed:
+        pcoa = principal_coordinates(distances.matrix, n_axes=n_axes)
+        coordinates, axes = pcoa.coordinates, pcoa.axes
+    else:
+        coordinates = pd.DataFrame(index=distances.matrix.index)
+        axes = pd.DataFrame(columns=AXES_COLUMNS)
+    metadata = sample_metadata(samples, labels, coordinates.index, samples_file, period=period)
+    coordinates = metadata.join(coordinates.reset_index(drop=True)).sort_values("sample_id", kind="stable")
+    return MetricOrdination(distances, coordinates, axes.assign(metric=metric)[["metric"] + list(axes.columns)])
 
 
 def within_subject_shift(distances, pairs: pd.DataFrame) -> pd.DataFrame:

@@ -11,6 +11,7 @@ those inputs and the α values into the tidy table the workflow writes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -141,6 +142,27 @@ def sample_metadata(samples: pd.DataFrame, labels: pd.DataFrame, sample_ids: Seq
     return out[METADATA_COLUMNS]
 
 
+def abundance_values(table: pd.DataFrame, source: str, problems: ProblemCollector) -> np.ndarray:
+    """The cells of a samples x features table as floats, every bad cell collected as a problem.
+
+    A cell that is not a number stops at once (with the problems collected so far);
+    missing, infinite or negative cells are added to `problems` (the caller raises).
+    """
+    try:
+        x = table.to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        problems.add(source, "cells", "not every cell is a number", "write numeric abundances only")
+        problems.raise_if_any()
+    bad = ~np.isfinite(x) | (x < 0)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        where = ", ".join(f"(sample {table.index[r]}, feature {table.columns[c]})"
+                          for r, c in zip(rows[:5], cols[:5]))
+        problems.add(source, where, f"{int(bad.sum())} cells are missing, infinite or negative",
+                     "abundances must be finite and >= 0 (write absent features as 0)")
+    return x
+
+
 def count_input(notes: pd.DataFrame, table: pd.DataFrame) -> tuple[bool, str]:
     """Does the canonical table hold read counts (so Chao1 and rarefied richness apply)?
 
@@ -220,19 +242,28 @@ def tidy_alpha(values: pd.DataFrame, not_computed: pd.DataFrame, metadata: pd.Da
     return pd.concat(frames, ignore_index=True)[columns]
 
 
-def alpha_design(tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Split the tidy α table back into what :func:`gutaxis.diversity.alpha.paired_alpha_tests` takes.
+class AlphaDesign(NamedTuple):
+    """The tidy α table split back into what :func:`gutaxis.diversity.alpha.paired_alpha_tests` takes.
 
-    Metrics with no value at all (e.g. Chao1 without counts) are left out.
-
-    Returns
-    -------
+    Attributes
+    ----------
     values : DataFrame
         Samples x metrics (metrics in table order).
     samples : DataFrame
         ``sample_id, subject_id, timepoint`` (+ ``period`` when the table has it).
     subjects : DataFrame
         ``subject_id, cohort, response``.
+    """
+
+    values: pd.DataFrame
+    samples: pd.DataFrame
+    subjects: pd.DataFrame
+
+
+def alpha_design(tidy: pd.DataFrame) -> AlphaDesign:
+    """Split the tidy α table back into values, samples and subjects (:class:`AlphaDesign`).
+
+    Metrics with no value at all (e.g. Chao1 without counts) are left out.
     """
     tidy = tidy.copy()
     extra = ["period"] if "period" in tidy.columns else []
@@ -246,10 +277,10 @@ def alpha_design(tidy: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     samples = samples.sort_values("sample_id", kind="stable").reset_index(drop=True)
     subjects = tidy[tidy["subject_id"] != ""][["subject_id", "cohort", "response"]].drop_duplicates("subject_id")
     subjects = subjects.sort_values("subject_id", kind="stable").reset_index(drop=True)
-    return values, samples, subjects
+    return AlphaDesign(values, samples, subjects)
 
 
-def read_alpha(path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def read_alpha(path) -> AlphaDesign:
     """:func:`alpha_design` of the tidy table ``results/diversity/<modality>/alpha.tsv``."""
     tidy = read_sheet(path)
     tidy["value"] = pd.to_numeric(tidy["value"], errors="coerce")
@@ -287,6 +318,19 @@ def call_significant(p_values: pd.Series, level: float, tested: pd.Series | None
     return out
 
 
+def metric_roles(check: pd.DataFrame) -> tuple[str, dict]:
+    """The primary metric in use and the role of each metric, from ``beta_metrics.tsv``."""
+    roles = dict(zip(check["metric"].astype(str), check["role"].astype(str)))
+    primary = [m for m, r in roles.items() if r == "primary"]
+    return (primary[0] if primary else ""), roles
+
+
+def with_front(table: pd.DataFrame, front: dict) -> pd.DataFrame:
+    """`table` with the constant columns `front` (e.g. the contrast and metric of its rows) first."""
+    out = table.assign(**front)
+    return out[list(front) + [c for c in out.columns if c not in front]]
+
+
 def call_by_metric_role(table: pd.DataFrame, metric: str, primary_metric: str, level: float,
                         tested: pd.Series | None = None) -> pd.DataFrame:
     """Add ``significant`` (p < level), ``role`` and ``called`` to one metric's test table.
@@ -318,51 +362,6 @@ def call_by_metric_role(table: pd.DataFrame, metric: str, primary_metric: str, l
     out["role"] = "primary" if primary else "sensitivity"
     out["called"] = out["significant"] if primary else ""
     return out
-
-
-#: columns of ``results/diversity/<modality>/shift/<metric>.tests.tsv``
-SHIFT_TEST_COLUMNS = [
-    "test", "group_a", "group_b", "n_a", "n_b", "median_a", "median_b", "estimate", "ci_low", "ci_high",
-    "conf_level", "statistic", "statistic_name", "p_value", "method", "note",
-]
-
-
-def shift_tests_table(by_response: pd.DataFrame | None, within_between: pd.DataFrame) -> pd.DataFrame:
-    """The two tests of the within-subject shift in one tidy table.
-
-    Parameters
-    ----------
-    by_response : DataFrame or None
-        :func:`gutaxis.diversity.beta.compare_shift_by_response` output (one row); None in a
-        study without response (the row is left out).
-    within_between : DataFrame
-        ``WithinBetween.test`` of :func:`gutaxis.diversity.beta.shift_vs_between` (one row).
-
-    Returns
-    -------
-    DataFrame
-        Columns :data:`SHIFT_TEST_COLUMNS`, rows ``responder_vs_non_responder``
-        (only with `by_response`; Mann-Whitney U of the pre→post distance; estimate = Hodges-Lehmann shift,
-        responders minus non-responders) and ``within_vs_between`` (Wilcoxon
-        signed-rank of within-subject minus median between-subject baseline
-        distance; estimate = Hodges-Lehmann with its CI).
-    """
-    w = within_between.iloc[0]
-    rows = []
-    if by_response is not None:
-        r = by_response.iloc[0]
-        rows.append(["responder_vs_non_responder", RESPONDER, NON_RESPONDER, int(r["n_responder"]),
-                     int(r["n_non_responder"]), r["median_responder"], r["median_non_responder"],
-                     r["hl_shift"], np.nan, np.nan, np.nan, r["u_statistic"], "U (responders)", r["p_value"],
-                     r["method"], f"{int(r['n_not_evaluable'])} subjects without a response label left out"
-                     if int(r["n_not_evaluable"]) else ""])
-    rows += [
-        ["within_vs_between", "within_subject", "between_subject_baseline_median", int(w["n_subjects"]),
-         int(w["n_subjects"]), w["median_within"], w["median_between"], w["hl_estimate"], w["ci_low"],
-         w["ci_high"], w["conf_level"], w["v_statistic"], "V (signed-rank)", w["p_value"], w["method"],
-         "between-subject medians share samples: descriptive"],
-    ]
-    return pd.DataFrame(rows, columns=SHIFT_TEST_COLUMNS)
 
 
 def beta_metric_summary(paths: dict) -> list[str]:

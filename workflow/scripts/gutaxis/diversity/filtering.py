@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
+from gutaxis.diversity.design import abundance_values, count_input
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
+
+log = logging.getLogger("gutaxis.diversity")
 
 DROPPED_FEATURE_COLUMNS = ["feature_id", "prevalence", "mean_abundance", "reason"]
 DROPPED_SAMPLE_COLUMNS = ["sample_id", "reason"]
@@ -41,6 +46,11 @@ class FilterResult:
     renormalisation: pd.DataFrame
     parameters: dict = field(default_factory=dict)
 
+    def parameter_table(self) -> pd.DataFrame:
+        """The parameters as ``parameter, value`` (text), in their order."""
+        return pd.DataFrame({"parameter": list(self.parameters),
+                             "value": [str(v) for v in self.parameters.values()]})
+
 
 def _check(table, min_prevalence, min_mean_abundance, detection_limit, source):
     problems = ProblemCollector()
@@ -50,11 +60,7 @@ def _check(table, min_prevalence, min_mean_abundance, detection_limit, source):
         if not (isinstance(value, (int, float)) and low <= value <= high):
             problems.add("config", f"key '{name}'", f"value {value!r} is outside [{low}, {high}]",
                          f"set {name} to a number in that range")
-    try:
-        x = table.to_numpy(dtype=float)
-    except (TypeError, ValueError):
-        problems.add(source, "cells", "not every cell is a number", "write numeric abundances only")
-        problems.raise_if_any()
+    x = abundance_values(table, source, problems)
     if table.shape[0] == 0 or table.shape[1] == 0:
         problems.add(source, "whole table", f"the table is empty ({table.shape[0]} samples x "
                      f"{table.shape[1]} features)", "check the import step")
@@ -62,13 +68,6 @@ def _check(table, min_prevalence, min_mean_abundance, detection_limit, source):
         if labels.duplicated().any():
             problems.add(source, what + " " + ", ".join(map(str, labels[labels.duplicated()][:8])),
                          f"{what} are duplicated", "give every sample/feature one row/column")
-    bad = ~np.isfinite(x) | (x < 0)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
-        where = ", ".join(f"(sample {table.index[r]}, feature {table.columns[c]})"
-                          for r, c in zip(rows[:5], cols[:5]))
-        problems.add(source, where, f"{int(bad.sum())} cells are missing, infinite or negative",
-                     "abundances must be finite and >= 0 (write absent features as 0)")
     problems.raise_if_any()
     return x
 
@@ -171,3 +170,39 @@ def filter_features(
               "n_features_in": int(table.shape[1]), "n_features_kept": int(keep.sum()),
               "n_samples_in": int(table.shape[0]), "n_samples_kept": int(rows.sum())}
     return FilterResult(out, dropped_features, dropped_samples, renormalisation, params)
+
+
+def filter_taxonomy(table: pd.DataFrame, notes: pd.DataFrame, thresholds: Mapping,
+                    source: str = "feature table") -> FilterResult:
+    """The diversity module's filter of one imported taxonomy table.
+
+    Counts stay counts (Chao1 and rarefied richness need them; see
+    :func:`gutaxis.diversity.design.count_input`); compositions are closed again
+    after :func:`filter_features`. The parameters gain ``units`` and
+    ``count_metrics`` (``computed``, or why the count metrics are not).
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``results/import/<modality>.tsv``.
+    notes : DataFrame
+        The importer's notes (``key, value``).
+    thresholds : mapping
+        ``min_prevalence``, ``min_mean_abundance``, ``detection_limit`` (the config's
+        ``diversity`` section).
+    source : str
+        Name of the table in messages.
+
+    Returns
+    -------
+    FilterResult
+    """
+    counts, why_not_counts = count_input(notes, table)
+    result = filter_features(table, min_prevalence=thresholds["min_prevalence"],
+                             min_mean_abundance=thresholds["min_mean_abundance"],
+                             detection_limit=thresholds["detection_limit"], renormalise=not counts, source=source)
+    parameters = result.parameters
+    log.info("kept %d of %d features and %d of %d samples", parameters["n_features_kept"],
+             parameters["n_features_in"], parameters["n_samples_kept"], parameters["n_samples_in"])
+    return replace(result, parameters={**parameters, "units": "counts" if counts else "relative abundance",
+                                       "count_metrics": "computed" if counts else why_not_counts})

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
 from gutaxis.io.pairing import pair_samples, unpaired_samples
+from gutaxis.diversity.design import call_by_metric_role, metric_roles, with_front
+from gutaxis.io.settings import with_overrides
 
 #: vegan/permute (``how(minperm = 5040)``): below this many possible permutations
 #: every permutation is evaluated instead of a Monte-Carlo sample.
@@ -668,6 +670,65 @@ class BetaTests:
     group_distances: pd.DataFrame
     notes: pd.DataFrame
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Field name -> table (the names of the workflow rule's outputs)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class BetaTestSettings:
+    """Which PERMANOVA/PERMDISP tests :func:`standard_beta_tests` runs, and how.
+
+    Attributes
+    ----------
+    response_column : str or None
+        Subjects-table column of the responder labels; None in a study without
+        response (every response test is left out).
+    cohort_column : str
+        Subjects-table column of the cohort.
+    sequential_terms : tuple of str
+        Baseline model terms in order, among ``"cohort"`` and ``"response"``
+        (``diversity.sequential_terms``).
+    permutations : int
+        ``diversity.permutations``.
+    seed : int
+        Seed of the permutations (the config's ``seed``).
+    covariates : tuple of str
+        Sample-sheet columns added to the time test (a crossover's ``period``).
+    response_within_cohort : bool
+        Add the response test with permutations within cohort (a baseline-only study).
+    """
+
+    response_column: str | None = "response"
+    cohort_column: str = "cohort"
+    sequential_terms: Sequence[str] = ("cohort", "response")
+    permutations: int = 999
+    seed: int = 0
+    covariates: Sequence[str] = ()
+    response_within_cohort: bool = False
+
+    @classmethod
+    def from_config(cls, diversity: Mapping, seed: int, *, response: bool, period: str = "",
+                    baseline_only: bool = False) -> BetaTestSettings:
+        """The settings of one study.
+
+        Parameters
+        ----------
+        diversity : mapping
+            The config's ``diversity`` section (``sequential_terms``, ``permutations``).
+        seed : int
+        response : bool
+            Does the study have a response (``response.primary``)?
+        period : str
+            Sample-sheet column of a crossover's periods ("" otherwise).
+        baseline_only : bool
+            A study without contrasts.
+        """
+        return cls(response_column="response" if response else None,
+                   sequential_terms=tuple(diversity["sequential_terms"]),
+                   permutations=diversity["permutations"], seed=seed,
+                   covariates=(period,) if period else (), response_within_cohort=baseline_only)
+
 
 def standard_beta_tests(
     distances,
@@ -675,13 +736,8 @@ def standard_beta_tests(
     subjects: pd.DataFrame,
     pre: str,
     post: str | None,
-    response_column: str | None = "response",
-    cohort_column: str = "cohort",
-    sequential_terms: Sequence[str] = ("cohort", "response"),
-    permutations: int = 999,
-    seed: int = 0,
-    covariates: Sequence[str] = (),
-    response_within_cohort: bool = False,
+    settings: BetaTestSettings | None = None,
+    **overrides,
 ) -> BetaTests:
     """PERMANOVA (+ PERMDISP beside each) for time, response and cohort.
 
@@ -718,19 +774,18 @@ def standard_beta_tests(
         and `cohort_column`.
     pre, post : str
         Timepoints compared (`post` None: baseline tests only).
-    response_column : str or None
-    sequential_terms : sequence of str
-        Baseline model terms in order, among ``"cohort"`` and ``"response"``.
-    permutations, seed : int
-    covariates : sequence of str
-        Sample-sheet columns added to the time test.
-    response_within_cohort : bool
-        Add the response test with permutations within cohort.
+    settings : BetaTestSettings, optional
+        Which tests run and how (every field's default when omitted).
+    **overrides
+        Replace fields of `settings` for this call, e.g. ``permutations=99``.
 
     Returns
     -------
     BetaTests
     """
+    options = with_overrides(settings, BetaTestSettings, overrides)
+    response_column, cohort_column = options.response_column, options.cohort_column
+    permutations, seed, covariates = options.permutations, options.seed, options.covariates
     ids, matrix = distance_array(distances)
     position = {sample: i for i, sample in enumerate(ids)}
     in_matrix = samples[samples["sample_id"].astype(str).isin(ids)]
@@ -817,10 +872,10 @@ def standard_beta_tests(
         baseline_test("response_at_baseline", ["response"])
     baseline_test("cohort_at_baseline", ["cohort"])
     allowed = ("cohort", "response") if response_column is not None else ("cohort",)
-    sequential = [t for t in sequential_terms if t in allowed]
+    sequential = [t for t in options.sequential_terms if t in allowed]
     if len(sequential) >= 2:
         baseline_test("sequential_at_baseline", sequential)
-    if response_column is not None and response_within_cohort:
+    if response_column is not None and options.response_within_cohort:
         cohorts = baseline.loc[~_missing(baseline["cohort"]), "cohort"].astype(str).nunique()
         if cohorts >= 2:
             baseline_test("response_within_cohort", ["response"], strata="cohort")
@@ -835,3 +890,62 @@ def standard_beta_tests(
     return BetaTests(stack(permanova_tables, PERMANOVA_COLUMNS), stack(permdisp_tables, PERMDISP_COLUMNS),
                      stack(group_tables, GROUP_DISTANCE_COLUMNS), notes_table)
 
+
+
+#: the empty table of each part of :class:`BetaTests`, for a metric that is not tested
+EMPTY_TABLE_COLUMNS = {"permanova": PERMANOVA_COLUMNS, "permdisp": PERMDISP_COLUMNS,
+                       "group_distances": GROUP_DISTANCE_COLUMNS}
+
+
+def metric_beta_tests(distances: pd.DataFrame, samples: pd.DataFrame, subjects: pd.DataFrame,
+                      check: pd.DataFrame, metric: str, contrasts: Sequence[dict], baseline: str,
+                      settings: BetaTestSettings, significance_level: float) -> BetaTests:
+    """:func:`standard_beta_tests` of every contrast for one β metric, the calls made by the primary metric.
+
+    Every row starts with ``contrast, pre, post, metric``. A study without
+    contrasts (baseline only) gets the baseline tests alone, in rows of contrast
+    ``baseline``. A metric that ``beta_metrics.tsv`` marks as not computed
+    (undefined for some sample pairs) gets empty tables and one note per contrast.
+    ``significant``, ``role`` and ``called`` come from
+    :func:`gutaxis.diversity.design.call_by_metric_role`.
+
+    Parameters
+    ----------
+    distances : DataFrame
+        The metric's sample x sample distances (unused when the metric is not computed).
+    samples : DataFrame
+        Checked sample sheet.
+    subjects : DataFrame
+        :func:`gutaxis.diversity.design.study_labels`.
+    check : DataFrame
+        ``beta_metrics.tsv``.
+    metric : str
+    contrasts : sequence of dict
+        ``name, pre, post`` of each contrast (empty: baseline only).
+    baseline : str
+        The baseline timepoint.
+    settings : BetaTestSettings
+    significance_level : float
+
+    Returns
+    -------
+    BetaTests
+    """
+    primary, roles = metric_roles(check)
+    contrasts = list(contrasts) or [{"name": "baseline", "pre": baseline, "post": ""}]
+    parts: dict[str, list] = {name: [] for name in [*EMPTY_TABLE_COLUMNS, "notes"]}
+    for contrast in contrasts:
+        front = {"contrast": contrast["name"], "pre": contrast["pre"], "post": contrast["post"], "metric": metric}
+        if roles.get(metric) == "not computed":
+            reason = "metric undefined for some sample pairs (beta_metrics.tsv); not tested"
+            tables = {name: pd.DataFrame(columns=columns) for name, columns in EMPTY_TABLE_COLUMNS.items()}
+            tables["notes"] = pd.DataFrame([["all", metric, reason]], columns=NOTE_COLUMNS)
+        else:
+            tables = standard_beta_tests(distances, samples, subjects, contrast["pre"], contrast["post"] or None,
+                                         settings).tables()
+        for name, table in tables.items():
+            parts[name].append(with_front(table, front))
+    stacked = {name: pd.concat(tables, ignore_index=True) for name, tables in parts.items()}
+    for name in ("permanova", "permdisp"):
+        stacked[name] = call_by_metric_role(stacked[name], metric, primary, significance_level)
+    return BetaTests(**stacked)

@@ -52,6 +52,9 @@ PERIOD_COLUMN = "period"
 class StudyPlan:
     """The analyses a study can have.
 
+    :func:`plan_study` builds it once when the workflow is parsed; the rule files
+    read it to decide which rules and outputs exist.
+
     Attributes
     ----------
     study_type : str

@@ -122,6 +122,20 @@ def _rows_text(table: pd.DataFrame, mask: pd.Series, id_column: str | None) -> s
     return ("line " if len(positions) == 1 else "lines ") + text
 
 
+def _flagged(table: pd.DataFrame, mask: pd.Series, column: str, label: str, id_column: str | None,
+             what, fix: str) -> list[Problem]:
+    """One problem naming the lines of `mask` in `column`; none when no line is flagged.
+
+    `what` is the text, or a function of the sorted distinct flagged values that
+    writes it.
+    """
+    if not mask.any():
+        return []
+    if callable(what):
+        what = what(sorted(table.loc[mask, column].unique()))
+    return [Problem(label, f"column '{column}', {_rows_text(table, mask, id_column)}", what, fix)]
+
+
 def schema_problems(
     table: pd.DataFrame, schema: dict, label: str, id_column: str | None = None
 ) -> list[Problem]:
@@ -150,15 +164,9 @@ def schema_problems(
             continue
         values = table[column]
         empty = values == ""
-        if rule.get("minLength", 0) > 0 and empty.any():
-            problems.append(
-                Problem(
-                    label,
-                    f"column '{column}', {_rows_text(table, empty, id_column)}",
-                    "the value is empty",
-                    f"fill in {column} on every row",
-                )
-            )
+        if rule.get("minLength", 0) > 0:
+            problems += _flagged(table, empty, column, label, id_column, "the value is empty",
+                                 f"fill in {column} on every row")
         validator = jsonschema.Draft202012Validator(rule)
         distinct = values[~empty].unique()
         bad_values = [v for v in distinct if not validator.is_valid(v)]
@@ -166,14 +174,9 @@ def schema_problems(
             continue
         mask = values.isin(bad_values)
         if all(str(v).strip().lower() in MISSING_TOKENS for v in bad_values):
-            problems.append(
-                Problem(
-                    label,
-                    f"column '{column}', {_rows_text(table, mask, id_column)}",
-                    f"missing values are written as {', '.join(repr(v) for v in bad_values)}",
-                    "leave the cell empty: an empty cell means not recorded",
-                )
-            )
+            problems += _flagged(table, mask, column, label, id_column,
+                                 f"missing values are written as {', '.join(repr(v) for v in bad_values)}",
+                                 "leave the cell empty: an empty cell means not recorded")
             continue
         if "enum" in rule:
             allowed = ", ".join(repr(v) for v in rule["enum"] if v != "")
@@ -182,42 +185,27 @@ def schema_problems(
         else:
             what = f"value(s) {', '.join(repr(v) for v in bad_values[:MAX_ROWS_LISTED])} are malformed"
             fix = rule.get("description", "correct the value")
-        problems.append(Problem(label, f"column '{column}', {_rows_text(table, mask, id_column)}", what, fix))
+        problems += _flagged(table, mask, column, label, id_column, what, fix)
     return problems
 
 
-def _duplicate_problem(table: pd.DataFrame, column: str, label: str) -> Problem | None:
+def _duplicate_problems(table: pd.DataFrame, column: str, label: str) -> list[Problem]:
     duplicated = table[column].duplicated(keep=False) & (table[column] != "")
-    if not duplicated.any():
-        return None
-    ids = sorted(table.loc[duplicated, column].unique())
-    return Problem(
-        label,
-        f"column '{column}', {_rows_text(table, duplicated, None)}",
-        f"identifier(s) {', '.join(ids[:MAX_ROWS_LISTED])} appear more than once",
-        f"give every row a unique {column}",
-    )
+    return _flagged(table, duplicated, column, label, None,
+                    lambda ids: f"identifier(s) {', '.join(ids[:MAX_ROWS_LISTED])} appear more than once",
+                    f"give every row a unique {column}")
 
 
 def check_subjects(subjects: pd.DataFrame, cohorts: list[str], label: str) -> list[Problem]:
     """Schema and meaning of the subjects table: unique ids, declared cohorts."""
     problems = schema_problems(subjects, load_schema("subjects"), label, "subject_id")
     if "subject_id" in subjects.columns:
-        dup = _duplicate_problem(subjects, "subject_id", label)
-        if dup:
-            problems.append(dup)
+        problems += _duplicate_problems(subjects, "subject_id", label)
     if "cohort" in subjects.columns:
         unknown = (subjects["cohort"] != "") & ~subjects["cohort"].isin(cohorts)
-        if unknown.any():
-            values = sorted(subjects.loc[unknown, "cohort"].unique())
-            problems.append(
-                Problem(
-                    label,
-                    f"column 'cohort', {_rows_text(subjects, unknown, 'subject_id')}",
-                    f"cohort(s) {', '.join(repr(v) for v in values)} are not declared",
-                    f"use one of {', '.join(cohorts)} or add the cohort to design.cohorts in the config",
-                )
-            )
+        problems += _flagged(subjects, unknown, "cohort", label, "subject_id",
+                             lambda values: f"cohort(s) {', '.join(repr(v) for v in values)} are not declared",
+                             f"use one of {', '.join(cohorts)} or add the cohort to design.cohorts in the config")
     return problems
 
 
@@ -238,54 +226,25 @@ def check_samples(
     needed = {"sample_id", "subject_id", "timepoint", "sample_type"}
     if not needed <= set(samples.columns):
         return problems
-    dup = _duplicate_problem(samples, "sample_id", label)
-    if dup:
-        problems.append(dup)
+    problems += _duplicate_problems(samples, "sample_id", label)
     biological = samples["sample_type"].isin(BIOLOGICAL_SAMPLE_TYPES)
     technical = samples["sample_type"].isin(["qc", "blank"])
     for column in ("subject_id", "timepoint"):
-        empty = biological & (samples[column] == "")
-        if empty.any():
-            problems.append(
-                Problem(
-                    label,
-                    f"column '{column}', {_rows_text(samples, empty, 'sample_id')}",
-                    f"biological samples need a {column}",
-                    f"fill in {column}, or set sample_type to qc or blank if the row is a QC pool or blank",
-                )
-            )
-        filled = technical & (samples[column] != "")
-        if filled.any():
-            problems.append(
-                Problem(
-                    label,
-                    f"column '{column}', {_rows_text(samples, filled, 'sample_id')}",
-                    f"qc and blank rows must not have a {column}",
-                    f"leave {column} empty on QC-pool and blank rows",
-                )
-            )
+        problems += _flagged(samples, biological & (samples[column] == ""), column, label, "sample_id",
+                             f"biological samples need a {column}",
+                             f"fill in {column}, or set sample_type to qc or blank if the row is a QC pool or blank")
+        problems += _flagged(samples, technical & (samples[column] != ""), column, label, "sample_id",
+                             f"qc and blank rows must not have a {column}",
+                             f"leave {column} empty on QC-pool and blank rows")
     bad_tp = biological & (samples["timepoint"] != "") & ~samples["timepoint"].isin(timepoints)
-    if bad_tp.any():
-        values = sorted(samples.loc[bad_tp, "timepoint"].unique())
-        problems.append(
-            Problem(
-                label,
-                f"column 'timepoint', {_rows_text(samples, bad_tp, 'sample_id')}",
-                f"timepoint(s) {', '.join(repr(v) for v in values)} are not declared",
-                f"use one of {', '.join(timepoints)} or add it to design.timepoints in the config",
-            )
-        )
+    problems += _flagged(samples, bad_tp, "timepoint", label, "sample_id",
+                         lambda values: f"timepoint(s) {', '.join(repr(v) for v in values)} are not declared",
+                         f"use one of {', '.join(timepoints)} or add it to design.timepoints in the config")
     orphan = biological & (samples["subject_id"] != "") & ~samples["subject_id"].isin(subject_ids)
-    if orphan.any():
-        values = sorted(samples.loc[orphan, "subject_id"].unique())
-        problems.append(
-            Problem(
-                label,
-                f"column 'subject_id', {_rows_text(samples, orphan, 'sample_id')}",
-                f"subject(s) {', '.join(values[:MAX_ROWS_LISTED])} are not in the {subjects_label}",
-                f"add them to the {subjects_label} or correct the subject_id",
-            )
-        )
+    problems += _flagged(samples, orphan, "subject_id", label, "sample_id",
+                         lambda values: f"subject(s) {', '.join(values[:MAX_ROWS_LISTED])} are not in the "
+                                        f"{subjects_label}",
+                         f"add them to the {subjects_label} or correct the subject_id")
     return problems
 
 
@@ -294,16 +253,10 @@ def check_adverse_events(events: pd.DataFrame, subject_ids: set[str], label: str
     problems = schema_problems(events, load_schema("adverse_events"), label, "subject_id")
     if "subject_id" in events.columns:
         orphan = (events["subject_id"] != "") & ~events["subject_id"].isin(subject_ids)
-        if orphan.any():
-            values = sorted(events.loc[orphan, "subject_id"].unique())
-            problems.append(
-                Problem(
-                    label,
-                    f"column 'subject_id', {_rows_text(events, orphan, None)}",
-                    f"subject(s) {', '.join(values[:MAX_ROWS_LISTED])} are not in the subjects table",
-                    "add them to the subjects table or correct the subject_id",
-                )
-            )
+        problems += _flagged(events, orphan, "subject_id", label, None,
+                             lambda values: f"subject(s) {', '.join(values[:MAX_ROWS_LISTED])} are not in the "
+                                            "subjects table",
+                             "add them to the subjects table or correct the subject_id")
     return problems
 
 
@@ -374,17 +327,9 @@ def split_excluded(samples: pd.DataFrame, label: str) -> tuple[pd.DataFrame, pd.
         return samples, pd.DataFrame(columns=[*DROPPED_COLUMNS], dtype=str), []
     out = samples["exclude"].str.lower().isin(EXCLUDE_VALUES)
     reasons = samples["exclude_reason"] if "exclude_reason" in samples.columns else pd.Series("", index=samples.index)
-    problems = []
     silent = out & (reasons == "")
-    if silent.any():
-        problems.append(
-            Problem(
-                label,
-                f"column 'exclude_reason', {_rows_text(samples, silent, 'sample_id')}",
-                "an excluded sample needs its reason",
-                "write why the sample is left out in exclude_reason (it is reported with the sample)",
-            )
-        )
+    problems = _flagged(samples, silent, "exclude_reason", label, "sample_id", "an excluded sample needs its reason",
+                        "write why the sample is left out in exclude_reason (it is reported with the sample)")
     excluded = samples.loc[out, ["sample_id", "subject_id", "timepoint", "sample_type"]].assign(
         reason="excluded in the sample sheet: " + reasons[out]
     )

@@ -34,16 +34,10 @@ REASON_FEW_QC = "fewer than 2 qc values"
 class FeatureFilter:
     """Outcome of one feature filter.
 
-    Attributes
-    ----------
-    step : str
-        Name of the filter (the ``step`` column of the dropped table).
-    keep : pandas.Series
-        Boolean, indexed by feature id, True for kept features.
-    value : pandas.Series
-        The per-feature statistic the rule was applied to.
-    reason : pandas.Series
-        Why each feature was dropped; empty string for kept features.
+    ``step`` names the filter (the ``step`` column of the dropped table). The
+    Series are indexed by feature id: ``keep`` is True for kept features, ``value``
+    the per-feature statistic the rule was applied to, ``reason`` why each feature
+    was dropped (empty for kept features).
     """
 
     step: str

@@ -153,9 +153,7 @@ def total_signal_normalise(intensities: pd.DataFrame, measured: pd.DataFrame | N
     normalised : pandas.DataFrame
     factors : pandas.Series named ``normalisation_factor``.
     """
-    x = _frame(intensities)
-    total = np.nansum(_measured_values(x, measured), axis=1)
-    return _divide(x, total / np.median(total), "normalisation_factor")
+    return _relative_to_median(intensities, measured, np.nansum)
 
 
 def median_normalise(intensities: pd.DataFrame, measured: pd.DataFrame | None = None
@@ -163,16 +161,17 @@ def median_normalise(intensities: pd.DataFrame, measured: pd.DataFrame | None = 
     """Median normalisation: f_i = m_i / median_k(m_k), m_i = median_{j in M_i} x_ij.
 
     M_i as in :func:`total_signal_normalise`.
-    After normalisation every sample has the same median intensity.
-
-    Returns
-    -------
-    normalised : pandas.DataFrame
-    factors : pandas.Series named ``normalisation_factor``.
+    After normalisation every sample has the same median intensity. Returns as
+    :func:`total_signal_normalise`.
     """
+    return _relative_to_median(intensities, measured, np.nanmedian)
+
+
+def _relative_to_median(intensities, measured, per_sample) -> tuple[pd.DataFrame, pd.Series]:
+    """Divide each sample by ``per_sample`` of its measured values over the median of that over samples."""
     x = _frame(intensities)
-    med = np.nanmedian(_measured_values(x, measured), axis=1)
-    return _divide(x, med / np.median(med), "normalisation_factor")
+    value = per_sample(_measured_values(x, measured), axis=1)
+    return _divide(x, value / np.median(value), "normalisation_factor")
 
 
 def log2_transform(intensities: pd.DataFrame) -> pd.DataFrame:

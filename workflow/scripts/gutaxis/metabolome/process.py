@@ -140,6 +140,29 @@ class ProcessedMetabolome:
     qc_tables: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
 
+    def output_tables(self) -> dict[str, pd.DataFrame]:
+        """The workflow rule's tables by output name, except the processed table and its annotations."""
+        tables = {"processing_log": self.log, "dropped_features": self.dropped_features,
+                  "dropped_samples": self.dropped_samples}
+        return {**tables, **{output: self.qc_tables[key] for output, key in QC_OUTPUTS.items()}}
+
+
+#: output name of the workflow rule -> key of :attr:`ProcessedMetabolome.qc_tables`
+QC_OUTPUTS = {
+    "qc_pca": "pca_scores",
+    "qc_dispersion": "qc_dispersion",
+    "qc_rsd": "qc_rsd",
+    "missingness_samples": "missingness_per_sample",
+    "missingness_features": "missingness_per_feature",
+    "total_signal": "total_signal",
+    "normalisation_factors": "normalisation_factors",
+    "missingness_structure": "missingness_structure",
+    "platform_missingness": "platform_missingness",
+    "contrast_missingness": "contrast_missingness",
+    "qc_precision": "qc_precision",
+    "drift_fits": "drift_fits",
+}
+
 
 def _with_annotations(table: pd.DataFrame, annotations: pd.DataFrame) -> pd.DataFrame:
     if annotations.shape[1] == 0:
@@ -368,10 +391,14 @@ def process_metabolome(
                                               run.x.shape[0], run.x.shape[0], warning])))
     dropped_features = pd.concat(run.dropped_features, ignore_index=True)
     dropped_samples = pd.concat(run.dropped_samples, ignore_index=True)
+    steps = pd.DataFrame(run.log, columns=LOG_COLUMNS)
+    for row in steps.itertuples(index=False):
+        log.info("%-16s features %d -> %d, samples %d -> %d %s", row.step, row.features_before,
+                 row.features_after, row.samples_before, row.samples_after, row.note)
     return ProcessedMetabolome(
         table=run.x,
         annotations=ann.reindex(run.x.columns),
-        log=pd.DataFrame(run.log, columns=LOG_COLUMNS),
+        log=steps,
         dropped_features=_with_annotations(dropped_features[DROPPED_FEATURE_COLUMNS], ann),
         dropped_samples=dropped_samples[DROPPED_SAMPLE_COLUMNS],
         qc_tables=qc_tables,

@@ -382,17 +382,8 @@ def contrast_warnings(table: pd.DataFrame, source: str = "contrast_missingness.t
 
 
 def missingness_run_summary(paths: dict) -> list[str]:
-    """End-of-run lines (:func:`contrast_warnings`) of every metabolome modality.
-
-    Parameters
-    ----------
-    paths : dict
-        Modality -> path of its ``contrast_missingness.tsv`` (absent files are skipped).
-
-    Returns
-    -------
-    list of str
-    """
+    """End-of-run lines (:func:`contrast_warnings`) of every metabolome modality, from `paths`
+    (modality -> its ``contrast_missingness.tsv``; absent files are skipped)."""
     from gutaxis.io.tables import existing_tables
 
     return [f"metabolome {modality}: {line}" for modality, path, table in existing_tables(paths)

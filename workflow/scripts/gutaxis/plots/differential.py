@@ -25,7 +25,7 @@ from gutaxis.plots.names import (display_name, draw_parts, is_logit_scale, logit
                                  taxon_parts)
 from gutaxis.plots.names import extent as names_extent
 from gutaxis.differential.prevalence import PRESENCE_METHODS
-from gutaxis.plots.style import figure_size, mark_title, message_figure, paired_lines, palette
+from gutaxis.plots.style import MINUS, figure_size, mark_title, message_figure, paired_lines, palette, statistic_text
 
 #: response groups; ``all`` = every subject of a study without a response (no groups shown)
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable", "all"]
@@ -57,7 +57,6 @@ MISSING_COLOUR = "#8C8C8C"
 MISSING_HATCH = "//////"
 SCALE_LABELS = {"clr": "CLR", "rclr": "robust CLR", "log2": "log2", "log2p1": "log2(x + 1)", "logit": "logit",
                 "none": "value"}
-MINUS = "\u2212"
 
 
 # --------------------------------------------------------------------------- labels
@@ -103,12 +102,7 @@ def term_label(term: str, pre: str) -> str:
 
 
 def _format_q(q) -> str:
-    if q is None or not np.isfinite(float(q)):
-        return "q = NA"
-    q = float(q)
-    if q >= 0.01:
-        return f"q = {q:.2f}"
-    return f"q = {q:.1e}".replace("-", MINUS)
+    return statistic_text("q", q, ((0.01, 2),))
 
 
 def _scale_text(effect_scale: str, scale_label: str = "") -> str:
@@ -543,9 +537,10 @@ def plot_heatmap(data: pd.DataFrame, style: dict, alpha: float, method: str, pre
     Parameters
     ----------
     data : DataFrame
-        :func:`heatmap_data` output.
+        One row per cell (feature row x subject column), from :func:`heatmap_data`.
     style : dict
     alpha : float
+        q threshold of the calls that chose the rows.
     method : str
         The method whose time calls chose the rows (legend text).
     pre, post : str
@@ -739,22 +734,16 @@ def plot_paired(data: pd.DataFrame, style: dict, method: str, alpha: float, pre:
                 post: str = "post", scale_label: str = "", title: str = ""):
     """Small multiples: one line per subject from pre to post, coloured by response.
 
+    `data` is :func:`paired_data`'s table (one row per panel, subject and timepoint).
+
     Parameters
     ----------
-    data : DataFrame
-        :func:`paired_data` output.
-    style : dict
     method : str
         The test whose effect and q are printed in each panel.
-    alpha : float
-    pre, post : str
     scale_label : str
         Name of the transformed scale (y axis).
-    title : str
-
-    Returns
-    -------
-    matplotlib Figure
+    style, alpha, pre, post, title
+        As in :func:`plot_heatmap`; returns its kind of figure.
     """
     if data.empty:
         return message_figure(style, f"No feature tested by {METHOD_LABELS.get(method, method)}.",

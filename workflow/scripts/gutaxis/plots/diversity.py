@@ -8,6 +8,8 @@ and matplotlib (the plots environment).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import matplotlib.pyplot as plt
@@ -16,7 +18,8 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from gutaxis.plots.style import figure_size, mark_title, paired_lines, palette
+from gutaxis.plots.style import figure_size, mark_title, paired_lines, palette, statistic_text
+from gutaxis.io.settings import with_overrides
 from gutaxis.io.tables import decimal_text
 
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable"]
@@ -44,12 +47,7 @@ BETA_LABELS = {
 
 def format_p(p) -> str:
     """``p = 0.47`` / ``p = 0.012`` / ``p = 3.1e\u221205`` / ``p = NA``."""
-    if p is None or not np.isfinite(float(p)):
-        return "p = NA"
-    p = float(p)
-    if p >= 0.1:
-        return f"p = {p:.2f}"
-    return f"p = {p:.3f}" if p >= 0.001 else f"p = {p:.1e}".replace("-", "\u2212")
+    return statistic_text("p", p, ((0.1, 2), (0.001, 3)))
 
 
 def metric_decimals(values) -> int:
@@ -299,6 +297,13 @@ def plot_paired_alpha(data: pd.DataFrame, tests: pd.DataFrame, metrics, cohorts,
     return fig
 
 
+def panel_metric(data: pd.DataFrame, metrics) -> str:
+    """The metric of the main-figure α panel: the first of `metrics` with values in `data`
+    (:func:`paired_alpha_data`), else the first of `metrics`."""
+    present = set(data["metric"])
+    return ([m for m in metrics if m in present] or list(metrics))[0]
+
+
 def paired_alpha_panel_data(data: pd.DataFrame, tests: pd.DataFrame, metric: str, contrast: str | None = None,
                             response: bool = True) -> pd.DataFrame:
     """What the main-figure α panel draws: each subject's pre/post value and each group's median path.
@@ -510,15 +515,69 @@ def pcoa_source(data: pd.DataFrame, centroids: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([data.assign(record="sample"), centroids], ignore_index=True, sort=False)
 
 
-def _not_computed_figure(style: dict, metric: str, title: str):
+@dataclass(frozen=True)
+class PcoaView:
+    """What a PCoA figure shows and how it is labelled.
+
+    Attributes
+    ----------
+    axes_pair : pair of int
+        The principal coordinates on x and y (``diversity.pcoa_axes``, 1-based).
+    metric : str
+        The β metric (its label heads the title).
+    style : dict
+        The figure style (:mod:`gutaxis.plots.style`).
+    title : str
+        Appended to the title (the modality and contrast).
+    response : bool
+        Colour by response (else one colour, no response legend).
+    pre, post : str
+        The timepoints of the arrows (the baseline figure: `pre` is the baseline).
+    contrast : str or None
+        The contrast whose PERMANOVA rows the title quotes (None: every row).
+    """
+
+    axes_pair: Sequence[int] = (1, 2)
+    metric: str = ""
+    style: dict = field(default_factory=dict)
+    title: str = ""
+    response: bool = True
+    pre: str = ""
+    post: str = ""
+    contrast: str | None = None
+
+    @classmethod
+    def from_params(cls, params, metric: str) -> PcoaView:
+        """The view of a plot rule: ``params`` has ``axes, style, title, response`` and either
+        ``contrast`` (``name, pre, post``) or ``baseline``."""
+        contrast = params.get("contrast") or {"name": None, "pre": params.get("baseline", ""), "post": ""}
+        return cls(axes_pair=tuple(params["axes"]), metric=metric, style=params["style"], title=params["title"],
+                   response=bool(params["response"]), pre=contrast["pre"], post=contrast["post"],
+                   contrast=contrast["name"])
+
+    def heading(self) -> str:
+        """``<metric label> PCoA, <title>``: the first line of the figure's title."""
+        return f"{BETA_LABELS.get(self.metric, self.metric)} PCoA{(', ' + self.title) if self.title else ''}"
+
+
+def _not_computed_figure(view: PcoaView):
     """A figure that says the metric was not computed (undefined for some sample pairs)."""
-    fig, ax = plt.subplots(figsize=figure_size(style, "single", 1.1))
+    fig, ax = plt.subplots(figsize=figure_size(view.style, "single", 1.1))
     ax.axis("off")
-    label = BETA_LABELS.get(metric, metric)
+    label = BETA_LABELS.get(view.metric, view.metric)
     ax.text(0.5, 0.5, f"{label}: not computed\n(undefined for some sample pairs;\nsee beta_metrics.tsv)",
             ha="center", va="center", transform=ax.transAxes)
-    mark_title(ax.set_title(f"{label} PCoA{(', ' + title) if title else ''}", fontsize=plt.rcParams["font.size"]))
+    mark_title(ax.set_title(view.heading(), fontsize=plt.rcParams["font.size"]))
     return fig
+
+
+def _finish_pcoa(fig, ax) -> None:
+    """Sparse ticks and the origin lines of a PCoA, then the layout."""
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(6))
+    ax.axhline(0, color="#DDDDDD", lw=0.5, zorder=0)
+    ax.axvline(0, color="#DDDDDD", lw=0.5, zorder=0)
+    fig.tight_layout()
 
 
 #: arrows of the PCoA: per subject thin and light, per group centroid bold
@@ -526,9 +585,8 @@ SUBJECT_ARROW = {"lw": 0.45, "alpha": 0.3, "mutation_scale": 4}
 CENTROID_ARROW = {"lw": 2.6, "alpha": 1.0, "mutation_scale": 13}
 
 
-def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataFrame, axes_pair,
-                     metric: str, pre: str, post: str, style: dict, title: str = "", contrast: str | None = None,
-                     response: bool = True, centroids: pd.DataFrame | None = None):
+def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataFrame,
+                     settings: PcoaView | None = None, centroids: pd.DataFrame | None = None, **overrides):
     """PCoA of the pre and post samples: thin per-subject arrows, bold arrows of the group centroids.
 
     Each subject's pre → post arrow is thin and light (:data:`SUBJECT_ARROW`, gid
@@ -541,21 +599,33 @@ def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataF
 
     Parameters
     ----------
+    data : DataFrame
+        :func:`pcoa_arrow_data`.
+    axes : DataFrame
+        The PCoA's axes table (empty: the metric was not computed).
+    permanova : DataFrame
+        The metric's PERMANOVA table.
+    settings : PcoaView, optional
     centroids : DataFrame, optional
         :func:`pcoa_centroids` of `data` (computed when not given).
+    **overrides
+        Fields of :class:`PcoaView` replaced for this call.
 
     Returns
     -------
     matplotlib Figure
     """
+    view = with_overrides(settings, PcoaView, overrides)
     if axes.empty:
-        return _not_computed_figure(style, metric, title)
+        return _not_computed_figure(view)
     from matplotlib import patheffects
+
+    pre, post, response = view.pre, view.post, view.response
 
     if centroids is None:
         centroids = pcoa_centroids(data, pre, post)
-    levels, colours = _levels_and_colours(style, response)
-    fig, ax = plt.subplots(figsize=figure_size(style, "single", 1.1))
+    levels, colours = _levels_and_colours(view.style, response)
+    fig, ax = plt.subplots(figsize=figure_size(view.style, "single", 1.1))
     for level in levels:
         part = data[data["response"] == level]
         if part.empty:
@@ -585,10 +655,10 @@ def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataF
         arrow.arrow_patch.set_path_effects(halo)
         arrow.set_gid("centroid-arrow")
         ax.scatter([x0], [y0], s=46, facecolors="white", edgecolors=colours[level], lw=2.0, zorder=7)
-    _label_pcoa_axes(ax, axes, axes_pair)
+    _label_pcoa_axes(ax, axes, view.axes_pair)
     rows = permanova
-    if contrast is not None and "contrast" in rows.columns:
-        rows = rows[rows["contrast"] == contrast]
+    if view.contrast is not None and "contrast" in rows.columns:
+        rows = rows[rows["contrast"] == view.contrast]
     rows = rows[(rows["test"] == "time_within_subject") & (rows["term"] == "timepoint")]
     if len(rows):
         row = rows.iloc[0]
@@ -597,9 +667,7 @@ def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataF
                 "permutations)")
     else:
         stat = "PERMANOVA time (within subject): not run (see notes)"
-    label = BETA_LABELS.get(metric, metric)
-    mark_title(ax.set_title(f"{label} PCoA{(', ' + title) if title else ''}\n{stat}",
-                            fontsize=plt.rcParams["font.size"]))
+    mark_title(ax.set_title(f"{view.heading()}\n{stat}", fontsize=plt.rcParams["font.size"]))
     # two legends under the axis: what the colours mean, and what the symbols and arrows mean
     responses = [Line2D([], [], color=colours[level], marker="o", lw=0.8, ms=3.5, label=RESPONSE_LABELS[level])
                  for level in levels if (data["response"] == level).any()]
@@ -616,11 +684,7 @@ def plot_pcoa_arrows(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataF
         first.set_clip_on(False)  # add_artist clips to the axes: the saved bbox would cut it
     ax.legend(handles=symbols, loc="upper left", bbox_to_anchor=(0.5 if response else -0.02, -0.2), ncol=1,
               frameon=False, title="Sample (arrow: pre \u2192 post)", alignment="left")
-    ax.xaxis.set_major_locator(MaxNLocator(5))
-    ax.yaxis.set_major_locator(MaxNLocator(6))
-    ax.axhline(0, color="#DDDDDD", lw=0.5, zorder=0)
-    ax.axvline(0, color="#DDDDDD", lw=0.5, zorder=0)
-    fig.tight_layout()
+    _finish_pcoa(fig, ax)
     return fig
 
 
@@ -754,28 +818,31 @@ def _label_pcoa_axes(ax, axes: pd.DataFrame, axes_pair) -> None:
         setter(f"PC{a} ({value:.1f}% of variance)" if np.isfinite(value) else f"PC{a}")
 
 
-def plot_pcoa_baseline(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataFrame, axes_pair, metric: str,
-                       style: dict, title: str = "", response: bool = True):
+def plot_pcoa_baseline(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.DataFrame,
+                       settings: PcoaView | None = None, **overrides):
     """PCoA of the baseline samples coloured by response, with the baseline PERMANOVA.
 
     The title gives ``response_at_baseline`` (free permutations) and, when run,
     ``response_within_cohort`` (permutations within cohort) read from `permanova`
-    (rows of contrast ``baseline``).
+    (rows of contrast ``baseline``). `data` is :func:`pcoa_baseline_data`; the other
+    arguments are those of :func:`plot_pcoa_arrows`.
 
     Returns
     -------
     matplotlib Figure
     """
+    view = with_overrides(settings, PcoaView, overrides)
+    response = view.response
     if axes.empty:
-        return _not_computed_figure(style, metric, title)
-    levels, colours = _levels_and_colours(style, response)
-    fig, ax = plt.subplots(figsize=figure_size(style, "single", 1.1))
+        return _not_computed_figure(view)
+    levels, colours = _levels_and_colours(view.style, response)
+    fig, ax = plt.subplots(figsize=figure_size(view.style, "single", 1.1))
     for level in levels:
         part = data[data["response"] == level]
         if len(part):
             ax.scatter(part["x"], part["y"], s=10, color=colours[level], lw=0, alpha=0.8, zorder=3,
                        label=f"{RESPONSE_LABELS[level]} (n = {len(part)})")
-    _label_pcoa_axes(ax, axes, axes_pair)
+    _label_pcoa_axes(ax, axes, view.axes_pair)
     rows = permanova[permanova["term"] == "response"] if "term" in permanova.columns else permanova.iloc[:0]
     stats = []
     for test, label in (("response_at_baseline", "response"), ("response_within_cohort", "within cohort")):
@@ -783,16 +850,10 @@ def plot_pcoa_baseline(data: pd.DataFrame, axes: pd.DataFrame, permanova: pd.Dat
         if len(hit):
             row = hit.iloc[0]
             stats.append(f"PERMANOVA {label}: R\u00b2 = {row['r2']:.3f}, {format_p(row['p_value'])}")
-    label = BETA_LABELS.get(metric, metric)
     text = "\n".join(stats) if stats else ("PERMANOVA response: not run (see notes)" if response else "")
-    mark_title(ax.set_title(f"{label} PCoA{(', ' + title) if title else ''}" + (f"\n{text}" if text else ""),
-                            fontsize=plt.rcParams["font.size"]))
+    mark_title(ax.set_title(view.heading() + (f"\n{text}" if text else ""), fontsize=plt.rcParams["font.size"]))
     if response and len(data):
         ax.legend(loc="upper left", bbox_to_anchor=(-0.02, -0.2), frameon=False, title="Response",
                   alignment="left")
-    ax.xaxis.set_major_locator(MaxNLocator(5))
-    ax.yaxis.set_major_locator(MaxNLocator(6))
-    ax.axhline(0, color="#DDDDDD", lw=0.5, zorder=0)
-    ax.axvline(0, color="#DDDDDD", lw=0.5, zorder=0)
-    fig.tight_layout()
+    _finish_pcoa(fig, ax)
     return fig

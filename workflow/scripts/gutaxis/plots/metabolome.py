@@ -154,6 +154,16 @@ def _encoding_legend(fig, data: pd.DataFrame, colours: dict[str, str], **kwargs)
     fig.legend(handles, labels, frameon=False, handler_map={tuple: HandlerTuple(ndivide=None, pad=0)}, **kwargs)
 
 
+def _finish_qc_figure(fig, data: pd.DataFrame, colours: dict[str, str], title: str, subject: str,
+                      legend_at: str = "outside lower center"):
+    """The batch/kind legend (below the panels: one row of :data:`BOTTOM_LEGEND_COLUMNS`) and the
+    title ``<title>: <subject>``."""
+    columns = {"ncol": BOTTOM_LEGEND_COLUMNS} if legend_at == "outside lower center" else {}
+    _encoding_legend(fig, data, colours, loc=legend_at, **columns)
+    fig.suptitle(f"{title}: {subject}".lstrip(": "), fontsize=plt.rcParams["axes.titlesize"])
+    return fig
+
+
 def _message(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", wrap=True)
     ax.set_xticks([])
@@ -220,9 +230,7 @@ def plot_qc_pca(data: pd.DataFrame, dispersion: pd.DataFrame, style: dict, title
         ax.set_xlabel(f"PC1 ({rows['pc1_variance_pct'].iloc[0]:.1f}% of variance)")
         ax.set_ylabel(f"PC2 ({rows['pc2_variance_pct'].iloc[0]:.1f}% of variance)")
         ax.set_title(f"{name}\n{_dispersion_text(dispersion, stage)}", fontsize=plt.rcParams["font.size"])
-    _encoding_legend(fig, data, colours, loc="outside lower center", ncol=BOTTOM_LEGEND_COLUMNS)
-    fig.suptitle(f"{title}: PCA before and after processing".lstrip(": "), fontsize=plt.rcParams["axes.titlesize"])
-    return fig
+    return _finish_qc_figure(fig, data, colours, title, "PCA before and after processing")
 
 
 # --------------------------------------------------------------------------- QC RSD
@@ -405,9 +413,7 @@ def plot_missingness(
     ax_f.set_title("Per feature", fontsize=plt.rcParams["font.size"])
     off = "" if missingness.get("enabled", True) else " (filter off)"
     ax_f.legend(loc="upper right", frameon=False, title=f"Limit (dashed): \u2264 {limit:g}% missing\n{rule}{off}")
-    _encoding_legend(fig, raw, colours, loc="outside lower center", ncol=BOTTOM_LEGEND_COLUMNS)
-    fig.suptitle(f"{title}: missing values".lstrip(": "), fontsize=plt.rcParams["axes.titlesize"])
-    return fig
+    return _finish_qc_figure(fig, raw, colours, title, "missing values")
 
 
 # --------------------------------------------------------------------------- total signal
@@ -462,10 +468,8 @@ def plot_total_signal(data: pd.DataFrame, style: dict, normalisation: str = "", 
     declared = data["injection_order"].notna().all() and not data.empty
     ax_done.set_xlabel("Injection order" if declared else "Injection (table order; no injection_order)")
     ax_done.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
-    _encoding_legend(fig, data, colours, loc="outside right center")
-    fig.suptitle(f"{title}: total signal per injection in run order".lstrip(": "),
-                 fontsize=plt.rcParams["axes.titlesize"])
-    return fig
+    return _finish_qc_figure(fig, data, colours, title, "total signal per injection in run order",
+                             legend_at="outside right center")
 
 
 __all__ = [
@@ -473,3 +477,58 @@ __all__ = [
     "missingness_feature_data", "plot_missingness", "total_signal_data", "plot_total_signal",
     "injection_kind", "run_position", "batch_colours",
 ]
+
+
+# ---------------------------------------------------------------------------
+# one QC figure of the workflow, chosen by name
+
+
+def _pca_figure(tables: dict, params):
+    data = pca_plot_data(tables["scores"], tables["samples"])
+    return plot_qc_pca(data, tables["dispersion"], params["style"], params["title"]), data
+
+
+def _rsd_figure(tables: dict, params):
+    data = rsd_plot_data(tables["rsd"])
+    limits = params["qc_rsd"]
+    fig = plot_qc_rsd(data, limits["max_rsd"], params["style"], enabled=limits["enabled"], title=params["title"])
+    return fig, data
+
+
+def _missingness_figure(tables: dict, params):
+    per_sample = missingness_sample_data(tables["per_sample"], tables["samples"])
+    per_feature = missingness_feature_data(tables["per_feature"], tables["dropped"])
+    fig = plot_missingness(per_sample, per_feature, params["missingness"], params["style"], params["title"])
+    source = pd.concat([per_sample.assign(panel="per injection"), per_feature.assign(panel="per feature")],
+                       ignore_index=True)
+    return fig, source[["panel"] + [c for c in source.columns if c != "panel"]]
+
+
+def _total_signal_figure(tables: dict, params):
+    data = total_signal_data(tables["total_signal"])
+    return plot_total_signal(data, params["style"], params["normalisation"], params["title"]), data
+
+
+#: figure name (the rule's ``params.figure``) -> builder of (figure, source data)
+QC_FIGURES = {"pca": _pca_figure, "rsd": _rsd_figure, "missingness": _missingness_figure,
+              "total_signal": _total_signal_figure}
+
+
+def qc_figure(figure: str, tables: dict, params):
+    """One metabolomics QC figure and the table it draws.
+
+    Parameters
+    ----------
+    figure : {"pca", "rsd", "missingness", "total_signal"}
+    tables : dict of DataFrame
+        The rule's inputs by name: ``scores, dispersion, samples`` (pca), ``rsd``,
+        ``per_sample, per_feature, dropped, samples`` (missingness), ``total_signal``.
+    params : mapping
+        ``style, title`` and, by figure, ``qc_rsd`` (``max_rsd, enabled``),
+        ``missingness`` or ``normalisation`` (the config's ``metabolome`` values).
+
+    Returns
+    -------
+    (matplotlib Figure, DataFrame)
+    """
+    return QC_FIGURES[figure](tables, params)

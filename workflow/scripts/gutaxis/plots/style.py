@@ -231,6 +231,36 @@ def mark_title(*artists):
     return artists[0] if artists else None
 
 
+#: the minus sign of figure text (a hyphen looks like a dash next to digits)
+MINUS = "\u2212"
+
+
+def statistic_text(name: str, value, fixed: tuple[tuple[float, int], ...]) -> str:
+    """``<name> = <value>`` for a p or q value in a figure.
+
+    Parameters
+    ----------
+    name : str
+        ``p``, ``q``, ...
+    value : float or None
+    fixed : tuple of (threshold, decimals)
+        Fixed decimals for the first threshold the value reaches, in order; below
+        them, one-decimal scientific notation with a typographic minus.
+
+    Returns
+    -------
+    str
+        ``<name> = NA`` when the value is missing.
+    """
+    if value is None or not np.isfinite(float(value)):
+        return f"{name} = NA"
+    value = float(value)
+    for threshold, decimals in fixed:
+        if value >= threshold:
+            return f"{name} = {value:.{decimals}f}"
+    return f"{name} = {value:.1e}".replace("-", MINUS)
+
+
 def message_figure(style: dict, text: str, title: str = ""):
     """A small figure that says why there is nothing to draw (the rule still delivers its outputs)."""
     import textwrap

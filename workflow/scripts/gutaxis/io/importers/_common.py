@@ -10,10 +10,11 @@ and the fix.
 from __future__ import annotations
 
 import gzip
+import inspect
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -96,6 +97,34 @@ class ImportResult:
     notes: dict
     sample_info: pd.DataFrame | None = None
     counts: pd.DataFrame | None = field(default=None)
+
+
+# --------------------------------------------------------------------------- options
+
+
+def reader_signature(options_type) -> inspect.Signature:
+    """``(path, settings=None, *, <field>=<default> ...)`` of a reader whose options are `options_type`.
+
+    A reader taking a frozen options dataclass (``settings``) plus keyword
+    overrides shows the dataclass's fields as its keyword-only parameters, so
+    :func:`gutaxis.io.importers.read_table` checks a config's options against them
+    and the config schema documents exactly them.
+    """
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    options = [inspect.Parameter(f.name, keyword, default=f.default, annotation=f.type)
+               for f in fields(options_type)]
+    return inspect.Signature([inspect.Parameter("path", positional),
+                              inspect.Parameter("settings", positional, default=None), *options])
+
+
+def check_choices(options: Mapping, choices: Mapping[str, Sequence[str]], file: str) -> None:
+    """Raise naming the first option (name -> value) whose value is not among its `choices`."""
+    for name, allowed in choices.items():
+        value = options[name]
+        if value not in allowed:
+            raise InputError(Problem(file, f"option '{name}'", f"unknown value {value!r}",
+                                     f"use one of {', '.join(map(repr, allowed))}"))
 
 
 # ----------------------------------------------------------------------------- files

@@ -10,11 +10,14 @@ import pandas as pd
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
 from gutaxis.io.importers._common import (
     PREFIX_TO_RANK, RANK_ALIASES, RANK_ORDER, UNCLASSIFIED_FEATURE, ImportResult, all_integer,
-    check_file, check_unique, coerce_numeric, concat_dropped, detect_units, dropped_frame,
+    check_choices, check_file, check_unique, coerce_numeric, concat_dropped, detect_units, dropped_frame,
     finish_features, finish_table, to_fractions,
 )
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+#: the allowed values of the options that have a fixed set
+CHOICES = {"value": ("fraction", "as_is"), "units": ("auto", "counts", "fraction", "percent"),
+           "unclassified": ("drop", "keep"), "feature_id": ("last", "lineage")}
 
 
 def _lineage_parts(tax) -> list[str]:
@@ -81,13 +84,8 @@ def read_biom(
     import biom  # imported here: only BIOM users need the package loaded
 
     file = str(path)
-    for opt, val, allowed in (("value", value, ("fraction", "as_is")),
-                              ("units", units, ("auto", "counts", "fraction", "percent")),
-                              ("unclassified", unclassified, ("drop", "keep")),
-                              ("feature_id", feature_id, ("last", "lineage"))):
-        if val not in allowed:
-            raise InputError(Problem(file, f"option '{opt}'", f"unknown value {val!r}",
-                                     f"use one of {', '.join(map(repr, allowed))}"))
+    check_choices({"value": value, "units": units, "unclassified": unclassified, "feature_id": feature_id},
+                  CHOICES, file)
     p = check_file(path, "BIOM table")
     with open(p, "rb") as fh:
         encoding = "hdf5" if fh.read(8) == HDF5_MAGIC else "json"

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import ClassVar, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
 from gutaxis.io.importers._common import (
-    ImportResult, check_file, check_nonempty_ids, check_unique, coerce_numeric, concat_dropped,
+    ImportResult, check_choices, check_file, check_nonempty_ids, check_unique, coerce_numeric, concat_dropped,
     dropped_frame, finish_features, finish_table, guess_separator, leading_lines, list_ids,
-    norm_key, read_id_table,
+    norm_key, read_id_table, reader_signature,
 )
+from gutaxis.io.settings import with_overrides
 
 #: Canonical annotation column -> normalised header names tools use for it.
 ANNOTATION_ALIASES: dict[str, tuple[str, ...]] = {
@@ -314,36 +317,12 @@ def _read_annotation(annotation, feature_ids: pd.Index, id_column: str | None,
     return _canonical_annotations(ann, list(ann.columns)).reindex(feature_ids), str(id_column)
 
 
-def read_metabolome(
-    path: str | Path,
-    *,
-    orientation: str = "auto",
-    layout: str = "wide",
-    value_column: str | None = None,
-    feature_column: str | None = None,
-    sample_column: str | None = None,
-    sample_ids: Sequence[str] | None = None,
-    annotation_columns: Sequence[str] | None = None,
-    metadata_columns: Sequence[str] | None = None,
-    annotation=None,
-    annotation_id_column: str | None = None,
-    id_annotation: str = "auto",
-    zeros: str = "keep",
-    na_values: Sequence[str] = (),
-    allow_negative: bool = False,
-    units: str = "intensity",
-    sep: str | None = None,
-) -> ImportResult:
-    """Read a metabolite peak/concentration table into samples x features.
+@dataclass(frozen=True)
+class MetabolomeOptions:
+    """The options of :func:`read_metabolome`: a modality's ``options`` of format ``metabolome``.
 
-    Missing values (empty, ``NA``, ``NaN`` and any ``na_values``) stay NaN for the
-    imputation step; ``zeros="missing"`` also turns 0 (the "not detected" code of
-    many tools) into NaN.
-
-    Parameters
+    Attributes
     ----------
-    path : path
-        TSV (or CSV by extension), plain or gzip.
     orientation : {"auto", "features_as_rows", "samples_as_rows"}
         Wide tables: ``auto``: with ``sample_ids``, the side where more of them
         appear; without, samples as rows when a column is called
@@ -391,6 +370,50 @@ def read_metabolome(
         Recorded in notes and ``features['unit']``; a unit column of the file
         itself is kept as ``features['unit_reported']``.
     sep : str, optional
+    """
+
+    orientation: str = "auto"
+    layout: str = "wide"
+    value_column: str | None = None
+    feature_column: str | None = None
+    sample_column: str | None = None
+    sample_ids: Sequence[str] | None = None
+    annotation_columns: Sequence[str] | None = None
+    metadata_columns: Sequence[str] | None = None
+    annotation: object = None
+    annotation_id_column: str | None = None
+    id_annotation: str = "auto"
+    zeros: str = "keep"
+    na_values: Sequence[str] = ()
+    allow_negative: bool = False
+    units: str = "intensity"
+    sep: str | None = None
+
+    #: the allowed values of the options that have a fixed set
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"orientation": ORIENTATIONS, "layout": LAYOUTS,
+                                                     "zeros": ("keep", "missing")}
+
+    @classmethod
+    def from_config(cls, options: Mapping) -> MetabolomeOptions:
+        """The options of a modality's config entry (``modalities.<name>.options``)."""
+        return cls(**options)
+
+
+def read_metabolome(path: str | Path, settings: MetabolomeOptions | None = None, **overrides) -> ImportResult:
+    """Read a metabolite peak/concentration table into samples x features.
+
+    Missing values (empty, ``NA``, ``NaN`` and any ``na_values``) stay NaN for the
+    imputation step; ``zeros="missing"`` also turns 0 (the "not detected" code of
+    many tools) into NaN.
+
+    Parameters
+    ----------
+    path : path
+        TSV (or CSV by extension), plain or gzip.
+    settings : MetabolomeOptions, optional
+        The modality's options (:meth:`MetabolomeOptions.from_config`); the defaults if omitted.
+    **overrides
+        Options given one by one; they win over `settings`.
 
     Returns
     -------
@@ -416,32 +439,27 @@ def read_metabolome(
     suitability and quality control samples in mass spectrometry assays applied in
     untargeted clinical metabolomic studies. Metabolomics 14:72.
     """
+    o = with_overrides(settings, MetabolomeOptions, overrides)
     file = str(path)
-    if orientation not in ORIENTATIONS:
-        raise InputError(Problem(file, "option 'orientation'", f"unknown value {orientation!r}",
-                                 f"use one of {', '.join(ORIENTATIONS)}"))
-    if layout not in LAYOUTS:
-        raise InputError(Problem(file, "option 'layout'", f"unknown value {layout!r}",
-                                 f"use one of {', '.join(LAYOUTS)}"))
-    if zeros not in ("keep", "missing"):
-        raise InputError(Problem(file, "option 'zeros'", f"unknown value {zeros!r}",
-                                 "use 'keep' or 'missing'"))
+    check_choices(vars(o), MetabolomeOptions.CHOICES, file)
+    # a long table is read as samples as rows: these three follow the layout
+    orientation, sample_column, metadata_columns = o.orientation, o.sample_column, o.metadata_columns
     p = check_file(path, "metabolome table")
     head = leading_lines(p, 2)
-    sep = sep or guess_separator(p, head[0] if head else None)
-    frame = read_id_table(p, sep, 0, column_kind="column", na_values=na_values)
+    sep = o.sep or guess_separator(p, head[0] if head else None)
+    frame = read_id_table(p, sep, 0, column_kind="column", na_values=o.na_values)
     frame = frame.reset_index()
     frame.columns = [str(c) for c in frame.columns]
     keys = {c: norm_key(c) for c in frame.columns}
-    sheet = None if sample_ids is None else pd.Index([str(s) for s in sample_ids])
+    sheet = None if o.sample_ids is None else pd.Index([str(s) for s in o.sample_ids])
     id_header = annotation_id_header = None
-    if layout == "long":
+    if o.layout == "long":
         frame, long_annotation, id_header = _long_to_wide(frame, keys, file, sample_column,
-                                                           feature_column, value_column)
+                                                           o.feature_column, o.value_column)
         keys = {c: norm_key(c) for c in frame.columns}
         orientation, sample_column, metadata_columns = "samples_as_rows", "sample_id", []
     else:
-        _refuse_long(frame, keys, file, value_column)
+        _refuse_long(frame, keys, file, o.value_column)
 
     if orientation == "auto":
         if sheet is not None:
@@ -461,23 +479,23 @@ def read_metabolome(
 
     problems = ProblemCollector()
     dropped = []
-    notes: dict = {"format": "metabolome", "orientation": orientation, "units": units,
+    notes: dict = {"format": "metabolome", "orientation": orientation, "units": o.units,
                    "separator": sep}
-    if layout == "long":
-        notes["layout"] = layout
+    if o.layout == "long":
+        notes["layout"] = o.layout
     if orientation == "features_as_rows":
-        id_col = feature_column or frame.columns[0]
+        id_col = o.feature_column or frame.columns[0]
         if id_col not in frame.columns:
             raise InputError(Problem(file, f"column '{id_col}'", "feature id column not found",
                                      f"use one of {list_ids(list(frame.columns), 20)}"))
         body = frame.set_index(id_col)
         body.index = body.index.astype(str)
-        if annotation_columns is not None:
-            missing = [c for c in annotation_columns if c not in body.columns]
+        if o.annotation_columns is not None:
+            missing = [c for c in o.annotation_columns if c not in body.columns]
             if missing:
                 problems.add(file, f"columns {list_ids(missing)}", "annotation columns not found",
                              "fix annotation_columns")
-            ann_cols = [c for c in annotation_columns if c in body.columns]
+            ann_cols = [c for c in o.annotation_columns if c in body.columns]
         else:
             ann_cols = [c for c in body.columns
                         if (norm_key(c) in ALIAS_TO_CANONICAL or norm_key(c) in NUMERIC_ANNOTATION_KEYS)
@@ -492,7 +510,7 @@ def read_metabolome(
             dropped.append(dropped_frame(sample_ids=not_in_sheet,
                                          reason="value column not in the sample sheet"))
         else:
-            text = [c for c in rest if annotation_columns is None and _mostly_text(body[c])]
+            text = [c for c in rest if o.annotation_columns is None and _mostly_text(body[c])]
             ann_cols += text
             sample_cols = [c for c in rest if c not in text]
         if not sample_cols:
@@ -504,7 +522,7 @@ def read_metabolome(
         raw = body[sample_cols]
         features = _canonical_annotations(body, ann_cols)
         values = coerce_numeric(raw, file, problems, row_kind="feature", col_kind="sample",
-                                allow_missing=True, allow_negative=allow_negative,
+                                allow_missing=True, allow_negative=o.allow_negative,
                                 na_option=True).T
         notes["feature_column"] = id_col
         id_header = id_col
@@ -538,25 +556,25 @@ def read_metabolome(
                                      "give one numeric column per metabolite"))
         features = pd.DataFrame(index=pd.Index(raw.columns.astype(str)))
         values = coerce_numeric(raw, file, problems, row_kind="sample", col_kind="feature",
-                                allow_missing=True, allow_negative=allow_negative,
+                                allow_missing=True, allow_negative=o.allow_negative,
                                 na_option=True)
         notes.update({"sample_column": sid, "metadata_columns": meta})
-        if layout == "long":
+        if o.layout == "long":
             features = _fill(features, _canonical_annotations(long_annotation,
                                                               list(long_annotation.columns)))
     problems.raise_if_any()
 
     n_missing = int(values.isna().to_numpy().sum())
     n_zero = int((values == 0).to_numpy().sum())
-    if zeros == "missing":
+    if o.zeros == "missing":
         values = values.mask(values == 0)
-    if annotation is not None:
+    if o.annotation is not None:
         extra, annotation_id_header = _read_annotation(
-            annotation, pd.Index(values.columns.astype(str)), annotation_id_column, file)
+            o.annotation, pd.Index(values.columns.astype(str)), o.annotation_id_column, file)
         features = _fill(features.reindex(values.columns.astype(str)), extra)
         notes["annotation_matched"] = int(extra.notna().any(axis=1).sum())
     feature_ids = pd.Index(values.columns.astype(str))
-    from_ids, rule = id_annotations(feature_ids, id_annotation, id_header, file)
+    from_ids, rule = id_annotations(feature_ids, o.id_annotation, id_header, file)
     name_header = next((h for h in (id_header, annotation_id_header)
                         if h is not None and ALIAS_TO_CANONICAL.get(norm_key(h)) == "name"), None)
     if not rule and name_header is not None and _mostly_text(pd.Series(feature_ids, dtype=object)):
@@ -570,14 +588,17 @@ def read_metabolome(
         notes["id_annotation"] = rule
     if "unit_reported" in features.columns:
         notes["units_reported"] = sorted(features["unit_reported"].dropna().astype(str).unique())
-    features["unit"] = units
+    features["unit"] = o.units
     table = finish_table(values)
     notes.update({"n_rows_read": int(frame.shape[0]), "n_samples": int(table.shape[0]),
                   "n_features": int(table.shape[1]), "n_missing_cells": n_missing,
-                  "n_zero_cells": n_zero, "zeros": zeros,
+                  "n_zero_cells": n_zero, "zeros": o.zeros,
                   "missing_fraction": float(table.isna().to_numpy().mean()),
                   "annotation_columns": [c for c in features.columns if c != "unit"]})
     return ImportResult(table=table, features=finish_features(features, table.columns),
                         dropped=concat_dropped(dropped), notes=notes,
                         sample_info=pd.DataFrame(
                             {"n_missing": table.isna().sum(axis=1)}).rename_axis("sample_id"))
+
+
+read_metabolome.__signature__ = reader_signature(MetabolomeOptions)
