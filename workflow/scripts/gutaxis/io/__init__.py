@@ -7,5 +7,6 @@ pairs) and ``results/study.tsv`` (the analyses the design allows). The modules: 
 (real tool outputs to samples x features), ``reconcile`` (match a table to the sheet), ``preflight``
 and ``study`` (every check of a dry run), ``design`` (study type, response, contrasts, skips),
 ``pairing`` (each subject's pre and post sample), ``sample_qc``, ``subject_covariates``,
-``tables`` (tidy TSV read and written identically) and ``errors`` (one clear line per problem).
+``tables`` (tidy TSV read and written identically), ``settings`` (options objects with keyword
+overrides) and ``errors`` (one clear line per problem).
 """

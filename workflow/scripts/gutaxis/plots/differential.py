@@ -25,7 +25,7 @@ from gutaxis.plots.names import (display_name, draw_parts, is_logit_scale, logit
                                  taxon_parts)
 from gutaxis.plots.names import extent as names_extent
 from gutaxis.differential.prevalence import PRESENCE_METHODS
-from gutaxis.plots.style import MINUS, figure_size, mark_title, message_figure, paired_lines, palette, statistic_text
+from gutaxis.plots.style import MINUS, figure_size, message_figure, paired_lines, palette, statistic_text
 
 #: response groups; ``all`` = every subject of a study without a response (no groups shown)
 RESPONSE_LEVELS = ["responder", "non_responder", "not_evaluable", "all"]
