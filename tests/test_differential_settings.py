@@ -9,6 +9,7 @@ import pytest
 
 from gutaxis.differential.contrast import ContrastSettings, run_contrast
 from gutaxis.differential.run import DifferentialJob, numeric_covariates
+from gutaxis.io.settings import with_overrides
 from test_differential import CONTRAST, simulate_trial
 
 SECTION = {"alpha": 0.05, "min_pairs": 4, "min_group_size": 3, "methods": ["paired", "mixed"],
@@ -27,7 +28,7 @@ def test_settings_from_the_config_section():
     # the config's sensitivity is per modality kind: the caller names the modality's
     assert settings.sensitivity == "none" and settings.modality == "taxa"
     with pytest.raises(TypeError):
-        ContrastSettings.build(settings, {"no_such_setting": 1})
+        with_overrides(settings, ContrastSettings, {"no_such_setting": 1})
 
 
 def test_settings_object_and_keywords_give_one_result():

@@ -48,7 +48,7 @@ subjects with a response label; the exact formulas fitted are returned.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,7 @@ from statsmodels.stats.multitest import multipletests
 
 from gutaxis.clinical.checks import NON_RESPONDER, RESPONDER
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
+from gutaxis.io.settings import with_overrides
 from gutaxis.stats.mixed import build_design, fit_mixed, fitted_formula
 from gutaxis.io.pairing import paired_design
 from gutaxis.stats.paired import (average_ranks, hodges_lehmann, paired_differences,
@@ -186,11 +187,6 @@ class ContrastSettings:
         if "wilcoxon_zero_method" in section:
             values["wilcoxon_options"] = {"zero_method": section["wilcoxon_zero_method"]}
         return cls(**(values | overrides))
-
-    @classmethod
-    def build(cls, settings: "ContrastSettings | None", overrides: dict) -> "ContrastSettings":
-        """``settings`` (default: the defaults) with the keyword ``overrides`` of a call."""
-        return replace(settings or cls(), **overrides)
 
     @property
     def hl_effect(self) -> bool:
@@ -1041,7 +1037,7 @@ def run_contrast(table: pd.DataFrame, samples: pd.DataFrame, contrast: dict,
     -------
     DifferentialResult
     """
-    settings = ContrastSettings.build(settings, overrides)
+    settings = with_overrides(settings, ContrastSettings, overrides)
     extra_groups = settings.extra_groups
     if extra_groups and settings.mixed_df == "between_within":
         raise InputError(Problem("config", "key 'differential.mixed_df'",
@@ -1462,7 +1458,7 @@ def run_baseline(table: pd.DataFrame, samples: pd.DataFrame, baseline: str,
     InputError
         Bad table, sheet or responder labels, or ``responders`` not given.
     """
-    settings = ContrastSettings.build(settings, overrides)
+    settings = with_overrides(settings, ContrastSettings, overrides)
     _check_options(settings)
     if responders is None:
         raise InputError(Problem("config", "key 'response.primary'",

@@ -30,7 +30,7 @@ lme4. J Stat Softw 67(1).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,7 @@ from scipy import special
 
 from gutaxis.differential.contrast import benjamini_hochberg, ols_fit
 from gutaxis.io.errors import InputError, Problem
+from gutaxis.io.settings import with_overrides
 from gutaxis.stats.logistic import logistic_fit
 from gutaxis.stats.mixed import build_design, estimable_columns, fit_mixed, fitted_formula
 from gutaxis.differential.transforms import (arcsine_sqrt_transform, clr_transform, identity_transform,
@@ -481,7 +482,7 @@ def fit_formula_model(table: pd.DataFrame, samples: pd.DataFrame, subjects: pd.D
     -------
     ModelResult
     """
-    settings = replace(settings or ModelSettings(), **overrides)
+    settings = with_overrides(settings, ModelSettings, overrides)
     confidence = settings.confidence
     notes = []
     biological = samples.loc[samples["subject_id"].astype(str) != "", "sample_id"].astype(str)

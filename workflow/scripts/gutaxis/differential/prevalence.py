@@ -472,7 +472,6 @@ def paired_presence_test(pre_present, post_present, confidence: float = 0.95) ->
 
     h = np.where((n_lost == 0) | (n_gained == 0), HALDANE, 0.0)
     effect = np.log(n_gained + h) - np.log(n_lost + h)
-    n_disc = n_lost + n_gained
     alpha = (1.0 - confidence) / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
         pi_low = np.where(n_gained == 0, 0.0, special.betaincinv(n_gained, n_lost + 1, alpha))

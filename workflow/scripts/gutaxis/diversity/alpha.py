@@ -871,15 +871,9 @@ def fit_baseline_model(frame: pd.DataFrame, metric: str, covariates: Sequence[st
     return pd.DataFrame(rows, columns=BASELINE_MODEL_COLUMNS)
 
 
-def baseline_alpha_models(
-    values: pd.DataFrame,
-    samples: pd.DataFrame,
-    subjects: pd.DataFrame,
-    baseline: str,
-    response_column: str = "response",
-    cohort_column: str = "cohort",
-    covariates: Sequence[str] = (),
-) -> pd.DataFrame:
+def baseline_alpha_models(values: pd.DataFrame, samples: pd.DataFrame, subjects: pd.DataFrame,
+                          baseline: str, *, response_column: str = "response",
+                          cohort_column: str = "cohort", covariates: Sequence[str] = ()) -> pd.DataFrame:
     """:func:`fit_baseline_model` of every α metric on the baseline samples.
 
     Returns
@@ -894,3 +888,28 @@ def baseline_alpha_models(
     if not tables:
         return pd.DataFrame(columns=BASELINE_MODEL_COLUMNS)
     return pd.concat(tables, ignore_index=True)
+
+
+def baseline_alpha_comparison(values: pd.DataFrame, samples: pd.DataFrame, subjects: pd.DataFrame,
+                              baseline: str, has_response: bool,
+                              level: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two tables of a baseline-only study's α step, each led by a ``timepoint`` column.
+
+    The responder tests (:func:`baseline_alpha_tests`; empty without a response) and the
+    baseline models (:func:`baseline_alpha_models`), with ``significant`` at `level`
+    (never for the intercept or the residual variance).
+
+    Returns
+    -------
+    tests, models : DataFrame
+    """
+    if has_response:
+        tests = baseline_alpha_tests(values, samples, subjects, baseline, "response", "cohort")
+    else:
+        tests = pd.DataFrame(columns=BASELINE_TEST_COLUMNS)
+    tests["significant"] = call_significant(tests["p_value"], level)
+    models = baseline_alpha_models(values, samples, subjects, baseline)
+    models["significant"] = call_significant(models["p_value"], level,
+                                             ~models["term"].isin(["Intercept", "residual_variance"]))
+    return tuple(table.assign(timepoint=baseline)[["timepoint"] + list(table.columns)]
+                 for table in (tests, models))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,7 @@ from scipy import special, stats
 from gutaxis.integration.association_display import strongest_submatrix
 from gutaxis.integration.views import StudySheets, build_views, without_unmeasured
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
+from gutaxis.io.settings import with_overrides
 from gutaxis.io.subject_covariates import subject_covariates
 
 __all__ = [
@@ -513,7 +514,7 @@ def associate_blocks(
     Kim S (2015) ppcor. Commun Stat Appl Methods 22:665-674.
     Benjamini Y, Hochberg Y (1995) J R Stat Soc B 57:289-300.
     """
-    settings = replace(settings or AssociationSettings(), **overrides)
+    settings = with_overrides(settings, AssociationSettings, overrides)
     if settings.missing not in ("drop", "raise"):
         raise ValueError(f"missing must be 'drop' or 'raise', got {settings.missing!r}")
     a, b, covariates, strata_values, dropped_rows = _align(

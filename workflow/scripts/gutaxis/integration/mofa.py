@@ -270,7 +270,6 @@ def fit_mofa(
     -------
     MofaFit
     """
-    settings = dict(n_factors=n_factors, seed=seed, convergence_mode=convergence_mode, max_iter=max_iter)
     if convergence_mode not in ("fast", "medium", "slow"):
         raise InputError(Problem("config", "key 'integration.mofa.convergence_mode'",
                                  f"unknown mode {convergence_mode!r}", "use fast, medium or slow"))

@@ -18,7 +18,7 @@ import logging
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,7 @@ from statsmodels.stats.mediation import Mediation
 from gutaxis.integration.associations import _standardise, average_ranks, bh_fdr, covariate_basis
 from gutaxis.integration.views import StudySheets, build_views
 from gutaxis.io.errors import InputError, Problem
+from gutaxis.io.settings import with_overrides
 from gutaxis.io.subject_covariates import subject_covariates
 
 __all__ = ["TriadResult", "TriadSettings", "axis_triad_tables", "axis_triads", "bootstrap_p", "candidate_triads", "mediate_triad"]
@@ -370,7 +371,7 @@ def axis_triads(
     Imai K, Keele L, Tingley D (2010) Psychol Methods 15:309-334.
     Benjamini Y, Hochberg Y (1995) J R Stat Soc B 57:289-300.
     """
-    settings = replace(settings or TriadSettings(), **overrides)
+    settings = with_overrides(settings, TriadSettings, overrides)
     if settings.rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {settings.rule!r}")
     if settings.scale not in ("standardised", "rank"):

@@ -20,7 +20,7 @@ label) are listed with the reason; too few subjects per class stops with an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +28,7 @@ import pandas as pd
 
 from gutaxis.clinical.checks import NON_RESPONDER, RESPONDER
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
+from gutaxis.io.settings import with_overrides
 from gutaxis.models.landmark import Landmark, sample_months, set_landmark
 from gutaxis.models.pipeline import NAME_SEPARATOR, Block
 
@@ -435,7 +436,7 @@ def build_model_data(name: str, spec: dict, tables: dict, samples: pd.DataFrame,
         subjects in a class.
     """
     given = {key: value for key, value in (("label", label), ("modalities", modalities)) if value is not None}
-    settings = replace(settings or ModelDataSettings(), **given, **overrides)
+    settings = with_overrides(settings, ModelDataSettings, given | overrides)
     label, responders_file, validation_group = settings.label, settings.responders_file, settings.validation_group
     codes = responder_codes(responders, label, file=responders_file)
     not_evaluable = sorted(codes.index[codes.isna()])
