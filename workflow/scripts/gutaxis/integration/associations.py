@@ -30,7 +30,8 @@ import pandas as pd
 from scipy import special, stats
 
 from gutaxis.integration.association_display import strongest_submatrix
-from gutaxis.integration.views import StudySheets, build_views, without_unmeasured
+from gutaxis.integration.views import StudySheets, build_views
+from gutaxis.metabolome.structure import without_unmeasured
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
 from gutaxis.io.settings import with_overrides
 from gutaxis.io.subject_covariates import subject_covariates

@@ -32,7 +32,8 @@ from scipy import stats
 
 from gutaxis.integration.associations import bh_fdr
 from gutaxis.io.errors import InputError, Problem
-from gutaxis.integration.views import StudySheets, locate_samples, without_unmeasured
+from gutaxis.integration.views import StudySheets, locate_samples
+from gutaxis.metabolome.structure import without_unmeasured
 
 __all__ = [
     "FACTOR_TEST_COLUMNS",

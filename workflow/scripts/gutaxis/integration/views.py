@@ -14,16 +14,14 @@ whether it is used in each view and, if not, why.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from gutaxis.io.errors import ProblemCollector
-from gutaxis.metabolome.structure import not_measured_in
 
-__all__ = ["BlockViews", "StudySheets", "build_views", "locate_samples", "without_unmeasured"]
+__all__ = ["BlockViews", "StudySheets", "build_views", "locate_samples"]
 
 MEMBERSHIP_COLUMNS = ["view", "subject_id", "used", "reason", "samples_a", "samples_b"]
 REQUIRED_SHEET_COLUMNS = ("sample_id", "subject_id", "timepoint")
@@ -78,34 +76,6 @@ class StudySheets:
     def timepoints(self, view: str) -> list[str]:
         """The timepoints behind ``view``: both of the contrast for the change view, else the view's own."""
         return [self.pre, self.post] if view == "change" else [view]
-
-
-def without_unmeasured(tables: Mapping[str, pd.DataFrame], structures: Mapping[str, str],
-                       timepoints: Sequence[str]) -> tuple[dict, dict]:
-    """The tables without the metabolites their platform did not measure at ``timepoints``.
-
-    Parameters
-    ----------
-    tables : mapping of str -> DataFrame
-        Modality -> feature table (columns = feature ids).
-    structures : mapping of str -> path
-        Modality -> its ``missingness_structure.tsv`` (metabolome modalities only; the
-        other tables pass unchanged).
-    timepoints : sequence of str
-        The timepoints the analysis uses.
-
-    Returns
-    -------
-    tables : dict of str -> DataFrame
-        The same tables, the unmeasured features dropped.
-    reasons : dict of str -> Series
-        Per modality with a structure: feature id -> why it was left out (possibly empty).
-    """
-    kept, reasons = dict(tables), {}
-    for name in [name for name in tables if name in structures]:
-        reasons[name] = not_measured_in(structures[name], timepoints, kept[name].columns)
-        kept[name] = kept[name].drop(columns=reasons[name].index)
-    return kept, reasons
 
 
 def locate_samples(

@@ -33,6 +33,8 @@ not unmeasured).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -399,3 +401,31 @@ def not_measured_in(structure_file, timepoints, features) -> pd.Series:
     table = read_tsv(structure_file, dtype={"feature_id": str, "group": str})
     reasons = not_measured_reasons(table, timepoints)
     return reasons.reindex(pd.Index(features).astype(str)).dropna()
+
+
+def without_unmeasured(tables: Mapping[str, pd.DataFrame], structures: Mapping[str, str],
+                       timepoints: Sequence[str]) -> tuple[dict, dict]:
+    """The tables without the metabolites their platform did not measure at ``timepoints``.
+
+    Parameters
+    ----------
+    tables : mapping of str -> DataFrame
+        Modality -> feature table (columns = feature ids).
+    structures : mapping of str -> path
+        Modality -> its ``missingness_structure.tsv`` (metabolome modalities only; the
+        other tables pass unchanged).
+    timepoints : sequence of str
+        The timepoints the analysis uses.
+
+    Returns
+    -------
+    tables : dict of str -> DataFrame
+        The same tables, the unmeasured features dropped.
+    reasons : dict of str -> Series
+        Per modality with a structure: feature id -> why it was left out (possibly empty).
+    """
+    kept, reasons = dict(tables), {}
+    for name in [name for name in tables if name in structures]:
+        reasons[name] = not_measured_in(structures[name], timepoints, kept[name].columns)
+        kept[name] = kept[name].drop(columns=reasons[name].index)
+    return kept, reasons

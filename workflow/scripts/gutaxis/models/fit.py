@@ -51,7 +51,7 @@ from threadpoolctl import threadpool_limits
 # the config helpers live apart so that parsing the workflow does not import scikit-learn
 from gutaxis.models.config import (DEFAULT_SET, MODEL_KINDS, config_problems,  # noqa: F401
                                   feature_sets_from_config, label_column, set_estimators)
-from gutaxis.integration.views import without_unmeasured
+from gutaxis.metabolome.structure import without_unmeasured
 from gutaxis.models.features import (ModelData, ModelDataSettings, NON_RESPONDER, RESPONDER, build_model_data,
                                      view_timepoints)
 from gutaxis.models.metrics import (REPEAT_METRICS, auroc, delong_interval, repeat_metrics,
