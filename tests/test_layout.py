@@ -116,3 +116,12 @@ def test_the_simulator_is_outside_the_analysis_modules():
     analysis = [p for p in LIBRARY.rglob("*.py") if "demo" not in p.parts]
     importers = [str(p.relative_to(LIBRARY)) for p in analysis if "gutaxis.demo" in p.read_text()]
     assert not importers
+
+
+def test_the_layout_document_lists_every_module_and_script():
+    text = (REPO / "docs" / "layout.md").read_text()
+    modules = [str(p.relative_to(LIBRARY)).replace("/__init__.py", "/") for p in LIBRARY.rglob("*.py")
+               if p.name != "__init__.py" or p.parent.name == "importers"]
+    missing = [m for m in modules if f"`{m}`" not in text]
+    missing += [s for s in _rule_scripts() if f"`{s}`" not in text]
+    assert not missing, f"docs/layout.md does not mention {missing}"
