@@ -97,7 +97,6 @@ BIAS_CORRECTIONS = ("mode", "none")
 BASELINE_NAME = "baseline"
 
 
-
 @dataclass(frozen=True)
 class ContrastSettings:
     """How :func:`run_contrast` and :func:`run_baseline` test one table (the data stay
@@ -972,6 +971,7 @@ def _prepared_table(table: pd.DataFrame, effect: str, transform, transform_optio
     tr = (transform if isinstance(transform, TransformResult)
           else transform_table(table, transform, file=file_table, **(transform_options or {})))
     return table, tr
+
 
 @dataclass
 class _Parts:

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+
 @dataclass(frozen=True)
 class ReferenceShift:
     """The mode of one family of effects and the weights that define it.

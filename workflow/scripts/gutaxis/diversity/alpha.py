@@ -64,7 +64,6 @@ LMM_COLUMNS = [
 NOT_COMPUTED_COLUMNS = ["sample_id", "metric", "reason"]
 
 
-
 def _missing(values: pd.Series) -> pd.Series:
     return values.isna() | (values.astype(str).str.strip() == "")
 

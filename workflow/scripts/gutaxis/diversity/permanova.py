@@ -891,7 +891,6 @@ def standard_beta_tests(
                      stack(group_tables, GROUP_DISTANCE_COLUMNS), notes_table)
 
 
-
 #: the empty table of each part of :class:`BetaTests`, for a metric that is not tested
 EMPTY_TABLE_COLUMNS = {"permanova": PERMANOVA_COLUMNS, "permdisp": PERMDISP_COLUMNS,
                        "group_distances": GROUP_DISTANCE_COLUMNS}

@@ -18,6 +18,7 @@ import pandas as pd
 
 from gutaxis.io.errors import ProblemCollector
 
+
 @dataclass(frozen=True)
 class PairedDesign:
     """Subjects with a sample at both timepoints, and the samples left over.

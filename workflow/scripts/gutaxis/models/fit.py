@@ -631,7 +631,6 @@ def feature_stability(result: NestedCVResult) -> pd.DataFrame:
 # --------------------------------------------------------------------------- config
 
 
-
 def settings_from_config(models: dict, seed: int, n_jobs: int = 1, pseudocount_fraction: float = 0.5
                          ) -> tuple[PipelineOptions, CVSettings]:
     """Pipeline options and CV settings from the config's ``models`` section (and the CLR

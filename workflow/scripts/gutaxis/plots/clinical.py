@@ -63,7 +63,6 @@ def ordered_groups(groups: Sequence[str], preferred: Sequence[str] = ()) -> list
     return first + [g for g in groups if g not in first]
 
 
-
 def _column(subjects: pd.DataFrame, column: str) -> pd.Series:
     """A subjects-table column, or an all-empty one when the table lacks it."""
     return subjects[column] if column in subjects.columns else pd.Series("", index=subjects.index)

@@ -40,6 +40,8 @@ def _responses(pairs: pd.DataFrame) -> pd.Series:
     if "response" not in pairs.columns:
         return pd.Series(NO_RESPONSE, index=pairs.index)
     return pairs["response"].fillna("not_evaluable").astype(str)
+
+
 METHOD_ORDER = ["paired_t", "wilcoxon", "lmm", "ols", "mann_whitney"]
 METHOD_LABELS = {"paired_t": "Paired t", "wilcoxon": "Wilcoxon", "lmm": "Mixed model",
                  "ols": "OLS (adjusted)", "mann_whitney": "Mann\u2013Whitney",
@@ -124,7 +126,6 @@ def _ordered_families(results: pd.DataFrame) -> list[tuple[str, str]]:
                        _i=fams["term"].str.contains(":"), _r=fams["term"].str.startswith("response"))
     fams = fams.sort_values(["_r", "_i", "_m", "term"], kind="mergesort")
     return list(fams[["method", "term"]].itertuples(index=False, name=None))
-
 
 
 # --------------------------------------------------------------------------- volcano

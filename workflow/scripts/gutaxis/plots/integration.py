@@ -94,7 +94,6 @@ def scale_name(kind: str, transform: str) -> str:
             "log2p1": "log2(x + 1)"}.get(transform, transform)
 
 
-
 def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(str(text), width, break_long_words=False)) or str(text)
 

@@ -95,7 +95,6 @@ def _outer_labels(axes, xlabel: str, ylabel: str, ncols: int = 3) -> None:
             ax.tick_params(labelbottom=True)
 
 
-
 # --------------------------------------------------------------------------- ROC
 
 

@@ -297,7 +297,6 @@ def require_sample_columns(frame: pd.DataFrame, file: str) -> None:
                                  "tab-separated"))
 
 
-
 def list_ids(items: Sequence, limit: int = MAX_LISTED) -> str:
     items = [str(i) for i in items]
     head = ", ".join(f"'{i}'" for i in items[:limit])
