@@ -3,10 +3,7 @@ non-proportional hazards, the null level and exact properties of the score test.
 
 from __future__ import annotations
 
-import functools
 import io
-import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -14,6 +11,7 @@ import pytest
 from scipy import stats
 
 from gutaxis.clinical.survival import COX_COLUMNS, cox_ph, cox_zph
+from test_survival import run_r
 
 TRANSFORMS = ("km", "rank", "identity")
 
@@ -125,21 +123,11 @@ def test_default_transform_is_km_as_cox_zph():
 # --------------------------------------------------------------------------- R cross-check
 
 
-@functools.lru_cache(maxsize=1)
-def r_survival_missing() -> str:
-    if shutil.which("Rscript") is None:
-        return "Rscript not installed"
-    probe = subprocess.run(["Rscript", "-e", "library(survival)"], capture_output=True, text=True)
-    return "" if probe.returncode == 0 else "R package 'survival' not installed"
-
-
 @pytest.mark.rcheck
 @pytest.mark.parametrize("ties", ["efron", "breslow"])
 def test_matches_r_cox_zph(tmp_path, ties):
     """chisq and p (per covariate and GLOBAL), rho, g(t) and the scaled Schoenfeld residuals
     equal R's cox.zph for km / rank / identity, on tied data with a binary covariate."""
-    if r_survival_missing():
-        pytest.skip(r_survival_missing())
     sets = {"tied": (tied_data(), ["x1", "x2", "x3"]), "issue": (issue_data(), ISSUE_COVARIATES)}
     for name, (data, covariates) in sets.items():
         data.to_csv(tmp_path / f"{name}.csv", index=False)
@@ -160,9 +148,7 @@ def test_matches_r_cox_zph(tmp_path, ties):
       }}
     }}
     """
-    done = subprocess.run(["Rscript", "-e", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    lines = [line.split() for line in done.stdout.splitlines() if line.split()[:1] in
+    lines = [line.split() for line in run_r(code).splitlines() if line.split()[:1] in
              (["COEF"], ["TAB"], ["RHO"], ["X"], ["Y"])]
     assert len(lines) == 2 * (1 + 4 * len(TRANSFORMS))
     worst = {}

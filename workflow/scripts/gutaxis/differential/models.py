@@ -40,6 +40,7 @@ from scipy import special
 from gutaxis.differential.contrast import benjamini_hochberg, ols_fit
 from gutaxis.io.errors import InputError, Problem
 from gutaxis.io.settings import with_overrides
+from gutaxis.io.tables import as_numbers
 from gutaxis.stats.logistic import logistic_fit
 from gutaxis.stats.mixed import build_design, estimable_columns, fit_mixed, fitted_formula
 from gutaxis.differential.transforms import (arcsine_sqrt_transform, clr_transform, identity_transform,
@@ -229,15 +230,6 @@ def model_frame(samples: pd.DataFrame, subjects: pd.DataFrame, sample_ids, spec:
         frame[column] = _typed(values.astype(str).replace("", np.nan).to_numpy(), column,
                                column in spec.random, spec)
     return frame
-
-
-def as_numbers(text: pd.Series) -> pd.Series | None:
-    """A text column of a sheet as numbers when every non-empty cell is one (empty cells
-    missing); None when a cell is not a number (the column is categorical)."""
-    text = text.replace("", np.nan)
-    numbers = pd.to_numeric(text, errors="coerce")
-    filled = text.notna()
-    return numbers if filled.any() and numbers[filled].notna().all() else None
 
 
 def _typed(values: np.ndarray, column: str, grouping: bool, spec: ModelSpec):

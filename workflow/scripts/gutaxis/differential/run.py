@@ -22,11 +22,11 @@ import pandas as pd
 from gutaxis.differential.calls import call_table
 from gutaxis.differential.contrast import (UNTESTED_COLUMNS, ContrastSettings, corrected_changes,
                                            run_baseline, run_contrast)
-from gutaxis.differential.models import as_numbers
 from gutaxis.differential.transforms import TransformResult, as_processed_log2, transform_table
 from gutaxis.diversity.filtering import filter_features
 from gutaxis.io.errors import InputError, Problem
 from gutaxis.io.pairing import pair_samples
+from gutaxis.io.tables import as_numbers
 from gutaxis.metabolome.structure import not_measured_in
 from gutaxis.stats.paired import paired_differences
 
@@ -136,7 +136,7 @@ COMPOSITIONAL = ("clr", "rclr")
 
 def numeric_covariates(table: pd.DataFrame, columns) -> pd.DataFrame:
     """The sheet with each covariate column whose every non-empty cell is a number as
-    numbers (:func:`gutaxis.differential.models.as_numbers`); the others unchanged."""
+    numbers (:func:`gutaxis.io.tables.as_numbers`); the others unchanged."""
     table = table.copy()
     for column in columns:
         if column in table.columns and column != "subject_id":

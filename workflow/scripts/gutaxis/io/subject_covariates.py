@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from gutaxis.io.errors import ProblemCollector
+from gutaxis.io.tables import as_numbers
 
 __all__ = ["subject_covariates"]
 
@@ -56,10 +57,6 @@ def subject_covariates(
     out = pd.DataFrame(index=table.index)
     for column in columns:
         text = table[column].astype(object).where(table[column].notna(), "").astype(str).str.strip()
-        present = text != ""
-        numbers = pd.to_numeric(text.where(present), errors="coerce")
-        if present.any() and numbers[present].notna().all():
-            out[column] = numbers.astype(float)
-        else:
-            out[column] = text.where(present)
+        numbers = as_numbers(text)
+        out[column] = text.where(text != "") if numbers is None else numbers.astype(float)
     return out

@@ -167,3 +167,12 @@ def read_feature_table(path: str | Path) -> pd.DataFrame:
 def read_sheet(path: str | Path) -> pd.DataFrame:
     """Read a checked sheet written by the workflow, every cell as text."""
     return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+
+
+def as_numbers(text: pd.Series) -> pd.Series | None:
+    """A text column of a sheet (:func:`read_sheet`) as numbers when every non-empty cell is
+    one (empty cells missing); None when a cell is not a number (the column is categorical)."""
+    text = text.replace("", np.nan)
+    numbers = pd.to_numeric(text, errors="coerce")
+    filled = text.notna()
+    return numbers if filled.any() and numbers[filled].notna().all() else None

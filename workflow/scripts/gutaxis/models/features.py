@@ -29,6 +29,7 @@ import pandas as pd
 from gutaxis.clinical.checks import NON_RESPONDER, RESPONDER
 from gutaxis.io.errors import InputError, Problem, ProblemCollector
 from gutaxis.io.settings import with_overrides
+from gutaxis.io.tables import as_numbers
 from gutaxis.models.landmark import Landmark, sample_months, set_landmark
 from gutaxis.models.pipeline import NAME_SEPARATOR, Block
 
@@ -170,9 +171,9 @@ def _clinical_columns(subjects: pd.DataFrame, columns, cohorts, feature_set: str
     out = {}
     for column in columns:
         raw = subjects[column].fillna("").astype(str).str.strip()
-        numeric = pd.to_numeric(raw.replace("", np.nan), errors="coerce")
-        if numeric.notna().sum() == (raw != "").sum() and numeric.notna().any():
-            out[column] = numeric.to_numpy(dtype=float)
+        numbers = as_numbers(raw)
+        if numbers is not None:
+            out[column] = numbers.to_numpy(dtype=float)
             continue
         present = sorted(set(raw) - {""})
         levels = ([c for c in cohorts if c in present] + [c for c in present if c not in cohorts]
